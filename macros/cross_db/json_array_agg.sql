@@ -1,0 +1,44 @@
+{#- Aggregate JSON object texts (see json_object) into a JSON array text, ordered.
+    Built from strings because Redshift has neither json_agg nor json_build_object;
+    every adapter produces the same bytes for the same rows. -#}
+{% macro json_array_agg(object_expr, order_by) -%}
+    {{ return(adapter.dispatch('json_array_agg', 'cio_sync')(object_expr, order_by)) }}
+{%- endmacro %}
+
+{% macro default__json_array_agg(object_expr, order_by) -%}
+    '[' || coalesce(string_agg({{ object_expr }}, ',' order by {{ order_by }}), '') || ']'
+{%- endmacro %}
+
+{% macro redshift__json_array_agg(object_expr, order_by) -%}
+    '[' || coalesce(listagg({{ object_expr }}, ',') within group (order by {{ order_by }}), '') || ']'
+{%- endmacro %}
+
+{#- A JSON object text from (key, sql_expr, kind) triples; kind is 'string' or 'number'.
+    Nulls become JSON null; strings are escaped (backslash, quote, control characters). -#}
+{% macro json_object(fields) -%}
+    {{ return(adapter.dispatch('json_object', 'cio_sync')(fields)) }}
+{%- endmacro %}
+
+{% macro default__json_object(fields) -%}
+    '{'
+    {%- for key, expr, kind in fields %}
+    || '{{ "," if not loop.first }}"{{ key }}":' || {{ cio_sync.json_value(expr, kind) }}
+    {%- endfor %}
+    || '}'
+{%- endmacro %}
+
+{% macro json_value(expr, kind='string') -%}
+    {{ return(adapter.dispatch('json_value', 'cio_sync')(expr, kind)) }}
+{%- endmacro %}
+
+{#- Backslashes are written as chr(92): string-literal escaping differs between adapters. -#}
+{% macro default__json_value(expr, kind) -%}
+    {%- if kind == 'number' -%}
+        coalesce(cast({{ expr }} as {{ cio_sync.type_string() }}), 'null')
+    {%- else -%}
+        coalesce('"' || replace(replace(replace(replace(replace(
+            cast({{ expr }} as {{ cio_sync.type_string(1024) }}),
+            chr(92), chr(92) || chr(92)), '"', chr(92) || '"'),
+            chr(10), chr(92) || 'n'), chr(13), chr(92) || 'r'), chr(9), chr(92) || 't') || '"', 'null')
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,94 @@
+{#- The one Customer.io identifier every model uses (var cio_identifier): customer_id or email. -#}
+{% macro identifier() -%}
+    {%- set value = var('cio_identifier', 'customer_id') -%}
+    {%- if value not in ('customer_id', 'email') -%}
+        {{ exceptions.raise_compiler_error("cio_sync: var cio_identifier must be 'customer_id' or 'email', not '" ~ value ~ "'.") }}
+    {%- endif -%}
+    {{ return(value) }}
+{%- endmacro %}
+
+{#- The Customer.io identifier kind (meta.cio.identifier.kind) of the chosen identifier. -#}
+{% macro identifier_kind() -%}
+    {{ return('email' if cio_sync.identifier() == 'email' else 'id') }}
+{%- endmacro %}
+
+{#- CTEs that resolve a row to a person: by customer_id first, then by a unique email match.
+    Use with resolve_person(); both need int_cio__customers. -#}
+{% macro person_lookups() -%}
+cio_people_by_id as (
+    select customer_id, person_id, email, do_not_message, _cio_reason as person_reason
+    from {{ ref('int_cio__customers') }}
+    where customer_id is not null
+),
+
+cio_people_by_email as (
+    select
+        email,
+        min(person_id) as person_id,
+        min(customer_id) as customer_id,
+        count(distinct person_id) as matches,
+        max(case when do_not_message then 1 else 0 end) as do_not_message_flag
+    from {{ ref('int_cio__customers') }}
+    where _cio_reason is null and email is not null
+    group by email
+)
+{%- endmacro %}
+
+{#- Select `columns` of `relation` plus the resolved person: person_id, customer_id, email,
+    do_not_message, and the row's quarantine reason extended with person_quarantined
+    (the person is in quarantine) and unresolvable_identifier (no person found). With
+    cio_identifier = email a valid email resolves on its own (guest checkouts and orders). -#}
+{% macro resolve_person(relation, columns) -%}
+    {%- set by_email_mode = cio_sync.identifier() == 'email' -%}
+    select
+        {%- for column in columns %}
+        resolved.{{ column }},
+        {%- endfor %}
+        resolved.person_id,
+        resolved.customer_id,
+        resolved.email,
+        resolved.do_not_message,
+        coalesce(resolved._cio_reason,
+            case
+                when resolved._person_reason is not null then 'person_quarantined'
+                when resolved.person_id is null then 'unresolvable_identifier'
+            end) as _cio_reason,
+        coalesce(resolved._cio_reason_column,
+            case when resolved._person_reason is not null or resolved.person_id is null
+                then case when resolved._row_customer_id is not null then 'customer_id' else 'email' end
+            end) as _cio_column,
+        coalesce(resolved._cio_reason_value,
+            case when resolved._person_reason is not null or resolved.person_id is null
+                then coalesce(resolved._row_customer_id, resolved._row_email)
+            end) as _cio_value
+    from (
+        select
+            {%- for column in columns %}
+            {{ relation }}.{{ column }},
+            {%- endfor %}
+            case
+                when by_id.customer_id is not null then
+                    case when by_id.person_reason is null then by_id.person_id end
+                when by_email.matches = 1 then by_email.person_id
+                {%- if by_email_mode %}
+                when {{ relation }}.email is not null and {{ cio_sync.is_valid_email(relation ~ '.email') }}
+                    then {{ relation }}.email
+                {%- endif %}
+            end as person_id,
+            coalesce(by_id.customer_id, case when by_email.matches = 1 then by_email.customer_id end, {{ relation }}.customer_id) as customer_id,
+            coalesce(by_id.email, by_email.email, {{ relation }}.email) as email,
+            coalesce(by_id.do_not_message, by_email.do_not_message_flag = 1, false) as do_not_message,
+            by_id.person_reason as _person_reason,
+            {{ relation }}.customer_id as _row_customer_id,
+            {{ relation }}.email as _row_email,
+            {{ relation }}._cio_reason,
+            {{ relation }}._cio_column as _cio_reason_column,
+            {{ relation }}._cio_value as _cio_reason_value
+        from {{ relation }}
+        left join cio_people_by_id as by_id
+            on by_id.customer_id = {{ relation }}.customer_id
+        left join cio_people_by_email as by_email
+            on by_email.email = {{ relation }}.email
+            and by_id.customer_id is null
+    ) as resolved
+{%- endmacro %}

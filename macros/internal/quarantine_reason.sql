@@ -1,0 +1,52 @@
+{#- The first failing check of a row, as three columns: _cio_reason, _cio_column, _cio_value.
+    checks: list of (condition_sql, column_name, reason, value_sql); order is priority.
+    Rows with a reason never reach a mart; they land in cio_quarantine with it. -#}
+{% macro quarantine_reason(checks) -%}
+    case
+        {%- for condition, column, reason, value in checks %}
+        when {{ condition }} then '{{ reason }}'
+        {%- endfor %}
+    end as _cio_reason,
+    case
+        {%- for condition, column, reason, value in checks %}
+        when {{ condition }} then '{{ column }}'
+        {%- endfor %}
+    end as _cio_column,
+    case
+        {%- for condition, column, reason, value in checks %}
+        when {{ condition }} then cast({{ value }} as {{ cio_sync.type_string(1024) }})
+        {%- endfor %}
+    end as _cio_value
+{%- endmacro %}
+
+{#- A timestamp later than now plus the allowed clock skew (var cio_future_tolerance_minutes). -#}
+{% macro is_future(expr) -%}
+    ({{ expr }} > {{ dbt.dateadd('minute', var('cio_future_tolerance_minutes', 5), cio_sync.utc_now()) }})
+{%- endmacro %}
+
+{#- Keep one row per key: valid rows first, then by `order_by`. Rows multiplied by joins
+    upstream collapse here. Rows whose key is null are kept (each is quarantined). -#}
+{% macro deduplicate(relation, keys, order_by) -%}
+    {%- set keys = [keys] if keys is string else keys -%}
+    select * from (
+        select
+            {{ relation }}.*,
+            row_number() over (
+                partition by {{ keys | join(', ') }}
+                order by case when _cio_reason is null then 0 else 1 end, {{ order_by }}
+            ) as _cio_row_number
+        from {{ relation }}
+    ) ranked
+    where _cio_row_number = 1
+    {%- for key in keys %} or {{ key }} is null{% endfor %}
+{%- endmacro %}
+
+{#- Test rows by email domain (var cio_test_email_domains), e.g. ['example.com', 'test.myshop.com']. -#}
+{% macro is_test_email(expr) -%}
+    {%- set domains = var('cio_test_email_domains', []) -%}
+    {%- if domains | length == 0 -%}
+        false
+    {%- else -%}
+        ({%- for domain in domains %}{{ ' or ' if not loop.first }}{{ expr }} like '%@{{ domain | lower }}'{% endfor -%})
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,75 @@
+{#- meta.cio of the package's marts: how the exporter syncs them (schema:
+    exporter/cio_sync/schemas/meta_cio.schema.json, keys in docs/exporter.md). -#}
+
+{#- People attributes that come from optional inputs; excluded from the sync when the input
+    is not configured, so an unconfigured input never blanks a value in Customer.io. -#}
+{% macro people_columns_by_input() -%}
+    {{ return({
+        'order_lines': ['last_product_category', 'next_reorder_due_at'],
+        'checkouts': ['last_checkout_started_at'],
+        'subscriptions': ['is_subscriber', 'subscription_status'],
+        'refunds': ['has_refund'],
+    }) }}
+{%- endmacro %}
+
+{% macro people_meta() -%}
+    {%- set identifier = cio_sync.identifier() -%}
+    {#- Time-relative columns change every day for every buyer: segment on last_order_at
+        with a relative-date condition in Customer.io instead. -#}
+    {%- set exclude = ['days_since_last_order'] -%}
+    {%- set inputs = ['customers', 'orders'] -%}
+    {%- for input_name, columns in cio_sync.people_columns_by_input().items() -%}
+        {%- if cio_sync.input_enabled(input_name) -%}
+            {%- do inputs.append(input_name) -%}
+        {%- else -%}
+            {%- do exclude.extend(columns) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return({
+        'kind': 'people',
+        'identifier': {'column': identifier, 'kind': cio_sync.identifier_kind()},
+        'exclude': exclude,
+        'attribute_prefix': var('cio_attribute_prefix', '') or '',
+        'null_as': 'null',
+        'on_delete': 'ignore',
+        'inputs': inputs,
+    }) }}
+{%- endmacro %}
+
+{% macro event_meta(event_name, inputs, extra_exclude=[], overrides={}) -%}
+    {%- set identifier = cio_sync.identifier() -%}
+    {%- set exclude = ['event_name', 'email' if identifier == 'customer_id' else 'customer_id'] + extra_exclude -%}
+    {%- set meta = {
+        'kind': 'event',
+        'identifier': {'column': identifier, 'kind': cio_sync.identifier_kind()},
+        'event_name': event_name,
+        'event_id_column': 'event_id',
+        'timestamp_column': 'event_at',
+        'exclude': exclude,
+        'initial_window': '2h',
+        'max_event_age': '72h',
+        'backfill': 'skip',
+        'inputs': inputs,
+    } -%}
+    {%- do meta.update(overrides) -%}
+    {{ return(meta) }}
+{%- endmacro %}
+
+{#- Lower bound of an incremental event model's re-read: latest event minus the lookback
+    (var cio_event_lookback_hours), so late-arriving rows are still picked up. -#}
+{% macro incremental_lower_bound(column='event_at') -%}
+    coalesce(
+        (select {{ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72), 'max(' ~ column ~ ')') }} from {{ this }}),
+        cast('1900-01-01' as {{ dbt.type_timestamp() }})
+    )
+{%- endmacro %}
+
+{#- is_incremental(), except when compiling offline (--no-introspect, e.g. the Redshift
+    compile check): there is no warehouse to ask, so the incremental branch is compiled,
+    being the superset of SQL a scheduled run executes. -#}
+{% macro is_incremental_run() -%}
+    {%- if execute and not flags.INTROSPECT -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {{ return(is_incremental()) }}
+{%- endmacro %}

@@ -1,0 +1,30 @@
+{{ config(
+    enabled=cio_sync.input_enabled('checkouts'),
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    contract={'enforced': true},
+    tags=['cio'],
+    meta={'cio': cio_sync.event_meta('checkout_started', ['checkouts'])},
+) }}
+
+with checkouts as (
+    select * from {{ ref('int_cio__checkouts') }}
+    where _cio_reason is null
+    {%- if cio_sync.is_incremental_run() %}
+        and started_at >= {{ cio_sync.incremental_lower_bound() }}
+    {%- endif %}
+)
+
+select
+    cast({{ cio_sync.event_key('checkout_started', ['checkout_id']) }} as {{ cio_sync.type_string(32) }}) as event_id,
+    cast('checkout_started' as {{ cio_sync.type_string(100) }}) as event_name,
+    cast(customer_id as {{ cio_sync.type_string() }}) as customer_id,
+    cast(email as {{ cio_sync.type_string() }}) as email,
+    cast(started_at as {{ dbt.type_timestamp() }}) as event_at,
+    cast(checkout_id as {{ cio_sync.type_string() }}) as checkout_id,
+    cast(cart_value as {{ cio_sync.type_money() }}) as cart_value,
+    cast(item_count as {{ dbt.type_int() }}) as item_count,
+    cast(checkout_url as {{ cio_sync.type_string(2048) }}) as checkout_url
+from checkouts

@@ -1,0 +1,184 @@
+{{ config(
+    materialized='table',
+    contract={'enforced': true},
+    tags=['cio'],
+    meta={'cio': cio_sync.people_meta()},
+) }}
+{#- One row per valid person. Columns of unconfigured optional inputs are typed nulls,
+    excluded from the sync by meta.cio (see people_meta). -#}
+
+with customers as (
+    select * from {{ ref('int_cio__customers') }}
+    where _cio_reason is null
+),
+
+persons as (
+    {#- With cio_identifier = email several customer rows can share a person: the earliest
+        created one gives customer_id and created_at; suppression holds if any says so. #}
+    select
+        ranked.person_id,
+        ranked.customer_id,
+        ranked.email,
+        ranked.created_at,
+        ranked.sms_opt_in,
+        ranked.email_opt_in,
+        flags.do_not_message
+    from (
+        select
+            customers.*,
+            row_number() over (partition by person_id order by created_at, customer_id) as person_rank
+        from customers
+    ) as ranked
+    inner join (
+        select person_id, max(case when do_not_message then 1 else 0 end) = 1 as do_not_message
+        from customers
+        group by person_id
+    ) as flags
+        on flags.person_id = ranked.person_id
+    where ranked.person_rank = 1
+),
+
+orders as (
+    select
+        person_id,
+        count(*) as orders_count,
+        sum(order_total) as lifetime_value,
+        min(ordered_at) as first_order_at,
+        max(ordered_at) as last_order_at
+    from {{ ref('int_cio__orders') }}
+    where _cio_reason is null and counts_as_purchase
+    group by person_id
+)
+
+{%- if cio_sync.input_enabled('order_lines') %},
+
+last_category as (
+    select person_id, product_category
+    from (
+        select
+            person_id,
+            product_category,
+            row_number() over (partition by person_id order by ordered_at desc, line_rank) as category_rank
+        from {{ ref('int_cio__order_items') }}
+        where product_category is not null
+    ) as ranked
+    where category_rank = 1
+),
+
+reorder as (
+    {#- Earliest run-out date among the latest purchase of each replenishable SKU. #}
+    select person_id, min(replenishment_due_at) as next_reorder_due_at
+    from (
+        select
+            person_id,
+            replenishment_due_at,
+            row_number() over (partition by person_id, sku order by ordered_at desc) as purchase_rank
+        from {{ ref('int_cio__order_items') }}
+        where replenishment_due_at is not null
+    ) as latest
+    where purchase_rank = 1
+    group by person_id
+)
+{%- endif %}
+
+{%- if cio_sync.input_enabled('subscriptions') %},
+
+subscriptions as (
+    select
+        person_id,
+        max(case when status = 'active' then 1 else 0 end) = 1 as is_subscriber,
+        {#- The status of the most recently changed subscription. #}
+        max(case when subscription_rank = 1 then status end) as subscription_status
+    from (
+        select
+            person_id,
+            status,
+            row_number() over (partition by person_id order by updated_at desc, subscription_id) as subscription_rank
+        from (
+            select
+                person_id,
+                subscription_id,
+                status,
+                updated_at,
+                row_number() over (partition by subscription_id order by updated_at desc) as change_rank
+            from {{ ref('int_cio__subscriptions') }}
+            where _cio_reason is null
+        ) as changes
+        where change_rank = 1
+    ) as latest
+    group by person_id
+)
+{%- endif %}
+
+{%- if cio_sync.input_enabled('refunds') %},
+
+refunds as (
+    select distinct person_id
+    from {{ ref('int_cio__refunds') }}
+    where _cio_reason is null
+)
+{%- endif %}
+
+{%- if cio_sync.input_enabled('checkouts') %},
+
+checkouts as (
+    select person_id, max(started_at) as last_checkout_started_at
+    from {{ ref('int_cio__checkouts') }}
+    where _cio_reason is null
+    group by person_id
+)
+{%- endif %}
+
+select
+    cast(persons.customer_id as {{ cio_sync.type_string() }}) as customer_id,
+    cast(persons.email as {{ cio_sync.type_string() }}) as email,
+    cast(persons.created_at as {{ dbt.type_timestamp() }}) as created_at,
+    cast(orders.first_order_at as {{ dbt.type_timestamp() }}) as first_order_at,
+    cast(orders.last_order_at as {{ dbt.type_timestamp() }}) as last_order_at,
+    cast(coalesce(orders.orders_count, 0) as {{ dbt.type_int() }}) as orders_count,
+    cast(coalesce(orders.lifetime_value, 0) as {{ cio_sync.type_money() }}) as lifetime_value,
+    cast(orders.lifetime_value / nullif(orders.orders_count, 0) as {{ cio_sync.type_money() }}) as average_order_value,
+    cast({{ dbt.datediff('orders.last_order_at', cio_sync.utc_now(), 'day') }} as {{ dbt.type_int() }}) as days_since_last_order,
+    {%- if cio_sync.input_enabled('order_lines') %}
+    cast(last_category.product_category as {{ cio_sync.type_string() }}) as last_product_category,
+    cast(reorder.next_reorder_due_at as {{ dbt.type_timestamp() }}) as next_reorder_due_at,
+    {%- else %}
+    cast(null as {{ cio_sync.type_string() }}) as last_product_category,
+    cast(null as {{ dbt.type_timestamp() }}) as next_reorder_due_at,
+    {%- endif %}
+    coalesce(orders.lifetime_value, 0) >= {{ var('cio_vip_ltv_threshold', 500) }} as is_vip,
+    {%- if cio_sync.input_enabled('subscriptions') %}
+    coalesce(subscriptions.is_subscriber, false) as is_subscriber,
+    cast(subscriptions.subscription_status as {{ cio_sync.type_string(64) }}) as subscription_status,
+    {%- else %}
+    cast(null as {{ dbt.type_boolean() }}) as is_subscriber,
+    cast(null as {{ cio_sync.type_string(64) }}) as subscription_status,
+    {%- endif %}
+    persons.sms_opt_in,
+    persons.email_opt_in,
+    {%- if cio_sync.input_enabled('refunds') %}
+    refunds.person_id is not null as has_refund,
+    {%- else %}
+    cast(null as {{ dbt.type_boolean() }}) as has_refund,
+    {%- endif %}
+    persons.do_not_message,
+    {%- if cio_sync.input_enabled('checkouts') %}
+    cast(checkouts.last_checkout_started_at as {{ dbt.type_timestamp() }}) as last_checkout_started_at
+    {%- else %}
+    cast(null as {{ dbt.type_timestamp() }}) as last_checkout_started_at
+    {%- endif %}
+from persons
+left join orders on orders.person_id = persons.person_id
+{%- if cio_sync.input_enabled('order_lines') %}
+left join last_category on last_category.person_id = persons.person_id
+left join reorder on reorder.person_id = persons.person_id
+{%- endif %}
+{%- if cio_sync.input_enabled('subscriptions') %}
+left join subscriptions on subscriptions.person_id = persons.person_id
+{%- endif %}
+{%- if cio_sync.input_enabled('refunds') %}
+left join refunds on refunds.person_id = persons.person_id
+{%- endif %}
+{%- if cio_sync.input_enabled('checkouts') %}
+left join checkouts on checkouts.person_id = persons.person_id
+{%- endif %}

@@ -1,0 +1,46 @@
+{{ config(enabled=cio_sync.input_enabled('checkouts')) }}
+{%- set relation = cio_sync.input_relation('checkouts') -%}
+{%- set columns = cio_sync.source_columns(relation) -%}
+{%- if columns is not none and 'customer_id' not in columns and 'email' not in columns -%}
+    {{ exceptions.raise_compiler_error("cio_sync: input 'checkouts' (var cio_checkouts) needs customer_id, email or both.") }}
+{%- endif -%}
+
+with source as (
+    select * from {{ relation }}
+),
+
+typed as (
+    select
+        {{ cio_sync.stage_column(columns, 'checkouts', 'checkout_id', 'id') }},
+        {{ cio_sync.stage_column(columns, 'checkouts', 'customer_id', 'id', required=false) }},
+        {{ cio_sync.stage_column(columns, 'checkouts', 'email', 'email', required=false) }},
+        {{ cio_sync.stage_column(columns, 'checkouts', 'started_at', 'timestamp') }},
+        {{ cio_sync.stage_column(columns, 'checkouts', 'cart_value', 'money') }},
+        {{ cio_sync.stage_column(columns, 'checkouts', 'checkout_url', 'text', required=false, length=2048) }},
+        {{ cio_sync.stage_column(columns, 'checkouts', 'item_count', 'integer', required=false) }},
+        {{ cio_sync.stage_column(columns, 'checkouts', 'in_stock', 'boolean', required=false) }},
+        {{ cio_sync.stage_column(columns, 'checkouts', 'is_test', 'boolean', required=false) }},
+        {{ cio_sync.raw_text(columns, 'cart_value') }} as cart_value_raw
+    from source
+),
+
+checked as (
+    select
+        typed.*,
+        {{ cio_sync.quarantine_reason([
+            ("checkout_id is null", "checkout_id", "null_key", "null"),
+            ("coalesce(is_test, false)", "is_test", "test_row", "'true'"),
+            (cio_sync.is_test_email("email"), "email", "test_row", "email"),
+            ("customer_id is null and email is null", "customer_id", "null_identifier", "null"),
+            ("started_at is null", "started_at", "null_timestamp", "null"),
+            (cio_sync.is_future("started_at"), "started_at", "future_timestamp", "started_at"),
+            ("cart_value is null", "cart_value", "invalid_number", "cart_value_raw"),
+        ]) }}
+    from typed
+),
+
+deduplicated as (
+    {{ cio_sync.deduplicate('checked', 'checkout_id', 'started_at desc, cart_value desc') }}
+)
+
+select * from deduplicated

@@ -1,0 +1,43 @@
+{%- set relation = cio_sync.input_relation('customers') -%}
+{%- set columns = cio_sync.source_columns(relation) -%}
+{%- set identifier = var('cio_identifier', 'customer_id') -%}
+
+{%- set checks = [
+    ("customer_id is null", "customer_id", "null_identifier" if identifier == "customer_id" else "null_key", "null"),
+    ("coalesce(is_test, false)", "is_test", "test_row", "'true'"),
+    (cio_sync.is_test_email("email"), "email", "test_row", "email"),
+] -%}
+{%- if identifier == 'email' -%}
+    {%- do checks.append(("email is null", "email", "null_identifier", "null")) -%}
+{%- endif -%}
+{%- do checks.append(("not " ~ cio_sync.is_valid_email("email"), "email", "invalid_identifier" if identifier == "email" else "invalid_email", "email")) -%}
+{%- do checks.append((cio_sync.is_future("created_at"), "created_at", "future_timestamp", "created_at")) -%}
+
+with source as (
+    select * from {{ relation }}
+),
+
+typed as (
+    select
+        {{ cio_sync.stage_column(columns, 'customers', 'customer_id', 'id') }},
+        {{ cio_sync.stage_column(columns, 'customers', 'email', 'email') }},
+        {{ cio_sync.stage_column(columns, 'customers', 'created_at', 'timestamp') }},
+        {{ cio_sync.stage_column(columns, 'customers', 'sms_opt_in', 'boolean', required=false) }},
+        {{ cio_sync.stage_column(columns, 'customers', 'email_opt_in', 'boolean', required=false) }},
+        {{ cio_sync.stage_column(columns, 'customers', 'is_test', 'boolean', required=false) }},
+        {{ cio_sync.stage_column(columns, 'customers', 'do_not_message', 'boolean', required=false) }}
+    from source
+),
+
+checked as (
+    select
+        typed.*,
+        {{ cio_sync.quarantine_reason(checks) }}
+    from typed
+),
+
+deduplicated as (
+    {{ cio_sync.deduplicate('checked', 'customer_id', 'created_at, email') }}
+)
+
+select * from deduplicated

@@ -1,0 +1,41 @@
+{%- set relation = cio_sync.input_relation('orders') -%}
+{%- set columns = cio_sync.source_columns(relation) -%}
+
+with source as (
+    select * from {{ relation }}
+),
+
+typed as (
+    select
+        {{ cio_sync.stage_column(columns, 'orders', 'order_id', 'id') }},
+        {{ cio_sync.stage_column(columns, 'orders', 'customer_id', 'id') }},
+        {{ cio_sync.stage_column(columns, 'orders', 'ordered_at', 'timestamp') }},
+        {{ cio_sync.stage_column(columns, 'orders', 'order_total', 'money') }},
+        {{ cio_sync.stage_column(columns, 'orders', 'email', 'email', required=false) }},
+        {{ cio_sync.stage_column(columns, 'orders', 'status', 'lower', required=false) }},
+        {{ cio_sync.stage_column(columns, 'orders', 'discount_code', 'text', required=false) }},
+        {{ cio_sync.stage_column(columns, 'orders', 'currency', 'upper', required=false, length=3) }},
+        {{ cio_sync.stage_column(columns, 'orders', 'is_test', 'boolean', required=false) }},
+        {{ cio_sync.raw_text(columns, 'order_total') }} as order_total_raw
+    from source
+),
+
+checked as (
+    select
+        typed.*,
+        {{ cio_sync.quarantine_reason([
+            ("order_id is null", "order_id", "null_key", "null"),
+            ("coalesce(is_test, false)", "is_test", "test_row", "'true'"),
+            (cio_sync.is_test_email("email"), "email", "test_row", "email"),
+            ("ordered_at is null", "ordered_at", "null_timestamp", "null"),
+            (cio_sync.is_future("ordered_at"), "ordered_at", "future_timestamp", "ordered_at"),
+            ("order_total is null", "order_total", "invalid_number", "order_total_raw"),
+        ]) }}
+    from typed
+),
+
+deduplicated as (
+    {{ cio_sync.deduplicate('checked', 'order_id', 'ordered_at desc, order_total desc') }}
+)
+
+select * from deduplicated
