@@ -1,0 +1,131 @@
+"""Shared fixtures: the local PostgreSQL (standard PG* variables), and builds of the example
+dbt project on DuckDB and PostgreSQL, made once per session and dropped afterwards."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from dbt_project_runner import DbtProject, ensure_deps
+
+
+def pg_settings() -> dict[str, str]:
+    return {
+        "host": os.environ.get("PGHOST", "127.0.0.1"),
+        "port": os.environ.get("PGPORT", "5432"),
+        "user": os.environ.get("PGUSER", "postgres"),
+        "password": os.environ.get("PGPASSWORD", ""),
+        "dbname": os.environ.get("PGDATABASE", "test"),
+    }
+
+
+def _connect_pg():
+    return psycopg2.connect(connect_timeout=5, **pg_settings())
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> None:
+    """PostgreSQL must be reachable. Outside CI a missing server skips; in CI it fails."""
+    try:
+        _connect_pg().close()
+    except psycopg2.OperationalError as exc:
+        message = f"PostgreSQL not reachable with PG* settings {pg_settings() | {'password': '***'}}: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+class PgSchema:
+    """A throwaway schema on the local PostgreSQL."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        with _connect_pg() as conn, conn.cursor() as cur:
+            cur.execute(f"set search_path to {self.name}")
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def execute(self, sql: str, params=None) -> None:
+        self.query(sql, params)
+
+    def drop(self) -> None:
+        conn = _connect_pg()
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"drop schema if exists {self.name} cascade")
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_schema_factory(pg_available) -> Iterator:
+    made: list[PgSchema] = []
+
+    def make(prefix: str = "cio_it") -> PgSchema:
+        schema = PgSchema(f"{prefix}_{uuid.uuid4().hex[:10]}")
+        made.append(schema)
+        return schema
+
+    yield make
+    for schema in made:
+        schema.drop()
+
+
+class DuckDbBuild(DbtProject):
+    def query(self, sql: str) -> list[tuple]:
+        import duckdb
+
+        with duckdb.connect(self.env["CIO_DUCKDB_PATH"], read_only=True) as conn:
+            return conn.sql(sql).fetchall()
+
+
+class PostgresBuild(DbtProject):
+    schema: PgSchema
+
+    def query(self, sql: str) -> list[tuple]:
+        return self.schema.query(sql)
+
+
+@pytest.fixture(scope="session")
+def duckdb_project_factory(tmp_path_factory):
+    """A fresh DuckDB database and target path for a build of integration_tests."""
+    ensure_deps()
+
+    def make(name: str = "duckdb", vars: dict | None = None) -> DuckDbBuild:
+        workdir = tmp_path_factory.mktemp(name)
+        return DuckDbBuild(
+            target="duckdb",
+            workdir=workdir,
+            env={"CIO_DUCKDB_PATH": str(workdir / "shop.duckdb"), "CIO_TEST_SCHEMA": "main"},
+            vars=vars,
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def duckdb_build(duckdb_project_factory) -> DuckDbBuild:
+    """integration_tests built on DuckDB (seed, run, test)."""
+    project = duckdb_project_factory("duckdb_build")
+    project.run("build")
+    return project
+
+
+@pytest.fixture(scope="session")
+def postgres_build(tmp_path_factory, pg_schema_factory) -> PostgresBuild:
+    """integration_tests built on the local PostgreSQL in a schema of its own."""
+    ensure_deps()
+    schema = pg_schema_factory()
+    project = PostgresBuild(
+        target="postgres",
+        workdir=tmp_path_factory.mktemp("postgres_build"),
+        env={"CIO_TEST_SCHEMA": schema.name},
+    )
+    project.schema = schema
+    project.run("build")
+    return project

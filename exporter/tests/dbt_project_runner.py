@@ -1,0 +1,67 @@
+"""Run the package's dbt example project (integration_tests/) the way a user would: the dbt
+CLI in a subprocess, one target path per build so builds never share state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+INTEGRATION_TESTS = REPO / "integration_tests"
+DBT = str(Path(sys.executable).with_name("dbt"))
+
+
+class DbtFailed(AssertionError):
+    pass
+
+
+@dataclass
+class DbtProject:
+    """One build of integration_tests: its target, vars, artifacts and environment."""
+
+    target: str
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    vars: dict | None = None
+
+    @property
+    def target_path(self) -> Path:
+        return self.workdir / "target"
+
+    def run(self, *args: str, check: bool = True, vars: dict | None = None) -> subprocess.CompletedProcess:
+        merged_vars = {**(self.vars or {}), **(vars or {})}
+        cmd = [
+            DBT, *args,
+            "--project-dir", str(INTEGRATION_TESTS),
+            "--profiles-dir", str(INTEGRATION_TESTS),
+            "--target", self.target,
+            "--target-path", str(self.target_path),
+            "--log-path", str(self.workdir / "logs"),
+        ]
+        if merged_vars:
+            cmd += ["--vars", json.dumps(merged_vars)]
+        env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **self.env}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.workdir)
+        if check and proc.returncode != 0:
+            raise DbtFailed(f"dbt {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
+        return proc
+
+    def manifest(self) -> dict:
+        return json.loads((self.target_path / "manifest.json").read_text())
+
+    def run_results(self) -> dict:
+        return json.loads((self.target_path / "run_results.json").read_text())
+
+
+def ensure_deps() -> None:
+    """Install the package into integration_tests/dbt_packages (a link to the repo root)."""
+    if (INTEGRATION_TESTS / "dbt_packages" / "cio_sync").exists():
+        return
+    subprocess.run(
+        [DBT, "deps", "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS)],
+        check=True, capture_output=True, text=True, cwd=INTEGRATION_TESTS,
+    )
