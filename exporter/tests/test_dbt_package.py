@@ -1,0 +1,162 @@
+"""The dbt package's configuration surface: optional inputs, the identifier choice, the
+meta.cio contract, input-contract errors, guardrail tests and incremental event models."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from dbt_project_runner import DbtFailed
+
+OPTIONAL_INPUTS = ("order_lines", "checkouts", "subscriptions", "refunds")
+SYNCED_MODELS = {
+    "cio_people", "cio_event_order_placed", "cio_event_checkout_started", "cio_event_cart_abandoned",
+    "cio_event_refund_issued", "cio_event_subscription_canceled", "cio_event_subscription_paused",
+    "cio_event_replenishment_due",
+}
+
+
+def meta_cio_schema() -> dict:
+    return json.loads(resources.files("cio_sync").joinpath("schemas/meta_cio.schema.json").read_text())
+
+
+def package_models(manifest: dict) -> dict[str, dict]:
+    return {
+        node["name"]: node
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["package_name"] == "cio_sync"
+    }
+
+
+def test_every_synced_model_has_valid_meta_cio(duckdb_build):
+    schema = meta_cio_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    models = package_models(duckdb_build.manifest())
+    tagged = {name for name, node in models.items() if "cio" in node["tags"]}
+    assert tagged == SYNCED_MODELS
+    for name in tagged:
+        meta = models[name]["config"]["meta"]["cio"]
+        jsonschema.validate(meta, schema)
+        assert models[name]["config"]["contract"]["enforced"] is True
+    people = models["cio_people"]["config"]["meta"]["cio"]
+    assert people["identifier"] == {"column": "customer_id", "kind": "id"}
+    assert people["exclude"] == ["days_since_last_order"]
+    abandoned = models["cio_event_cart_abandoned"]["config"]["meta"]["cio"]
+    assert abandoned["event_name"] == "cart_abandoned"
+    assert (abandoned["event_id_column"], abandoned["timestamp_column"]) == ("event_id", "event_at")
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [
+        ({"kind": "events", "identifier": {"column": "id", "kind": "id"}}, "'events' is not one of"),
+        ({"kind": "people"}, "'identifier' is a required property"),
+        ({"kind": "people", "identifier": {"column": "email", "kind": "phone"}}, "'phone' is not one of"),
+        ({"kind": "event", "identifier": {"column": "id", "kind": "id"}, "event_name": "x",
+          "event_id_column": "event_id"}, "'timestamp_column' is a required property"),
+        ({"kind": "event", "identifier": {"column": "id", "kind": "id"}, "event_name": "Order Placed",
+          "event_id_column": "event_id", "timestamp_column": "at"}, "does not match"),
+        ({"kind": "people", "identifier": {"column": "id", "kind": "id"}, "max_lag": "soon"}, "does not match"),
+        ({"kind": "people", "identifier": {"column": "id", "kind": "id"}, "colour": "red"}, "Additional properties"),
+    ],
+)
+def test_meta_cio_schema_rejects_bad_config(meta, message):
+    with pytest.raises(jsonschema.ValidationError, match=message):
+        jsonschema.validate(meta, meta_cio_schema())
+
+
+def test_unconfigured_optional_inputs_disable_their_models(duckdb_project_factory):
+    project = duckdb_project_factory("core_only", vars={f"cio_{name}": None for name in OPTIONAL_INPUTS})
+    project.run("build")
+    manifest = project.manifest()
+    enabled = package_models(manifest)
+    assert set(enabled) & SYNCED_MODELS == {"cio_people", "cio_event_order_placed"}
+    disabled = {nodes[0]["name"] for nodes in manifest["disabled"].values()}
+    assert {"stg_cio__checkouts", "cio_event_cart_abandoned", "cio_event_replenishment_due", "int_cio__refunds"} <= disabled
+    # cio_people depends on nothing that is disabled, and the attributes of missing inputs are
+    # excluded from the sync (their columns stay, typed and empty, for the contract).
+    depends = enabled["cio_people"]["depends_on"]["nodes"]
+    assert all(manifest["nodes"].get(node) for node in depends)
+    meta = enabled["cio_people"]["config"]["meta"]["cio"]
+    assert set(meta["exclude"]) == {
+        "days_since_last_order", "last_product_category", "next_reorder_due_at", "last_checkout_started_at",
+        "is_subscriber", "subscription_status", "has_refund",
+    }
+    assert meta["inputs"] == ["customers", "orders"]
+    order_meta = enabled["cio_event_order_placed"]["config"]["meta"]["cio"]
+    assert {"items", "item_count"} <= set(order_meta["exclude"])
+    rows = project.query("select customer_id, lifetime_value, has_refund, last_checkout_started_at from cio_people order by 1")
+    assert [r[0] for r in rows] == ["c001", "c002", "c003", "c004", "c009", "c010", "c011", "c012"]
+    assert all(r[2] is None and r[3] is None for r in rows)
+
+
+def test_email_as_identifier(duckdb_project_factory):
+    project = duckdb_project_factory("email_mode", vars={"cio_identifier": "email"})
+    project.run("build")
+    meta = package_models(project.manifest())["cio_people"]["config"]["meta"]["cio"]
+    assert meta["identifier"] == {"column": "email", "kind": "email"}
+    # A guest checkout with a valid email is resolvable when email is the identifier.
+    assert project.query("select email from cio_event_checkout_started where checkout_id = 'k004'") == [("newguest@example.org",)]
+    quarantine = set(project.query("select source, row_key, reason from cio_quarantine where source = 'customers'"))
+    assert ("customers", "c007", "invalid_identifier") in quarantine
+    assert ("customers", "<null>", "null_key") in quarantine
+
+
+def test_bad_identifier_var_is_a_clear_error(duckdb_project_factory):
+    project = duckdb_project_factory("bad_identifier", vars={"cio_identifier": "phone"})
+    with pytest.raises(DbtFailed, match="var cio_identifier must be 'customer_id' or 'email', not 'phone'"):
+        project.run("compile", "--select", "cio_people")
+
+
+def test_missing_required_input_is_a_clear_error(duckdb_project_factory):
+    project = duckdb_project_factory("no_orders", vars={"cio_orders": None})
+    with pytest.raises(DbtFailed, match="input 'orders' is not configured. Set var 'cio_orders'"):
+        project.run("parse")
+
+
+def test_missing_required_column_names_input_and_column(duckdb_project_factory):
+    project = duckdb_project_factory("missing_column", vars={"cio_guardrail_fixtures": True})
+    project.run("seed", "--select", "orders_without_total")
+    with pytest.raises(DbtFailed, match="input 'orders' \\(var cio_orders\\) has no column 'order_total'"):
+        project.run("compile", "--select", "stg_cio__orders",
+                    vars={"cio_orders": "{{ ref('orders_without_total') }}"})
+
+
+def test_every_guardrail_test_fails_on_bad_data(duckdb_project_factory):
+    project = duckdb_project_factory("guardrails", vars={"cio_guardrail_fixtures": True})
+    proc = project.run("build", "--select", "tag:guardrail_fixture", check=False)
+    assert proc.returncode == 1
+    results = {r["unique_id"]: r["status"] for r in project.run_results()["results"] if r["unique_id"].startswith("test.")}
+    tests = {uid.split(".")[2] for uid in results}
+    for name in ("identifier_normalized", "no_mixed_identifiers", "one_row_per_person", "no_json_attributes",
+                 "value_over_1000_bytes", "too_many_attributes", "guardrail", "not_in_future",
+                 "unique_event_key", "consistent_event_names", "quarantine_share"):
+        assert any(name in test for test in tests), name
+    assert len(results) == 12
+    assert set(results.values()) == {"fail"}, results
+
+
+def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_factory):
+    """A second build reads only the lookback window, adds late-arriving orders and
+    updates changed ones in place: no duplicate keys, nothing lost."""
+    from conftest import PostgresBuild
+
+    schema = pg_schema_factory("cio_inc")
+    project = PostgresBuild(target="postgres", workdir=tmp_path_factory.mktemp("incremental"),
+                            env={"CIO_TEST_SCHEMA": schema.name})
+    project.schema = schema
+    project.run("build", "--select", "+cio_event_order_placed")
+    assert schema.query("select count(*) from cio_event_order_placed") == [(6,)]
+    schema.execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
+                   " values ('o2001', 'c002', '2026-05-31 08:00:00', '42.00', 'paid', 'USD', false)")
+    # o1002 lies inside the lookback (cio_event_lookback_hours before the newest event), o1001 not.
+    schema.execute("update raw_orders set order_total = '86.00' where order_id = 'o1002'")
+    schema.execute("update raw_orders set order_total = '61.00' where order_id = 'o1001'")
+    project.run("run", "--select", "cio_event_order_placed")
+    rows = {k: str(v) for k, v in schema.query("select order_id, total from cio_event_order_placed")}
+    assert len(rows) == 7
+    assert (rows["o2001"], rows["o1002"], rows["o1001"]) == ("42.00", "86.00", "59.90")
+    assert schema.query("select count(distinct event_id) from cio_event_order_placed") == [(7,)]
