@@ -1,0 +1,290 @@
+"""What the fake "Customer.io side" has accepted, and the counters tests assert on.
+
+Two recording modes share one interface:
+
+* :class:`MemoryStore` keeps profiles and events as Python objects so tests can look at them.
+* :class:`DiskStore` appends every accepted item to ``accepted.ndjson`` and keeps only counters
+  and the seen event ids in memory, so benchmark runs of millions of items stay small.
+
+Both deduplicate events on their ``id`` the way Customer.io does, which is why the set of seen
+ids lives in the shared base class.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ._validation import Identifier
+
+RECORD_FILE = "accepted.ndjson"
+
+
+class Counters:
+    """Totals since start or the last reset."""
+
+    def __init__(self) -> None:
+        self.requests_by_status: Counter[int] = Counter()
+        self.items_accepted: Counter[str] = Counter()
+        self.items_rejected: Counter[str] = Counter()
+        self.duplicates = 0
+        self.bytes_received = 0
+        self.max_request_bytes_seen = 0
+        self.rate_limited = 0
+        self.errors_injected = 0
+        self.dropped = 0
+        self.slow = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": sum(self.requests_by_status.values()) + self.dropped,
+            "requests_by_status": {str(k): v for k, v in sorted(self.requests_by_status.items())},
+            "items_accepted": dict(self.items_accepted),
+            "items_rejected": dict(self.items_rejected),
+            "duplicates": self.duplicates,
+            "bytes_received": self.bytes_received,
+            "max_request_bytes_seen": self.max_request_bytes_seen,
+            "rate_limited": self.rate_limited,
+            "errors_injected": self.errors_injected,
+            "dropped": self.dropped,
+            "slow": self.slow,
+        }
+
+
+@dataclass
+class Profile:
+    """One person as Customer.io would hold it, plus per-attribute update times for ordering."""
+
+    kind: str
+    value: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    attribute_timestamps: dict[str, int] = field(default_factory=dict)
+    timestamp: int | None = None
+    suppressed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "identifiers": {self.kind: self.value},
+            "attributes": self.attributes,
+            "timestamp": self.timestamp,
+            "suppressed": self.suppressed,
+        }
+
+
+def person_key(identifier: Identifier) -> str:
+    """The key used for a person in ``/_fake/people``: ``"<kind>:<value>"``."""
+    return f"{identifier[0]}:{identifier[1]}"
+
+
+class Store:
+    """Counters, event-id deduplication and the request log, common to both modes."""
+
+    mode = "base"
+
+    def __init__(self, request_log_size: int) -> None:
+        self.counters = Counters()
+        self.requests: deque[dict[str, Any]] = deque(maxlen=request_log_size)
+        self._seen_event_ids: set[str] = set()
+
+    def accept(self, item: dict[str, Any], identifier: Identifier, raw: bytes) -> None:
+        """Record a validated item; ``raw`` is its compact JSON, reused by disk recording."""
+        action = item["action"]
+        self.counters.items_accepted[action] += 1
+        if action == "event":
+            event_id = item.get("id")
+            if event_id is not None:
+                # ULIDs are case-insensitive, so both spellings are the same event.
+                key = event_id.upper()
+                if key in self._seen_event_ids:
+                    self.counters.duplicates += 1
+                    return
+                self._seen_event_ids.add(key)
+        self._record(action, item, identifier, raw)
+
+    def merge(self, primary: Identifier, secondary: Identifier, raw: bytes) -> None:
+        """Record a v1 ``merge_customers`` call."""
+        self.counters.items_accepted["merge"] += 1
+        self._merge(primary, secondary, raw)
+
+    def log_request(self, entry: dict[str, Any]) -> None:
+        self.requests.append(entry)
+
+    def resize_request_log(self, size: int) -> None:
+        if size != self.requests.maxlen:
+            self.requests = deque(self.requests, maxlen=size)
+
+    def reset(self) -> None:
+        """Forget everything accepted and zero the counters."""
+        self.counters = Counters()
+        self.requests.clear()
+        self._seen_event_ids.clear()
+
+    def end_request(self) -> None:
+        """Called once per API request after its items were recorded."""
+
+    def close(self) -> None:
+        """Release files; the store is not used afterwards."""
+
+    def summary(self) -> dict[str, Any]:
+        """Mode-specific figures merged into ``/_fake/stats``."""
+        return {"record": self.mode}
+
+    def _record(
+        self, action: str, item: dict[str, Any], identifier: Identifier, raw: bytes
+    ) -> None:
+        raise NotImplementedError
+
+    def _merge(self, primary: Identifier, secondary: Identifier, raw: bytes) -> None:
+        raise NotImplementedError
+
+
+class MemoryStore(Store):
+    """Keeps profiles, events, deletions and merges in memory for inspection by tests."""
+
+    mode = "memory"
+
+    def __init__(self, request_log_size: int) -> None:
+        super().__init__(request_log_size)
+        self.profiles: dict[Identifier, Profile] = {}
+        self.events: list[dict[str, Any]] = []
+        self.deletions: list[dict[str, Any]] = []
+        self.merges: list[dict[str, Any]] = []
+
+    def reset(self) -> None:
+        super().reset()
+        self.profiles.clear()
+        self.events.clear()
+        self.deletions.clear()
+        self.merges.clear()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "record": self.mode,
+            "people": len(self.profiles),
+            "events": len(self.events),
+            "deletions": len(self.deletions),
+            "merges": len(self.merges),
+        }
+
+    def _record(
+        self, action: str, item: dict[str, Any], identifier: Identifier, raw: bytes
+    ) -> None:
+        now = int(time.time())
+        if action == "identify":
+            self._identify(identifier, item.get("attributes", {}), item.get("timestamp", now))
+        elif action == "event":
+            self.events.append(
+                {
+                    "identifiers": {identifier[0]: identifier[1]},
+                    "name": item["name"],
+                    "id": item.get("id"),
+                    "timestamp": item.get("timestamp", now),
+                    "attributes": item.get("attributes", {}),
+                }
+            )
+        elif action == "delete":
+            self.profiles.pop(identifier, None)
+            self.deletions.append({"identifiers": {identifier[0]: identifier[1]}, "at": now})
+        else:
+            self._profile(identifier).suppressed = action == "suppress"
+
+    def _profile(self, identifier: Identifier) -> Profile:
+        profile = self.profiles.get(identifier)
+        if profile is None:
+            profile = self.profiles[identifier] = Profile(*identifier)
+        return profile
+
+    def _identify(self, identifier: Identifier, attributes: dict[str, Any], timestamp: int) -> None:
+        """Merge attributes, letting each attribute keep its newest value.
+
+        Ordering is per attribute: an older update cannot overwrite (or remove) a value set by
+        a newer one, but can still fill attributes the newer update did not touch.
+        """
+        profile = self._profile(identifier)
+        values = profile.attributes
+        stamps = profile.attribute_timestamps
+        for name, value in attributes.items():
+            if stamps.get(name, timestamp) > timestamp:
+                continue
+            stamps[name] = timestamp
+            if value is None:
+                values.pop(name, None)
+            else:
+                values[name] = value
+        if profile.timestamp is None or timestamp > profile.timestamp:
+            profile.timestamp = timestamp
+
+    def _merge(self, primary: Identifier, secondary: Identifier, raw: bytes) -> None:
+        """Fold the secondary person into the primary one and delete the secondary.
+
+        The primary keeps its own values; attributes only the secondary had are copied over,
+        and the secondary's events are re-attributed to the primary.
+        """
+        target = self._profile(primary)
+        source = self.profiles.pop(secondary, None)
+        if source is not None:
+            for name, value in source.attributes.items():
+                if name not in target.attributes:
+                    target.attributes[name] = value
+                    target.attribute_timestamps[name] = source.attribute_timestamps[name]
+        old_ids = {secondary[0]: secondary[1]}
+        for event in self.events:
+            if event["identifiers"] == old_ids:
+                event["identifiers"] = {primary[0]: primary[1]}
+        self.merges.append(
+            {"primary": {primary[0]: primary[1]}, "secondary": old_ids, "at": int(time.time())}
+        )
+
+
+class DiskStore(Store):
+    """Appends each accepted item, as compact JSON, to ``<record_dir>/accepted.ndjson``.
+
+    Lines are v2 batch items (v1 calls are rewritten to that shape; merges use
+    ``"action": "merge"`` with ``primary``/``secondary``). Duplicate events are not written.
+    Ordering by timestamp is not applied here: a reader replays the file and applies it.
+    """
+
+    mode = "disk"
+
+    def __init__(self, request_log_size: int, record_dir: Path) -> None:
+        super().__init__(request_log_size)
+        record_dir.mkdir(parents=True, exist_ok=True)
+        self.path = record_dir / RECORD_FILE
+        self._file: BinaryIO = open(self.path, "ab", buffering=1 << 20)
+
+    def _record(
+        self, action: str, item: dict[str, Any], identifier: Identifier, raw: bytes
+    ) -> None:
+        self._file.write(raw + b"\n")
+
+    def _merge(self, primary: Identifier, secondary: Identifier, raw: bytes) -> None:
+        self._file.write(raw + b"\n")
+
+    def end_request(self) -> None:
+        # One flush per request keeps the file readable by tests without a write per item.
+        self._file.flush()
+
+    def reset(self) -> None:
+        super().reset()
+        self._file.seek(0)
+        self._file.truncate()
+
+    def summary(self) -> dict[str, Any]:
+        return {"record": self.mode, "record_file": str(self.path)}
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def open_store(record: str, record_dir: Path | None, request_log_size: int) -> Store:
+    """Create the store for a recording mode (``memory`` or ``disk``)."""
+    if record == "memory":
+        return MemoryStore(request_log_size)
+    if record == "disk":
+        if record_dir is None:
+            raise ValueError("disk recording needs a record_dir")
+        return DiskStore(request_log_size, Path(record_dir))
+    raise ValueError(f"unknown recording mode {record!r}: use 'memory' or 'disk'")

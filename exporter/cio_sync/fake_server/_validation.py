@@ -1,0 +1,214 @@
+"""Track API limits and per-item validation.
+
+Every check returns ``None`` for a valid item or an :class:`ItemError` naming the first problem
+found. The batch endpoint turns those into 207 entries, so a bad item never sinks the rest of
+its request. Checks are plain loops over already-parsed JSON because the server has to keep up
+with 100,000+ items per second in benchmarks.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+import orjson
+
+# Published Customer.io limits (Track API docs and "invalid API requests" page).
+MAX_REQUEST_BYTES = 500_000
+"""A v2 batch body must be strictly smaller than this many bytes."""
+MAX_ITEM_BYTES = 32_768
+"""One batch item, serialized as compact JSON, may be at most this many bytes."""
+MAX_IDENTIFIER_BYTES = 150
+MAX_ATTRIBUTE_NAME_BYTES = 150
+MAX_ATTRIBUTE_VALUE_BYTES = 1_000
+MAX_ATTRIBUTES = 300
+"""Attributes in one identify call."""
+MAX_EVENT_NAME_BYTES = 100
+MAX_EVENT_DATA_BYTES = 100_000
+
+IDENTIFIER_KINDS = frozenset({"id", "email", "phone", "cio_id"})
+PERSON_ACTIONS = frozenset({"identify", "event", "delete", "suppress", "unsuppress"})
+
+# A ULID is 26 Crockford base32 characters; a first character above 7 would overflow 128 bits.
+Identifier = tuple[str, str]
+"""(kind, value) of a person, e.g. ``("email", "a@example.com")``."""
+
+_ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", re.IGNORECASE)
+
+
+class ItemError(NamedTuple):
+    """Why one item was refused, in the shape of a 207 ``errors`` entry."""
+
+    reason: str
+    field: str
+    message: str
+
+    def for_batch(self, index: int) -> dict[str, Any]:
+        """The entry for the v2 207 body, pointing at the item's position in ``batch``."""
+        return {
+            "batch_index": index,
+            "reason": self.reason,
+            "field": self.field,
+            "message": self.message,
+        }
+
+
+def utf8_longer_than(text: str, limit: int) -> bool:
+    """True when ``text`` encodes to more than ``limit`` UTF-8 bytes.
+
+    Skips the encode for strings too short to exceed the limit even at 4 bytes per character,
+    which is nearly every string in practice.
+    """
+    return len(text) * 4 > limit and len(text.encode("utf-8")) > limit
+
+
+def identifier_of(identifiers: Any) -> Identifier | ItemError:
+    """The (kind, value) pair of an ``identifiers`` object, or why it is unusable.
+
+    Customer.io requires exactly one of id, email, phone or cio_id; numeric values are
+    accepted and keyed as their decimal text, as the API treats ``42`` and ``"42"`` alike.
+    """
+    if not isinstance(identifiers, dict) or len(identifiers) != 1:
+        return ItemError(
+            "invalid_identifiers",
+            "identifiers",
+            "identifiers must hold exactly one of id, email, phone, cio_id",
+        )
+    ((kind, value),) = identifiers.items()
+    if kind not in IDENTIFIER_KINDS:
+        return ItemError(
+            "invalid_identifiers",
+            f"identifiers.{kind}",
+            f"unknown identifier {kind!r}: use id, email, phone or cio_id",
+        )
+    if type(value) is not str:
+        if type(value) is not int:
+            return ItemError(
+                "invalid_identifiers",
+                f"identifiers.{kind}",
+                f"{kind} must be a string or an integer",
+            )
+        value = str(value)
+    if not value:
+        return ItemError("invalid_identifiers", f"identifiers.{kind}", f"{kind} must not be empty")
+    if utf8_longer_than(value, MAX_IDENTIFIER_BYTES):
+        return ItemError(
+            "identifier_too_long",
+            f"identifiers.{kind}",
+            f"{kind} is longer than {MAX_IDENTIFIER_BYTES} bytes",
+        )
+    return kind, value
+
+
+def check_timestamp(item: dict[str, Any]) -> ItemError | None:
+    """A present ``timestamp`` must be whole Unix seconds (booleans are not integers here)."""
+    if "timestamp" not in item:
+        return None
+    timestamp = item["timestamp"]
+    if type(timestamp) is not int:
+        return ItemError("invalid_timestamp", "timestamp", "timestamp must be integer Unix seconds")
+    return None
+
+
+def check_identify(item: dict[str, Any], item_bytes: int) -> ItemError | None:
+    """Attribute count, name and value sizes of an identify call, and its timestamp.
+
+    No name or string value can be longer than the item that contains it, so the per-attribute
+    loops only run for items big enough to hold an oversized one; typical items skip them.
+    """
+    attributes = item.get("attributes", {})
+    if not isinstance(attributes, dict):
+        return ItemError("invalid_attributes", "attributes", "attributes must be an object")
+    if len(attributes) > MAX_ATTRIBUTES:
+        return ItemError(
+            "too_many_attributes",
+            "attributes",
+            f"cannot set more than {MAX_ATTRIBUTES} attributes in one call",
+        )
+    if item_bytes > MAX_ATTRIBUTE_NAME_BYTES:
+        for name in attributes:
+            if utf8_longer_than(name, MAX_ATTRIBUTE_NAME_BYTES):
+                return ItemError(
+                    "attribute_name_too_long",
+                    "attributes",
+                    f"attribute name {name[:40]!r}... is longer than "
+                    f"{MAX_ATTRIBUTE_NAME_BYTES} bytes",
+                )
+    if item_bytes > MAX_ATTRIBUTE_VALUE_BYTES:
+        for name, value in attributes.items():
+            kind = type(value)
+            if kind is str:
+                too_long = utf8_longer_than(value, MAX_ATTRIBUTE_VALUE_BYTES)
+            elif kind is dict or kind is list:
+                too_long = len(orjson.dumps(value)) > MAX_ATTRIBUTE_VALUE_BYTES
+            else:
+                continue  # numbers, booleans and null serialize far below the limit
+            if too_long:
+                return ItemError(
+                    "attribute_value_too_long",
+                    f"attributes.{name}",
+                    f"value of attribute {name!r} is longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes",
+                )
+    return check_timestamp(item)
+
+
+def check_event(item: dict[str, Any], item_bytes: int) -> ItemError | None:
+    """Name, ULID id, timestamp and data size of an event.
+
+    ``item_bytes`` is the compact size of the whole item, an upper bound for the size of its
+    data, so the data is only serialized again when it could exceed the limit.
+    """
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return ItemError("invalid_event_name", "name", "event name must not be blank")
+    if utf8_longer_than(name, MAX_EVENT_NAME_BYTES):
+        return ItemError(
+            "event_name_too_long", "name", f"event name is longer than {MAX_EVENT_NAME_BYTES} bytes"
+        )
+    if "id" in item:
+        event_id = item["id"]
+        if not isinstance(event_id, str) or not _ULID.fullmatch(event_id):
+            return ItemError("invalid_event_id", "id", "event id must be a ULID")
+    attributes = item.get("attributes", {})
+    if not isinstance(attributes, dict):
+        return ItemError("invalid_attributes", "attributes", "event attributes must be an object")
+    if item_bytes > MAX_EVENT_DATA_BYTES and len(orjson.dumps(attributes)) > MAX_EVENT_DATA_BYTES:
+        return ItemError(
+            "event_data_too_large",
+            "attributes",
+            f"event data is longer than {MAX_EVENT_DATA_BYTES} bytes",
+        )
+    return check_timestamp(item)
+
+
+def validate_item(item: Any, item_bytes: int, max_item_bytes: int) -> Identifier | ItemError:
+    """Validate one v2 batch item (or a v1 call rewritten into that shape).
+
+    Returns the person's (kind, value) when the item is valid, so recording need not look
+    the identifier up again.
+    """
+    if not isinstance(item, dict):
+        return ItemError("invalid_item", "item", "batch item must be an object")
+    if item_bytes > max_item_bytes:
+        return ItemError(
+            "item_too_large", "item", f"item is {item_bytes} bytes, more than {max_item_bytes}"
+        )
+    if item.get("type") != "person":
+        return ItemError("invalid_type", "type", "type must be 'person'")
+    action = item.get("action")
+    if action not in PERSON_ACTIONS:
+        return ItemError(
+            "invalid_action",
+            "action",
+            "action must be one of " + ", ".join(sorted(PERSON_ACTIONS)),
+        )
+    found = identifier_of(item.get("identifiers"))
+    if isinstance(found, ItemError):
+        return found
+    if action == "identify":
+        problem = check_identify(item, item_bytes)
+    elif action == "event":
+        problem = check_event(item, item_bytes)
+    else:
+        problem = None
+    return found if problem is None else problem
