@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
-
 from dbt_project_runner import DbtProject, ensure_deps
 
 

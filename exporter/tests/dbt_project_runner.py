@@ -35,19 +35,27 @@ class DbtProject:
     def run(self, *args: str, check: bool = True, vars: dict | None = None) -> subprocess.CompletedProcess:
         merged_vars = {**(self.vars or {}), **(vars or {})}
         cmd = [
-            DBT, *args,
-            "--project-dir", str(INTEGRATION_TESTS),
-            "--profiles-dir", str(INTEGRATION_TESTS),
-            "--target", self.target,
-            "--target-path", str(self.target_path),
-            "--log-path", str(self.workdir / "logs"),
+            DBT,
+            *args,
+            "--project-dir",
+            str(INTEGRATION_TESTS),
+            "--profiles-dir",
+            str(INTEGRATION_TESTS),
+            "--target",
+            self.target,
+            "--target-path",
+            str(self.target_path),
+            "--log-path",
+            str(self.workdir / "logs"),
         ]
         if merged_vars:
             cmd += ["--vars", json.dumps(merged_vars)]
         env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **self.env}
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.workdir)
         if check and proc.returncode != 0:
-            raise DbtFailed(f"dbt {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
+            raise DbtFailed(
+                f"dbt {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+            )
         return proc
 
     def manifest(self) -> dict:
@@ -63,5 +71,8 @@ def ensure_deps() -> None:
         return
     subprocess.run(
         [DBT, "deps", "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS)],
-        check=True, capture_output=True, text=True, cwd=INTEGRATION_TESTS,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=INTEGRATION_TESTS,
     )

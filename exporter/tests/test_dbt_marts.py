@@ -9,7 +9,6 @@ customer who abandons a cart and buys ten minutes later. "Now" is pinned to 2026
 from __future__ import annotations
 
 import calendar
-
 from datetime import datetime
 from decimal import Decimal
 
@@ -28,74 +27,235 @@ PEOPLE_COLUMNS = (
 EXPECTED_PEOPLE = [
     # Jane: email trimmed and lower-cased; created_at 09:00 New York (EST) -> 14:00 UTC; the
     # order o1001 tripled by a join counts once; her cancelled order o1011 does not count.
-    ("c001", "jane.doe@example.com", T(2025, 1, 10, 14), T(2026, 5, 20, 14), T(2026, 5, 20, 14), 1, D("59.90"),
-     D("59.90"), 12, "skincare", T(2026, 6, 19, 14), False, False, None, True, True, False, False, T(2026, 5, 31, 14)),
-    ("c002", "bob@example.org", T(2025, 2, 1, 15), T(2026, 5, 30, 14, 10), T(2026, 5, 30, 14, 10), 1, D("85.00"),
-     D("85.00"), 2, 'skin "care" \\ serums', None, False, False, None, False, True, False, False, T(2026, 5, 30, 14)),
+    (
+        "c001",
+        "jane.doe@example.com",
+        T(2025, 1, 10, 14),
+        T(2026, 5, 20, 14),
+        T(2026, 5, 20, 14),
+        1,
+        D("59.90"),
+        D("59.90"),
+        12,
+        "skincare",
+        T(2026, 6, 19, 14),
+        False,
+        False,
+        None,
+        True,
+        True,
+        False,
+        False,
+        T(2026, 5, 31, 14),
+    ),
+    (
+        "c002",
+        "bob@example.org",
+        T(2025, 2, 1, 15),
+        T(2026, 5, 30, 14, 10),
+        T(2026, 5, 30, 14, 10),
+        1,
+        D("85.00"),
+        D("85.00"),
+        2,
+        'skin "care" \\ serums',
+        None,
+        False,
+        False,
+        None,
+        False,
+        True,
+        False,
+        False,
+        T(2026, 5, 30, 14),
+    ),
     # Carol's guest order o1012 has no customer_id: resolved through her email.
-    ("c003", "carol@example.org", T(2025, 3, 1, 13, 30), T(2026, 4, 16, 3, 30), T(2026, 4, 16, 3, 30), 1, D("35.00"),
-     D("35.00"), 46, "tea", None, False, False, None, True, False, False, False, T(2026, 6, 1, 11, 30)),
+    (
+        "c003",
+        "carol@example.org",
+        T(2025, 3, 1, 13, 30),
+        T(2026, 4, 16, 3, 30),
+        T(2026, 4, 16, 3, 30),
+        1,
+        D("35.00"),
+        D("35.00"),
+        46,
+        "tea",
+        None,
+        False,
+        False,
+        None,
+        True,
+        False,
+        False,
+        False,
+        T(2026, 6, 1, 11, 30),
+    ),
     # Dave: " 300 " parsed as a number; LTV 750 makes him VIP; "abc" total quarantined.
-    ("c004", "dave@example.org", T(2025, 1, 5, 17), T(2026, 3, 1, 14), T(2026, 5, 25, 22, 30), 2, D("750.00"),
-     D("375.00"), 7, "supplements", T(2026, 6, 24, 22, 30), True, False, None, True, True, False, False, T(2026, 5, 31, 13)),
-    ("c009", "erin@example.org", T(2025, 4, 1, 16), None, None, 0, D("0.00"),
-     None, None, None, None, False, False, None, False, True, False, True, T(2026, 5, 31, 10)),
-    ("c010", "frank@example.org", T(2025, 4, 2, 16), None, None, 0, D("0.00"),
-     None, None, None, None, False, False, None, None, None, False, False, T(2026, 5, 31, 12)),
-    ("c011", "gina@example.org", T(2025, 4, 3, 16), None, None, 0, D("0.00"),
-     None, None, None, None, False, False, "canceled", True, True, False, False, None),
-    ("c012", "hank@example.org", T(2025, 4, 4, 16), T(2026, 5, 1, 12), T(2026, 5, 1, 12), 1, D("64.00"),
-     D("64.00"), 31, "coffee", T(2026, 5, 15, 12), False, True, "active", True, True, True, False, None),
+    (
+        "c004",
+        "dave@example.org",
+        T(2025, 1, 5, 17),
+        T(2026, 3, 1, 14),
+        T(2026, 5, 25, 22, 30),
+        2,
+        D("750.00"),
+        D("375.00"),
+        7,
+        "supplements",
+        T(2026, 6, 24, 22, 30),
+        True,
+        False,
+        None,
+        True,
+        True,
+        False,
+        False,
+        T(2026, 5, 31, 13),
+    ),
+    (
+        "c009",
+        "erin@example.org",
+        T(2025, 4, 1, 16),
+        None,
+        None,
+        0,
+        D("0.00"),
+        None,
+        None,
+        None,
+        None,
+        False,
+        False,
+        None,
+        False,
+        True,
+        False,
+        True,
+        T(2026, 5, 31, 10),
+    ),
+    (
+        "c010",
+        "frank@example.org",
+        T(2025, 4, 2, 16),
+        None,
+        None,
+        0,
+        D("0.00"),
+        None,
+        None,
+        None,
+        None,
+        False,
+        False,
+        None,
+        None,
+        None,
+        False,
+        False,
+        T(2026, 5, 31, 12),
+    ),
+    (
+        "c011",
+        "gina@example.org",
+        T(2025, 4, 3, 16),
+        None,
+        None,
+        0,
+        D("0.00"),
+        None,
+        None,
+        None,
+        None,
+        False,
+        False,
+        "canceled",
+        True,
+        True,
+        False,
+        False,
+        None,
+    ),
+    (
+        "c012",
+        "hank@example.org",
+        T(2025, 4, 4, 16),
+        T(2026, 5, 1, 12),
+        T(2026, 5, 1, 12),
+        1,
+        D("64.00"),
+        D("64.00"),
+        31,
+        "coffee",
+        T(2026, 5, 15, 12),
+        False,
+        True,
+        "active",
+        True,
+        True,
+        True,
+        False,
+        None,
+    ),
 ]
 
-EXPECTED_QUARANTINE = sorted([
-    ("checkouts", "k004", "email", "unresolvable_identifier", "newguest@example.org"),
-    ("checkouts", "k010", "is_test", "test_row", "true"),
-    ("checkouts", "k011", "started_at", "future_timestamp", "2099-05-31 15:00:00"),
-    ("customers", "<null>", "customer_id", "null_identifier", None),
-    ("customers", "c005", "email", "test_row", "qa-bot@myshop.test"),
-    ("customers", "c006", "is_test", "test_row", "true"),
-    ("customers", "c007", "email", "invalid_email", "not-an-email"),
-    ("customers", "c008", "created_at", "future_timestamp", "2099-01-01 05:00:00"),
-    ("order_lines", "o1010:", "sku", "null_key", None),
-    ("orders", "o1005", "customer_id", "person_quarantined", "c005"),
-    ("orders", "o1006", "customer_id", "unresolvable_identifier", "c999"),
-    ("orders", "o1007", "is_test", "test_row", "true"),
-    ("orders", "o1008", "order_total", "invalid_number", "abc"),
-    ("orders", "o1009", "ordered_at", "future_timestamp", "2099-01-01 15:00:00"),
-    ("refunds", "r002", "order_id", "unresolvable_order", "o9999"),
-    ("refunds", "r003", "amount", "invalid_number", "twelve"),
-    ("subscriptions", "3:active", "customer_id", "unresolvable_identifier", "c999"),
-], key=lambda r: (r[0], r[1]))
+EXPECTED_QUARANTINE = sorted(
+    [
+        ("checkouts", "k004", "email", "unresolvable_identifier", "newguest@example.org"),
+        ("checkouts", "k010", "is_test", "test_row", "true"),
+        ("checkouts", "k011", "started_at", "future_timestamp", "2099-05-31 15:00:00"),
+        ("customers", "<null>", "customer_id", "null_identifier", None),
+        ("customers", "c005", "email", "test_row", "qa-bot@myshop.test"),
+        ("customers", "c006", "is_test", "test_row", "true"),
+        ("customers", "c007", "email", "invalid_email", "not-an-email"),
+        ("customers", "c008", "created_at", "future_timestamp", "2099-01-01 05:00:00"),
+        ("order_lines", "o1010:", "sku", "null_key", None),
+        ("orders", "o1005", "customer_id", "person_quarantined", "c005"),
+        ("orders", "o1006", "customer_id", "unresolvable_identifier", "c999"),
+        ("orders", "o1007", "is_test", "test_row", "true"),
+        ("orders", "o1008", "order_total", "invalid_number", "abc"),
+        ("orders", "o1009", "ordered_at", "future_timestamp", "2099-01-01 15:00:00"),
+        ("refunds", "r002", "order_id", "unresolvable_order", "o9999"),
+        ("refunds", "r003", "amount", "invalid_number", "twelve"),
+        ("subscriptions", "3:active", "customer_id", "unresolvable_identifier", "c999"),
+    ],
+    key=lambda r: (r[0], r[1]),
+)
 
 EXPECTED_EVENTS = {
     # (customer_id, event_at UTC, natural key)
-    "cio_event_order_placed": sorted([
-        ("c001", T(2026, 5, 20, 14), "o1001"),
-        ("c002", T(2026, 5, 30, 14, 10), "o1002"),
-        ("c003", T(2026, 4, 16, 3, 30), "o1012"),
-        ("c004", T(2026, 3, 1, 14), "o1003"),
-        ("c004", T(2026, 5, 25, 22, 30), "o1004"),
-        ("c012", T(2026, 5, 1, 12), "o1010"),
-    ]),
-    "cio_event_checkout_started": sorted([
-        ("c001", T(2026, 5, 31, 14), "k008"),
-        ("c002", T(2026, 5, 30, 14), "k001"),
-        ("c003", T(2026, 5, 31, 7), "k002"),       # 09:00+02:00
-        ("c003", T(2026, 6, 1, 11, 30), "k006"),
-        ("c004", T(2026, 5, 31, 13), "k007"),
-        ("c009", T(2026, 5, 31, 10), "k003"),
-        ("c010", T(2026, 5, 31, 12), "k005"),      # email-only checkout resolved to Frank
-        ("c010", T(2025, 6, 1, 12), "k009"),
-    ]),
+    "cio_event_order_placed": sorted(
+        [
+            ("c001", T(2026, 5, 20, 14), "o1001"),
+            ("c002", T(2026, 5, 30, 14, 10), "o1002"),
+            ("c003", T(2026, 4, 16, 3, 30), "o1012"),
+            ("c004", T(2026, 3, 1, 14), "o1003"),
+            ("c004", T(2026, 5, 25, 22, 30), "o1004"),
+            ("c012", T(2026, 5, 1, 12), "o1010"),
+        ]
+    ),
+    "cio_event_checkout_started": sorted(
+        [
+            ("c001", T(2026, 5, 31, 14), "k008"),
+            ("c002", T(2026, 5, 30, 14), "k001"),
+            ("c003", T(2026, 5, 31, 7), "k002"),  # 09:00+02:00
+            ("c003", T(2026, 6, 1, 11, 30), "k006"),
+            ("c004", T(2026, 5, 31, 13), "k007"),
+            ("c009", T(2026, 5, 31, 10), "k003"),
+            ("c010", T(2026, 5, 31, 12), "k005"),  # email-only checkout resolved to Frank
+            ("c010", T(2025, 6, 1, 12), "k009"),
+        ]
+    ),
     # Not k001 (Bob bought 10 minutes later), k003 (Erin is suppressed), k006 (window still
     # open), k007 (out of stock), k008 (cart under cio_cart_min_value). k009 is last year's:
     # emitted with its own old timestamp; the exporter's backfill guard keeps it from journeys.
-    "cio_event_cart_abandoned": sorted([
-        ("c003", T(2026, 5, 31, 8), "k002"),
-        ("c010", T(2025, 6, 1, 13), "k009"),
-        ("c010", T(2026, 5, 31, 13), "k005"),
-    ]),
+    "cio_event_cart_abandoned": sorted(
+        [
+            ("c003", T(2026, 5, 31, 8), "k002"),
+            ("c010", T(2025, 6, 1, 13), "k009"),
+            ("c010", T(2026, 5, 31, 13), "k005"),
+        ]
+    ),
     "cio_event_refund_issued": [("c012", T(2026, 5, 29, 20, 45), "r001")],
     "cio_event_subscription_canceled": [("c011", T(2026, 5, 28, 13), "1")],
     "cio_event_subscription_paused": [("c012", T(2026, 5, 15, 13), "2")],
@@ -128,7 +288,9 @@ def test_people_rows(built):
 
 
 def test_quarantine_rows(built):
-    rows = built.query("select source, row_key, column_name, reason, raw_value from cio_quarantine order by source, row_key")
+    rows = built.query(
+        "select source, row_key, column_name, reason, raw_value from cio_quarantine order by source, row_key"
+    )
     assert rows == EXPECTED_QUARANTINE
 
 

@@ -8,13 +8,17 @@ from importlib import resources
 
 import jsonschema
 import pytest
-
 from dbt_project_runner import DbtFailed
 
 OPTIONAL_INPUTS = ("order_lines", "checkouts", "subscriptions", "refunds")
 SYNCED_MODELS = {
-    "cio_people", "cio_event_order_placed", "cio_event_checkout_started", "cio_event_cart_abandoned",
-    "cio_event_refund_issued", "cio_event_subscription_canceled", "cio_event_subscription_paused",
+    "cio_people",
+    "cio_event_order_placed",
+    "cio_event_checkout_started",
+    "cio_event_cart_abandoned",
+    "cio_event_refund_issued",
+    "cio_event_subscription_canceled",
+    "cio_event_subscription_paused",
     "cio_event_replenishment_due",
 }
 
@@ -55,10 +59,25 @@ def test_every_synced_model_has_valid_meta_cio(duckdb_build):
         ({"kind": "events", "identifier": {"column": "id", "kind": "id"}}, "'events' is not one of"),
         ({"kind": "people"}, "'identifier' is a required property"),
         ({"kind": "people", "identifier": {"column": "email", "kind": "phone"}}, "'phone' is not one of"),
-        ({"kind": "event", "identifier": {"column": "id", "kind": "id"}, "event_name": "x",
-          "event_id_column": "event_id"}, "'timestamp_column' is a required property"),
-        ({"kind": "event", "identifier": {"column": "id", "kind": "id"}, "event_name": "Order Placed",
-          "event_id_column": "event_id", "timestamp_column": "at"}, "does not match"),
+        (
+            {
+                "kind": "event",
+                "identifier": {"column": "id", "kind": "id"},
+                "event_name": "x",
+                "event_id_column": "event_id",
+            },
+            "'timestamp_column' is a required property",
+        ),
+        (
+            {
+                "kind": "event",
+                "identifier": {"column": "id", "kind": "id"},
+                "event_name": "Order Placed",
+                "event_id_column": "event_id",
+                "timestamp_column": "at",
+            },
+            "does not match",
+        ),
         ({"kind": "people", "identifier": {"column": "id", "kind": "id"}, "max_lag": "soon"}, "does not match"),
         ({"kind": "people", "identifier": {"column": "id", "kind": "id"}, "colour": "red"}, "Additional properties"),
     ],
@@ -75,20 +94,32 @@ def test_unconfigured_optional_inputs_disable_their_models(duckdb_project_factor
     enabled = package_models(manifest)
     assert set(enabled) & SYNCED_MODELS == {"cio_people", "cio_event_order_placed"}
     disabled = {nodes[0]["name"] for nodes in manifest["disabled"].values()}
-    assert {"stg_cio__checkouts", "cio_event_cart_abandoned", "cio_event_replenishment_due", "int_cio__refunds"} <= disabled
+    assert {
+        "stg_cio__checkouts",
+        "cio_event_cart_abandoned",
+        "cio_event_replenishment_due",
+        "int_cio__refunds",
+    } <= disabled
     # cio_people depends on nothing that is disabled, and the attributes of missing inputs are
     # excluded from the sync (their columns stay, typed and empty, for the contract).
     depends = enabled["cio_people"]["depends_on"]["nodes"]
     assert all(manifest["nodes"].get(node) for node in depends)
     meta = enabled["cio_people"]["config"]["meta"]["cio"]
     assert set(meta["exclude"]) == {
-        "days_since_last_order", "last_product_category", "next_reorder_due_at", "last_checkout_started_at",
-        "is_subscriber", "subscription_status", "has_refund",
+        "days_since_last_order",
+        "last_product_category",
+        "next_reorder_due_at",
+        "last_checkout_started_at",
+        "is_subscriber",
+        "subscription_status",
+        "has_refund",
     }
     assert meta["inputs"] == ["customers", "orders"]
     order_meta = enabled["cio_event_order_placed"]["config"]["meta"]["cio"]
     assert {"items", "item_count"} <= set(order_meta["exclude"])
-    rows = project.query("select customer_id, lifetime_value, has_refund, last_checkout_started_at from cio_people order by 1")
+    rows = project.query(
+        "select customer_id, lifetime_value, has_refund, last_checkout_started_at from cio_people order by 1"
+    )
     assert [r[0] for r in rows] == ["c001", "c002", "c003", "c004", "c009", "c010", "c011", "c012"]
     assert all(r[2] is None and r[3] is None for r in rows)
 
@@ -99,7 +130,9 @@ def test_email_as_identifier(duckdb_project_factory):
     meta = package_models(project.manifest())["cio_people"]["config"]["meta"]["cio"]
     assert meta["identifier"] == {"column": "email", "kind": "email"}
     # A guest checkout with a valid email is resolvable when email is the identifier.
-    assert project.query("select email from cio_event_checkout_started where checkout_id = 'k004'") == [("newguest@example.org",)]
+    assert project.query("select email from cio_event_checkout_started where checkout_id = 'k004'") == [
+        ("newguest@example.org",)
+    ]
     quarantine = set(project.query("select source, row_key, reason from cio_quarantine where source = 'customers'"))
     assert ("customers", "c007", "invalid_identifier") in quarantine
     assert ("customers", "<null>", "null_key") in quarantine
@@ -121,19 +154,30 @@ def test_missing_required_column_names_input_and_column(duckdb_project_factory):
     project = duckdb_project_factory("missing_column", vars={"cio_guardrail_fixtures": True})
     project.run("seed", "--select", "orders_without_total")
     with pytest.raises(DbtFailed, match="input 'orders' \\(var cio_orders\\) has no column 'order_total'"):
-        project.run("compile", "--select", "stg_cio__orders",
-                    vars={"cio_orders": "{{ ref('orders_without_total') }}"})
+        project.run("compile", "--select", "stg_cio__orders", vars={"cio_orders": "{{ ref('orders_without_total') }}"})
 
 
 def test_every_guardrail_test_fails_on_bad_data(duckdb_project_factory):
     project = duckdb_project_factory("guardrails", vars={"cio_guardrail_fixtures": True})
     proc = project.run("build", "--select", "tag:guardrail_fixture", check=False)
     assert proc.returncode == 1
-    results = {r["unique_id"]: r["status"] for r in project.run_results()["results"] if r["unique_id"].startswith("test.")}
+    results = {
+        r["unique_id"]: r["status"] for r in project.run_results()["results"] if r["unique_id"].startswith("test.")
+    }
     tests = {uid.split(".")[2] for uid in results}
-    for name in ("identifier_normalized", "no_mixed_identifiers", "one_row_per_person", "no_json_attributes",
-                 "value_over_1000_bytes", "too_many_attributes", "guardrail", "not_in_future",
-                 "unique_event_key", "consistent_event_names", "quarantine_share"):
+    for name in (
+        "identifier_normalized",
+        "no_mixed_identifiers",
+        "one_row_per_person",
+        "no_json_attributes",
+        "value_over_1000_bytes",
+        "too_many_attributes",
+        "guardrail",
+        "not_in_future",
+        "unique_event_key",
+        "consistent_event_names",
+        "quarantine_share",
+    ):
         assert any(name in test for test in tests), name
     assert len(results) == 12
     assert set(results.values()) == {"fail"}, results
@@ -145,13 +189,16 @@ def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_
     from conftest import PostgresBuild
 
     schema = pg_schema_factory("cio_inc")
-    project = PostgresBuild(target="postgres", workdir=tmp_path_factory.mktemp("incremental"),
-                            env={"CIO_TEST_SCHEMA": schema.name})
+    project = PostgresBuild(
+        target="postgres", workdir=tmp_path_factory.mktemp("incremental"), env={"CIO_TEST_SCHEMA": schema.name}
+    )
     project.schema = schema
     project.run("build", "--select", "+cio_event_order_placed")
     assert schema.query("select count(*) from cio_event_order_placed") == [(6,)]
-    schema.execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
-                   " values ('o2001', 'c002', '2026-05-31 08:00:00', '42.00', 'paid', 'USD', false)")
+    schema.execute(
+        "insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
+        " values ('o2001', 'c002', '2026-05-31 08:00:00', '42.00', 'paid', 'USD', false)"
+    )
     # o1002 lies inside the lookback (cio_event_lookback_hours before the newest event), o1001 not.
     schema.execute("update raw_orders set order_total = '86.00' where order_id = 'o1002'")
     schema.execute("update raw_orders set order_total = '61.00' where order_id = 'o1001'")

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import sqlglot
-from sqlglot.errors import ParseError
-
 from dbt_project_runner import DbtProject, ensure_deps
+from sqlglot.errors import ParseError
 
 # Constructs Redshift rejects although sqlglot's Redshift dialect parses them.
 DENYLIST = {
@@ -65,8 +64,15 @@ def redshift_compiled(tmp_path_factory) -> Path:
 
 def test_whole_project_compiles_for_redshift(redshift_compiled):
     files = {p.stem for p in redshift_compiled.rglob("*.sql")}
-    for model in ("cio_people", "cio_quarantine", "cio_event_order_placed", "cio_event_cart_abandoned",
-                  "cio_event_replenishment_due", "stg_cio__checkouts", "int_cio__orders"):
+    for model in (
+        "cio_people",
+        "cio_quarantine",
+        "cio_event_order_placed",
+        "cio_event_cart_abandoned",
+        "cio_event_replenishment_due",
+        "stg_cio__checkouts",
+        "int_cio__orders",
+    ):
         assert model in files
     assert sum(1 for f in files if f.startswith(("cio_sync_", "not_null_", "cio_people_"))) >= 20, "tests compiled too"
 
