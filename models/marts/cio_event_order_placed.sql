@@ -6,7 +6,8 @@
     contract={'enforced': true},
     tags=['cio'],
     meta={'cio': cio_sync.event_meta('order_placed', ['orders', 'order_lines'],
-        extra_exclude=[] if cio_sync.input_enabled('order_lines') else ['items', 'item_count'])},
+        extra_exclude=[] if cio_sync.input_enabled('order_lines') else ['items', 'item_count'],
+        overrides={'json_columns': ['items']} if cio_sync.input_enabled('order_lines') else {})},
 ) }}
 {%- set with_items = cio_sync.input_enabled('order_lines') -%}
 

@@ -1,0 +1,51 @@
+"""Packing encoded items into request bodies as close under the size limit as possible."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._transport import Batch
+
+#: len(b'{"batch":[') + len(b']}')
+ENVELOPE_BYTES = 12
+
+
+class BatchPacker:
+    """Accumulates items; hands back a full Batch when the next item would not fit.
+
+    A body is `{"batch":[item,item,...]}`; its size is known exactly from the item sizes, so
+    batches close at the largest size strictly under `max_bytes`."""
+
+    def __init__(self, max_bytes: int = 500_000, max_items: int | None = None) -> None:
+        if max_bytes <= ENVELOPE_BYTES + 2:
+            raise ValueError("max_bytes is too small for any item")
+        self.max_bytes = max_bytes
+        self.max_items = max_items
+        self._items: list[bytes] = []
+        self._refs: list[Any] = []
+        self._size = ENVELOPE_BYTES
+
+    def add(self, data: bytes, ref: Any) -> Batch | None:
+        """Add one item. Returns the batch it closed, if any (the item then starts the next)."""
+        added = len(data) + (1 if self._items else 0)
+        full = None
+        if self._items and (self._size + added >= self.max_bytes
+                            or (self.max_items is not None and len(self._items) >= self.max_items)):
+            full = self.flush()
+            added = len(data)
+        self._items.append(data)
+        self._refs.append(ref)
+        self._size += added
+        return full
+
+    def flush(self) -> Batch | None:
+        """The batch being filled, if it has items."""
+        if not self._items:
+            return None
+        batch = Batch(items=self._items, refs=self._refs)
+        self._items, self._refs, self._size = [], [], ENVELOPE_BYTES
+        return batch
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._size

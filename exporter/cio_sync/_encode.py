@@ -1,0 +1,170 @@
+"""Rows to Track API v2 items, with Customer.io's limits enforced per row before anything is
+sent: an offending row becomes a Reject naming the model, the row key, the column and why, and
+the rest of the model goes on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import orjson
+from ulid import ULID
+
+from ._model import (
+    MAX_ATTRIBUTE_VALUE_BYTES,
+    MAX_EVENT_NAME_BYTES,
+    MAX_IDENTIFIER_BYTES,
+    MAX_ITEM_BYTES,
+    SyncModel,
+)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row Customer.io will not get (or refused), and why."""
+
+    model: str
+    row_key: str | None
+    column: str | None
+    reason: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "row_key": self.row_key, "column": self.column,
+                "reason": self.reason, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One encoded Track API item and what it stands for."""
+
+    data: bytes
+    identifier: str
+    row_key: str
+    event_time: int | None = None
+
+
+def event_ulid(epoch_ms: int, hash_hex: str) -> str:
+    """A deterministic ULID: 48-bit time part = the event time in ms, 80 random bits = the first
+    80 bits of md5(event name | event id). The same event always gets the same id, so a resend is
+    deduplicated by Customer.io; two events of one checkout (different names) never share one."""
+    return str(ULID.from_bytes(epoch_ms.to_bytes(6, "big") + bytes.fromhex(hash_hex[:20])))
+
+
+def _default(value):
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TypeError("not a finite number")
+        return orjson.Fragment(str(value).encode())
+    raise TypeError(f"cannot send a {type(value).__name__}")
+
+
+class Encoder:
+    """Encodes the rows of one model. `snapshot` is the identify timestamp (Unix seconds): the
+    time the warehouse state was read, so Customer.io applies updates in order."""
+
+    def __init__(self, model: SyncModel, snapshot: int, n_head: int) -> None:
+        self.model = model
+        self.snapshot = snapshot
+        self.n_head = n_head
+        self.id_key = model.spec.identifier_kind
+        self.id_column = model.identifier.name
+        self.names = model.attribute_names
+        self.columns = tuple(c.name for c in model.attributes)
+        self.json_positions = frozenset(i for i, c in enumerate(self.columns) if c in model.json_columns)
+        self.encode: Callable[[tuple], Item | Reject] = self._event if model.is_event else self._person
+
+    def _reject(self, key, column, reason, message) -> Reject:
+        return Reject(self.model.name, None if key is None else str(key), column, reason, message)
+
+    def _identifier(self, value, key) -> str | Reject:
+        if value is None or not str(value).strip():
+            return self._reject(key, self.id_column, "null_identifier", "the identifier is empty")
+        value = str(value)
+        if len(value.encode()) > MAX_IDENTIFIER_BYTES:
+            return self._reject(key, self.id_column, "identifier_too_long",
+                                f"identifier is {len(value.encode())} bytes; Customer.io takes {MAX_IDENTIFIER_BYTES}")
+        return value
+
+    def _attributes(self, row: tuple, key, check_value_size: bool) -> dict | Reject:
+        attributes = {}
+        for i, value in enumerate(row[self.n_head:]):
+            if value is None:
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                return self._reject(key, self.columns[i], "not_a_number", f"{value} cannot be sent as a number")
+            if i in self.json_positions and isinstance(value, str):
+                try:
+                    value = orjson.loads(value)
+                except orjson.JSONDecodeError as exc:
+                    return self._reject(key, self.columns[i], "invalid_json", f"not valid JSON: {exc}")
+            elif check_value_size and isinstance(value, str) and len(value) * 4 > MAX_ATTRIBUTE_VALUE_BYTES:
+                size = len(value.encode())
+                if size > MAX_ATTRIBUTE_VALUE_BYTES:
+                    return self._reject(key, self.columns[i], "value_too_long",
+                                        f"value is {size} bytes; Customer.io takes {MAX_ATTRIBUTE_VALUE_BYTES}")
+            attributes[self.names[i]] = value
+        return attributes
+
+    def _dump(self, item: dict, key) -> bytes | Reject:
+        try:
+            data = orjson.dumps(item, default=_default)
+        except TypeError as exc:
+            return self._reject(key, None, "unserializable", str(exc))
+        if len(data) > MAX_ITEM_BYTES:
+            return self._reject(key, None, "item_too_large",
+                                f"item is {len(data)} bytes; Customer.io takes {MAX_ITEM_BYTES} per item")
+        return data
+
+    def _person(self, row: tuple) -> Item | Reject:
+        identifier = self._identifier(row[0], row[0])
+        if isinstance(identifier, Reject):
+            return identifier
+        attributes = self._attributes(row, identifier, check_value_size=True)
+        if isinstance(attributes, Reject):
+            return attributes
+        data = self._dump({
+            "type": "person",
+            "identifiers": {self.id_key: identifier},
+            "action": "identify",
+            "timestamp": self.snapshot,
+            "attributes": attributes,
+        }, identifier)
+        if isinstance(data, Reject):
+            return data
+        return Item(data, identifier, identifier)
+
+    def _event(self, row: tuple) -> Item | Reject:
+        key = row[1]
+        if key is None:
+            return self._reject(None, self.model.event_id.name, "null_event_id", "the event id is empty")
+        identifier = self._identifier(row[0], key)
+        if isinstance(identifier, Reject):
+            return identifier
+        timestamp, epoch_ms, hash_hex, name = row[2], row[3], row[4], row[5]
+        if epoch_ms is None:
+            return self._reject(key, self.model.timestamp.name, "null_timestamp", "the event time is empty")
+        if epoch_ms < 0:
+            return self._reject(key, self.model.timestamp.name, "timestamp_before_1970",
+                                "event times before 1970 cannot be sent")
+        if not name or len(name.encode()) > MAX_EVENT_NAME_BYTES:
+            column = self.model.event_name_column.name if self.model.event_name_column else None
+            return self._reject(key, column, "invalid_event_name",
+                                f"event name must be 1 to {MAX_EVENT_NAME_BYTES} bytes")
+        attributes = self._attributes(row, key, check_value_size=False)
+        if isinstance(attributes, Reject):
+            return attributes
+        data = self._dump({
+            "type": "person",
+            "identifiers": {self.id_key: identifier},
+            "action": "event",
+            "name": name,
+            "id": event_ulid(epoch_ms, hash_hex),
+            "timestamp": timestamp,
+            "attributes": attributes,
+        }, key)
+        if isinstance(data, Reject):
+            return data
+        return Item(data, identifier, str(key), timestamp)

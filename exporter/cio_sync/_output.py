@@ -1,0 +1,92 @@
+"""What a person sees: a progress bar per model on a terminal, plain log lines otherwise,
+a summary at the end; `--json` prints the summary as JSON on stdout instead."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class Reporter:
+    def __init__(self, *, json_mode: bool = False, progress: bool | None = None, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        self.json_mode = json_mode
+        self.progress_enabled = self.console.is_terminal if progress is None else progress
+        self._progress: Progress | None = None
+
+    def _line(self, message: str) -> None:
+        self.console.print(f"{time.strftime('%H:%M:%S')}  {message}", markup=False)
+
+    def note(self, message: str) -> None:
+        self._line(message)
+
+    def blocked(self, result) -> None:
+        tests = f" (failing: {', '.join(result.failing_tests)})" if result.failing_tests else ""
+        self._line(f"{result.model}: BLOCKED, not synced: {result.message}{tests}")
+
+    def model_started(self, model) -> Callable:
+        label = f"{model.name} ({model.event_name or model.kind})"
+        if not self.progress_enabled:
+            self._line(f"{label}: syncing")
+            return lambda result: None
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(bar_width=None),
+                TextColumn("{task.fields[scanned]:>10,} scanned {task.fields[accepted]:>10,} accepted "
+                           "{task.fields[rejected]:>7,} rejected {task.fields[rate]:>8} rows/s"),
+                TimeElapsedColumn(), console=self.console, transient=False,
+            )
+            self._progress.start()
+        task = self._progress.add_task(label, total=None, scanned=0, accepted=0, rejected=0, rate="-")
+        started = time.monotonic()
+
+        def update(result) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            self._progress.update(task, scanned=result.rows_scanned, accepted=result.items_accepted,
+                                  rejected=result.rejected, rate=f"{result.rows_scanned / elapsed:,.0f}")
+        return update
+
+    def model_done(self, result) -> None:
+        if self._progress is not None:
+            return
+        self._line(f"{result.model}: {result.status}: {result.rows_scanned} rows scanned, {result.items_accepted} "
+                   f"accepted, {result.rejected} rejected, {result.held} held, {result.undelivered} undelivered")
+
+    def finish(self, summary, results_path=None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        if self.json_mode:
+            return
+        table = Table(title="cio-export" + (" (dry run: nothing sent)" if summary.dry_run else ""), title_justify="left")
+        for column in ("model", "status", "scanned", "accepted", "rejected", "held", "undelivered"):
+            table.add_column(column, justify="left" if column in ("model", "status") else "right")
+        for r in summary.results:
+            table.add_row(r.model, r.status, f"{r.rows_scanned:,}", f"{r.items_accepted:,}", f"{r.rejected:,}",
+                          f"{r.held:,}", f"{r.undelivered:,}")
+        self.console.print(table)
+        for r in summary.results:
+            for reject in r.reject_sample[:5]:
+                where = f"row {reject.row_key}" + (f", column {reject.column}" if reject.column else "")
+                self.console.print(f"  {r.model}: {where}: {reject.reason}: {reject.message}", markup=False)
+            if r.rejected > 5:
+                self.console.print(f"  {r.model}: ... {r.rejected - 5} more (reasons: {dict(r.reject_reasons)})",
+                                   markup=False)
+        transport = summary.transport
+        self.console.print(
+            f"{transport.get('requests', 0):,} requests, {transport.get('bytes_sent', 0):,} bytes in "
+            f"{summary.elapsed:.1f}s; exit code {summary.exit_code}" + (f"; results: {results_path}" if results_path else ""),
+            markup=False,
+        )
+
+    def error(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        self.console.print(f"error: {message}", markup=False, style="red")

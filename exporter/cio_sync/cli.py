@@ -1,0 +1,212 @@
+"""The `cio-export` command line. `run` is the default command, so
+`cio-export --select tag:cio` works exactly as analytics teams type it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+import orjson
+from dbt.cli.options import MultiOption
+
+from . import __version__
+from ._errors import CioSyncError, ConfigError
+
+EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_UNDELIVERED = 0, 1, 2, 3
+
+
+class DefaultGroup(click.Group):
+    """A group whose default command is `run`: any invocation that does not start with a known
+    command (or --help/--version) is a `run`."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+def _flatten(values: tuple) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values or ():
+        for part in value if isinstance(value, tuple) else (value,):
+            out.extend(p for p in str(part).split(" ") if p)
+    return tuple(out)
+
+
+def dbt_options(func):
+    """The options cio-export shares with dbt, meaning what they mean to dbt."""
+    decorators = [
+        click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), envvar="DBT_PROJECT_DIR",
+                     default=".", show_default=True, help="The dbt project whose artifacts to read."),
+        click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), envvar="DBT_PROFILES_DIR",
+                     default=None, help="Where profiles.yml is (dbt's default resolution when unset)."),
+        click.option("--profile", default=None, help="Profile to use instead of the project's."),
+        click.option("--target", "-t", default=None, help="Target of the profile (the warehouse to read from)."),
+        click.option("--target-path", type=click.Path(file_okay=False, path_type=Path), envvar="DBT_TARGET_PATH",
+                     default=None, help="Where dbt wrote manifest.json and run_results.json [default: <project>/target]."),
+        click.option("--vars", "vars_", default=None, help="dbt vars, as a YAML or JSON string, as given to dbt build."),
+        click.option("--select", "-s", cls=MultiOption, multiple=True, type=tuple, default=None,
+                     help="Models to sync, in dbt's selector syntax [default: tag:cio]."),
+        click.option("--exclude", cls=MultiOption, multiple=True, type=tuple, default=None,
+                     help="Models to leave out, in dbt's selector syntax."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_):
+    from dbt.config.utils import parse_cli_vars
+
+    from ._dbt import DbtContext
+
+    project_dir = project_dir.resolve()
+    try:
+        parsed_vars = parse_cli_vars(vars_) if vars_ else {}
+    except Exception as exc:  # dbt raises its own error types for bad YAML
+        raise ConfigError(f"--vars: {exc}") from exc
+    return DbtContext(
+        project_dir=project_dir,
+        profiles_dir=profiles_dir.resolve() if profiles_dir else None,
+        target=target,
+        target_path=(target_path or project_dir / "target").resolve(),
+        vars=parsed_vars,
+        profile=profile,
+    )
+
+
+def _fail(reporter, exc: CioSyncError) -> None:
+    reporter.error(str(exc))
+    sys.exit(exc.exit_code)
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cio-export")
+def main() -> None:
+    """Sync dbt models to Customer.io after `dbt build`.
+
+    Without a command, runs `run`: cio-export --select tag:cio"""
+
+
+@main.command()
+@dbt_options
+@click.option("--dry-run", is_flag=True, help="Do everything except sending; no credentials needed.")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --dry-run: write the exact request bodies here, one NDJSON file per model.")
+@click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=None, help="Requests in flight at most [8].")
+@click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Requests per second at most, across all workers [100].")
+@click.option("--batch-bytes", type=click.IntRange(1_000, 10_000_000), default=500_000, show_default=True,
+              help="Request bodies stay strictly under this size.")
+@click.option("--max-retries", type=click.IntRange(0, 100), default=None, help="Retries per request [8].")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds per request [30].")
+@click.option("--ignore-test-failures", is_flag=True,
+              help="Sync models whose dbt tests failed (loudly). A model that failed to build is never synced.")
+@click.option("--allow-mixed-identifiers", is_flag=True,
+              help="Allow selected models to identify people differently (email on some, id on others).")
+@click.option("--progress/--no-progress", default=None, help="Progress bars [on a terminal].")
+def run(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, dry_run, outbox,
+        json_output, concurrency, rate_limit, batch_bytes, max_retries, timeout, ignore_test_failures,
+        allow_mixed_identifiers, progress) -> None:
+    """Sync the selected models to Customer.io (the default command).
+
+    Exit codes: 0 everything delivered; 1 rows rejected or models blocked by a failing build or
+    test; 2 configuration or usage error (nothing sent); 3 delivery incomplete (retries
+    exhausted: run again)."""
+    from ._config import track_settings_from_env
+    from ._output import Reporter
+    from ._runner import Exporter, RunOptions, write_results
+
+    reporter = Reporter(json_mode=json_output, progress=progress)
+    try:
+        if outbox and not dry_run:
+            raise ConfigError("--outbox needs --dry-run")
+        ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        track = None if dry_run else track_settings_from_env(
+            os.environ, concurrency=concurrency, rate_limit=rate_limit, max_retries=max_retries, timeout=timeout,
+            max_request_bytes=batch_bytes)
+        options = RunOptions(
+            dbt=ctx, select=_flatten(select) or ("tag:cio",), exclude=_flatten(exclude), dry_run=dry_run,
+            outbox=outbox, track=track, batch_bytes=batch_bytes, ignore_test_failures=ignore_test_failures,
+            allow_mixed_identifiers=allow_mixed_identifiers,
+        )
+        if ignore_test_failures:
+            reporter.note("--ignore-test-failures: models whose dbt tests FAILED will be synced")
+        summary = Exporter(options, reporter).run()
+    except CioSyncError as exc:
+        _fail(reporter, exc)
+    path = write_results(summary, ctx.target_path)
+    reporter.finish(summary, path)
+    if json_output:
+        sys.stdout.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@dbt_options
+@click.option("--allow-mixed-identifiers", is_flag=True, help="As for run.")
+def validate(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,
+             allow_mixed_identifiers) -> None:
+    """Check the selected models' meta.cio and their built columns; send nothing.
+
+    Exit 0 when every selected model can be synced, 2 otherwise."""
+    from ._dbt import Artifacts, open_adapter, select_models
+    from ._model import ModelSpec, check_identifier_kinds
+    from ._output import Reporter
+    from ._warehouse import relation_columns
+
+    reporter = Reporter(progress=False)
+    try:
+        ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        artifacts = Artifacts.load(ctx.target_path)
+        ids = select_models(ctx, artifacts, _flatten(select) or ("tag:cio",), _flatten(exclude))
+        specs, errors = [], []
+        for unique_id in ids:
+            try:
+                spec = ModelSpec.from_node(artifacts.node(unique_id))
+            except ConfigError as exc:
+                errors.append(str(exc))
+                continue
+            if spec is not None:
+                specs.append(spec)
+        if not errors:
+            check_identifier_kinds(specs, allow_mixed_identifiers)
+            adapter = open_adapter(ctx, artifacts)
+            with adapter.connection_named("cio-export"):
+                for spec in specs:
+                    try:
+                        model = spec.resolve(relation_columns(adapter, spec))
+                    except ConfigError as exc:
+                        errors.append(str(exc))
+                        continue
+                    what = model.event_name or "identify"
+                    reporter.note(f"{spec.name}: ok ({spec.kind}, {what}, identifier {spec.identifier_kind} from "
+                                  f"{spec.identifier_column}, {len(model.attributes)} attributes)")
+        if errors:
+            raise ConfigError("\n".join(errors))
+        if not specs:
+            raise ConfigError("the selection matched no model with meta.cio")
+    except CioSyncError as exc:
+        _fail(reporter, exc)
+    reporter.note(f"{len(specs)} model(s) valid")
+
+
+@main.command("fake-server", add_help_option=False,
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def fake_server(ctx: click.Context) -> None:
+    """Run the Customer.io-compatible server used by tests and benchmarks (loopback only).
+
+    Options: see `cio-export fake-server --help` (forwarded)."""
+    from .fake_server.cli import main as fake_main
+
+    sys.exit(fake_main(ctx.args, prog="cio-export fake-server"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

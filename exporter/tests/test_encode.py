@@ -1,0 +1,158 @@
+"""Rows to Track API items: payload shapes, deterministic ULIDs, per-row limits, batch packing."""
+
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+import pytest
+from ulid import ULID
+
+from cio_sync._batch import ENVELOPE_BYTES, BatchPacker
+from cio_sync._encode import Encoder, Item, Reject, event_ulid
+from cio_sync._errors import ConfigError
+from cio_sync._model import BOOLEAN, INTEGER, NESTED, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec, check_identifier_kinds
+
+
+def spec(meta: dict, name: str = "m") -> ModelSpec:
+    node = {"unique_id": f"model.p.{name}", "name": name, "relation_name": f'"db"."s"."{name}"',
+            "database": "db", "schema": "s", "alias": name, "config": {"meta": {"cio": meta}}}
+    return ModelSpec.from_node(node)
+
+
+PEOPLE = {"kind": "people", "identifier": {"column": "customer_id", "kind": "id"}, "exclude": ["secret"],
+          "attribute_prefix": "wh_"}
+PEOPLE_COLUMNS = [Column("customer_id", TEXT), Column("email", TEXT), Column("created_at", TIMESTAMP),
+                  Column("ltv", NUMBER), Column("orders", INTEGER), Column("vip", BOOLEAN), Column("secret", TEXT)]
+EVENT = {"kind": "event", "identifier": {"column": "customer_id", "kind": "id"}, "event_name": "order_placed",
+         "event_id_column": "event_id", "timestamp_column": "event_at", "json_columns": ["items"]}
+EVENT_COLUMNS = [Column("event_id", TEXT), Column("customer_id", TEXT), Column("event_at", TIMESTAMP),
+                 Column("total", NUMBER), Column("items", TEXT)]
+
+
+def test_people_attributes_exclude_identifier_and_excluded_columns_and_prefix_non_reserved():
+    model = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
+    assert [c.name for c in model.attributes] == ["email", "created_at", "ltv", "orders", "vip"]
+    # email and created_at mean something to Customer.io: never prefixed.
+    assert model.attribute_names == ("email", "created_at", "wh_ltv", "wh_orders", "wh_vip")
+
+
+def test_identify_item_shape_and_nulls_left_out():
+    model = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
+    encoder = Encoder(model, snapshot=1_780_000_000, n_head=2)
+    item = encoder.encode(("c1", "c1", "a@b.co", 1_700_000_000, 59.9, 3, True))
+    assert isinstance(item, Item)
+    assert orjson.loads(item.data) == {
+        "type": "person", "identifiers": {"id": "c1"}, "action": "identify", "timestamp": 1_780_000_000,
+        "attributes": {"email": "a@b.co", "created_at": 1_700_000_000, "wh_ltv": 59.9, "wh_orders": 3, "wh_vip": True},
+    }
+    item = encoder.encode(("c2", "c2", None, None, None, 0, False))
+    assert orjson.loads(item.data)["attributes"] == {"wh_orders": 0, "wh_vip": False}
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "reason"),
+    [
+        ((None, None, "a@b.co", 1, 1.0, 1, True), "customer_id", "null_identifier"),
+        (("  ", "  ", "a@b.co", 1, 1.0, 1, True), "customer_id", "null_identifier"),
+        (("é" * 76, "x", "a@b.co", 1, 1.0, 1, True), "customer_id", "identifier_too_long"),  # 152 bytes
+        (("c1", "c1", "é" * 501, 1, 1.0, 1, True), "email", "value_too_long"),  # 1002 bytes
+        (("c1", "c1", "a@b.co", 1, float("nan"), 1, True), "ltv", "not_a_number"),
+        (("c1", "c1", "a@b.co", 1, float("inf"), 1, True), "ltv", "not_a_number"),
+    ],
+)
+def test_people_limits_reject_the_row_naming_the_column(row, column, reason):
+    model = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
+    result = Encoder(model, snapshot=1, n_head=2).encode(row)
+    assert isinstance(result, Reject)
+    assert (result.model, result.column, result.reason) == ("m", column, reason)
+
+
+def test_limits_at_the_boundary_are_accepted():
+    model = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
+    encoder = Encoder(model, snapshot=1, n_head=2)
+    assert isinstance(encoder.encode(("i" * 150, "i" * 150, "x" * 1000, 1, 1.0, 1, True)), Item)
+
+
+def event_row(event_id="k1", name="order_placed", at=1_780_000_000, items='[{"sku":"A"}]', total=59.9):
+    digest = hashlib.md5(f"{name}|{event_id}".encode()).hexdigest()
+    return ("c1", event_id, at, at * 1000, digest, name, total, items)
+
+
+def test_event_item_shape_with_parsed_json_and_deterministic_ulid():
+    model = spec(EVENT).resolve(EVENT_COLUMNS)
+    item = Encoder(model, snapshot=1, n_head=6).encode(event_row())
+    body = orjson.loads(item.data)
+    assert body == {
+        "type": "person", "identifiers": {"id": "c1"}, "action": "event", "name": "order_placed",
+        "id": body["id"], "timestamp": 1_780_000_000, "attributes": {"total": 59.9, "items": [{"sku": "A"}]},
+    }
+    ulid = ULID.from_str(body["id"])
+    assert int(ulid.milliseconds) == 1_780_000_000_000  # time part = event time
+    assert ulid.bytes[6:] == hashlib.md5(b"order_placed|k1").digest()[:10]  # 80 bits from (name, event id)
+    assert Encoder(model, snapshot=2, n_head=6).encode(event_row()).data == item.data  # same event, same id
+
+
+def test_two_events_of_one_checkout_never_share_an_id():
+    started = event_ulid(1_780_000_000_000, hashlib.md5(b"checkout_started|k1").hexdigest())
+    abandoned = event_ulid(1_780_000_000_000, hashlib.md5(b"cart_abandoned|k1").hexdigest())
+    assert started != abandoned
+    assert event_ulid(1_780_000_000_000, hashlib.md5(b"cart_abandoned|k2").hexdigest()) != abandoned
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (event_row(items="{not json"), "invalid_json"),
+        (event_row(at=-5), "timestamp_before_1970"),
+        (event_row(items="[" + ",".join(['"' + "x" * 100 + '"'] * 400) + "]"), "item_too_large"),
+    ],
+)
+def test_event_rejects(row, reason):
+    model = spec(EVENT).resolve(EVENT_COLUMNS)
+    result = Encoder(model, snapshot=1, n_head=6).encode(row)
+    assert isinstance(result, Reject) and result.reason == reason and result.row_key == "k1"
+
+
+def test_missing_configured_column_names_model_key_and_column():
+    with pytest.raises(ConfigError, match=r"model m:\n  meta.cio.timestamp_column: column 'event_at' is not in"):
+        spec(EVENT).resolve([c for c in EVENT_COLUMNS if c.name != "event_at"])
+
+
+def test_json_people_attribute_refused_unless_allowed():
+    columns = [Column("customer_id", TEXT), Column("prefs", NESTED, "JSON")]
+    meta = {"kind": "people", "identifier": {"column": "customer_id", "kind": "id"}}
+    with pytest.raises(ConfigError, match="'prefs' is JSON: JSON, array or struct people attributes"):
+        spec(meta).resolve(columns)
+    assert spec({**meta, "allow_json_attributes": True}).resolve(columns).attributes[0].name == "prefs"
+
+
+def test_invalid_meta_names_model_key_and_expectation():
+    with pytest.raises(ConfigError, match=r"model m: invalid meta.cio\n  meta.cio.identifier.kind: 'phone' is not one of"):
+        spec({"kind": "people", "identifier": {"column": "x", "kind": "phone"}})
+
+
+def test_mixed_identifier_kinds_are_an_error_unless_allowed():
+    people = spec(PEOPLE, "people")
+    by_email = spec({**EVENT, "identifier": {"column": "email", "kind": "email"}}, "events")
+    with pytest.raises(ConfigError, match="identify people in different ways"):
+        check_identifier_kinds([people, by_email])
+    check_identifier_kinds([people, by_email], allow_mixed=True)
+    check_identifier_kinds([people, spec({**EVENT, "identifier": {"column": "email", "kind": "email"},
+                                          "allow_mixed_identifiers": True}, "e2")])
+
+
+def test_batches_close_strictly_under_the_limit_and_lose_nothing():
+    packer = BatchPacker(max_bytes=1_000)
+    items = [orjson.dumps({"i": i, "pad": "x" * (i % 37)}) for i in range(500)]
+    batches = [b for data in items if (b := packer.add(data, data)) is not None]
+    batches.append(packer.flush())
+    assert [d for b in batches for d in b.items] == items
+    for batch in batches:
+        body = batch.body()
+        assert len(body) < 1_000
+        assert orjson.loads(body) == {"batch": [orjson.loads(d) for d in batch.items]}
+    # Full: the next item would not have fitted.
+    for batch, following in zip(batches, batches[1:]):
+        assert len(batch.body()) + 1 + len(following.items[0]) >= 1_000
+    assert ENVELOPE_BYTES == len(b'{"batch":[]}')

@@ -1,0 +1,3 @@
+{{ config(materialized='view', tags=['cio_bad_meta'],
+          meta={'cio': {'kind': 'events', 'identifier': {'column': 'person_id', 'kind': 'phone'}}}) }}
+select 'x' as person_id
