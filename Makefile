@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IT := integration_tests
 DBT := cd $(IT) && DBT_PROFILES_DIR=. ../$(BIN)/dbt
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install demo test lint clean
 
 install: $(STAMP)
 
@@ -20,10 +20,13 @@ $(STAMP): pyproject.toml
 $(IT)/dbt_packages/cio_sync: $(STAMP) $(IT)/packages.yml
 	$(DBT) deps --quiet
 
-## demo: build the example shop on DuckDB and show what would be synced
+## demo: build the example shop on DuckDB and show what cio-export would send (dry run)
 demo: install $(IT)/dbt_packages/cio_sync
 	$(DBT) build --target duckdb --quiet
 	$(DBT) run-operation print_sync_summary --quiet
+	cd $(IT) && DBT_PROFILES_DIR=. ../$(BIN)/cio-export --select tag:cio --target duckdb --dry-run \
+		--outbox target/outbox --no-progress
+	@echo "Request bodies that would be sent: $(IT)/target/outbox/*.ndjson"
 
 ## test: the whole suite (DuckDB, PostgreSQL through PG*, Redshift compiled offline)
 test: install $(IT)/dbt_packages/cio_sync

@@ -29,8 +29,9 @@ class BatchPacker:
         """Add one item. Returns the batch it closed, if any (the item then starts the next)."""
         added = len(data) + (1 if self._items else 0)
         full = None
-        if self._items and (self._size + added >= self.max_bytes
-                            or (self.max_items is not None and len(self._items) >= self.max_items)):
+        if self._items and (
+            self._size + added >= self.max_bytes or (self.max_items is not None and len(self._items) >= self.max_items)
+        ):
             full = self.flush()
             added = len(data)
         self._items.append(data)

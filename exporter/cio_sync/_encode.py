@@ -32,8 +32,13 @@ class Reject:
     message: str
 
     def as_dict(self) -> dict:
-        return {"model": self.model, "row_key": self.row_key, "column": self.column,
-                "reason": self.reason, "message": self.message}
+        return {
+            "model": self.model,
+            "row_key": self.row_key,
+            "column": self.column,
+            "reason": self.reason,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,13 +89,17 @@ class Encoder:
             return self._reject(key, self.id_column, "null_identifier", "the identifier is empty")
         value = str(value)
         if len(value.encode()) > MAX_IDENTIFIER_BYTES:
-            return self._reject(key, self.id_column, "identifier_too_long",
-                                f"identifier is {len(value.encode())} bytes; Customer.io takes {MAX_IDENTIFIER_BYTES}")
+            return self._reject(
+                key,
+                self.id_column,
+                "identifier_too_long",
+                f"identifier is {len(value.encode())} bytes; Customer.io takes {MAX_IDENTIFIER_BYTES}",
+            )
         return value
 
     def _attributes(self, row: tuple, key, check_value_size: bool) -> dict | Reject:
         attributes = {}
-        for i, value in enumerate(row[self.n_head:]):
+        for i, value in enumerate(row[self.n_head :]):
             if value is None:
                 continue
             if isinstance(value, float) and not math.isfinite(value):
@@ -103,8 +112,12 @@ class Encoder:
             elif check_value_size and isinstance(value, str) and len(value) * 4 > MAX_ATTRIBUTE_VALUE_BYTES:
                 size = len(value.encode())
                 if size > MAX_ATTRIBUTE_VALUE_BYTES:
-                    return self._reject(key, self.columns[i], "value_too_long",
-                                        f"value is {size} bytes; Customer.io takes {MAX_ATTRIBUTE_VALUE_BYTES}")
+                    return self._reject(
+                        key,
+                        self.columns[i],
+                        "value_too_long",
+                        f"value is {size} bytes; Customer.io takes {MAX_ATTRIBUTE_VALUE_BYTES}",
+                    )
             attributes[self.names[i]] = value
         return attributes
 
@@ -114,8 +127,9 @@ class Encoder:
         except TypeError as exc:
             return self._reject(key, None, "unserializable", str(exc))
         if len(data) > MAX_ITEM_BYTES:
-            return self._reject(key, None, "item_too_large",
-                                f"item is {len(data)} bytes; Customer.io takes {MAX_ITEM_BYTES} per item")
+            return self._reject(
+                key, None, "item_too_large", f"item is {len(data)} bytes; Customer.io takes {MAX_ITEM_BYTES} per item"
+            )
         return data
 
     def _person(self, row: tuple) -> Item | Reject:
@@ -125,13 +139,16 @@ class Encoder:
         attributes = self._attributes(row, identifier, check_value_size=True)
         if isinstance(attributes, Reject):
             return attributes
-        data = self._dump({
-            "type": "person",
-            "identifiers": {self.id_key: identifier},
-            "action": "identify",
-            "timestamp": self.snapshot,
-            "attributes": attributes,
-        }, identifier)
+        data = self._dump(
+            {
+                "type": "person",
+                "identifiers": {self.id_key: identifier},
+                "action": "identify",
+                "timestamp": self.snapshot,
+                "attributes": attributes,
+            },
+            identifier,
+        )
         if isinstance(data, Reject):
             return data
         return Item(data, identifier, identifier)
@@ -147,24 +164,29 @@ class Encoder:
         if epoch_ms is None:
             return self._reject(key, self.model.timestamp.name, "null_timestamp", "the event time is empty")
         if epoch_ms < 0:
-            return self._reject(key, self.model.timestamp.name, "timestamp_before_1970",
-                                "event times before 1970 cannot be sent")
+            return self._reject(
+                key, self.model.timestamp.name, "timestamp_before_1970", "event times before 1970 cannot be sent"
+            )
         if not name or len(name.encode()) > MAX_EVENT_NAME_BYTES:
             column = self.model.event_name_column.name if self.model.event_name_column else None
-            return self._reject(key, column, "invalid_event_name",
-                                f"event name must be 1 to {MAX_EVENT_NAME_BYTES} bytes")
+            return self._reject(
+                key, column, "invalid_event_name", f"event name must be 1 to {MAX_EVENT_NAME_BYTES} bytes"
+            )
         attributes = self._attributes(row, key, check_value_size=False)
         if isinstance(attributes, Reject):
             return attributes
-        data = self._dump({
-            "type": "person",
-            "identifiers": {self.id_key: identifier},
-            "action": "event",
-            "name": name,
-            "id": event_ulid(epoch_ms, hash_hex),
-            "timestamp": timestamp,
-            "attributes": attributes,
-        }, key)
+        data = self._dump(
+            {
+                "type": "person",
+                "identifiers": {self.id_key: identifier},
+                "action": "event",
+                "name": name,
+                "id": event_ulid(epoch_ms, hash_hex),
+                "timestamp": timestamp,
+                "attributes": attributes,
+            },
+            key,
+        )
         if isinstance(data, Reject):
             return data
         return Item(data, identifier, str(key), timestamp)

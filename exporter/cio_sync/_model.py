@@ -35,7 +35,15 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Column kinds, from the warehouse's type names. They decide how a value is read and sent.
-TEXT, INTEGER, NUMBER, BOOLEAN, TIMESTAMP, DATE, NESTED = "text", "integer", "number", "boolean", "timestamp", "date", "nested"
+TEXT, INTEGER, NUMBER, BOOLEAN, TIMESTAMP, DATE, NESTED = (
+    "text",
+    "integer",
+    "number",
+    "boolean",
+    "timestamp",
+    "date",
+    "nested",
+)
 
 
 @functools.cache
@@ -55,8 +63,21 @@ def column_kind(dtype: str) -> str:
         return DATE
     if "BOOL" in t:
         return BOOLEAN
-    if t in ("INTEGER", "INT", "INT2", "INT4", "INT8", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT",
-             "UINTEGER", "USMALLINT", "UTINYINT"):
+    if t in (
+        "INTEGER",
+        "INT",
+        "INT2",
+        "INT4",
+        "INT8",
+        "BIGINT",
+        "SMALLINT",
+        "TINYINT",
+        "HUGEINT",
+        "UBIGINT",
+        "UINTEGER",
+        "USMALLINT",
+        "UTINYINT",
+    ):
         return INTEGER
     if any(n in t for n in ("NUMERIC", "DECIMAL", "DOUBLE", "FLOAT", "REAL")):
         return NUMBER
@@ -116,7 +137,9 @@ class ModelSpec:
         errors = sorted(validator.iter_errors(meta), key=lambda e: list(e.absolute_path))
         if errors:
             lines = [f"  {_path(e)}: {e.message}" for e in errors]
-            raise ConfigError(f"model {name}: invalid meta.cio\n" + "\n".join(lines) + "\nSee docs/exporter.md, 'meta.cio'.")
+            raise ConfigError(
+                f"model {name}: invalid meta.cio\n" + "\n".join(lines) + "\nSee docs/exporter.md, 'meta.cio'."
+            )
         if not node.get("relation_name"):
             raise ConfigError(f"model {name}: it has no relation (ephemeral?); only tables and views can be synced")
         return cls(
@@ -133,8 +156,10 @@ class ModelSpec:
         """Check the configured columns against the built relation and decide the attributes."""
         by_name = {c.name.lower(): c for c in columns}
         if not by_name:
-            raise ConfigError(f"model {self.name}: relation {self.relation_name} does not exist or has no columns; "
-                              "run dbt build first")
+            raise ConfigError(
+                f"model {self.name}: relation {self.relation_name} does not exist or has no columns; "
+                "run dbt build first"
+            )
         problems: list[str] = []
 
         def need(key: str, column: str | None) -> Column | None:
@@ -152,7 +177,9 @@ class ModelSpec:
         if timestamp is not None and timestamp.kind not in (TIMESTAMP, DATE):
             problems.append(f"meta.cio.timestamp_column: '{timestamp.name}' is {timestamp.dtype}, not a timestamp")
         if identifier is not None and identifier.kind not in (TEXT, INTEGER):
-            problems.append(f"meta.cio.identifier.column: '{identifier.name}' is {identifier.dtype}; use text or integer")
+            problems.append(
+                f"meta.cio.identifier.column: '{identifier.name}' is {identifier.dtype}; use text or integer"
+            )
         for key in ("json_columns", "exclude", "attributes"):
             for column in self.meta.get(key, []):
                 need(key, column)
@@ -172,8 +199,10 @@ class ModelSpec:
             if len(sent_name.encode()) > MAX_ATTRIBUTE_NAME_BYTES:
                 problems.append(f"column '{column.name}': attribute name over {MAX_ATTRIBUTE_NAME_BYTES} bytes")
             if column.kind == NESTED and self.kind == "people" and not self.meta.get("allow_json_attributes"):
-                problems.append(f"column '{column.name}' is {column.dtype}: JSON, array or struct people attributes make "
-                                "segments brittle; flatten it, exclude it, or set meta.cio.allow_json_attributes")
+                problems.append(
+                    f"column '{column.name}' is {column.dtype}: JSON, array or struct people attributes make "
+                    "segments brittle; flatten it, exclude it, or set meta.cio.allow_json_attributes"
+                )
             if column.name.lower() in json_columns and column.kind not in (TEXT, NESTED):
                 problems.append(f"meta.cio.json_columns: '{column.name}' is {column.dtype}, not JSON text")
         if self.kind == "people" and len(attributes) > MAX_ATTRIBUTES:
@@ -227,8 +256,10 @@ class SyncModel:
 
     def payload_schema(self) -> dict[str, str]:
         """Attribute name -> kind, as sent: the shape templates and segments depend on."""
-        return {name: ("json" if col.name in self.json_columns else col.kind)
-                for name, col in zip(self.attribute_names, self.attributes, strict=True)}
+        return {
+            name: ("json" if col.name in self.json_columns else col.kind)
+            for name, col in zip(self.attribute_names, self.attributes, strict=True)
+        }
 
 
 def check_identifier_kinds(models: list[ModelSpec], allow_mixed: bool = False) -> None:

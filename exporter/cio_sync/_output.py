@@ -15,7 +15,10 @@ from rich.table import Table
 class Reporter:
     def __init__(self, *, json_mode: bool = False, progress: bool | None = None, stream=None) -> None:
         self.stream = stream or sys.stderr
-        self.console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        if not console.is_terminal:  # logs and CI: wide enough for model names, no wrapping tables
+            console = Console(file=self.stream, highlight=False, soft_wrap=True, width=140)
+        self.console = console
         self.json_mode = json_mode
         self.progress_enabled = self.console.is_terminal if progress is None else progress
         self._progress: Progress | None = None
@@ -37,10 +40,15 @@ class Reporter:
             return lambda result: None
         if self._progress is None:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(bar_width=None),
-                TextColumn("{task.fields[scanned]:>10,} scanned {task.fields[accepted]:>10,} accepted "
-                           "{task.fields[rejected]:>7,} rejected {task.fields[rate]:>8} rows/s"),
-                TimeElapsedColumn(), console=self.console, transient=False,
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=None),
+                TextColumn(
+                    "{task.fields[scanned]:>10,} scanned {task.fields[accepted]:>10,} accepted "
+                    "{task.fields[rejected]:>7,} rejected {task.fields[rate]:>8} rows/s"
+                ),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
             )
             self._progress.start()
         task = self._progress.add_task(label, total=None, scanned=0, accepted=0, rejected=0, rate="-")
@@ -48,42 +56,70 @@ class Reporter:
 
         def update(result) -> None:
             elapsed = max(time.monotonic() - started, 1e-6)
-            self._progress.update(task, scanned=result.rows_scanned, accepted=result.items_accepted,
-                                  rejected=result.rejected, rate=f"{result.rows_scanned / elapsed:,.0f}")
+            self._progress.update(
+                task,
+                scanned=result.rows_scanned,
+                accepted=result.items_accepted,
+                rejected=result.rejected,
+                rate=f"{result.rows_scanned / elapsed:,.0f}",
+            )
+
         return update
 
     def model_done(self, result) -> None:
         if self._progress is not None:
             return
-        self._line(f"{result.model}: {result.status}: {result.rows_scanned} rows scanned, {result.items_accepted} "
-                   f"accepted, {result.rejected} rejected, {result.held} held, {result.undelivered} undelivered")
+        self._line(
+            f"{result.model}: {result.status}: {result.rows_scanned} rows scanned, {result.items_accepted} "
+            f"accepted, {result.rejected} rejected, {result.held} held, {result.undelivered} undelivered"
+        )
 
     def finish(self, summary, results_path=None) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-        if self.json_mode:
-            return
-        table = Table(title="cio-export" + (" (dry run: nothing sent)" if summary.dry_run else ""), title_justify="left")
-        for column in ("model", "status", "scanned", "accepted", "rejected", "held", "undelivered"):
-            table.add_column(column, justify="left" if column in ("model", "status") else "right")
-        for r in summary.results:
-            table.add_row(r.model, r.status, f"{r.rows_scanned:,}", f"{r.items_accepted:,}", f"{r.rejected:,}",
-                          f"{r.held:,}", f"{r.undelivered:,}")
-        self.console.print(table)
+        if not self.json_mode:
+            self._table(summary)
         for r in summary.results:
             for reject in r.reject_sample[:5]:
                 where = f"row {reject.row_key}" + (f", column {reject.column}" if reject.column else "")
                 self.console.print(f"  {r.model}: {where}: {reject.reason}: {reject.message}", markup=False)
             if r.rejected > 5:
-                self.console.print(f"  {r.model}: ... {r.rejected - 5} more (reasons: {dict(r.reject_reasons)})",
-                                   markup=False)
+                self.console.print(
+                    f"  {r.model}: ... {r.rejected - 5} more (reasons: {dict(r.reject_reasons)})", markup=False
+                )
+        if summary.dry_run and not self.json_mode:
+            for r in summary.results:
+                if r.first_item is not None:
+                    text = r.first_item.decode()
+                    self.console.print(
+                        f"  {r.model}, first item: {text[:400]}{' ...' if len(text) > 400 else ''}", markup=False
+                    )
         transport = summary.transport
         self.console.print(
             f"{transport.get('requests', 0):,} requests, {transport.get('bytes_sent', 0):,} bytes in "
-            f"{summary.elapsed:.1f}s; exit code {summary.exit_code}" + (f"; results: {results_path}" if results_path else ""),
+            f"{summary.elapsed:.1f}s; exit code {summary.exit_code}"
+            + (f"; results: {results_path}" if results_path else ""),
             markup=False,
         )
+
+    def _table(self, summary) -> None:
+        table = Table(
+            title="cio-export" + (" (dry run: nothing sent)" if summary.dry_run else ""), title_justify="left"
+        )
+        for column in ("model", "status", "scanned", "accepted", "rejected", "held", "undelivered"):
+            table.add_column(column, justify="left" if column in ("model", "status") else "right")
+        for r in summary.results:
+            table.add_row(
+                r.model,
+                r.status,
+                f"{r.rows_scanned:,}",
+                f"{r.items_accepted:,}",
+                f"{r.rejected:,}",
+                f"{r.held:,}",
+                f"{r.undelivered:,}",
+            )
+        self.console.print(table)
 
     def error(self, message: str) -> None:
         if self._progress is not None:

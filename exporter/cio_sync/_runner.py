@@ -14,7 +14,7 @@ import orjson
 
 from . import __version__
 from ._batch import BatchPacker
-from ._dbt import Artifacts, DbtContext, gate, open_adapter, select_models
+from ._dbt import Artifacts, DbtContext, close_adapter, gate, open_adapter, select_models
 from ._encode import Encoder, Reject
 from ._errors import ConfigError
 from ._model import ModelSpec, SyncModel, check_identifier_kinds
@@ -60,6 +60,7 @@ class ModelResult:
     reject_sample: list[Reject] = field(default_factory=list)
     started_at: float | None = None
     finished_at: float | None = None
+    first_item: bytes | None = None  # shown by --dry-run
 
     def reject(self, reject: Reject) -> None:
         self.rejected += 1
@@ -80,11 +81,20 @@ class ModelResult:
 
     def as_dict(self) -> dict:
         return {
-            "unique_id": self.unique_id, "model": self.model, "kind": self.kind, "status": self.status,
-            "message": self.message, "rows_scanned": self.rows_scanned, "items_sent": self.items_sent,
-            "items_accepted": self.items_accepted, "rejected": self.rejected, "held": self.held,
-            "undelivered": self.undelivered, "batches": self.batches,
-            "failing_tests": list(self.failing_tests), "warning_tests": list(self.warning_tests),
+            "unique_id": self.unique_id,
+            "model": self.model,
+            "kind": self.kind,
+            "status": self.status,
+            "message": self.message,
+            "rows_scanned": self.rows_scanned,
+            "items_sent": self.items_sent,
+            "items_accepted": self.items_accepted,
+            "rejected": self.rejected,
+            "held": self.held,
+            "undelivered": self.undelivered,
+            "batches": self.batches,
+            "failing_tests": list(self.failing_tests),
+            "warning_tests": list(self.warning_tests),
             "reject_reasons": dict(self.reject_reasons),
             "rejects": [r.as_dict() for r in self.reject_sample],
             "execution_time": round((self.finished_at or time.time()) - (self.started_at or time.time()), 3),
@@ -150,8 +160,17 @@ class OutboxSink:
         self.stats["requests"] += 1
         self.stats["bytes_sent"] += len(body)
         self.stats["items_sent"] += len(batch.items)
-        self._done.append(BatchOutcome(batch=batch, accepted=list(range(len(batch.items))), rejected=[],
-                                       undelivered=[], status=None, attempts=0, error=None))
+        self._done.append(
+            BatchOutcome(
+                batch=batch,
+                accepted=list(range(len(batch.items))),
+                rejected=[],
+                undelivered=[],
+                status=None,
+                attempts=0,
+                error=None,
+            )
+        )
 
     def poll(self) -> list[BatchOutcome]:
         done, self._done = self._done, []
@@ -206,13 +225,16 @@ class Exporter:
                 errors.append(str(exc))
                 continue
             if spec is None or spec.meta.get("enabled") is False:
-                self.reporter.note(f"{node['name']}: selected but not synced ({'no meta.cio' if spec is None else 'meta.cio.enabled is false'})")
+                why = "no meta.cio" if spec is None else "meta.cio.enabled is false"
+                self.reporter.note(f"{node['name']}: selected but not synced ({why})")
                 continue
             specs.append(spec)
         if errors:
             raise ConfigError("\n".join(errors))
         if not specs:
-            raise ConfigError(f"--select {' '.join(self.options.select)} matched no model with meta.cio: nothing to sync")
+            raise ConfigError(
+                f"--select {' '.join(self.options.select)} matched no model with meta.cio: nothing to sync"
+            )
         check_identifier_kinds(specs, self.options.allow_mixed_identifiers)
         passing = []
         for spec in specs:
@@ -230,9 +252,15 @@ class Exporter:
         opts = self.options
         started = time.time()
         artifacts = Artifacts.load(opts.dbt.target_path)
-        summary = RunSummary(invocation_id=str(uuid.uuid4()), dbt_invocation_id=artifacts.invocation_id,
-                             dry_run=opts.dry_run, started_at=started, results=[])
-        specs, summary.results = self.plan(artifacts)
+        summary = RunSummary(
+            invocation_id=str(uuid.uuid4()),
+            dbt_invocation_id=artifacts.invocation_id,
+            dry_run=opts.dry_run,
+            started_at=started,
+            results=[],
+        )
+        specs, results = self.plan(artifacts)
+        summary.results = sorted(results, key=lambda r: (r.kind != "people", r.model))
         by_id = {r.unique_id: r for r in summary.results}
         for result in summary.results:
             if result.status == "blocked":
@@ -240,8 +268,10 @@ class Exporter:
             elif result.warning_tests:
                 self.reporter.note(f"{result.model}: tests warned: {', '.join(result.warning_tests)}")
             if result.failing_tests and result.status != "blocked":
-                self.reporter.note(f"{result.model}: SENDING DESPITE FAILING TESTS (--ignore-test-failures): "
-                                   + ", ".join(result.failing_tests))
+                self.reporter.note(
+                    f"{result.model}: SENDING DESPITE FAILING TESTS (--ignore-test-failures): "
+                    + ", ".join(result.failing_tests)
+                )
 
         sink = OutboxSink(opts.outbox) if opts.dry_run else None
         if sink is None:
@@ -252,6 +282,7 @@ class Exporter:
                 client.close()
                 raise
             sink = ClientSink(client)
+        adapter = None
         try:
             adapter = open_adapter(opts.dbt, artifacts)
             with adapter.connection_named("cio-export"):
@@ -268,6 +299,8 @@ class Exporter:
                 self._handle(sink.drain())
         finally:
             sink.close()
+            if adapter is not None:
+                close_adapter(adapter)
         for result in summary.results:
             result.finish()
             if result.status not in ("blocked",):
@@ -279,8 +312,9 @@ class Exporter:
 
     def _sync_model(self, adapter, model: SyncModel, snapshot: int, sink, result: ModelResult) -> None:
         result.started_at = time.time()
-        relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
-                                           identifier=model.spec.alias)
+        relation = adapter.Relation.create(
+            database=model.spec.database, schema=model.spec.schema, identifier=model.spec.alias
+        )
         query = build_query(model, dialect_for(adapter), relation.render())
         encoder = Encoder(model, snapshot, query.n_head)
         packer = BatchPacker(self.options.batch_bytes)
@@ -292,12 +326,23 @@ class Exporter:
                 encoded = encoder.encode(row)
                 if isinstance(encoded, Reject):
                     result.reject(encoded)
+                    if not model.is_event and encoded.row_key:
+                        self.rejected_people.add(encoded.row_key)
                     continue
                 if hold and encoded.identifier in hold:
                     result.held += 1
-                    result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "held",
-                                         "the person's identify was rejected in this run; event held back"))
+                    result.reject(
+                        Reject(
+                            model.name,
+                            encoded.row_key,
+                            model.identifier.name,
+                            "held",
+                            "the person's identify was rejected in this run; event held back",
+                        )
+                    )
                     continue
+                if result.first_item is None:
+                    result.first_item = encoded.data
                 full = packer.add(encoded.data, (result, encoded))
                 if full is not None:
                     self._submit(sink, full, model, result)
@@ -335,4 +380,3 @@ def write_results(summary: RunSummary, target_path: Path) -> Path:
     path = target_path / RESULTS_FILE
     path.write_bytes(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2))
     return path
-

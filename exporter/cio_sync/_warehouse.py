@@ -88,8 +88,11 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, where: str | 
     if model.is_event:
         event_key = dialect.text(q(model.event_id.name))
         ts = q(model.timestamp.name)
-        name = (dialect.text(q(model.event_name_column.name)) if model.event_name_column
-                else "'" + model.event_name.replace("'", "''") + "'")
+        name = (
+            dialect.text(q(model.event_name_column.name))
+            if model.event_name_column
+            else "'" + model.event_name.replace("'", "''") + "'"
+        )
         head += [
             event_key,
             dialect.unix_seconds(ts),
@@ -153,13 +156,12 @@ def _stream_redshift(handle, sql: str, fetch_rows: int) -> Iterator[list[tuple]]
 
 
 def _stream_dbapi(handle, sql: str, fetch_rows: int) -> Iterator[list[tuple]]:
+    # dbt-duckdb hands out one shared cursor per connection: closing it would close the
+    # connection, so it is left open and simply read to the end.
     cursor = handle.cursor()
-    try:
-        cursor.execute(sql)
-        while rows := cursor.fetchmany(fetch_rows):
-            yield rows
-    finally:
-        cursor.close()
+    cursor.execute(sql)
+    while rows := cursor.fetchmany(fetch_rows):
+        yield rows
 
 
 def relation_columns(adapter, spec) -> list[Column]:

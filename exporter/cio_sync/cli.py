@@ -40,19 +40,49 @@ def _flatten(values: tuple) -> tuple[str, ...]:
 def dbt_options(func):
     """The options cio-export shares with dbt, meaning what they mean to dbt."""
     decorators = [
-        click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), envvar="DBT_PROJECT_DIR",
-                     default=".", show_default=True, help="The dbt project whose artifacts to read."),
-        click.option("--profiles-dir", type=click.Path(file_okay=False, path_type=Path), envvar="DBT_PROFILES_DIR",
-                     default=None, help="Where profiles.yml is (dbt's default resolution when unset)."),
+        click.option(
+            "--project-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="DBT_PROJECT_DIR",
+            default=None,
+            help="The dbt project whose artifacts to read [default: the nearest one].",
+        ),
+        click.option(
+            "--profiles-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="DBT_PROFILES_DIR",
+            default=None,
+            help="Where profiles.yml is (dbt's default resolution when unset).",
+        ),
         click.option("--profile", default=None, help="Profile to use instead of the project's."),
         click.option("--target", "-t", default=None, help="Target of the profile (the warehouse to read from)."),
-        click.option("--target-path", type=click.Path(file_okay=False, path_type=Path), envvar="DBT_TARGET_PATH",
-                     default=None, help="Where dbt wrote manifest.json and run_results.json [default: <project>/target]."),
-        click.option("--vars", "vars_", default=None, help="dbt vars, as a YAML or JSON string, as given to dbt build."),
-        click.option("--select", "-s", cls=MultiOption, multiple=True, type=tuple, default=None,
-                     help="Models to sync, in dbt's selector syntax [default: tag:cio]."),
-        click.option("--exclude", cls=MultiOption, multiple=True, type=tuple, default=None,
-                     help="Models to leave out, in dbt's selector syntax."),
+        click.option(
+            "--target-path",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="DBT_TARGET_PATH",
+            default=None,
+            help="Where dbt wrote manifest.json and run_results.json [default: the project's target-path].",
+        ),
+        click.option(
+            "--vars", "vars_", default=None, help="dbt vars, as a YAML or JSON string, as given to dbt build."
+        ),
+        click.option(
+            "--select",
+            "-s",
+            cls=MultiOption,
+            multiple=True,
+            type=tuple,
+            default=None,
+            help="Models to sync, in dbt's selector syntax [default: tag:cio].",
+        ),
+        click.option(
+            "--exclude",
+            cls=MultiOption,
+            multiple=True,
+            type=tuple,
+            default=None,
+            help="Models to leave out, in dbt's selector syntax.",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -60,22 +90,10 @@ def dbt_options(func):
 
 
 def _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_):
-    from dbt.config.utils import parse_cli_vars
-
     from ._dbt import DbtContext
 
-    project_dir = project_dir.resolve()
-    try:
-        parsed_vars = parse_cli_vars(vars_) if vars_ else {}
-    except Exception as exc:  # dbt raises its own error types for bad YAML
-        raise ConfigError(f"--vars: {exc}") from exc
-    return DbtContext(
-        project_dir=project_dir,
-        profiles_dir=profiles_dir.resolve() if profiles_dir else None,
-        target=target,
-        target_path=(target_path or project_dir / "target").resolve(),
-        vars=parsed_vars,
-        profile=profile,
+    return DbtContext.create(
+        project_dir, profiles_dir=profiles_dir, target=target, target_path=target_path, vars=vars_, profile=profile
     )
 
 
@@ -95,24 +113,61 @@ def main() -> None:
 @main.command()
 @dbt_options
 @click.option("--dry-run", is_flag=True, help="Do everything except sending; no credentials needed.")
-@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="With --dry-run: write the exact request bodies here, one NDJSON file per model.")
+@click.option(
+    "--outbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --dry-run: write the exact request bodies here, one NDJSON file per model.",
+)
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=None, help="Requests in flight at most [8].")
-@click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Requests per second at most, across all workers [100].")
-@click.option("--batch-bytes", type=click.IntRange(1_000, 10_000_000), default=500_000, show_default=True,
-              help="Request bodies stay strictly under this size.")
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Requests per second at most, across all workers [100].",
+)
+@click.option(
+    "--batch-bytes",
+    type=click.IntRange(1_000, 10_000_000),
+    default=500_000,
+    show_default=True,
+    help="Request bodies stay strictly under this size.",
+)
 @click.option("--max-retries", type=click.IntRange(0, 100), default=None, help="Retries per request [8].")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds per request [30].")
-@click.option("--ignore-test-failures", is_flag=True,
-              help="Sync models whose dbt tests failed (loudly). A model that failed to build is never synced.")
-@click.option("--allow-mixed-identifiers", is_flag=True,
-              help="Allow selected models to identify people differently (email on some, id on others).")
+@click.option(
+    "--ignore-test-failures",
+    is_flag=True,
+    help="Sync models whose dbt tests failed (loudly). A model that failed to build is never synced.",
+)
+@click.option(
+    "--allow-mixed-identifiers",
+    is_flag=True,
+    help="Allow selected models to identify people differently (email on some, id on others).",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bars [on a terminal].")
-def run(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, dry_run, outbox,
-        json_output, concurrency, rate_limit, batch_bytes, max_retries, timeout, ignore_test_failures,
-        allow_mixed_identifiers, progress) -> None:
+def run(
+    project_dir,
+    profiles_dir,
+    profile,
+    target,
+    target_path,
+    vars_,
+    select,
+    exclude,
+    dry_run,
+    outbox,
+    json_output,
+    concurrency,
+    rate_limit,
+    batch_bytes,
+    max_retries,
+    timeout,
+    ignore_test_failures,
+    allow_mixed_identifiers,
+    progress,
+) -> None:
     """Sync the selected models to Customer.io (the default command).
 
     Exit codes: 0 everything delivered; 1 rows rejected or models blocked by a failing build or
@@ -127,12 +182,27 @@ def run(project_dir, profiles_dir, profile, target, target_path, vars_, select, 
         if outbox and not dry_run:
             raise ConfigError("--outbox needs --dry-run")
         ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
-        track = None if dry_run else track_settings_from_env(
-            os.environ, concurrency=concurrency, rate_limit=rate_limit, max_retries=max_retries, timeout=timeout,
-            max_request_bytes=batch_bytes)
+        track = (
+            None
+            if dry_run
+            else track_settings_from_env(
+                os.environ,
+                concurrency=concurrency,
+                rate_limit=rate_limit,
+                max_retries=max_retries,
+                timeout=timeout,
+                max_request_bytes=batch_bytes,
+            )
+        )
         options = RunOptions(
-            dbt=ctx, select=_flatten(select) or ("tag:cio",), exclude=_flatten(exclude), dry_run=dry_run,
-            outbox=outbox, track=track, batch_bytes=batch_bytes, ignore_test_failures=ignore_test_failures,
+            dbt=ctx,
+            select=_flatten(select) or ("tag:cio",),
+            exclude=_flatten(exclude),
+            dry_run=dry_run,
+            outbox=outbox,
+            track=track,
+            batch_bytes=batch_bytes,
+            ignore_test_failures=ignore_test_failures,
             allow_mixed_identifiers=allow_mixed_identifiers,
         )
         if ignore_test_failures:
@@ -150,12 +220,13 @@ def run(project_dir, profiles_dir, profile, target, target_path, vars_, select, 
 @main.command()
 @dbt_options
 @click.option("--allow-mixed-identifiers", is_flag=True, help="As for run.")
-def validate(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,
-             allow_mixed_identifiers) -> None:
+def validate(
+    project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, allow_mixed_identifiers
+) -> None:
     """Check the selected models' meta.cio and their built columns; send nothing.
 
     Exit 0 when every selected model can be synced, 2 otherwise."""
-    from ._dbt import Artifacts, open_adapter, select_models
+    from ._dbt import Artifacts, close_adapter, open_adapter, select_models
     from ._model import ModelSpec, check_identifier_kinds
     from ._output import Reporter
     from ._warehouse import relation_columns
@@ -177,16 +248,21 @@ def validate(project_dir, profiles_dir, profile, target, target_path, vars_, sel
         if not errors:
             check_identifier_kinds(specs, allow_mixed_identifiers)
             adapter = open_adapter(ctx, artifacts)
-            with adapter.connection_named("cio-export"):
-                for spec in specs:
-                    try:
-                        model = spec.resolve(relation_columns(adapter, spec))
-                    except ConfigError as exc:
-                        errors.append(str(exc))
-                        continue
-                    what = model.event_name or "identify"
-                    reporter.note(f"{spec.name}: ok ({spec.kind}, {what}, identifier {spec.identifier_kind} from "
-                                  f"{spec.identifier_column}, {len(model.attributes)} attributes)")
+            try:
+                with adapter.connection_named("cio-export"):
+                    for spec in specs:
+                        try:
+                            model = spec.resolve(relation_columns(adapter, spec))
+                        except ConfigError as exc:
+                            errors.append(str(exc))
+                            continue
+                        what = model.event_name or "identify"
+                        reporter.note(
+                            f"{spec.name}: ok ({spec.kind}, {what}, identifier {spec.identifier_kind} "
+                            f"from {spec.identifier_column}, {len(model.attributes)} attributes)"
+                        )
+            finally:
+                close_adapter(adapter)
         if errors:
             raise ConfigError("\n".join(errors))
         if not specs:
@@ -196,8 +272,9 @@ def validate(project_dir, profiles_dir, profile, target, target_path, vars_, sel
     reporter.note(f"{len(specs)} model(s) valid")
 
 
-@main.command("fake-server", add_help_option=False,
-              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(
+    "fake-server", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
 @click.pass_context
 def fake_server(ctx: click.Context) -> None:
     """Run the Customer.io-compatible server used by tests and benchmarks (loopback only).

@@ -58,6 +58,23 @@ class DbtProject:
             )
         return proc
 
+    def cio_export(
+        self, *args: str, env: dict[str, str] | None = None, target_path: Path | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run cio-export on this build as a user would, in a subprocess."""
+        cmd = [
+            str(Path(sys.executable).with_name("cio-export")), *args,
+            "--project-dir", str(INTEGRATION_TESTS),
+            "--profiles-dir", str(INTEGRATION_TESTS),
+            "--target", self.target,
+            "--target-path", str(target_path or self.target_path),
+        ]
+        if self.vars:
+            cmd += ["--vars", json.dumps(self.vars)]
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
+        full_env.update({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **self.env, **(env or {})})
+        return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=self.workdir)
+
     def manifest(self) -> dict:
         return json.loads((self.target_path / "manifest.json").read_text())
 

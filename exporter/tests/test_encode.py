@@ -15,19 +15,48 @@ from cio_sync._model import BOOLEAN, INTEGER, NESTED, NUMBER, TEXT, TIMESTAMP, C
 
 
 def spec(meta: dict, name: str = "m") -> ModelSpec:
-    node = {"unique_id": f"model.p.{name}", "name": name, "relation_name": f'"db"."s"."{name}"',
-            "database": "db", "schema": "s", "alias": name, "config": {"meta": {"cio": meta}}}
+    node = {
+        "unique_id": f"model.p.{name}",
+        "name": name,
+        "relation_name": f'"db"."s"."{name}"',
+        "database": "db",
+        "schema": "s",
+        "alias": name,
+        "config": {"meta": {"cio": meta}},
+    }
     return ModelSpec.from_node(node)
 
 
-PEOPLE = {"kind": "people", "identifier": {"column": "customer_id", "kind": "id"}, "exclude": ["secret"],
-          "attribute_prefix": "wh_"}
-PEOPLE_COLUMNS = [Column("customer_id", TEXT), Column("email", TEXT), Column("created_at", TIMESTAMP),
-                  Column("ltv", NUMBER), Column("orders", INTEGER), Column("vip", BOOLEAN), Column("secret", TEXT)]
-EVENT = {"kind": "event", "identifier": {"column": "customer_id", "kind": "id"}, "event_name": "order_placed",
-         "event_id_column": "event_id", "timestamp_column": "event_at", "json_columns": ["items"]}
-EVENT_COLUMNS = [Column("event_id", TEXT), Column("customer_id", TEXT), Column("event_at", TIMESTAMP),
-                 Column("total", NUMBER), Column("items", TEXT)]
+PEOPLE = {
+    "kind": "people",
+    "identifier": {"column": "customer_id", "kind": "id"},
+    "exclude": ["secret"],
+    "attribute_prefix": "wh_",
+}
+PEOPLE_COLUMNS = [
+    Column("customer_id", TEXT),
+    Column("email", TEXT),
+    Column("created_at", TIMESTAMP),
+    Column("ltv", NUMBER),
+    Column("orders", INTEGER),
+    Column("vip", BOOLEAN),
+    Column("secret", TEXT),
+]
+EVENT = {
+    "kind": "event",
+    "identifier": {"column": "customer_id", "kind": "id"},
+    "event_name": "order_placed",
+    "event_id_column": "event_id",
+    "timestamp_column": "event_at",
+    "json_columns": ["items"],
+}
+EVENT_COLUMNS = [
+    Column("event_id", TEXT),
+    Column("customer_id", TEXT),
+    Column("event_at", TIMESTAMP),
+    Column("total", NUMBER),
+    Column("items", TEXT),
+]
 
 
 def test_people_attributes_exclude_identifier_and_excluded_columns_and_prefix_non_reserved():
@@ -43,7 +72,10 @@ def test_identify_item_shape_and_nulls_left_out():
     item = encoder.encode(("c1", "c1", "a@b.co", 1_700_000_000, 59.9, 3, True))
     assert isinstance(item, Item)
     assert orjson.loads(item.data) == {
-        "type": "person", "identifiers": {"id": "c1"}, "action": "identify", "timestamp": 1_780_000_000,
+        "type": "person",
+        "identifiers": {"id": "c1"},
+        "action": "identify",
+        "timestamp": 1_780_000_000,
         "attributes": {"email": "a@b.co", "created_at": 1_700_000_000, "wh_ltv": 59.9, "wh_orders": 3, "wh_vip": True},
     }
     item = encoder.encode(("c2", "c2", None, None, None, 0, False))
@@ -84,8 +116,13 @@ def test_event_item_shape_with_parsed_json_and_deterministic_ulid():
     item = Encoder(model, snapshot=1, n_head=6).encode(event_row())
     body = orjson.loads(item.data)
     assert body == {
-        "type": "person", "identifiers": {"id": "c1"}, "action": "event", "name": "order_placed",
-        "id": body["id"], "timestamp": 1_780_000_000, "attributes": {"total": 59.9, "items": [{"sku": "A"}]},
+        "type": "person",
+        "identifiers": {"id": "c1"},
+        "action": "event",
+        "name": "order_placed",
+        "id": body["id"],
+        "timestamp": 1_780_000_000,
+        "attributes": {"total": 59.9, "items": [{"sku": "A"}]},
     }
     ulid = ULID.from_str(body["id"])
     assert int(ulid.milliseconds) == 1_780_000_000_000  # time part = event time
@@ -128,7 +165,9 @@ def test_json_people_attribute_refused_unless_allowed():
 
 
 def test_invalid_meta_names_model_key_and_expectation():
-    with pytest.raises(ConfigError, match=r"model m: invalid meta.cio\n  meta.cio.identifier.kind: 'phone' is not one of"):
+    with pytest.raises(
+        ConfigError, match=r"model m: invalid meta.cio\n  meta.cio.identifier.kind: 'phone' is not one of"
+    ):
         spec({"kind": "people", "identifier": {"column": "x", "kind": "phone"}})
 
 
@@ -138,8 +177,12 @@ def test_mixed_identifier_kinds_are_an_error_unless_allowed():
     with pytest.raises(ConfigError, match="identify people in different ways"):
         check_identifier_kinds([people, by_email])
     check_identifier_kinds([people, by_email], allow_mixed=True)
-    check_identifier_kinds([people, spec({**EVENT, "identifier": {"column": "email", "kind": "email"},
-                                          "allow_mixed_identifiers": True}, "e2")])
+    check_identifier_kinds(
+        [
+            people,
+            spec({**EVENT, "identifier": {"column": "email", "kind": "email"}, "allow_mixed_identifiers": True}, "e2"),
+        ]
+    )
 
 
 def test_batches_close_strictly_under_the_limit_and_lose_nothing():
@@ -153,6 +196,6 @@ def test_batches_close_strictly_under_the_limit_and_lose_nothing():
         assert len(body) < 1_000
         assert orjson.loads(body) == {"batch": [orjson.loads(d) for d in batch.items]}
     # Full: the next item would not have fitted.
-    for batch, following in zip(batches, batches[1:]):
+    for batch, following in zip(batches, batches[1:], strict=False):
         assert len(batch.body()) + 1 + len(following.items[0]) >= 1_000
     assert ENVELOPE_BYTES == len(b'{"batch":[]}')

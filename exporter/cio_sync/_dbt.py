@@ -1,0 +1,480 @@
+"""dbt artifacts, model selection, sync gates and the warehouse adapter.
+
+The exporter runs after ``dbt build``: it reads ``manifest.json`` and ``run_results.json`` from the
+target path, selects models with dbt's own selector engine on the already-loaded manifest, decides
+per model whether the build was good enough to sync (the gate), and opens the warehouse through
+dbt's adapter for the project's profile and target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cio_sync._errors import ConfigError
+
+if TYPE_CHECKING:
+    from dbt.adapters.base import BaseAdapter, BaseRelation
+    from dbt.contracts.graph.manifest import Manifest
+
+__all__ = [
+    "Artifacts",
+    "DbtContext",
+    "Gate",
+    "close_adapter",
+    "gate",
+    "open_adapter",
+    "parse_vars",
+    "relation_for",
+    "relation_name",
+    "resolve_profiles_dir",
+    "select_models",
+]
+
+MANIFEST_FILE = "manifest.json"
+RUN_RESULTS_FILE = "run_results.json"
+
+# Test results that let a model through, and the one of them that is reported as a warning.
+_PASSING_TEST_STATUSES = frozenset({"pass", "warn"})
+_MODEL_SUCCESS = "success"
+# dbt commands that write run_results.json with "success" for models they did not build.
+_NON_BUILDING_COMMANDS = frozenset({"compile", "show", "docs", "generate", "parse", "list", "ls"})
+
+
+# --------------------------------------------------------------------------------------------
+# Context
+# --------------------------------------------------------------------------------------------
+
+
+def parse_vars(text: str | None) -> dict:
+    """Parse a ``--vars`` string (YAML or JSON mapping) the way dbt does."""
+    if text is None or not text.strip():
+        return {}
+    from dbt.config.utils import parse_cli_vars
+    from dbt_common.exceptions import DbtBaseException
+
+    try:
+        return dict(parse_cli_vars(text))
+    except DbtBaseException as exc:
+        raise ConfigError(f"--vars must be a YAML or JSON mapping: {exc}") from exc
+
+
+def _default_target_path(project_dir: Path) -> Path:
+    """dbt's order without a --target-path flag: DBT_TARGET_PATH, dbt_project.yml's target-path,
+    then ``target``; relative paths are relative to the project directory."""
+    configured = os.environ.get("DBT_TARGET_PATH")
+    if not configured:
+        try:
+            from dbt_common.clients.yaml_helper import load_yaml_text
+
+            project_yml = load_yaml_text((project_dir / "dbt_project.yml").read_text()) or {}
+            value = project_yml.get("target-path") if isinstance(project_yml, dict) else None
+            if isinstance(value, str) and "{{" not in value:
+                configured = value
+        except Exception:  # an unreadable project file is reported later, by dbt
+            configured = None
+    path = Path(configured or "target")
+    return path if path.is_absolute() else project_dir / path
+
+
+@dataclass(frozen=True)
+class DbtContext:
+    """Where the dbt project, its profile and its artifacts are."""
+
+    project_dir: Path
+    profiles_dir: Path | None  # None = dbt's default resolution (DBT_PROFILES_DIR, cwd, ~/.dbt)
+    target: str | None
+    target_path: Path
+    vars: dict = field(default_factory=dict)
+    profile: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        project_dir: str | os.PathLike | None = None,
+        *,
+        profiles_dir: str | os.PathLike | None = None,
+        target: str | None = None,
+        target_path: str | os.PathLike | None = None,
+        vars: str | Mapping | None = None,
+        profile: str | None = None,
+    ) -> DbtContext:
+        """Fill in dbt's defaults: the project is the nearest directory holding dbt_project.yml,
+        the target path ``<project_dir>/target`` (or DBT_TARGET_PATH), vars parsed like --vars."""
+        if project_dir is None:
+            from dbt.cli.resolvers import default_project_dir
+
+            project = default_project_dir()
+        else:
+            project = Path(project_dir)
+        project = project.expanduser().resolve()
+        if target_path is None:
+            resolved_target_path = _default_target_path(project)
+        else:
+            resolved_target_path = Path(target_path).expanduser()
+            if not resolved_target_path.is_absolute():
+                resolved_target_path = project / resolved_target_path
+        parsed_vars = parse_vars(vars) if vars is None or isinstance(vars, str) else dict(vars)
+        return cls(
+            project_dir=project,
+            profiles_dir=Path(profiles_dir).expanduser().resolve() if profiles_dir is not None else None,
+            target=target,
+            target_path=resolved_target_path,
+            vars=parsed_vars,
+            profile=profile,
+        )
+
+
+def resolve_profiles_dir(ctx: DbtContext) -> Path:
+    """The profiles directory dbt would use: the explicit one, else DBT_PROFILES_DIR, else the
+    current directory when it holds profiles.yml, else ~/.dbt."""
+    if ctx.profiles_dir is not None:
+        return Path(ctx.profiles_dir)
+    env = os.environ.get("DBT_PROFILES_DIR")
+    if env:
+        return Path(env).expanduser()
+    from dbt.cli.resolvers import default_profiles_dir
+
+    return Path(default_profiles_dir())
+
+
+# --------------------------------------------------------------------------------------------
+# Artifacts
+# --------------------------------------------------------------------------------------------
+
+
+class Artifacts:
+    """manifest.json (as dbt's Manifest and as raw JSON) and run_results.json of one target path."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        manifest_dict: dict,
+        run_results: dict | None,
+        target_path: Path | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.manifest_dict = manifest_dict
+        self.run_results = run_results
+        self.target_path = target_path
+        self.invocation_id: str = (manifest_dict.get("metadata") or {}).get("invocation_id") or ""
+        self._tests_by_model: dict[str, list[str]] | None = None
+        self._results_by_id: dict[str, dict] | None = None
+
+    @classmethod
+    def load(cls, target_path: Path) -> Artifacts:
+        target_path = Path(target_path)
+        manifest_path = target_path / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise ConfigError(
+                f"No dbt manifest at {manifest_path}: run `dbt build` first "
+                "(or point --target-path at the directory dbt wrote its artifacts to)."
+            )
+        from dbt.contracts.graph.manifest import Manifest, WritableManifest
+        from dbt_common.exceptions import DbtBaseException
+
+        try:
+            manifest_dict = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"Cannot read {manifest_path}: {exc}") from exc
+        if not isinstance(manifest_dict, dict):
+            raise ConfigError(f"{manifest_path} is not a dbt manifest")
+        try:
+            writable = WritableManifest.read_and_check_versions(str(manifest_path))
+            manifest = Manifest.from_writable_manifest(writable)
+        except DbtBaseException as exc:
+            raise ConfigError(f"Cannot load {manifest_path}: {exc}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"Cannot load {manifest_path}: {type(exc).__name__}: {exc}") from exc
+
+        run_results_path = target_path / RUN_RESULTS_FILE
+        run_results: dict | None = None
+        if run_results_path.is_file():
+            try:
+                run_results = json.loads(run_results_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"Cannot read {run_results_path}: {exc}") from exc
+            if not isinstance(run_results, dict):
+                raise ConfigError(f"{run_results_path} is not a dbt run_results.json")
+        return cls(manifest, manifest_dict, run_results, target_path)
+
+    def node(self, unique_id: str) -> dict:
+        """The raw manifest JSON of a node (model, seed, test, ...), source or unit test."""
+        for section in ("nodes", "sources", "unit_tests"):
+            found = (self.manifest_dict.get(section) or {}).get(unique_id)
+            if found is not None:
+                return found
+        raise KeyError(f"{unique_id} is not in {MANIFEST_FILE}")
+
+    @property
+    def run_results_invocation_id(self) -> str | None:
+        if self.run_results is None:
+            return None
+        return (self.run_results.get("metadata") or {}).get("invocation_id")
+
+    def tests_for(self, unique_id: str) -> list[str]:
+        """unique_ids of the data tests and unit tests that depend on the node, sorted."""
+        if self._tests_by_model is None:
+            index: dict[str, list[str]] = {}
+            candidates = [
+                node for node in (self.manifest_dict.get("nodes") or {}).values() if node.get("resource_type") == "test"
+            ]
+            candidates += list((self.manifest_dict.get("unit_tests") or {}).values())
+            for test in candidates:
+                for parent in (test.get("depends_on") or {}).get("nodes") or ():
+                    index.setdefault(parent, []).append(test["unique_id"])
+            self._tests_by_model = {key: sorted(set(value)) for key, value in index.items()}
+        return list(self._tests_by_model.get(unique_id, ()))
+
+    def result(self, unique_id: str) -> dict | None:
+        """The node's result in run_results.json (the last one, should it appear twice)."""
+        if self.run_results is None:
+            return None
+        if self._results_by_id is None:
+            self._results_by_id = {
+                result["unique_id"]: result
+                for result in self.run_results.get("results") or ()
+                if isinstance(result, dict) and "unique_id" in result
+            }
+        return self._results_by_id.get(unique_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Selection
+# --------------------------------------------------------------------------------------------
+
+
+def _dbt_global_args(ctx: DbtContext) -> list[str]:
+    args = ["--project-dir", str(ctx.project_dir), "--profiles-dir", str(resolve_profiles_dir(ctx))]
+    if ctx.target:
+        args += ["--target", ctx.target]
+    if ctx.profile:
+        args += ["--profile", ctx.profile]
+    if ctx.vars:
+        args += ["--vars", json.dumps(ctx.vars, default=str)]
+    return args
+
+
+def select_models(
+    ctx: DbtContext,
+    artifacts: Artifacts,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> list[str]:
+    """unique_ids of the selected models, exactly as ``dbt ls --resource-type model`` would select
+    them (tags, names, paths, graph operators, unions, intersections, wildcards, exclude), sorted.
+
+    dbt's own ``ls`` runs in-process on the loaded manifest: nothing is parsed, nothing is printed,
+    and the few files ``ls`` writes (graph_summary.json) go to a scratch directory, not the target.
+    """
+    from dbt.cli.main import dbtRunner
+
+    with tempfile.TemporaryDirectory(prefix="cio-export-ls-") as scratch:
+        args = [
+            "ls",
+            "--resource-type",
+            "model",
+            "--output",
+            "json",
+            "--output-keys",
+            "unique_id",
+            *_dbt_global_args(ctx),
+            "--target-path",
+            scratch,
+            "--log-path",
+            scratch,
+            "--quiet",
+            "--log-level",
+            "none",
+            "--log-level-file",
+            "none",
+            "--no-send-anonymous-usage-stats",
+            "--no-write-json",
+        ]
+        selected = [item for item in select if item and item.strip()]
+        excluded = [item for item in exclude if item and item.strip()]
+        if selected:
+            args += ["--select", *selected]
+        if excluded:
+            args += ["--exclude", *excluded]
+        cwd = os.getcwd()
+        try:
+            outcome = dbtRunner(manifest=artifacts.manifest).invoke(args)
+        finally:
+            os.chdir(cwd)
+    if not outcome.success:
+        if outcome.exception is not None:
+            message = str(outcome.exception).strip()
+        else:
+            message = "dbt ls failed"
+        raise ConfigError(f"dbt could not select models (select={list(select)}, exclude={list(exclude)}): {message}")
+    unique_ids: set[str] = set()
+    for line in outcome.result or ():
+        unique_id = json.loads(line)["unique_id"] if isinstance(line, str) else line["unique_id"]
+        if unique_id.startswith("model."):
+            unique_ids.add(unique_id)
+    return sorted(unique_ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Gates
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Whether a model's last build allows a sync. Test lists hold test unique_ids."""
+
+    unique_id: str
+    passed: bool
+    reason: str | None
+    failing_tests: tuple[str, ...] = ()
+    warning_tests: tuple[str, ...] = ()
+
+
+def _test_label(artifacts: Artifacts, unique_id: str) -> str:
+    try:
+        return artifacts.node(unique_id).get("name") or unique_id
+    except KeyError:
+        return unique_id
+
+
+def gate(artifacts: Artifacts, unique_id: str, *, ignore_test_failures: bool = False) -> Gate:
+    """A model passes only when run_results.json comes from the same dbt invocation as
+    manifest.json, holds a ``success`` result for it, and every test attached to it (data tests
+    and unit tests depending on it) has a ``pass`` or ``warn`` result in that run. No result means
+    no sync. ``ignore_test_failures`` lets failing tests through (they stay listed), never a failed
+    or missing model result."""
+
+    def fail(reason: str, failing: tuple[str, ...] = (), warning: tuple[str, ...] = ()) -> Gate:
+        return Gate(unique_id, False, reason, failing, warning)
+
+    if artifacts.run_results is None:
+        where = artifacts.target_path / RUN_RESULTS_FILE if artifacts.target_path else RUN_RESULTS_FILE
+        return fail(f"no run_results.json ({where}): run `dbt build` before exporting")
+    results_invocation = artifacts.run_results_invocation_id
+    if results_invocation != artifacts.invocation_id:
+        return fail(
+            f"run_results.json is from invocation {results_invocation}, "
+            f"manifest.json from {artifacts.invocation_id}: run `dbt build` again before exporting"
+        )
+    command = (artifacts.run_results.get("args") or {}).get("which")
+    if command in _NON_BUILDING_COMMANDS:
+        return fail(f"run_results.json is from `dbt {command}`, which builds nothing: run `dbt build`")
+    if (artifacts.run_results.get("args") or {}).get("empty") is True:
+        return fail("run_results.json is from a build with --empty: run `dbt build` without it")
+
+    model_result = artifacts.result(unique_id)
+    if model_result is None:
+        return fail("no result in run_results.json for this model")
+    status = model_result.get("status")
+    if status != _MODEL_SUCCESS:
+        message = model_result.get("message")
+        return fail(f"model status {status}" + (f": {message}" if message else ""))
+
+    failing: list[str] = []
+    warning: list[str] = []
+    problems: list[str] = []
+    for test_id in artifacts.tests_for(unique_id):
+        test_result = artifacts.result(test_id)
+        label = _test_label(artifacts, test_id)
+        if test_result is None:
+            failing.append(test_id)
+            problems.append(f"test {label} has no result in run_results.json")
+            continue
+        test_status = test_result.get("status")
+        if test_status == "warn":
+            warning.append(test_id)
+        elif test_status not in _PASSING_TEST_STATUSES:
+            failing.append(test_id)
+            problems.append(f"test {label} failed" if test_status == "fail" else f"test {label} status {test_status}")
+    failing_tests, warning_tests = tuple(failing), tuple(warning)
+    if failing and not ignore_test_failures:
+        return fail("; ".join(problems), failing_tests, warning_tests)
+    return Gate(unique_id, True, None, failing_tests, warning_tests)
+
+
+# --------------------------------------------------------------------------------------------
+# Adapter
+# --------------------------------------------------------------------------------------------
+
+
+def open_adapter(ctx: DbtContext, artifacts: Artifacts) -> BaseAdapter:
+    """dbt's adapter for the project's profile and target, with macros resolved from the loaded
+    manifest. Profiles are loaded by dbt itself (env_var(), IAM, SSL, ...). The connection is
+    tried once, so profile and connection problems surface here as ConfigError."""
+    from argparse import Namespace
+
+    from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
+    from dbt.config.runtime import RuntimeConfig
+    from dbt.context.providers import generate_runtime_macro_context
+    from dbt.context.query_header import generate_query_header_context
+    from dbt.flags import set_from_args
+    from dbt.mp_context import get_mp_context
+    from dbt_common.context import set_invocation_context
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.exceptions import DbtBaseException
+
+    set_invocation_context(os.environ)
+    args = Namespace(
+        project_dir=str(ctx.project_dir),
+        profiles_dir=str(resolve_profiles_dir(ctx)),
+        target=ctx.target,
+        vars=dict(ctx.vars),
+        profile=ctx.profile,
+        threads=None,
+    )
+    cwd = os.getcwd()
+    try:
+        set_from_args(args, None)
+        config = RuntimeConfig.from_args(args)
+    except DbtBaseException as exc:
+        raise ConfigError(f"Cannot load the dbt profile for {ctx.project_dir}: {exc}") from exc
+    finally:
+        os.chdir(cwd)
+
+    # The adapter factory keeps one adapter per type, whatever its config: start afresh so this
+    # profile/target is the one in use (an earlier open_adapter or dbt invocation may differ).
+    reset_adapters()
+    register_adapter(config, get_mp_context(), adapter_registered_log_level=EventLevel.DEBUG)
+    adapter = get_adapter(config)
+    adapter.set_macro_resolver(artifacts.manifest)
+    adapter.set_macro_context_generator(generate_runtime_macro_context)
+    adapter.connections.set_query_header(generate_query_header_context(config, artifacts.manifest))
+    try:
+        with adapter.connection_named("cio-export"):
+            adapter.connections.get_thread_connection().handle  # noqa: B018 - opens the lazy handle
+    except DbtBaseException as exc:
+        raise ConfigError(f"Cannot connect with dbt target {config.target_name!r}: {exc}") from exc
+    return adapter
+
+
+def close_adapter(adapter: BaseAdapter) -> None:
+    """Close the adapter's connections and release the database (dbt-duckdb keeps its database
+    file open, and locked, for the whole process otherwise)."""
+    adapter.cleanup_connections()
+    close_all = getattr(type(adapter.connections), "close_all_connections", None)
+    if callable(close_all):
+        close_all()
+
+
+def relation_for(adapter: BaseAdapter, node: Mapping[str, Any]) -> BaseRelation:
+    """The relation a model node was built as."""
+    return adapter.Relation.create(
+        database=node.get("database"),
+        schema=node.get("schema"),
+        identifier=node.get("alias") or node.get("name"),
+    )
+
+
+def relation_name(node: Mapping[str, Any]) -> str:
+    """The fully qualified, quoted name dbt rendered for the node."""
+    name = node.get("relation_name")
+    if not name:
+        raise ConfigError(f"{node.get('unique_id', 'node')} has no relation (ephemeral models cannot be synced)")
+    return name

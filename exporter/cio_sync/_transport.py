@@ -1,0 +1,736 @@
+"""Sending batches to Customer.io's Track API v2 (``POST /api/v2/batch``).
+
+One pooled, keep-alive :class:`httpx.Client` is shared by a small thread pool. The caller
+hands over :class:`Batch` objects with :meth:`TrackClient.submit` (which blocks while
+``concurrency`` batches are in flight, so memory stays bounded) and collects a
+:class:`BatchOutcome` per batch with :meth:`TrackClient.poll` / :meth:`TrackClient.drain`.
+
+Resending is safe. A request whose answer was lost (timeout, dropped connection, 5xx after the
+server did the work) is sent again in full. That duplicates nothing on Customer.io's side only
+because every event carries a deterministic ULID ``id`` derived from its event key (Customer.io
+ignores an event id it has already accepted) and because identify, delete, suppress and
+unsuppress are idempotent: applying the same identify twice leaves the same profile.
+
+Secrets: the API key travels only in the ``Authorization`` header built by httpx. It is kept out
+of reprs (``field(repr=False)``), logs, stats and exception messages; text that comes from
+outside (exception strings, response bodies) is scrubbed of it before it is kept or shown.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import math
+import os
+import queue
+import random
+import ssl
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import certifi
+import httpx
+import orjson
+
+from . import __version__
+from ._errors import ConfigError, CredentialsError, RegionMismatchError
+
+__all__ = ["Batch", "BatchOutcome", "TrackClient", "TrackSettings"]
+
+log = logging.getLogger("cio_sync.transport")
+
+BATCH_PATH = "/api/v2/batch"
+REGION_PATH = "/api/v1/accounts/region"
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses answered by retrying the same request (after a backoff or ``Retry-After``)."""
+
+RETRY_AFTER_CAP = 300.0
+"""A ``Retry-After`` longer than this many seconds is treated as this long."""
+
+_REGIONS = ("us", "eu")
+_MESSAGE_LIMIT = 500
+"""Longest piece of response text kept in an outcome or an error message."""
+
+_TOO_LARGE_REASONS = frozenset({"request_too_large", "payload_too_large", "request_entity_too_large"})
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TrackSettings:
+    """How to reach the Track API and how hard to push it.
+
+    ``region_check`` is turned off when the user overrode ``base_url`` (a proxy or a local
+    server): the preflight's region is then not compared with ``region``.
+    """
+
+    site_id: str
+    api_key: str = field(repr=False)
+    base_url: str
+    region: str = "us"
+    region_check: bool = True
+    ca_bundle: str | None = None
+    concurrency: int = 8
+    rate_limit: float | None = 100.0
+    max_retries: int = 8
+    timeout: float = 30.0
+    backoff_base: float = 0.5
+    backoff_max: float = 60.0
+    max_request_bytes: int = 500_000
+
+    def __post_init__(self) -> None:
+        if not str(self.site_id).strip() or not str(self.api_key).strip():
+            raise CredentialsError(
+                "the Track API site id and API key are both required: set CUSTOMERIO_SITE_ID and "
+                "CUSTOMERIO_API_KEY (Customer.io: Settings > API Credentials)"
+            )
+        if self.region not in _REGIONS:
+            raise ConfigError(f"region must be 'us' or 'eu', not {self.region!r}: set CUSTOMERIO_REGION")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base URL {self.base_url!r} must start with https:// (or http:// for a local server)")
+        if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
+            raise ConfigError(f"CA bundle {self.ca_bundle!r} is not a file: point CUSTOMERIO_CA_BUNDLE at a PEM file")
+        checks = (
+            (self.concurrency >= 1, "concurrency must be at least 1"),
+            (self.rate_limit is None or self.rate_limit > 0, "rate_limit must be positive (or None for no limit)"),
+            (self.max_retries >= 0, "max_retries must not be negative"),
+            (self.timeout > 0, "timeout must be positive"),
+            (self.backoff_base >= 0 and self.backoff_max >= 0, "backoff times must not be negative"),
+            (self.max_request_bytes > 0, "max_request_bytes must be positive"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class Batch:
+    """Items already encoded as compact JSON, with one opaque reference per item."""
+
+    items: list[bytes]
+    refs: list[Any]
+
+    def __post_init__(self) -> None:
+        if len(self.items) != len(self.refs):
+            raise ValueError(f"a batch needs one ref per item: {len(self.items)} items, {len(self.refs)} refs")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def body(self) -> bytes:
+        """The request body ``{"batch":[item,...]}``."""
+        return b'{"batch":[' + b",".join(self.items) + b"]}"
+
+    def split(self) -> tuple[Batch, Batch]:
+        """Two halves (by item count), for a request the server found too large."""
+        mid = len(self.items) // 2
+        return (
+            Batch(self.items[:mid], self.refs[:mid]),
+            Batch(self.items[mid:], self.refs[mid:]),
+        )
+
+
+@dataclass
+class BatchOutcome:
+    """What became of each item of one submitted batch (indexes into ``batch.items``).
+
+    ``accepted``: Customer.io took the item. ``rejected``: Customer.io said no — a 207 entry,
+    or a 4xx for the whole request — as ``(index, reason, message)``; resending will not help.
+    ``undelivered``: retries ran out or sending stopped; the item may or may not have arrived,
+    and a later run may resend it safely.
+    """
+
+    batch: Batch
+    accepted: list[int] = field(default_factory=list)
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)
+    undelivered: list[int] = field(default_factory=list)
+    status: int | None = None
+    attempts: int = 0
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True when Customer.io answered for every item (nothing undelivered)."""
+        return not self.undelivered
+
+
+# ------------------------------------------------------------------- rate control
+
+
+class _Throttle:
+    """Request pacing shared by all workers: a token bucket plus a 429 cooldown.
+
+    The bucket holds a single token (no bursts), so ``rate`` requests per second is an upper
+    bound over any window. A 429 sets a cooldown that every worker waits out before its next
+    attempt, not only the one that got it.
+    """
+
+    def __init__(self, rate: float | None, stop: threading.Event) -> None:
+        self._interval = 1.0 / rate if rate else 0.0
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+        self._cooldown_until = 0.0
+
+    def cool_down(self, seconds: float) -> None:
+        with self._lock:
+            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+
+    def acquire(self) -> tuple[bool, bool]:
+        """Wait for a token; returns (waited out a cooldown, stopped while waiting)."""
+        cooled = False
+        have_token = False
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                wait = self._cooldown_until - now
+                if wait <= 0:
+                    if have_token or not self._interval:
+                        return cooled, False
+                    slot = max(now, self._next_slot)
+                    self._next_slot = slot + self._interval
+                    have_token = True
+                    wait = slot - now
+                else:
+                    cooled = True
+            if wait > 0 and self._stop.wait(wait):
+                return cooled, True
+
+
+def _backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+    return rng.uniform(0.0, min(cap, base * (2.0 ** min(attempt - 1, 62))))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+
+
+# ----------------------------------------------------------------- response bodies
+
+
+def _error_entries(status: int, content: bytes) -> list[tuple[str, str]]:
+    """``(reason, message)`` pairs from a non-2xx body in any of Customer.io's shapes.
+
+    ``{"errors":[{"reason","message",...}]}``, ``{"meta":{"errors":["..."]}}``,
+    ``{"meta":{"error":"..."}}``, or plain text.
+    """
+    try:
+        document = orjson.loads(content) if content else None
+    except orjson.JSONDecodeError:
+        document = None
+    entries: list[tuple[str, str]] = []
+    if isinstance(document, dict):
+        errors = document.get("errors")
+        meta = document.get("meta")
+        if not isinstance(errors, list) and isinstance(meta, dict):
+            errors = meta.get("errors")
+            if not isinstance(errors, list) and meta.get("error") is not None:
+                errors = [meta.get("error")]
+        if not isinstance(errors, list) and document.get("error") is not None:
+            errors = [document.get("error")]
+        for entry in errors if isinstance(errors, list) else []:
+            if isinstance(entry, dict):
+                reason = str(entry.get("reason") or "")
+                message = str(entry.get("message") or entry.get("error") or reason or entry)
+                if entry.get("field"):
+                    message = f"{message} (field: {entry['field']})"
+                entries.append((reason, message))
+            else:
+                entries.append(("", str(entry)))
+    if not entries:
+        text = content.decode("utf-8", "replace").strip()
+        entries.append(("", text or f"HTTP {status} with an empty body"))
+    return entries
+
+
+def _too_large(status: int, entries: list[tuple[str, str]]) -> bool:
+    if status == 413:
+        return True
+    for reason, message in entries:
+        lowered = message.lower()
+        if reason in _TOO_LARGE_REASONS or "too large" in lowered or "too big" in lowered:
+            return True
+    return False
+
+
+def _parse_207(content: bytes, size: int) -> dict[int, tuple[str, str]] | None:
+    """``{batch_index: (reason, message)}`` from a 207 body, or None if it cannot be read."""
+    try:
+        document = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if not isinstance(errors, list):
+        return None
+    failed: dict[int, tuple[str, str]] = {}
+    for entry in errors:
+        if not isinstance(entry, dict):
+            return None
+        index = entry.get("batch_index")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
+            return None
+        reason = str(entry.get("reason") or "rejected")
+        message = str(entry.get("message") or reason)
+        if entry.get("field"):
+            message = f"{message} (field: {entry['field']})"
+        failed[index] = (reason, message)
+    return failed
+
+
+def _is_certificate_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """System CAs + certifi's CAs + the extra ``ca_bundle``; verification is always on."""
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=certifi.where())
+    if ca_bundle:
+        try:
+            context.load_verify_locations(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"cannot load CA bundle {ca_bundle!r} ({exc}): it must be a PEM file of CA certificates"
+            ) from None
+    return context
+
+
+# ------------------------------------------------------------------------ client
+
+
+@dataclass
+class _Attempt:
+    """The result of one HTTP attempt (or of a series of retries of it)."""
+
+    response: httpx.Response | None = None
+    error: str | None = None
+    attempts: int = 0
+    fatal: ConfigError | None = None
+
+
+class TrackClient:
+    """Sends batches concurrently with pacing, retries and per-item outcomes.
+
+    Use as a context manager. Call :meth:`preflight` first, then :meth:`submit` batches and
+    :meth:`poll` outcomes from the same thread; finish with :meth:`drain`. A 401/403 or a TLS
+    verification failure during a run stops all sending and is raised (as
+    :class:`CredentialsError` / :class:`ConfigError`) from the next ``submit``, ``poll`` or
+    ``drain``.
+    """
+
+    def __init__(self, settings: TrackSettings, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self._secrets = [
+            s
+            for s in (
+                settings.api_key,
+                base64.b64encode(f"{settings.site_id}:{settings.api_key}".encode()).decode(),
+            )
+            if s
+        ]
+        limits = httpx.Limits(
+            max_connections=settings.concurrency + 2,
+            max_keepalive_connections=settings.concurrency + 2,
+        )
+        self._http = httpx.Client(
+            base_url=settings.base_url.rstrip("/"),
+            auth=httpx.BasicAuth(settings.site_id, settings.api_key),
+            headers={"User-Agent": f"cio-sync/{__version__}", "Content-Type": "application/json"},
+            timeout=httpx.Timeout(settings.timeout),
+            limits=limits,
+            verify=_ssl_context(settings.ca_bundle),
+            transport=transport,
+            follow_redirects=False,
+        )
+        self._stop = threading.Event()
+        self._throttle = _Throttle(settings.rate_limit, self._stop)
+        self._rng = random.Random()
+        self._executor = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="cio-track")
+        self._slots = threading.BoundedSemaphore(settings.concurrency)
+        self._pending: set[Future[None]] = set()
+        self._pending_lock = threading.Lock()
+        self._done: queue.SimpleQueue[BatchOutcome] = queue.SimpleQueue()
+        self._fatal: ConfigError | None = None
+        self._fatal_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._responses: Counter[str] = Counter()
+        self._retry_after_seconds = 0.0
+        self._started = time.monotonic()
+        self._closed = False
+
+    # ----------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> TrackClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close(wait=exc_type is None)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the workers and close connections. ``wait=False`` abandons queued batches and
+        interrupts backoff sleeps (their items end up undelivered)."""
+        if self._closed:
+            return
+        self._closed = True
+        if not wait:
+            self._stop.set()
+        self._executor.shutdown(wait=True, cancel_futures=not wait)
+        self._stop.set()
+        self._http.close()
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return f"TrackClient(base_url={s.base_url!r}, site_id={s.site_id!r}, concurrency={s.concurrency})"
+
+    # ------------------------------------------------------------ preflight
+
+    def preflight(self) -> dict:
+        """Check credentials and region with ``GET /api/v1/accounts/region``; returns its JSON.
+
+        Raises :class:`CredentialsError` on 401/403, :class:`RegionMismatchError` when the
+        workspace is in the other region (unless ``region_check`` is off), and
+        :class:`ConfigError` when the API cannot be reached or answers something unexpected.
+        """
+        s = self.settings
+        result = self._attempt("GET", REGION_PATH, None, items=0)
+        if result.fatal is not None:
+            raise result.fatal
+        response = result.response
+        if response is None:
+            raise ConfigError(
+                f"cannot reach the Customer.io Track API at {s.base_url} after {result.attempts} attempt(s): "
+                f"{result.error}. Check the network, any proxy settings, the base URL (CUSTOMERIO_TRACK_URL) "
+                "and the CA bundle (CUSTOMERIO_CA_BUNDLE)"
+            )
+        status = response.status_code
+        if status in (401, 403):
+            raise self._credentials_error(status)
+        if status != 200:
+            message = "; ".join(m for _, m in _error_entries(status, response.content))
+            raise ConfigError(
+                f"the region check GET {s.base_url}{REGION_PATH} answered HTTP {status}: "
+                f"{self._clip(message)}. Check that the base URL points at the Track API"
+            )
+        try:
+            document = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            document = None
+        if not isinstance(document, dict):
+            raise ConfigError(
+                f"the region check at {s.base_url}{REGION_PATH} did not answer a JSON object: "
+                "check that the base URL points at the Track API"
+            )
+        actual = str(document.get("region") or "").lower()
+        if s.region_check and actual and actual != s.region:
+            raise RegionMismatchError(
+                f"the Customer.io workspace of site id {s.site_id!r} is in the {actual.upper()} region, "
+                f"but cio-sync is set up for {s.region.upper()} ({s.base_url}): "
+                f"set CUSTOMERIO_REGION={actual} and run again"
+            )
+        return document
+
+    # ---------------------------------------------------------- submitting
+
+    def submit(self, batch: Batch) -> None:
+        """Queue ``batch`` for sending; blocks while ``concurrency`` batches are in flight."""
+        if self._closed:
+            raise RuntimeError("TrackClient is closed")
+        self._raise_fatal()
+        self._slots.acquire()
+        try:
+            self._raise_fatal()
+            future = self._executor.submit(self._run, batch)
+        except BaseException:
+            self._slots.release()
+            raise
+        with self._pending_lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+
+    def poll(self) -> list[BatchOutcome]:
+        """Outcomes finished since the last call (in completion order)."""
+        self._raise_fatal()
+        return self._collect()
+
+    def drain(self) -> list[BatchOutcome]:
+        """Wait for every submitted batch; return the outcomes not yet polled."""
+        while True:
+            with self._pending_lock:
+                pending = list(self._pending)
+            if not pending:
+                break
+            wait_futures(pending)
+        self._raise_fatal()
+        return self._collect()
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters: ``requests`` (attempts sent), ``retries``, ``responses`` by status,
+        ``rate_limited`` (429s), ``retry_after_waits`` / ``retry_after_seconds`` (Retry-After
+        honoured), ``cooldown_waits`` (attempts held by another worker's 429), ``transport_errors``,
+        ``timeouts``, ``splits``, ``bytes_sent`` and ``items_sent`` (over all attempts),
+        ``items_accepted`` / ``items_rejected`` / ``items_undelivered``, ``batches`` and
+        ``elapsed`` seconds."""
+        keys = (
+            "requests", "retries", "rate_limited", "retry_after_waits", "cooldown_waits",
+            "transport_errors", "timeouts", "splits", "bytes_sent", "items_sent",
+            "items_accepted", "items_rejected", "items_undelivered", "batches",
+        )  # fmt: skip
+        with self._stats_lock:
+            result: dict[str, Any] = {key: self._counts[key] for key in keys}
+            result["responses"] = dict(sorted(self._responses.items()))
+            result["retry_after_seconds"] = round(self._retry_after_seconds, 3)
+        result["elapsed"] = round(time.monotonic() - self._started, 3)
+        return result
+
+    # ------------------------------------------------------------- workers
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._pending_lock:
+            self._pending.discard(future)
+
+    def _collect(self) -> list[BatchOutcome]:
+        outcomes = []
+        while True:
+            try:
+                outcomes.append(self._done.get_nowait())
+            except queue.Empty:
+                return outcomes
+
+    def _raise_fatal(self) -> None:
+        with self._fatal_lock:
+            fatal = self._fatal
+        if fatal is not None:
+            raise fatal
+
+    def _set_fatal(self, error: ConfigError) -> None:
+        with self._fatal_lock:
+            if self._fatal is None:
+                self._fatal = error
+        self._stop.set()
+
+    def _run(self, batch: Batch) -> None:
+        """Worker entry point: send one submitted batch, report its outcome, free its slot."""
+        try:
+            try:
+                outcome = self._send(batch)
+            except Exception as exc:  # a bug here must not lose the batch silently
+                log.exception("unexpected error while sending a batch of %d items", len(batch))
+                outcome = BatchOutcome(
+                    batch, undelivered=list(range(len(batch))), error=self._scrub(f"{type(exc).__name__}: {exc}")
+                )
+            with self._stats_lock:
+                self._counts["batches"] += 1
+                self._counts["items_accepted"] += len(outcome.accepted)
+                self._counts["items_rejected"] += len(outcome.rejected)
+                self._counts["items_undelivered"] += len(outcome.undelivered)
+            if outcome.undelivered:
+                log.warning(
+                    "%d of %d items undelivered after %d attempt(s): %s",
+                    len(outcome.undelivered), len(batch), outcome.attempts, outcome.error,
+                )  # fmt: skip
+            self._done.put(outcome)
+        finally:
+            self._slots.release()
+
+    def _send(self, batch: Batch) -> BatchOutcome:
+        """Send one batch (splitting it when it is too large) and classify every item.
+
+        Retries resend the whole body. That is safe because event ids are deterministic ULIDs
+        (Customer.io drops an id it has seen) and identify/delete/suppress are idempotent.
+        """
+        size = len(batch)
+        everything = list(range(size))
+        body = batch.body()
+        if size > 1 and len(body) >= self.settings.max_request_bytes:
+            return self._send_halves(batch)
+        result = self._attempt("POST", BATCH_PATH, body, items=size)
+        outcome = BatchOutcome(batch, attempts=result.attempts, error=result.error)
+        if result.fatal is not None:
+            self._set_fatal(result.fatal)
+            outcome.undelivered = everything
+            outcome.error = str(result.fatal)
+            if result.response is not None:
+                outcome.status = result.response.status_code
+            return outcome
+        response = result.response
+        if response is None:
+            outcome.undelivered = everything
+            return outcome
+        status = outcome.status = response.status_code
+        if status == 207:
+            failed = _parse_207(response.content, size)
+            if failed is None:
+                outcome.undelivered = everything
+                outcome.error = "HTTP 207 with an unreadable body: " + self._clip(response.text)
+                return outcome
+            outcome.rejected = [(i, *failed[i]) for i in sorted(failed)]
+            outcome.accepted = [i for i in everything if i not in failed]
+        elif 200 <= status < 300:
+            outcome.accepted = everything
+        elif 400 <= status < 500 and status not in RETRY_STATUSES:
+            entries = _error_entries(status, response.content)
+            if _too_large(status, entries) and size > 1:
+                merged = self._send_halves(batch)
+                merged.attempts += outcome.attempts
+                return merged
+            reason = next((r for r, _ in entries if r), f"http_{status}")
+            message = self._clip(f"HTTP {status}: " + "; ".join(m for _, m in entries))
+            outcome.rejected = [(i, reason, message) for i in everything]
+        else:
+            outcome.undelivered = everything
+            outcome.error = self._clip(
+                f"HTTP {status}: " + "; ".join(m for _, m in _error_entries(status, response.content))
+            )
+        return outcome
+
+    def _send_halves(self, batch: Batch) -> BatchOutcome:
+        """Send both halves of ``batch`` and merge their outcomes back onto its indexes."""
+        with self._stats_lock:
+            self._counts["splits"] += 1
+        first, second = batch.split()
+        merged = BatchOutcome(batch)
+        offset = 0
+        for part in (first, second):
+            outcome = self._send(part)
+            merged.accepted += [offset + i for i in outcome.accepted]
+            merged.rejected += [(offset + i, reason, message) for i, reason, message in outcome.rejected]
+            merged.undelivered += [offset + i for i in outcome.undelivered]
+            merged.attempts += outcome.attempts
+            merged.status = outcome.status if outcome.status is not None else merged.status
+            merged.error = outcome.error or merged.error
+            offset += len(part)
+        return merged
+
+    def _attempt(self, method: str, path: str, body: bytes | None, *, items: int) -> _Attempt:
+        """Send one request, retrying transient failures; return the final response or error."""
+        s = self.settings
+        result = _Attempt()
+        while True:
+            cooled, stopped = self._throttle.acquire()
+            if cooled:
+                self._count("cooldown_waits")
+            if stopped or self._stop.is_set():
+                result.error = result.error or "not sent: sending stopped"
+                return result
+            result.attempts += 1
+            with self._stats_lock:
+                self._counts["requests"] += 1
+                self._counts["retries"] += result.attempts > 1
+                self._counts["bytes_sent"] += len(body or b"")
+                self._counts["items_sent"] += items
+            retry_after: float | None = None
+            try:
+                response = self._http.request(method, path, content=body)
+            except httpx.TransportError as exc:  # includes every httpx.TimeoutException
+                detail = self._scrub(str(exc)) or "no details"
+                result.error = f"{type(exc).__name__}: {detail}"
+                if _is_certificate_error(exc):
+                    self._count("transport_errors")
+                    result.fatal = ConfigError(
+                        f"TLS certificate verification failed for {s.base_url}: {detail}. If a proxy or "
+                        "local server uses its own CA, pass its PEM file as CUSTOMERIO_CA_BUNDLE "
+                        "(verification stays on)"
+                    )
+                    return result
+                self._count("timeouts" if isinstance(exc, httpx.TimeoutException) else "transport_errors")
+                result.response = None
+            else:
+                status = response.status_code
+                with self._stats_lock:
+                    self._responses[str(status)] += 1
+                result.response = response
+                result.error = None
+                if status in (401, 403):
+                    result.fatal = self._credentials_error(status)
+                    return result
+                if status not in RETRY_STATUSES:
+                    return result
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                result.error = self._clip(
+                    f"HTTP {status}: " + "; ".join(m for _, m in _error_entries(status, response.content))
+                )
+            if result.attempts > s.max_retries:
+                return result
+            delay = (
+                retry_after
+                if retry_after is not None
+                else _backoff(result.attempts, s.backoff_base, s.backoff_max, self._rng)
+            )
+            if result.response is not None and result.response.status_code == 429:
+                self._count("rate_limited")
+                # Throttling concerns every worker: all of them hold off until the time is up.
+                self._throttle.cool_down(delay)
+            if retry_after is not None:
+                with self._stats_lock:
+                    self._counts["retry_after_waits"] += 1
+                    self._retry_after_seconds += retry_after
+            log.debug(
+                "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
+                method, path, result.error, delay, result.attempts, s.max_retries + 1,
+            )  # fmt: skip
+            if self._stop.wait(delay):
+                if result.error is None:
+                    result.error = "stopped while waiting to retry"
+                return result
+
+    # -------------------------------------------------------------- helpers
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self._counts[key] += 1
+
+    def _credentials_error(self, status: int) -> CredentialsError:
+        return CredentialsError(
+            f"Customer.io refused the Track API credentials for site id {self.settings.site_id!r} "
+            f"(HTTP {status} from {self.settings.base_url}): check CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY "
+            "(Customer.io: Settings > API Credentials > Track API keys) and the region. Nothing more was sent"
+        )
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _clip(self, text: str) -> str:
+        text = self._scrub(text)
+        return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."

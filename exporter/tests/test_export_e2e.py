@@ -1,0 +1,250 @@
+"""cio-export end to end: the example shop built with dbt on DuckDB and PostgreSQL, then
+`cio-export` run as a user runs it, against the project's Customer.io-compatible server over
+real HTTP. Assertions are on what the server accepted."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from test_dbt_marts import EXPECTED_PEOPLE, PEOPLE_COLUMNS
+from ulid import ULID
+
+from cio_sync.fake_server import FakeCustomerIO
+
+SITE, KEY = "site-e2e", "key-e2e-0123456789abcdef"
+EVENT_MODELS = {
+    "cio_event_order_placed": ("order_placed", "order_id"),
+    "cio_event_checkout_started": ("checkout_started", "checkout_id"),
+    "cio_event_cart_abandoned": ("cart_abandoned", "checkout_id"),
+    "cio_event_refund_issued": ("refund_issued", "refund_id"),
+    "cio_event_subscription_canceled": ("subscription_canceled", "subscription_id"),
+    "cio_event_subscription_paused": ("subscription_paused", "subscription_id"),
+    "cio_event_replenishment_due": ("replenishment_due", "order_id"),
+}
+
+
+@pytest.fixture()
+def server():
+    with FakeCustomerIO(site_id=SITE, api_key=KEY) as srv:
+        yield srv
+
+
+def credentials(srv) -> dict[str, str]:
+    return {"CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": KEY, "CUSTOMERIO_TRACK_URL": srv.url}
+
+
+def unix(value: datetime) -> int:
+    return calendar.timegm(value.timetuple())
+
+
+def as_sent(value):
+    if isinstance(value, datetime):
+        return unix(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def expected_profiles() -> dict[str, dict]:
+    names = [c.strip() for c in PEOPLE_COLUMNS.split(",")]
+    profiles = {}
+    for row in EXPECTED_PEOPLE:
+        values = dict(zip(names, row, strict=True))
+        attributes = {
+            k: as_sent(v)
+            for k, v in values.items()
+            if v is not None and k not in ("customer_id", "days_since_last_order")
+        }
+        profiles[values["customer_id"]] = attributes
+    return profiles
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def built(request):
+    return request.getfixturevalue(f"{request.param}_build")
+
+
+def test_every_person_and_event_arrives_as_the_marts_say(built, server):
+    proc = built.cio_export("--select", "tag:cio", env=credentials(server))
+    assert proc.returncode == 0, proc.stderr
+
+    people = {key.split(":", 1)[1]: profile for key, profile in server.people().items()}
+    assert set(people) == set(expected_profiles())
+    for customer_id, attributes in expected_profiles().items():
+        assert people[customer_id]["attributes"] == attributes, customer_id
+
+    received = server.events()
+    assert len(received) == sum(len(built.query(f"select 1 from {m}")) for m in EVENT_MODELS)
+    by_id = {e["id"]: e for e in received}
+    for model, (name, key) in EVENT_MODELS.items():
+        rows = built.query(f"select event_id, customer_id, event_at, {key} from {model}")
+        for event_id, customer_id, event_at, natural_key in rows:
+            event_at = event_at.replace(tzinfo=None)
+            ms = unix(event_at) * 1000
+            ulid = str(
+                ULID.from_bytes(ms.to_bytes(6, "big") + hashlib.md5(f"{name}|{event_id}".encode()).digest()[:10])
+            )
+            event = by_id[ulid]
+            assert (event["name"], event["identifiers"], event["timestamp"]) == (
+                name,
+                {"id": customer_id},
+                unix(event_at),
+            )
+            assert event["attributes"][key] == str(natural_key)
+            assert "email" not in event["attributes"] and "event_id" not in event["attributes"]
+
+    order = next(e for e in received if e["name"] == "order_placed" and e["attributes"]["order_id"] == "o1001")
+    assert order["attributes"]["items"][1] == {
+        "sku": "SKU-MOIST",
+        "quantity": 1,
+        "line_total": 29.95,
+        "product_category": "skincare",
+    }
+    assert order["attributes"]["total"] == 59.9
+
+    results = json.loads((built.target_path / "cio_export_results.json").read_text())
+    assert {r["model"]: r["status"] for r in results["results"]} == {
+        m: "success" for m in ["cio_people", *EVENT_MODELS]
+    }
+    assert results["metadata"]["dbt_invocation_id"] == built.manifest()["metadata"]["invocation_id"]
+    # Keys never appear in output or artifacts.
+    assert KEY not in proc.stdout + proc.stderr + json.dumps(results)
+
+
+def test_people_are_sent_before_events(duckdb_build, tmp_path):
+    """Every identify is acknowledged before the first event is sent."""
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, record="disk", record_dir=tmp_path) as srv:
+        proc = duckdb_build.cio_export("--select", "tag:cio", env=credentials(srv))
+        assert proc.returncode == 0, proc.stderr
+        actions = [json.loads(line)["action"] for line in srv.record_file.read_text().splitlines()]
+    assert actions.count("identify") == 8 and actions.count("event") == 21
+    assert actions.index("event") > len(actions) - 1 - actions[::-1].index("identify")
+
+
+def test_selection_and_exclude_mean_what_they_mean_to_dbt(duckdb_build, server):
+    proc = duckdb_build.cio_export(
+        "--select",
+        "cio_event_*",
+        "--exclude",
+        "cio_event_order_placed",
+        "cio_event_checkout_started",
+        env=credentials(server),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert server.people() == {}
+    assert {e["name"] for e in server.events()} == {
+        "cart_abandoned",
+        "refund_issued",
+        "subscription_canceled",
+        "subscription_paused",
+        "replenishment_due",
+    }
+
+
+def test_dry_run_needs_no_credentials_and_writes_the_exact_bodies(duckdb_build, tmp_path, server):
+    outbox = tmp_path / "outbox"
+    proc = duckdb_build.cio_export("--dry-run", "--outbox", str(outbox), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["metadata"]["dry_run"] is True
+    bodies = {p.stem: [json.loads(line) for line in p.read_text().splitlines()] for p in outbox.glob("*.ndjson")}
+    assert set(bodies) == {"cio_people", *EVENT_MODELS}
+    assert sum(len(b["batch"]) for b in bodies["cio_people"]) == 8
+    # The same events a real run sends, byte for byte apart from transport.
+    assert duckdb_build.cio_export("--select", "tag:cio", env=credentials(server)).returncode == 0
+    dry_events = {i["id"]: i for body in bodies.values() for b in body for i in b["batch"] if i["action"] == "event"}
+    assert set(dry_events) == {e["id"] for e in server.events()}
+
+
+def test_rows_over_the_limits_are_rejected_by_name_and_the_rest_delivered(duckdb_project_factory, server):
+    project = duckdb_project_factory("limits", vars={"cio_exporter_fixtures": True})
+    project.run("build", "--select", "tag:cio_limits")
+    proc = project.cio_export("--select", "tag:cio_limits", "--json", env=credentials(server))
+    assert proc.returncode == 1, proc.stderr
+    results = {r["model"]: r for r in json.loads(proc.stdout)["results"]}
+    people = results["limits_people"]
+    rejects = {(r["row_key"], r["column"], r["reason"]) for r in people["rejects"]}
+    assert rejects == {
+        ("p2", "note", "value_too_long"),
+        ("p4", "score", "not_a_number"),
+        ("i" * 151, "person_id", "identifier_too_long"),
+    }
+    assert set(server.people()) == {"id:p1", "id:p5"}
+    assert server.people()["id:p1"]["attributes"] == {"note": "fine", "score": 1.5, "seen_at": 1777629600, "flag": True}
+    assert server.people()["id:p5"]["attributes"] == {"score": 5.0}  # nulls left out of a first identify
+    events = results["limits_events"]
+    assert {(r["row_key"], r["reason"]) for r in events["rejects"]} == {("e2", "held"), ("e3", "invalid_json")}
+    [event] = server.events()
+    assert event["attributes"] == {"payload": {"a": [1, 2]}}
+    assert "limits_people: row p2, column note: value_too_long" in proc.stderr
+
+
+def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factory, server):
+    project = duckdb_project_factory("bad_meta", vars={"cio_exporter_fixtures": True})
+    project.run("build", "--select", "tag:cio_bad_meta")
+    proc = project.cio_export("--select", "tag:cio_bad_meta", env=credentials(server))
+    assert proc.returncode == 2
+    assert "model bad_meta: invalid meta.cio" in proc.stderr
+    assert "meta.cio.kind: 'events' is not one of ['people', 'event']" in proc.stderr
+    assert "meta.cio.identifier.kind: 'phone' is not one of" in proc.stderr
+    validate = project.cio_export("validate", "--select", "tag:cio_bad_meta")
+    assert validate.returncode == 2 and "model bad_meta: invalid meta.cio" in validate.stderr
+    assert server.stats()["requests"] == 0
+
+
+def test_mixed_identifiers_are_refused_unless_allowed(duckdb_project_factory, server):
+    project = duckdb_project_factory("mixed", vars={"cio_exporter_fixtures": True})
+    project.run("build", "--select", "+cio_people", "email_events")
+    proc = project.cio_export("--select", "cio_people", "email_events", env=credentials(server))
+    assert proc.returncode == 2
+    assert "identify people in different ways" in proc.stderr and "email_events: email (email)" in proc.stderr
+    assert server.stats()["requests"] == 0
+    proc = project.cio_export(
+        "--select", "cio_people", "email_events", "--allow-mixed-identifiers", env=credentials(server)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [e["identifiers"] for e in server.events()] == [{"email": "jane.doe@example.com"}]
+
+
+def test_missing_credentials_exit_2_before_reading(duckdb_build):
+    proc = duckdb_build.cio_export("--select", "tag:cio")
+    assert proc.returncode == 2
+    assert "CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY not set" in proc.stderr
+
+
+def test_wrong_key_exits_2_after_preflight_and_never_prints_it(duckdb_build, server):
+    wrong = "wrong-key-9876543210fedcba"
+    proc = duckdb_build.cio_export("--select", "tag:cio", env={**credentials(server), "CUSTOMERIO_API_KEY": wrong})
+    assert proc.returncode == 2
+    assert "401" in proc.stderr or "rejected" in proc.stderr.lower()
+    assert wrong not in proc.stdout + proc.stderr
+    assert server.stats()["requests_by_status"] == {"401": 1}  # the preflight, nothing else
+    assert server.events() == [] and server.people() == {}
+
+
+def test_a_model_whose_tests_failed_is_blocked(duckdb_build, server, tmp_path):
+    """run_results.json says a test on cio_people failed: cio_people is not sent, the rest is."""
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "manifest.json").write_text((duckdb_build.target_path / "manifest.json").read_text())
+    run_results = json.loads((duckdb_build.target_path / "run_results.json").read_text())
+    failed = next(
+        r for r in run_results["results"] if r["unique_id"].startswith("test.cio_sync.cio_sync_one_row_per_person")
+    )
+    failed["status"] = "fail"
+    (target / "run_results.json").write_text(json.dumps(run_results))
+    proc = duckdb_build.cio_export(
+        "--select", "tag:cio", "--json", target_path=target, env=credentials(server)
+    )
+    assert proc.returncode == 1, proc.stderr
+    results = {r["model"]: r for r in json.loads(proc.stdout)["results"]}
+    assert results["cio_people"]["status"] == "blocked"
+    assert results["cio_people"]["failing_tests"]
+    assert server.people() == {}
+    assert results["cio_event_order_placed"]["status"] == "success"
+    assert "cio_people: BLOCKED" in proc.stderr
