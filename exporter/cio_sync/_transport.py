@@ -40,7 +40,7 @@ import httpx
 import orjson
 
 from . import __version__
-from ._errors import ConfigError, CredentialsError, RegionMismatchError
+from ._errors import ConfigError, CredentialsError, DeliveryIncomplete, RegionMismatchError
 
 __all__ = ["Batch", "BatchOutcome", "TrackClient", "TrackSettings"]
 
@@ -444,6 +444,14 @@ class TrackClient:
         status = response.status_code
         if status in (401, 403):
             raise self._credentials_error(status)
+        if status in RETRY_STATUSES:
+            # Customer.io is unavailable or throttling even after retries: nothing was sent;
+            # a later run may succeed, so this is an incomplete delivery, not a configuration error.
+            message = "; ".join(m for _, m in _error_entries(status, response.content))
+            raise DeliveryIncomplete(
+                f"the region check GET {s.base_url}{REGION_PATH} still answered HTTP {status} after "
+                f"{result.attempts} attempt(s): {self._clip(message)}. Nothing was sent; run again later"
+            )
         if status != 200:
             message = "; ".join(m for _, m in _error_entries(status, response.content))
             raise ConfigError(

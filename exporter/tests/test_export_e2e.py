@@ -9,6 +9,7 @@ import hashlib
 import json
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from test_dbt_marts import EXPECTED_PEOPLE, PEOPLE_COLUMNS
@@ -238,9 +239,7 @@ def test_a_model_whose_tests_failed_is_blocked(duckdb_build, server, tmp_path):
     )
     failed["status"] = "fail"
     (target / "run_results.json").write_text(json.dumps(run_results))
-    proc = duckdb_build.cio_export(
-        "--select", "tag:cio", "--json", target_path=target, env=credentials(server)
-    )
+    proc = duckdb_build.cio_export("--select", "tag:cio", "--json", target_path=target, env=credentials(server))
     assert proc.returncode == 1, proc.stderr
     results = {r["model"]: r for r in json.loads(proc.stdout)["results"]}
     assert results["cio_people"]["status"] == "blocked"
@@ -248,3 +247,57 @@ def test_a_model_whose_tests_failed_is_blocked(duckdb_build, server, tmp_path):
     assert server.people() == {}
     assert results["cio_event_order_placed"]["status"] == "success"
     assert "cio_people: BLOCKED" in proc.stderr
+
+
+def test_customerio_rejections_are_reported_and_hold_that_persons_events(duckdb_build, server):
+    """A 207 that rejects identifies: those people are reported with Customer.io's reason, and
+    their events in the same run are held back instead of landing on a profile that may not exist."""
+    server.configure(max_item_bytes=420)  # the largest identifies (c001, c004, c012) no longer fit
+    proc = duckdb_build.cio_export("--select", "tag:cio", "--json", env=credentials(server))
+    assert proc.returncode == 1, proc.stderr
+    results = {r["model"]: r for r in json.loads(proc.stdout)["results"]}
+    rejected = {r["row_key"] for r in results["cio_people"]["rejects"]}
+    assert rejected and rejected.isdisjoint(k.split(":", 1)[1] for k in server.people())
+    assert len(rejected) + len(server.people()) == 8
+    held = {
+        r["row_key"] for m, res in results.items() if m != "cio_people" for r in res["rejects"] if r["reason"] == "held"
+    }
+    assert held
+    assert all(e["identifiers"]["id"] not in rejected for e in server.events())
+
+
+def test_retries_exhausted_exit_3(duckdb_build, server):
+    server.configure(error_rate=1.0, fault_paths=["/api/v2/"])  # the preflight passes, every batch fails
+    proc = duckdb_build.cio_export(
+        "--select", "cio_people", "--max-retries", "1", "--json", env={**credentials(server)}
+    )
+    assert proc.returncode == 3, proc.stderr
+    [result] = json.loads(proc.stdout)["results"]
+    assert result["status"] == "undelivered" and result["undelivered"] == 8
+
+
+def test_customerio_unavailable_at_preflight_exits_3_and_sends_nothing(duckdb_build, server):
+    server.configure(error_rate=1.0)
+    proc = duckdb_build.cio_export("--select", "cio_people", "--max-retries", "1", env=credentials(server))
+    assert proc.returncode == 3 and "Nothing was sent" in proc.stderr
+
+
+def test_fake_server_command_serves_the_track_api(tmp_path):
+    import subprocess
+    import sys
+
+    import httpx
+
+    exe = str(Path(sys.executable).with_name("cio-export"))
+    proc = subprocess.Popen(
+        [exe, "fake-server", "--port", "0", "--site-id", "s", "--api-key", "k"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("cio-fake-server listening on http://127.0.0.1:")
+        url = line.split(" on ")[1].strip()
+        response = httpx.get(f"{url}/api/v1/accounts/region", auth=("s", "k"))
+        assert response.status_code == 200 and response.json()["region"] == "us"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -186,7 +186,7 @@ class FakeTrackApp:
     # -------------------------------------------------------------------- ASGI
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+        if scope["type"] == "http" and scope["path"].startswith(self.settings.fault_paths):
             await self._gate(scope, receive, send)
         else:
             await self._router(scope, receive, send)

@@ -35,6 +35,8 @@ class Settings:
     slow_seconds: float = 30.0
     slow_accepts: bool = True
     seed: int | None = None
+    #: Path prefixes the faults apply to, e.g. ("/api/v2/",) to spare the region preflight.
+    fault_paths: tuple[str, ...] = ("/api/",)
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "drop_rate", "slow_rate"):
@@ -64,7 +66,8 @@ class Settings:
         return dataclasses.replace(self, **converted)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-shaped: tuples become lists."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 def _as_float(value: Any) -> float:
@@ -77,6 +80,18 @@ def _as_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("must be an integer")
     return value
+
+
+def _as_prefixes(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, str) and v.startswith("/") for v in value)
+    ):
+        raise TypeError("must be a list of path prefixes starting with /")
+    return tuple(value)
 
 
 def _as_bool(value: Any) -> bool:
@@ -106,6 +121,7 @@ _CONVERTERS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     "slow_seconds": (_as_float, False),
     "slow_accepts": (_as_bool, False),
     "seed": (_as_int, True),
+    "fault_paths": (_as_prefixes, False),
 }
 
 
