@@ -49,6 +49,8 @@ class Item:
     identifier: str
     row_key: str
     event_time: int | None = None
+    row_hash: str | None = None
+    event_id: str | None = None
 
 
 def event_ulid(epoch_ms: int, hash_hex: str) -> str:
@@ -79,6 +81,10 @@ class Encoder:
         self.names = model.attribute_names
         self.columns = tuple(c.name for c in model.attributes)
         self.json_positions = frozenset(i for i, c in enumerate(self.columns) if c in model.json_columns)
+        # A person Customer.io already has (a previous hash in state) gets its nulls sent as
+        # nulls, so a value that became null is removed; a first identify leaves them out.
+        self.send_nulls = model.spec.option("null_as") == "null"
+        self.rename: dict[str, str] = {}  # event name -> name sent (backfill: rename)
         self.encode: Callable[[tuple], Item | Reject] = self._event if model.is_event else self._person
 
     def _reject(self, key, column, reason, message) -> Reject:
@@ -97,10 +103,12 @@ class Encoder:
             )
         return value
 
-    def _attributes(self, row: tuple, key, check_value_size: bool) -> dict | Reject:
+    def _attributes(self, row: tuple, key, check_value_size: bool, nulls: bool = False) -> dict | Reject:
         attributes = {}
         for i, value in enumerate(row[self.n_head :]):
             if value is None:
+                if nulls:
+                    attributes[self.names[i]] = None
                 continue
             if isinstance(value, float) and not math.isfinite(value):
                 return self._reject(key, self.columns[i], "not_a_number", f"{value} cannot be sent as a number")
@@ -133,10 +141,12 @@ class Encoder:
         return data
 
     def _person(self, row: tuple) -> Item | Reject:
-        identifier = self._identifier(row[0], row[0])
+        key = row[1] if row[1] is not None else row[0]
+        identifier = self._identifier(row[0], key)
         if isinstance(identifier, Reject):
             return identifier
-        attributes = self._attributes(row, identifier, check_value_size=True)
+        known = row[3] is not None  # previous row hash: Customer.io has this person
+        attributes = self._attributes(row, key, check_value_size=True, nulls=known and self.send_nulls)
         if isinstance(attributes, Reject):
             return attributes
         data = self._dump(
@@ -147,11 +157,11 @@ class Encoder:
                 "timestamp": self.snapshot,
                 "attributes": attributes,
             },
-            identifier,
+            key,
         )
         if isinstance(data, Reject):
             return data
-        return Item(data, identifier, identifier)
+        return Item(data, identifier, str(key), None, row[2])
 
     def _event(self, row: tuple) -> Item | Reject:
         key = row[1]
@@ -175,13 +185,14 @@ class Encoder:
         attributes = self._attributes(row, key, check_value_size=False)
         if isinstance(attributes, Reject):
             return attributes
+        event_id = event_ulid(epoch_ms, hash_hex)
         data = self._dump(
             {
                 "type": "person",
                 "identifiers": {self.id_key: identifier},
                 "action": "event",
-                "name": name,
-                "id": event_ulid(epoch_ms, hash_hex),
+                "name": self.rename.get(name, name),
+                "id": event_id,
                 "timestamp": timestamp,
                 "attributes": attributes,
             },
@@ -189,4 +200,4 @@ class Encoder:
         )
         if isinstance(data, Reject):
             return data
-        return Item(data, identifier, str(key), timestamp)
+        return Item(data, identifier, str(key), timestamp, row[6], event_id)

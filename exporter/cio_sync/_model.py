@@ -171,6 +171,7 @@ class ModelSpec:
             return found
 
         identifier = need("identifier.column", self.identifier_column)
+        stable_key = need("key_column", self.meta.get("key_column")) if self.meta.get("key_column") else identifier
         event_id = need("event_id_column", self.meta.get("event_id_column"))
         timestamp = need("timestamp_column", self.meta.get("timestamp_column"))
         event_name = need("event_name_column", self.meta.get("event_name_column"))
@@ -212,6 +213,7 @@ class ModelSpec:
         return SyncModel(
             spec=self,
             identifier=identifier,
+            key_column=stable_key,
             event_id=event_id,
             timestamp=timestamp,
             event_name_column=event_name,
@@ -231,6 +233,7 @@ class SyncModel:
 
     spec: ModelSpec
     identifier: Column
+    key_column: Column
     event_id: Column | None
     timestamp: Column | None
     event_name_column: Column | None

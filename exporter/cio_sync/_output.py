@@ -70,8 +70,9 @@ class Reporter:
         if self._progress is not None:
             return
         self._line(
-            f"{result.model}: {result.status}: {result.rows_scanned} rows scanned, {result.items_accepted} "
-            f"accepted, {result.rejected} rejected, {result.held} held, {result.undelivered} undelivered"
+            f"{result.model}: {result.status}: {result.changed} changed rows, {result.items_accepted} accepted, "
+            f"{result.rejected} rejected, {result.held} held, {result.skipped} skipped, "
+            f"{result.undelivered} undelivered" + (f" ({result.message})" if result.message else "")
         )
 
     def finish(self, summary, results_path=None) -> None:
@@ -104,22 +105,21 @@ class Reporter:
         )
 
     def _table(self, summary) -> None:
-        table = Table(
-            title="cio-export" + (" (dry run: nothing sent)" if summary.dry_run else ""), title_justify="left"
-        )
-        for column in ("model", "status", "scanned", "accepted", "rejected", "held", "undelivered"):
+        title = "cio-export" + (" (dry run: nothing sent)" if summary.dry_run else "")
+        table = Table(title=title, title_justify="left")
+        columns = ("model", "status", "changed", "accepted", "rejected", "held", "skipped", "undelivered")
+        for column in columns:
             table.add_column(column, justify="left" if column in ("model", "status") else "right")
         for r in summary.results:
-            table.add_row(
-                r.model,
-                r.status,
-                f"{r.rows_scanned:,}",
-                f"{r.items_accepted:,}",
-                f"{r.rejected:,}",
-                f"{r.held:,}",
-                f"{r.undelivered:,}",
-            )
+            counts = (r.changed, r.items_accepted, r.rejected, r.held, r.skipped, r.undelivered)
+            table.add_row(r.model, r.status, *(f"{n:,}" for n in counts))
         self.console.print(table)
+        if any(r.skipped for r in summary.results):
+            self.console.print(
+                "skipped: events older than initial_window on a model's first sync (baseline) or older than "
+                "max_event_age (backfill): recorded, never sent",
+                markup=False,
+            )
 
     def error(self, message: str) -> None:
         if self._progress is not None:

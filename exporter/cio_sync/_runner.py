@@ -19,8 +19,9 @@ from ._encode import Encoder, Reject
 from ._errors import ConfigError
 from ._model import ModelSpec, SyncModel, check_identifier_kinds
 from ._output import Reporter
+from ._state import DEFAULT_SCHEMA, StateStore, utcnow
 from ._transport import Batch, BatchOutcome, TrackClient, TrackSettings
-from ._warehouse import build_query, dialect_for, relation_columns, stream_rows
+from ._warehouse import SnapshotReader, build_query, dialect_for, relation_columns
 
 RESULTS_FILE = "cio_export_results.json"
 REJECT_SAMPLE = 100
@@ -38,6 +39,18 @@ class RunOptions:
     ignore_test_failures: bool = False
     allow_mixed_identifiers: bool = False
     fetch_rows: int = 10_000
+    state_schema: str = DEFAULT_SCHEMA
+    build_log_schema: str = DEFAULT_SCHEMA  # var cio_state_schema: where dbt's post-hook writes build proofs
+    full_refresh: bool = False
+    retry_rejects: bool = False
+    accept_schema_change: bool = False
+    require_build_proof: bool = True
+    lease_ttl: float = 120.0
+    shard: tuple[int, int] | None = None  # (K, N): rows whose key hashes to K of N
+
+    @property
+    def shard_label(self) -> str:
+        return "all" if self.shard is None else f"{self.shard[0]}/{self.shard[1]}"
 
 
 @dataclass
@@ -53,6 +66,11 @@ class ModelResult:
     rejected: int = 0
     held: int = 0
     undelivered: int = 0
+    changed: int = 0
+    skipped: int = 0
+    resent: int = 0
+    uncertain: int = 0
+    deleted: int = 0
     batches: int = 0
     failing_tests: tuple[str, ...] = ()
     warning_tests: tuple[str, ...] = ()
@@ -61,6 +79,7 @@ class ModelResult:
     started_at: float | None = None
     finished_at: float | None = None
     first_item: bytes | None = None  # shown by --dry-run
+    lags: list[float] = field(default_factory=list)  # send time - event time, seconds
 
     def reject(self, reject: Reject) -> None:
         self.rejected += 1
@@ -93,6 +112,13 @@ class ModelResult:
             "held": self.held,
             "undelivered": self.undelivered,
             "batches": self.batches,
+            "changed": self.changed,
+            "skipped": self.skipped,
+            "resent": self.resent,
+            "uncertain": self.uncertain,
+            "deleted": self.deleted,
+            "lag_p50_seconds": percentile(self.lags, 0.5),
+            "lag_p95_seconds": percentile(self.lags, 0.95),
             "failing_tests": list(self.failing_tests),
             "warning_tests": list(self.warning_tests),
             "reject_reasons": dict(self.reject_reasons),
@@ -117,7 +143,7 @@ class RunSummary:
         statuses = {r.status for r in self.results}
         if "undelivered" in statuses:
             return 3
-        if statuses & {"rejected", "blocked"}:
+        if statuses & {"rejected", "blocked", "locked"}:
             return 1
         return 0
 
@@ -207,11 +233,25 @@ class ClientSink:
         self.client.close()
 
 
+def duration_seconds(text: str) -> int:
+    """'30m', '2h', '72h', '7d' -> seconds."""
+    return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
 class Exporter:
     def __init__(self, options: RunOptions, reporter: Reporter) -> None:
         self.options = options
         self.reporter = reporter
         self.rejected_people: set[str] = set()
+        self.run_id = str(uuid.uuid4())
+        self.state: StateStore | None = None
 
     # -- planning: everything that can fail before a single row is read -------------------
     def plan(self, artifacts: Artifacts) -> tuple[list[ModelSpec], list[ModelResult]]:
@@ -232,9 +272,8 @@ class Exporter:
         if errors:
             raise ConfigError("\n".join(errors))
         if not specs:
-            raise ConfigError(
-                f"--select {' '.join(self.options.select)} matched no model with meta.cio: nothing to sync"
-            )
+            selection = " ".join(self.options.select)
+            raise ConfigError(f"--select {selection} matched no model with meta.cio: nothing to sync")
         check_identifier_kinds(specs, self.options.allow_mixed_identifiers)
         passing = []
         for spec in specs:
@@ -252,13 +291,8 @@ class Exporter:
         opts = self.options
         started = time.time()
         artifacts = Artifacts.load(opts.dbt.target_path)
-        summary = RunSummary(
-            invocation_id=str(uuid.uuid4()),
-            dbt_invocation_id=artifacts.invocation_id,
-            dry_run=opts.dry_run,
-            started_at=started,
-            results=[],
-        )
+        summary = RunSummary(invocation_id=self.run_id, dbt_invocation_id=artifacts.invocation_id,
+                             dry_run=opts.dry_run, started_at=started, results=[])
         specs, results = self.plan(artifacts)
         summary.results = sorted(results, key=lambda r: (r.kind != "people", r.model))
         by_id = {r.unique_id: r for r in summary.results}
@@ -268,10 +302,8 @@ class Exporter:
             elif result.warning_tests:
                 self.reporter.note(f"{result.model}: tests warned: {', '.join(result.warning_tests)}")
             if result.failing_tests and result.status != "blocked":
-                self.reporter.note(
-                    f"{result.model}: SENDING DESPITE FAILING TESTS (--ignore-test-failures): "
-                    + ", ".join(result.failing_tests)
-                )
+                self.reporter.note(f"{result.model}: SENDING DESPITE FAILING TESTS (--ignore-test-failures): "
+                                   + ", ".join(result.failing_tests))
 
         sink = OutboxSink(opts.outbox) if opts.dry_run else None
         if sink is None:
@@ -286,6 +318,7 @@ class Exporter:
         try:
             adapter = open_adapter(opts.dbt, artifacts)
             with adapter.connection_named("cio-export"):
+                self.state = StateStore(adapter, opts.state_schema, read_only=opts.dry_run).open()
                 models = [spec.resolve(relation_columns(adapter, spec)) for spec in specs]
                 snapshot = int(time.time())
                 # People first: an event for a person whose identify was rejected is held back.
@@ -294,65 +327,254 @@ class Exporter:
                 for model in ordered:
                     if model.is_event and not people_done:
                         self._handle(sink.drain())
+                        self.state.flush(force=True)
                         people_done = True
-                    self._sync_model(adapter, model, snapshot, sink, by_id[model.spec.unique_id])
+                    result = by_id[model.spec.unique_id]
+                    self._run_model(adapter, artifacts, model, snapshot, sink, result)
                 self._handle(sink.drain())
+                self.state.flush(force=True)
+                for model in ordered:
+                    self._log_run_end(model, by_id[model.spec.unique_id])
         finally:
             sink.close()
+            if self.state is not None:
+                self.state.close()
             if adapter is not None:
                 close_adapter(adapter)
         for result in summary.results:
             result.finish()
-            if result.status not in ("blocked",):
+            if result.status != "blocked" or result.message:
                 self.reporter.model_done(result)
         summary.transport = dict(sink.stats)
         summary.elapsed = time.time() - started
         summary.exit_code = summary.compute_exit_code()
         return summary
 
-    def _sync_model(self, adapter, model: SyncModel, snapshot: int, sink, result: ModelResult) -> None:
+    # -- one model --------------------------------------------------------------------------------
+    def _run_model(self, adapter, artifacts: Artifacts, model: SyncModel, snapshot: int, sink,
+                   result: ModelResult) -> None:
+        opts, state = self.options, self.state
+        shard = opts.shard_label
+        if not state.acquire_lease(model.name, shard, self.run_id, opts.lease_ttl):
+            result.status = "locked"
+            result.message = (f"another cio-export run holds the lease on {model.name} (shard {shard}); "
+                              "skipped. A killed run's lease expires after --lease-ttl.")
+            self.reporter.blocked(result)
+            return
+        try:
+            problem = self._payload_schema_problem(model)
+            if problem:
+                result.status, result.message = "blocked", problem
+                self.reporter.blocked(result)
+                return
+            state.run_started(self.run_id, model.name, shard, artifacts.invocation_id)
+            self._sync_model(adapter, artifacts, model, snapshot, sink, result)
+            if result.status == "pending" and not opts.dry_run:
+                state.save_payload_schema(model.name, model.spec.identifier_kind, model.payload_schema())
+        finally:
+            state.release_lease(model.name, shard, self.run_id)
+
+    def _payload_schema_problem(self, model: SyncModel) -> str | None:
+        """A changed payload shape blocks the model until --accept-schema-change."""
+        stored = self.state.payload_schema(model.name)
+        if stored is None:
+            return None
+        kind, previous = stored
+        if kind != model.spec.identifier_kind:
+            return (f"identifier kind changed from {kind} to {model.spec.identifier_kind}: people would be split "
+                    f"into new profiles. Run `cio-export reset --select {model.name}` if that is intended.")
+        current = model.payload_schema()
+        removed = sorted(set(previous) - set(current))
+        retyped = sorted(k for k in set(previous) & set(current) if previous[k] != current[k])
+        if (removed or retyped) and not self.options.accept_schema_change:
+            parts = []
+            if removed:
+                parts.append("removed or renamed: " + ", ".join(removed))
+            if retyped:
+                parts.append("retyped: " + ", ".join(f"{k} ({previous[k]} -> {current[k]})" for k in retyped))
+            return ("payload shape changed (" + "; ".join(parts) + "): templates and segments that use these "
+                    "attributes would break silently. Rerun with --accept-schema-change once they are updated.")
+        return None
+
+    def _sync_model(self, adapter, artifacts: Artifacts, model: SyncModel, snapshot: int, sink,
+                    result: ModelResult) -> None:
+        opts, state = self.options, self.state
         result.started_at = time.time()
-        relation = adapter.Relation.create(
-            database=model.spec.database, schema=model.spec.schema, identifier=model.spec.alias
-        )
-        query = build_query(model, dialect_for(adapter), relation.render())
+        dialect = dialect_for(adapter)
+        relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
+                                           identifier=model.spec.alias).render()
+        where = None
+        if opts.shard is not None:
+            index, count = opts.shard
+            key_column = model.event_id if model.is_event else model.key_column
+            where = f"{dialect.shard(dialect.text(adapter.quote(key_column.name)), count)} = {index}"
+        tables = state.tables() if state.available else None
+        query = build_query(model, dialect, relation, where=where, state=tables,
+                            full_refresh=opts.full_refresh, retry_rejects=opts.retry_rejects)
         encoder = Encoder(model, snapshot, query.n_head)
-        packer = BatchPacker(self.options.batch_bytes)
-        hold = self.rejected_people if model.is_event else None
+        backfill = model.spec.option("backfill") if model.is_event else None
+        renamer = None
+        if backfill == "rename":
+            renamer = Encoder(model, snapshot, query.n_head)
+            renamer.rename = {model.event_name: f"{model.event_name}_backfill"} if model.event_name else {}
+        with SnapshotReader(adapter, opts.fetch_rows) as reader:  # before anything is recorded
+            if not self._built_by_checked_run(reader, model, relation, artifacts, result):
+                return
+        baseline_cutoff = None
+        if model.is_event and not (state.available and state.has_history(model.name)):
+            # First sync: existing events are history, recorded as baseline, never sent,
+            # except those newer than initial_window. (A dry run only counts them.)
+            cutoff = snapshot - duration_seconds(model.spec.option("initial_window"))
+            if state.writable:
+                result.skipped += state.record_baseline(model.name, query.source_sql, cutoff, self.run_id)
+            else:
+                baseline_cutoff = cutoff
+        max_age = duration_seconds(model.spec.option("max_event_age")) if model.is_event else None
+        dedupe_window = duration_seconds(model.spec.option("dedupe_window"))
+        packer = BatchPacker(opts.batch_bytes)
         progress = self.reporter.model_started(model)
-        for rows in stream_rows(adapter, query.sql, self.options.fetch_rows):
-            result.rows_scanned += len(rows)
-            for row in rows:
-                encoded = encoder.encode(row)
-                if isinstance(encoded, Reject):
-                    result.reject(encoded)
-                    if not model.is_event and encoded.row_key:
-                        self.rejected_people.add(encoded.row_key)
-                    continue
-                if hold and encoded.identifier in hold:
-                    result.held += 1
-                    result.reject(
-                        Reject(
-                            model.name,
-                            encoded.row_key,
-                            model.identifier.name,
-                            "held",
-                            "the person's identify was rejected in this run; event held back",
-                        )
-                    )
-                    continue
-                if result.first_item is None:
-                    result.first_item = encoded.data
-                full = packer.add(encoded.data, (result, encoded))
-                if full is not None:
-                    self._submit(sink, full, model, result)
-            self._handle(sink.poll())
-            progress(result)
+        kind_people = not model.is_event
+        with SnapshotReader(adapter, opts.fetch_rows) as reader:
+            if not self._built_by_checked_run(reader, model, relation, artifacts, result):
+                return
+            for rows in reader.stream(query.sql):
+                result.rows_scanned += len(rows)
+                result.changed += len(rows)
+                now = utcnow()
+                ready, pending = [], []
+                for row in rows:
+                    enc_with = encoder
+                    if model.is_event:
+                        status, first_attempt = row[7], row[8]
+                        if status == "pending":
+                            if first_attempt is not None and snapshot - first_attempt > dedupe_window:
+                                result.uncertain += 1
+                                result.reject(Reject(model.name, str(row[1]), None, "uncertain",
+                                                     "sent before but never acknowledged, longer ago than "
+                                                     "dedupe_window: not resent (it may have arrived)"))
+                                state.ledger([(model.name, str(row[1]), None, "uncertain", row[6], row[2], None, now,
+                                               None, self.run_id, "pending beyond dedupe_window")])
+                                continue
+                            result.resent += 1
+                        elif baseline_cutoff is not None and row[2] is not None and row[2] < baseline_cutoff:
+                            result.skipped += 1
+                            continue
+                        elif status is None and row[2] is not None and snapshot - row[2] > max_age:
+                            if backfill == "skip":
+                                result.skipped += 1
+                                state.ledger([(model.name, str(row[1]), None, "backfill", row[6], row[2], None, None,
+                                               None, self.run_id, f"older than max_event_age at {now:%Y-%m-%d %H:%M}")])
+                                continue
+                            if backfill == "rename":
+                                enc_with = renamer
+                    encoded = enc_with.encode(row)
+                    if isinstance(encoded, Reject):
+                        result.reject(encoded)
+                        row_hash = row[6] if model.is_event else row[2]
+                        state.rejects([(model.name, encoded.row_key or "", encoded.reason, encoded.message, False,
+                                        row_hash, now, self.run_id)])
+                        if model.is_event and encoded.row_key:
+                            state.ledger([(model.name, encoded.row_key, None, "rejected", row_hash, row[2], None, now,
+                                           None, self.run_id, encoded.reason)])
+                        if kind_people and encoded.row_key:
+                            self.rejected_people.add(encoded.row_key)
+                        continue
+                    if kind_people and row[4] is not None and row[4] != row[0]:
+                        result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "identifier_changed",
+                                             f"identifier changed from {row[4]} to {row[0]} for the same person: not "
+                                             "sent (it would create a second profile); merge the profiles in "
+                                             "Customer.io, then run with --full-refresh"))
+                        state.rejects([(model.name, encoded.row_key, "identifier_changed", f"{row[4]} -> {row[0]}",
+                                        False, row[2], now, self.run_id)])
+                        self.rejected_people.add(encoded.identifier)
+                        continue
+                    if model.is_event and encoded.identifier in self.rejected_people:
+                        result.held += 1
+                        result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "held",
+                                             "the person's identify was rejected in this run; event held back"))
+                        continue
+                    if model.is_event:
+                        pending.append((model.name, encoded.row_key, encoded.event_id, "pending", encoded.row_hash,
+                                        encoded.event_time, now, now, None, self.run_id, None))
+                    ready.append(encoded)
+                if pending:
+                    # Recorded (and committed) before they are sent: after a crash they are resent
+                    # with the same ids, which Customer.io deduplicates.
+                    state.ledger(pending)
+                    state.flush(force=True)
+                for encoded in ready:
+                    if result.first_item is None:
+                        result.first_item = encoded.data
+                    full = packer.add(encoded.data, (result, encoded))
+                    if full is not None:
+                        self._submit(sink, full, model, result)
+                self._handle(sink.poll())
+                state.flush()
+                state.heartbeat_if_due(model.name, opts.shard_label, self.run_id, opts.lease_ttl)
+                progress(result)
         last = packer.flush()
         if last is not None:
             self._submit(sink, last, model, result)
         self._handle(sink.poll())
+        if kind_people and model.spec.option("on_delete") != "ignore" and state.available:
+            self._deletions(adapter, model, query, sink, result)
         progress(result)
+
+    def _built_by_checked_run(self, reader, model: SyncModel, relation: str, artifacts: Artifacts,
+                              result: ModelResult) -> bool:
+        """The relation must have been built by the dbt invocation whose results passed the gate:
+        read in the same snapshot as the rows, so an overlapping `dbt build` whose tests have not
+        run yet cannot slip its data through."""
+        if not self.options.require_build_proof:
+            return True
+        schema = model.spec.meta.get("build_log_schema") or self.options.build_log_schema
+        try:
+            rows = reader.query(self.state.build_proof_sql(model.spec.unique_id, relation, schema))
+        except Exception:  # noqa: BLE001 - no build log table at all
+            reader.restart()
+            rows = []
+        built_by = rows[0][0] if rows else None
+        if built_by == artifacts.invocation_id:
+            return True
+        result.status = "blocked"
+        if built_by:
+            result.message = (f"{relation} was rebuilt by dbt invocation {built_by} after the one whose results were "
+                              f"checked ({artifacts.invocation_id}): a dbt run overlapped. Run cio-export again after "
+                              "it finishes.")
+        else:
+            result.message = (f"no build proof for {relation} in {schema}.cio_builds: add the post-hook "
+                              "\"{{ cio_sync.record_build() }}\" to this model (the package's marts have it), or "
+                              "set meta.cio.build_log_schema / var cio_state_schema to where dbt writes it.")
+        self.reporter.blocked(result)
+        return False
+
+    def _deletions(self, adapter, model: SyncModel, query, sink, result: ModelResult) -> None:
+        """People this tool synced whose rows left the model: deleted or suppressed, within max_deletes."""
+        action = model.spec.option("on_delete")
+        gone = self.state.departed_people(model.name, query.source_sql)
+        if not gone:
+            return
+        synced = self.state.count_people(model.name)
+        cap = model.spec.meta.get("max_deletes")
+        limit = (synced * float(cap[:-1]) / 100 if isinstance(cap, str) else cap) if cap is not None else None
+        if limit is not None and len(gone) > limit:
+            result.status = "blocked"
+            result.message = (f"{len(gone)} of {synced} synced people left the model, over max_deletes ({cap}): "
+                              f"nobody was {'deleted' if action == 'delete' else 'suppressed'}. Check the model; "
+                              "raise max_deletes if this is intended.")
+            self.reporter.blocked(result)
+            return
+        packer = BatchPacker(self.options.batch_bytes)
+        for key, identifier in gone:
+            data = orjson.dumps({"type": "person", "identifiers": {model.spec.identifier_kind: identifier},
+                                 "action": action})
+            item = _Departure(identifier=identifier, row_key=key)
+            full = packer.add(data, (result, item))
+            if full is not None:
+                self._submit(sink, full, model, result)
+        last = packer.flush()
+        if last is not None:
+            self._submit(sink, last, model, result)
 
     @staticmethod
     def _submit(sink, batch: Batch, model: SyncModel, result: ModelResult) -> None:
@@ -361,17 +583,70 @@ class Exporter:
         sink.submit(batch, model.name)
 
     def _handle(self, outcomes: list[BatchOutcome]) -> None:
+        state = self.state
+        now = utcnow()
         for outcome in outcomes:
             refs = outcome.batch.refs
+            people, forget, ledger, resolved = [], [], [], []
             for index in outcome.accepted:
-                refs[index][0].items_accepted += 1
+                result, item = refs[index]
+                result.items_accepted += 1
+                if isinstance(item, _Departure):
+                    result.deleted += 1
+                    forget.append((result.model, item.row_key))
+                elif result.kind == "people":
+                    people.append((result.model, item.row_key, item.identifier, item.row_hash, now, self.run_id))
+                    resolved.append((result.model, item.row_key))
+                else:
+                    ledger.append((result.model, item.row_key, item.event_id, "sent", item.row_hash, item.event_time,
+                                   None, now, now, self.run_id, None))
+                    resolved.append((result.model, item.row_key))
+                    if item.event_time is not None and len(result.lags) < 100_000:
+                        result.lags.append(now.timestamp() - item.event_time)
+            rejects = []
             for index, reason, message in outcome.rejected:
                 result, item = refs[index]
                 result.reject(Reject(result.model, item.row_key, None, reason, message))
+                rejects.append((result.model, item.row_key, reason, message, False, item.row_hash, now, self.run_id))
                 if result.kind == "people":
                     self.rejected_people.add(item.identifier)
+                elif not isinstance(item, _Departure):
+                    ledger.append((result.model, item.row_key, item.event_id, "rejected", item.row_hash,
+                                   item.event_time, None, now, None, self.run_id, f"{reason}: {message}"[:4000]))
             for index in outcome.undelivered:
-                refs[index][0].undelivered += 1
+                result, item = refs[index]
+                result.undelivered += 1
+                # Events stay pending (resent next run with the same id); people are simply not in
+                # state yet, so the next run sends them again.
+                rejects.append((result.model, item.row_key, "undelivered", outcome.error or "retries exhausted", True,
+                                item.row_hash, now, self.run_id))
+            state.people_synced(people)
+            state.people_forgotten(forget)
+            state.ledger(ledger)
+            state.rejects(rejects)
+            state.resolved(resolved)
+
+    def _log_run_end(self, model: SyncModel, result: ModelResult) -> None:
+        if result.status == "locked" or result.started_at is None:
+            return
+        status = result.status if result.status != "pending" else (
+            "undelivered" if result.undelivered else "rejected" if result.rejected else "success")
+        self.state.run_finished(
+            self.run_id, model.name, scanned=result.rows_scanned, changed=result.changed,
+            sent=result.items_accepted, rejected=result.rejected, skipped=result.skipped, deleted=result.deleted,
+            status=status, message=result.message, lag_p50_seconds=percentile(result.lags, 0.5),
+            lag_p95_seconds=percentile(result.lags, 0.95))
+
+
+@dataclass(frozen=True)
+class _Departure:
+    """A delete or suppress item: a person who left a people model."""
+
+    identifier: str
+    row_key: str
+    row_hash: str | None = None
+    event_id: str | None = None
+    event_time: int | None = None
 
 
 def write_results(summary: RunSummary, target_path: Path) -> Path:

@@ -39,6 +39,14 @@ class Dialect:
     def double(self, expr: str) -> str:
         return f"cast({expr} as double precision)"
 
+    def hash_part(self, expr: str, kind: str) -> str:
+        """A value as text for the row hash, distinguishing null from any value."""
+        return f"case when {expr} is null then 'n' else 'v' || {self.text(expr)} end"
+
+    def shard(self, expr: str, count: int) -> str:
+        """0..count-1 from the md5 of a key, identical for every run of this adapter."""
+        return f"mod(cast(('x' || substr(md5({expr}), 1, 7))::bit(28) as bigint), {count})"
+
 
 class PostgresDialect(Dialect):
     pass
@@ -48,10 +56,21 @@ class RedshiftDialect(PostgresDialect):
     def text(self, expr: str) -> str:
         return f"cast({expr} as varchar(65535))"
 
+    def hash_part(self, expr: str, kind: str) -> str:
+        if kind == "boolean":  # Redshift cannot cast boolean to text
+            return f"case when {expr} is null then 'n' when {expr} then 'vt' else 'vf' end"
+        return super().hash_part(expr, kind)
+
+    def shard(self, expr: str, count: int) -> str:
+        return f"mod(strtol(substring(md5({expr}), 1, 7), 16), {count})"
+
 
 class DuckDBDialect(Dialect):
     def epoch_ms(self, expr: str) -> str:
         return f"epoch_ms(cast({expr} as timestamp))"
+
+    def shard(self, expr: str, count: int) -> str:
+        return f"mod(cast(('0x' || substr(md5({expr}), 1, 7)) as bigint), {count})"
 
 
 def dialect_for(adapter) -> Dialect:
@@ -64,15 +83,26 @@ def dialect_for(adapter) -> Dialect:
 class ModelQuery:
     """The SELECT for a model and the layout of its rows.
 
-    Row layout: identifier, row key (people: identifier; events: event id), then for events
-    timestamp (Unix s), time in ms, id hash (md5 hex of name|event_id), event name; then one
-    value per attribute, timestamps already in Unix seconds and numbers as doubles."""
+    People rows: identifier, stable key, row hash, previous hash, previous identifier, then
+    one value per attribute. Event rows: identifier, event key, timestamp (Unix s), time in ms,
+    id hash (md5 hex of name|event key), event name, row hash, ledger status, first attempt
+    (Unix s), then one value per attribute. Timestamps are already Unix seconds and numbers
+    doubles; the row hash covers exactly what is sent, so it changes exactly when the payload
+    would."""
 
     sql: str
     n_head: int
+    source_sql: str  # the hashed rows of the model (a subquery), for set-based state writes
 
 
-def build_query(model: SyncModel, dialect: Dialect, relation: str, where: str | None = None) -> ModelQuery:
+@dataclass(frozen=True)
+class StateTables:
+    people: str
+    ledger: str
+    rejects: str
+
+
+def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str | None) -> tuple[str, list[str]]:
     q = dialect.quote
 
     def value(column: Column) -> str:
@@ -83,85 +113,154 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, where: str | 
             return dialect.double(expr)
         return expr
 
-    ident = dialect.text(q(model.identifier.name))
-    head = [ident]
+    head = {"__ident": dialect.text(q(model.identifier.name))}
     if model.is_event:
         event_key = dialect.text(q(model.event_id.name))
         ts = q(model.timestamp.name)
-        name = (
-            dialect.text(q(model.event_name_column.name))
-            if model.event_name_column
-            else "'" + model.event_name.replace("'", "''") + "'"
-        )
-        head += [
-            event_key,
-            dialect.unix_seconds(ts),
-            dialect.epoch_ms(ts),
-            dialect.md5(f"{name} || '|' || {event_key}"),
-            name,
-        ]
+        name = (dialect.text(q(model.event_name_column.name)) if model.event_name_column
+                else "'" + model.event_name.replace("'", "''") + "'")
+        head.update({
+            "__key": event_key,
+            "__ts": dialect.unix_seconds(ts),
+            "__ms": dialect.epoch_ms(ts),
+            "__idhash": dialect.md5(f"{name} || '|' || {event_key}"),
+            "__name": name,
+        })
     else:
-        head.append(ident)
-    columns = head + [value(c) for c in model.attributes]
-    sql = "select\n    " + ",\n    ".join(columns) + f"\nfrom {relation}"
-    if where:
-        sql += f"\nwhere {where}"
-    return ModelQuery(sql=sql, n_head=len(head))
+        head["__key"] = dialect.text(q(model.key_column.name))
+    attrs = {f"a{i}": value(c) for i, c in enumerate(model.attributes)}
+    inner = ",\n        ".join(f"{expr} as {alias}" for alias, expr in {**head, **attrs}.items())
+    sql = f"select\n        {inner}\n    from {relation}" + (f"\n    where {where}" if where else "")
+    hashed = ["__ident"] + (["__ts", "__name"] if model.is_event else [])
+    parts = [dialect.hash_part(c, "text") for c in hashed] + [
+        dialect.hash_part(alias, model.attributes[i].kind) for i, alias in enumerate(attrs)]
+    row_hash = dialect.md5(" || '|' || ".join(parts) if parts else "''")
+    names = list(head) + list(attrs)
+    source = f"select m.*, {row_hash} as __hash from (\n    {sql}\n) m"
+    return source, names
 
 
-def stream_rows(adapter, sql: str, fetch_rows: int = FETCH_ROWS) -> Iterator[list[tuple[Any, ...]]]:
-    """Yield the result of `sql` in chunks of at most `fetch_rows` rows, on the adapter's open
-    connection, without buffering the whole result."""
-    handle = adapter.connections.get_thread_connection().handle
-    kind = adapter.type()
-    if kind == "postgres":
-        yield from _stream_postgres(handle, sql, fetch_rows)
-    elif kind == "redshift":
-        yield from _stream_redshift(handle, sql, fetch_rows)
+def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str | None = None,
+                state: StateTables | None = None, full_refresh: bool = False,
+                retry_rejects: bool = False) -> ModelQuery:
+    """The model's SELECT: with `state`, only what changed since the last acknowledged sync
+    (an anti-join in the warehouse; previous state is never loaded into memory)."""
+    source, names = _hashed_source(model, dialect, relation, where)
+    attrs = [n for n in names if n.startswith("a") and n[1:].isdigit()]
+    lit = "'" + model.name.replace("'", "''") + "'"
+    if model.is_event:
+        head = ["h.__ident", "h.__key", "h.__ts", "h.__ms", "h.__idhash", "h.__name", "h.__hash"]
+        if state is None:
+            head += ["cast(null as varchar(16))", "cast(null as bigint)"]
+            joins, conditions = "", []
+        else:
+            head += ["l.status", dialect.unix_seconds("l.first_attempt_at")]
+            joins = f"\nleft join {state.ledger} l on l.model = {lit} and l.event_key = h.__key"
+            rejected_retry = "true" if retry_rejects else "(l.row_hash <> h.__hash or l.reason like 'transient:%')"
+            conditions = [f"(l.event_key is null or l.status = 'pending'"
+                          f" or (l.status = 'rejected' and {rejected_retry}))"]
     else:
-        yield from _stream_dbapi(handle, sql, fetch_rows)
+        head = ["h.__ident", "h.__key", "h.__hash"]
+        if state is None:
+            head += ["cast(null as varchar(32))", "cast(null as varchar(1024))"]
+            joins, conditions = "", []
+        else:
+            head += ["s.row_hash", "s.identifier"]
+            joins = f"\nleft join {state.people} s on s.model = {lit} and s.person_key = h.__key"
+            conditions = [] if full_refresh else ["(s.person_key is null or s.row_hash <> h.__hash)"]
+            if not retry_rejects and not full_refresh:
+                conditions.append(
+                    f"not exists (select 1 from {state.rejects} r where r.model = {lit} and r.row_key = h.__key"
+                    " and r.row_hash = h.__hash and r.resolved_at is null and not r.transient)")
+    sql = (f"select\n    {', '.join(head + ['h.' + a for a in attrs])}\nfrom (\n{source}\n) h{joins}"
+           + (f"\nwhere {' and '.join(conditions)}" if conditions else ""))
+    return ModelQuery(sql=sql, n_head=len(head), source_sql=source)
 
 
-def _stream_postgres(handle, sql: str, fetch_rows: int) -> Iterator[list[tuple]]:
-    # A named cursor lives on the server; it needs a transaction, which we roll back (read only).
-    if handle.autocommit:
-        handle.autocommit = False
-    cursor = handle.cursor(name=f"cio_export_{uuid.uuid4().hex[:12]}")
-    cursor.itersize = fetch_rows
-    try:
+class SnapshotReader:
+    """Reads on the adapter's connection inside one transaction, so every query of a model (its
+    build proof, its rows, the state it is diffed against) sees the same snapshot: on
+    PostgreSQL a REPEATABLE READ transaction, Redshift's default serializable isolation,
+    DuckDB's snapshot isolation. Read only: rolled back at the end."""
+
+    def __init__(self, adapter, fetch_rows: int = FETCH_ROWS) -> None:
+        self.adapter = adapter
+        self.kind = adapter.type()
+        self.handle = adapter.connections.get_thread_connection().handle
+        self.fetch_rows = fetch_rows
+
+    def __enter__(self) -> SnapshotReader:
+        if self.kind == "postgres":
+            self.handle.rollback()
+            self.handle.autocommit = False
+            cursor = self.handle.cursor()
+            cursor.execute("begin transaction isolation level repeatable read")
+            cursor.close()
+        elif self.kind == "redshift":
+            cursor = self.handle.cursor()
+            cursor.execute("begin")
+            cursor.close()
+        else:
+            cursor = self.handle.cursor()
+            try:  # end the transaction dbt may have open, so the snapshot starts now
+                cursor.execute("commit")
+            except Exception:  # noqa: BLE001 - none was open
+                pass
+            cursor.execute("begin transaction")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.kind == "duckdb":
+            self.handle.cursor().execute("rollback")
+        else:
+            self.handle.rollback()
+
+    def restart(self) -> None:
+        """After a failed statement (PostgreSQL aborts the transaction): a fresh snapshot."""
+        self.__exit__(None, None, None)
+        self.__enter__()
+
+    def query(self, sql: str) -> list[tuple]:
+        cursor = self.handle.cursor()
         cursor.execute(sql)
-        while rows := cursor.fetchmany(fetch_rows):
-            yield rows
-    finally:
-        cursor.close()
-        handle.rollback()
+        rows = list(cursor.fetchall())
+        if self.kind != "duckdb":
+            cursor.close()
+        return rows
 
-
-def _stream_redshift(handle, sql: str, fetch_rows: int) -> Iterator[list[tuple]]:
-    name = f"cio_export_{uuid.uuid4().hex[:12]}"
-    cursor = handle.cursor()
-    try:
-        cursor.execute("begin")
-        cursor.execute(f"declare {name} no scroll cursor for {sql}")
-        while True:
-            cursor.execute(f"fetch forward {fetch_rows} from {name}")
-            rows = cursor.fetchall()
-            if not rows:
-                break
-            yield [tuple(r) for r in rows]
-        cursor.execute(f"close {name}")
-    finally:
-        cursor.execute("rollback")
-        cursor.close()
-
-
-def _stream_dbapi(handle, sql: str, fetch_rows: int) -> Iterator[list[tuple]]:
-    # dbt-duckdb hands out one shared cursor per connection: closing it would close the
-    # connection, so it is left open and simply read to the end.
-    cursor = handle.cursor()
-    cursor.execute(sql)
-    while rows := cursor.fetchmany(fetch_rows):
-        yield rows
+    def stream(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+        """The result of `sql` in chunks, without buffering it whole."""
+        n = self.fetch_rows
+        if self.kind == "postgres":
+            cursor = self.handle.cursor(name=f"cio_export_{uuid.uuid4().hex[:12]}")
+            cursor.itersize = n
+            try:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(n):
+                    yield rows
+            finally:
+                cursor.close()
+        elif self.kind == "redshift":
+            name = f"cio_export_{uuid.uuid4().hex[:12]}"
+            cursor = self.handle.cursor()
+            try:
+                cursor.execute(f"declare {name} no scroll cursor for {sql}")
+                while True:
+                    cursor.execute(f"fetch forward {n} from {name}")
+                    rows = cursor.fetchall()
+                    if not rows:
+                        break
+                    yield [tuple(r) for r in rows]
+                cursor.execute(f"close {name}")
+            finally:
+                cursor.close()
+        else:
+            # dbt-duckdb hands out one shared cursor per connection: closing it would close the
+            # connection, so it is read to the end instead.
+            cursor = self.handle.cursor()
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(n):
+                yield rows
 
 
 def relation_columns(adapter, spec) -> list[Column]:

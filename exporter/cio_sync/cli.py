@@ -97,6 +97,30 @@ def _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
     )
 
 
+def state_options(func):
+    return click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
+                        help="Warehouse schema of cio-export's state (and of the build proofs) "
+                        "[default: var cio_state_schema, else cio_sync_state].")(func)
+
+
+def _state_schema(option: str | None, ctx) -> str:
+    from ._state import DEFAULT_SCHEMA
+
+    return option or ctx.vars.get("cio_state_schema") or DEFAULT_SCHEMA
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must be K/N, e.g. 0/4, not {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"--shard {text}: need 0 <= K < N")
+    return index, count
+
+
 def _fail(reporter, exc: CioSyncError) -> None:
     reporter.error(str(exc))
     sys.exit(exc.exit_code)
@@ -147,6 +171,18 @@ def main() -> None:
     help="Allow selected models to identify people differently (email on some, id on others).",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bars [on a terminal].")
+@state_options
+@click.option("--full-refresh", is_flag=True,
+              help="Resend every person of the selected people models (events are never replayed).")
+@click.option("--retry-rejects", is_flag=True, help="Retry rows rejected before even if they have not changed.")
+@click.option("--accept-schema-change", is_flag=True,
+              help="Sync models whose payload shape changed (attributes removed, renamed or retyped).")
+@click.option("--skip-build-proof", is_flag=True,
+              help="Do not require proof (the cio_sync.record_build() post-hook) of which dbt run built a relation.")
+@click.option("--lease-ttl", type=click.FloatRange(min=5), default=120.0, show_default=True,
+              help="Seconds a model's lease lives without a heartbeat (a killed run's lease expires after this).")
+@click.option("--shard", type=str, default=None, metavar="K/N",
+              help="Sync only the rows whose key hashes to K of N (0 <= K < N); run N processes to share a model.")
 def run(
     project_dir,
     profiles_dir,
@@ -167,6 +203,13 @@ def run(
     ignore_test_failures,
     allow_mixed_identifiers,
     progress,
+    state_schema,
+    full_refresh,
+    retry_rejects,
+    accept_schema_change,
+    skip_build_proof,
+    lease_ttl,
+    shard,
 ) -> None:
     """Sync the selected models to Customer.io (the default command).
 
@@ -204,7 +247,17 @@ def run(
             batch_bytes=batch_bytes,
             ignore_test_failures=ignore_test_failures,
             allow_mixed_identifiers=allow_mixed_identifiers,
+            state_schema=_state_schema(state_schema, ctx),
+            build_log_schema=_state_schema(None, ctx),
+            full_refresh=full_refresh,
+            retry_rejects=retry_rejects,
+            accept_schema_change=accept_schema_change,
+            require_build_proof=not skip_build_proof,
+            lease_ttl=lease_ttl,
+            shard=_parse_shard(shard),
         )
+        if skip_build_proof:
+            reporter.note("--skip-build-proof: relations are sent without proof of which dbt run built them")
         if ignore_test_failures:
             reporter.note("--ignore-test-failures: models whose dbt tests FAILED will be synced")
         summary = Exporter(options, reporter).run()
@@ -270,6 +323,54 @@ def validate(
     except CioSyncError as exc:
         _fail(reporter, exc)
     reporter.note(f"{len(specs)} model(s) valid")
+
+
+@main.command()
+@dbt_options
+@state_options
+@click.option("--events", "events", is_flag=True, help="Re-baseline event models: forget their ledger; the next "
+              "run records existing events as baseline again (nothing old is replayed).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema, events,
+          yes) -> None:
+    """Forget what was synced for the selected models.
+
+    People models: the next run resends every person (after fixing identities, or to accept
+    an identifier change). With --events, event models are re-baselined instead."""
+    from ._dbt import Artifacts, close_adapter, open_adapter, select_models
+    from ._model import ModelSpec
+    from ._output import Reporter
+    from ._state import StateStore
+
+    reporter = Reporter(progress=False)
+    try:
+        if not select:
+            raise ConfigError("reset needs --select: name the models to forget")
+        ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        artifacts = Artifacts.load(ctx.target_path)
+        specs = [spec for uid in select_models(ctx, artifacts, _flatten(select), _flatten(exclude))
+                 if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
+        wanted = [spec for spec in specs if (spec.kind == "event") == events]
+        if not wanted:
+            raise ConfigError(f"no {'event' if events else 'people'} model with meta.cio in the selection")
+        names = ", ".join(spec.name for spec in wanted)
+        what = "re-baseline the event ledger of" if events else "forget every synced person of"
+        if not yes and not click.confirm(f"This will {what}: {names}. Continue?", err=True):
+            raise ConfigError("not confirmed; nothing changed")
+        adapter = open_adapter(ctx, artifacts)
+        try:
+            with adapter.connection_named("cio-export"):
+                state = StateStore(adapter, _state_schema(state_schema, ctx)).open()
+                try:
+                    for spec in wanted:
+                        n = state.forget_events(spec.name) if events else state.forget_people(spec.name)
+                        reporter.note(f"{spec.name}: forgot {n} {'ledger entries' if events else 'people'}")
+                finally:
+                    state.close()
+        finally:
+            close_adapter(adapter)
+    except CioSyncError as exc:
+        _fail(reporter, exc)
 
 
 @main.command(

@@ -90,6 +90,11 @@ class PostgresBuild(DbtProject):
         return self.schema.query(sql)
 
 
+#: The example's events are months old; the session builds widen the backfill guard so that
+#: cio-export sends them (tests of the guard itself build with the defaults).
+SEND_HISTORY = {"cio_initial_window": "36500d", "cio_max_event_age": "36500d"}
+
+
 @pytest.fixture(scope="session")
 def duckdb_project_factory(tmp_path_factory):
     """A fresh DuckDB database and target path for a build of integration_tests."""
@@ -110,7 +115,7 @@ def duckdb_project_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def duckdb_build(duckdb_project_factory) -> DuckDbBuild:
     """integration_tests built on DuckDB (seed, run, test)."""
-    project = duckdb_project_factory("duckdb_build")
+    project = duckdb_project_factory("duckdb_build", vars=dict(SEND_HISTORY))
     project.run("build")
     return project
 
@@ -124,7 +129,11 @@ def postgres_build(tmp_path_factory, pg_schema_factory) -> PostgresBuild:
         target="postgres",
         workdir=tmp_path_factory.mktemp("postgres_build"),
         env={"CIO_TEST_SCHEMA": schema.name},
+        vars={**SEND_HISTORY, "cio_state_schema": f"{schema.name}_builds"},
     )
     project.schema = schema
+    project.state_schemas.append(f"{schema.name}_builds")
     project.run("build")
-    return project
+    yield project
+    for name in project.state_schemas:
+        PgSchema(name).drop()

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class DbtProject:
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
     vars: dict | None = None
+    state_schemas: list[str] = field(default_factory=list)  # made by cio_export(), dropped by the fixture
 
     @property
     def target_path(self) -> Path:
@@ -59,9 +61,18 @@ class DbtProject:
         return proc
 
     def cio_export(
-        self, *args: str, env: dict[str, str] | None = None, target_path: Path | None = None
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        target_path: Path | None = None,
+        state_schema: str | None = None,
     ) -> subprocess.CompletedProcess:
-        """Run cio-export on this build as a user would, in a subprocess."""
+        """Run cio-export on this build as a user would, in a subprocess. Each call gets a fresh
+        state schema unless `state_schema` names one (to rerun on the same state)."""
+        if state_schema is None:
+            state_schema = f"cio_state_{uuid.uuid4().hex[:10]}"
+        if state_schema not in self.state_schemas:
+            self.state_schemas.append(state_schema)
         cmd = [
             str(Path(sys.executable).with_name("cio-export")), *args,
             "--project-dir", str(INTEGRATION_TESTS),
@@ -69,6 +80,8 @@ class DbtProject:
             "--target", self.target,
             "--target-path", str(target_path or self.target_path),
         ]
+        if args and args[0] in ("run", "reset") or not args or args[0].startswith("-"):
+            cmd += ["--state-schema", state_schema]
         if self.vars:
             cmd += ["--vars", json.dumps(self.vars)]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}

@@ -189,8 +189,12 @@ def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_
     from conftest import PostgresBuild
 
     schema = pg_schema_factory("cio_inc")
+    builds = pg_schema_factory("cio_inc_builds")  # where the build proofs go, dropped afterwards
     project = PostgresBuild(
-        target="postgres", workdir=tmp_path_factory.mktemp("incremental"), env={"CIO_TEST_SCHEMA": schema.name}
+        target="postgres",
+        workdir=tmp_path_factory.mktemp("incremental"),
+        env={"CIO_TEST_SCHEMA": schema.name},
+        vars={"cio_state_schema": builds.name},
     )
     project.schema = schema
     project.run("build", "--select", "+cio_event_order_placed")

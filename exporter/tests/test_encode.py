@@ -66,10 +66,15 @@ def test_people_attributes_exclude_identifier_and_excluded_columns_and_prefix_no
     assert model.attribute_names == ("email", "created_at", "wh_ltv", "wh_orders", "wh_vip")
 
 
+def person(identifier, key, *attributes, previous_hash=None):
+    """A people row as the reader yields it: identifier, key, hash, previous hash, previous identifier, attributes."""
+    return (identifier, key, "h" * 32, previous_hash, None, *attributes)
+
+
 def test_identify_item_shape_and_nulls_left_out():
     model = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
-    encoder = Encoder(model, snapshot=1_780_000_000, n_head=2)
-    item = encoder.encode(("c1", "c1", "a@b.co", 1_700_000_000, 59.9, 3, True))
+    encoder = Encoder(model, snapshot=1_780_000_000, n_head=5)
+    item = encoder.encode(person("c1", "c1", "a@b.co", 1_700_000_000, 59.9, 3, True))
     assert isinstance(item, Item)
     assert orjson.loads(item.data) == {
         "type": "person",
@@ -78,42 +83,46 @@ def test_identify_item_shape_and_nulls_left_out():
         "timestamp": 1_780_000_000,
         "attributes": {"email": "a@b.co", "created_at": 1_700_000_000, "wh_ltv": 59.9, "wh_orders": 3, "wh_vip": True},
     }
-    item = encoder.encode(("c2", "c2", None, None, None, 0, False))
+    item = encoder.encode(person("c2", "c2", None, None, None, 0, False))
     assert orjson.loads(item.data)["attributes"] == {"wh_orders": 0, "wh_vip": False}
+    # A person Customer.io already has: a value that became null is sent as null (removed there).
+    item = encoder.encode(person("c2", "c2", None, None, None, 0, False, previous_hash="p" * 32))
+    assert orjson.loads(item.data)["attributes"] == {"email": None, "created_at": None, "wh_ltv": None,
+                                                      "wh_orders": 0, "wh_vip": False}
 
 
 @pytest.mark.parametrize(
     ("row", "column", "reason"),
     [
-        ((None, None, "a@b.co", 1, 1.0, 1, True), "customer_id", "null_identifier"),
-        (("  ", "  ", "a@b.co", 1, 1.0, 1, True), "customer_id", "null_identifier"),
-        (("é" * 76, "x", "a@b.co", 1, 1.0, 1, True), "customer_id", "identifier_too_long"),  # 152 bytes
-        (("c1", "c1", "é" * 501, 1, 1.0, 1, True), "email", "value_too_long"),  # 1002 bytes
-        (("c1", "c1", "a@b.co", 1, float("nan"), 1, True), "ltv", "not_a_number"),
-        (("c1", "c1", "a@b.co", 1, float("inf"), 1, True), "ltv", "not_a_number"),
+        (person(None, None, "a@b.co", 1, 1.0, 1, True), "customer_id", "null_identifier"),
+        (person("  ", "  ", "a@b.co", 1, 1.0, 1, True), "customer_id", "null_identifier"),
+        (person("é" * 76, "x", "a@b.co", 1, 1.0, 1, True), "customer_id", "identifier_too_long"),  # 152 bytes
+        (person("c1", "c1", "é" * 501, 1, 1.0, 1, True), "email", "value_too_long"),  # 1002 bytes
+        (person("c1", "c1", "a@b.co", 1, float("nan"), 1, True), "ltv", "not_a_number"),
+        (person("c1", "c1", "a@b.co", 1, float("inf"), 1, True), "ltv", "not_a_number"),
     ],
 )
 def test_people_limits_reject_the_row_naming_the_column(row, column, reason):
     model = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
-    result = Encoder(model, snapshot=1, n_head=2).encode(row)
+    result = Encoder(model, snapshot=1, n_head=5).encode(row)
     assert isinstance(result, Reject)
     assert (result.model, result.column, result.reason) == ("m", column, reason)
 
 
 def test_limits_at_the_boundary_are_accepted():
     model = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
-    encoder = Encoder(model, snapshot=1, n_head=2)
-    assert isinstance(encoder.encode(("i" * 150, "i" * 150, "x" * 1000, 1, 1.0, 1, True)), Item)
+    encoder = Encoder(model, snapshot=1, n_head=5)
+    assert isinstance(encoder.encode(person("i" * 150, "i" * 150, "x" * 1000, 1, 1.0, 1, True)), Item)
 
 
 def event_row(event_id="k1", name="order_placed", at=1_780_000_000, items='[{"sku":"A"}]', total=59.9):
     digest = hashlib.md5(f"{name}|{event_id}".encode()).hexdigest()
-    return ("c1", event_id, at, at * 1000, digest, name, total, items)
+    return ("c1", event_id, at, at * 1000, digest, name, "h" * 32, None, None, total, items)
 
 
 def test_event_item_shape_with_parsed_json_and_deterministic_ulid():
     model = spec(EVENT).resolve(EVENT_COLUMNS)
-    item = Encoder(model, snapshot=1, n_head=6).encode(event_row())
+    item = Encoder(model, snapshot=1, n_head=9).encode(event_row())
     body = orjson.loads(item.data)
     assert body == {
         "type": "person",
@@ -127,7 +136,7 @@ def test_event_item_shape_with_parsed_json_and_deterministic_ulid():
     ulid = ULID.from_str(body["id"])
     assert int(ulid.milliseconds) == 1_780_000_000_000  # time part = event time
     assert ulid.bytes[6:] == hashlib.md5(b"order_placed|k1").digest()[:10]  # 80 bits from (name, event id)
-    assert Encoder(model, snapshot=2, n_head=6).encode(event_row()).data == item.data  # same event, same id
+    assert Encoder(model, snapshot=2, n_head=9).encode(event_row()).data == item.data  # same event, same id
 
 
 def test_two_events_of_one_checkout_never_share_an_id():
@@ -147,7 +156,7 @@ def test_two_events_of_one_checkout_never_share_an_id():
 )
 def test_event_rejects(row, reason):
     model = spec(EVENT).resolve(EVENT_COLUMNS)
-    result = Encoder(model, snapshot=1, n_head=6).encode(row)
+    result = Encoder(model, snapshot=1, n_head=9).encode(row)
     assert isinstance(result, Reject) and result.reason == reason and result.row_key == "k1"
 
 

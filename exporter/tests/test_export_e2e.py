@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import SEND_HISTORY
 from test_dbt_marts import EXPECTED_PEOPLE, PEOPLE_COLUMNS
 from ulid import ULID
 
@@ -163,7 +164,7 @@ def test_dry_run_needs_no_credentials_and_writes_the_exact_bodies(duckdb_build, 
 
 
 def test_rows_over_the_limits_are_rejected_by_name_and_the_rest_delivered(duckdb_project_factory, server):
-    project = duckdb_project_factory("limits", vars={"cio_exporter_fixtures": True})
+    project = duckdb_project_factory("limits", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
     project.run("build", "--select", "tag:cio_limits")
     proc = project.cio_export("--select", "tag:cio_limits", "--json", env=credentials(server))
     assert proc.returncode == 1, proc.stderr
@@ -186,7 +187,7 @@ def test_rows_over_the_limits_are_rejected_by_name_and_the_rest_delivered(duckdb
 
 
 def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factory, server):
-    project = duckdb_project_factory("bad_meta", vars={"cio_exporter_fixtures": True})
+    project = duckdb_project_factory("bad_meta", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
     project.run("build", "--select", "tag:cio_bad_meta")
     proc = project.cio_export("--select", "tag:cio_bad_meta", env=credentials(server))
     assert proc.returncode == 2
@@ -199,7 +200,7 @@ def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factor
 
 
 def test_mixed_identifiers_are_refused_unless_allowed(duckdb_project_factory, server):
-    project = duckdb_project_factory("mixed", vars={"cio_exporter_fixtures": True})
+    project = duckdb_project_factory("mixed", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
     project.run("build", "--select", "+cio_people", "email_events")
     proc = project.cio_export("--select", "cio_people", "email_events", env=credentials(server))
     assert proc.returncode == 2

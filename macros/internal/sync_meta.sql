@@ -33,6 +33,7 @@
         'null_as': 'null',
         'on_delete': 'ignore',
         'inputs': inputs,
+        'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
     }) }}
 {%- endmacro %}
 
@@ -46,10 +47,11 @@
         'event_id_column': 'event_id',
         'timestamp_column': 'event_at',
         'exclude': exclude,
-        'initial_window': '2h',
-        'max_event_age': '72h',
-        'backfill': 'skip',
+        'initial_window': var('cio_initial_window', '2h'),
+        'max_event_age': var('cio_max_event_age', '72h'),
+        'backfill': var('cio_backfill', 'skip'),
         'inputs': inputs,
+        'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
     } -%}
     {%- do meta.update(overrides) -%}
     {{ return(meta) }}

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from . import _app_api
 from ._faults import FaultInjector, Outcome
 from ._settings import Settings
 from ._store import MemoryStore, Store, person_key
@@ -94,6 +95,11 @@ def _v1_error(message: str, status: int = 400) -> Response:
     return _json(status, {"meta": {"errors": [message]}})
 
 
+def _app_error(status: int, message: str) -> Response:
+    """An App API error."""
+    return _json(status, {"meta": {"error": message}})
+
+
 def _action_label(item: Any) -> str:
     """Counter key for a rejected item: its action when known, else ``invalid``."""
     action = item.get("action") if isinstance(item, dict) else None
@@ -138,13 +144,18 @@ async def _drop_connection(receive: Receive, send: Send) -> None:
 class FakeTrackApp:
     """ASGI app emulating the Customer.io Track API, with fault injection and admin routes."""
 
-    def __init__(self, *, site_id: str, api_key: str, settings: Settings, store: Store) -> None:
+    def __init__(
+        self, *, site_id: str, api_key: str, settings: Settings, store: Store, app_api_key: str = "app-key"
+    ) -> None:
         self.settings = settings
         self.store = store
         self.faults = FaultInjector(settings, time.monotonic())
         self.closing = False
         """Set on shutdown so injected delays end early instead of stalling the exit."""
         self._credentials = f"{site_id}:{api_key}".encode()
+        self._app_key = app_api_key.encode()
+        self.segments: dict[int, _app_api.Segment] = {}
+        """App API segments defined through ``POST /_fake/segments``; kept across resets."""
         self._router = Starlette(
             routes=[
                 Route("/api/v1/accounts/region", self._region, methods=["GET"]),
@@ -155,6 +166,13 @@ class FakeTrackApp:
                     self._customer,
                     methods=["PUT", "POST", "DELETE"],
                 ),
+                Route("/v1/segments/{segment_id:int}/customer_count", self._app_segment_count, methods=["GET"]),
+                Route("/v1/segments/{segment_id:int}/membership", self._app_segment_membership, methods=["GET"]),
+                Route("/v1/customers", self._app_customers_by_email, methods=["GET"]),
+                Route("/v1/customers/{rest:path}", self._app_customer, methods=["GET"]),
+                Route("/_fake/segments", self._admin_segments, methods=["GET"]),
+                Route("/_fake/segments", self._admin_define_segments, methods=["POST"]),
+                Route("/_fake/segments/{segment_id:int}", self._admin_delete_segment, methods=["DELETE"]),
                 Route("/_fake/stats", self._admin_stats, methods=["GET"]),
                 Route("/_fake/config", self._admin_get_config, methods=["GET"]),
                 Route("/_fake/config", self._admin_set_config, methods=["POST"]),
@@ -162,6 +180,7 @@ class FakeTrackApp:
                 Route("/_fake/people", self._admin_people, methods=["GET"]),
                 Route("/_fake/people/{kind}/{value:path}", self._admin_person, methods=["GET"]),
                 Route("/_fake/events", self._admin_events, methods=["GET"]),
+                Route("/_fake/events/{event_id}", self._admin_forget_event, methods=["DELETE"]),
                 Route("/_fake/deletions", self._admin_deletions, methods=["GET"]),
                 Route("/_fake/merges", self._admin_merges, methods=["GET"]),
                 Route("/_fake/requests", self._admin_requests, methods=["GET"]),
@@ -399,6 +418,104 @@ class FakeTrackApp:
             return _v1_error("request body must be a JSON object")
         return document
 
+    # ----------------------------------------------------------------- App API
+
+    def _app_authorized(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._app_key)
+
+    def _app_guard(self, request: Request) -> Response | MemoryStore:
+        """The memory store when the request may read it, else the response refusing it."""
+        if not self._app_authorized(request):
+            return _unauthorized()
+        memory = self._memory()
+        if memory is None:
+            return self._memory_only()
+        return memory
+
+    def _app_segment(self, request: Request) -> Response | _app_api.Segment:
+        segment = self.segments.get(request.path_params["segment_id"])
+        if segment is None:
+            return _app_error(404, "segment not found")
+        return segment
+
+    async def _app_segment_count(self, request: Request) -> Response:
+        memory = self._app_guard(request)
+        if isinstance(memory, Response):
+            return memory
+        segment = self._app_segment(request)
+        if isinstance(segment, Response):
+            return segment
+        return _json(200, _app_api.count_document(memory, segment))
+
+    async def _app_segment_membership(self, request: Request) -> Response:
+        memory = self._app_guard(request)
+        if isinstance(memory, Response):
+            return memory
+        segment = self._app_segment(request)
+        if isinstance(segment, Response):
+            return segment
+        try:
+            start, limit = _app_api.parse_paging(
+                request.query_params.get("start"),
+                request.query_params.get("limit"),
+                _app_api.MEMBERSHIP_DEFAULT_LIMIT,
+                _app_api.MEMBERSHIP_MAX_LIMIT,
+            )
+        except ValueError as exc:
+            return _app_error(400, str(exc))
+        return _json(200, _app_api.membership_document(memory, segment, start=start, limit=limit))
+
+    async def _app_customers_by_email(self, request: Request) -> Response:
+        memory = self._app_guard(request)
+        if isinstance(memory, Response):
+            return memory
+        email = request.query_params.get("email")
+        if not email:
+            return _app_error(400, "email is required")
+        return _json(200, _app_api.email_search_document(memory, email))
+
+    async def _app_customer(self, request: Request) -> Response:
+        """``/v1/customers/{customer_id}/attributes`` and ``.../activities``; the identifier is
+        cut from the raw path before percent-decoding, as for the Track API."""
+        memory = self._app_guard(request)
+        if isinstance(memory, Response):
+            return memory
+        raw_path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+        encoded, _, suffix = raw_path[len(b"/v1/customers/") :].partition(b"/")
+        if suffix not in (b"attributes", b"activities") or not encoded:
+            return _app_error(404, "not found")
+        try:
+            customer_id = unquote_to_bytes(encoded).decode("utf-8")
+        except UnicodeDecodeError:
+            return _app_error(400, "customer id in the path is not valid UTF-8")
+        id_type = request.query_params.get("id_type") or "id"
+        if id_type not in _app_api.APP_ID_TYPES:
+            return _app_error(400, f"id_type must be one of {', '.join(_app_api.APP_ID_TYPES)}")
+        found = _app_api.find_profiles(memory, id_type, customer_id)
+        if not found:
+            return _app_error(404, "customer not found")
+        if suffix == b"attributes":
+            return _json(200, _app_api.attributes_document(found[0], customer_id))
+        try:
+            start, limit = _app_api.parse_paging(
+                request.query_params.get("start"),
+                request.query_params.get("limit"),
+                _app_api.ACTIVITIES_DEFAULT_LIMIT,
+                _app_api.ACTIVITIES_MAX_LIMIT,
+            )
+        except ValueError as exc:
+            return _app_error(400, str(exc))
+        document = _app_api.activities_document(
+            memory,
+            found[0],
+            activity_type=request.query_params.get("type"),
+            name=request.query_params.get("name"),
+            start=start,
+            limit=limit,
+        )
+        return _json(200, document)
+
     # ------------------------------------------------------------------ admin
 
     def _memory(self) -> MemoryStore | None:
@@ -407,6 +524,28 @@ class FakeTrackApp:
     @staticmethod
     def _memory_only() -> Response:
         return _json(409, {"error": "only available when recording in memory"})
+
+    async def _admin_segments(self, request: Request) -> Response:
+        return _json(200, [segment.as_dict() for segment in self.segments.values()])
+
+    async def _admin_define_segments(self, request: Request) -> Response:
+        """Define (or redefine) one segment or a list of them; all or nothing."""
+        try:
+            document = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return _json(400, {"error": f"body is not valid JSON: {exc}"})
+        try:
+            parsed = [_app_api.Segment.parse(d) for d in (document if isinstance(document, list) else [document])]
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
+        for segment in parsed:
+            self.segments[segment.id] = segment
+        return _json(200, [segment.as_dict() for segment in parsed])
+
+    async def _admin_delete_segment(self, request: Request) -> Response:
+        if self.segments.pop(request.path_params["segment_id"], None) is None:
+            return _json(404, {"error": "no such segment"})
+        return _json(200, {})
 
     async def _admin_stats(self, request: Request) -> Response:
         stats = self.store.counters.as_dict()
@@ -461,6 +600,18 @@ class FakeTrackApp:
         name = request.query_params.get("name")
         events = memory.events if name is None else [e for e in memory.events if e["name"] == name]
         return _json(200, events)
+
+    async def _admin_forget_event(self, request: Request) -> Response:
+        """Remove a stored event, as if Customer.io had lost it (its id stays seen)."""
+        memory = self._memory()
+        if memory is None:
+            return self._memory_only()
+        wanted = request.path_params["event_id"].upper()
+        kept = [e for e in memory.events if str(e.get("id") or "").upper() != wanted]
+        if len(kept) == len(memory.events):
+            return _json(404, {"error": "no such event"})
+        memory.events[:] = kept
+        return _json(200, {})
 
     async def _admin_deletions(self, request: Request) -> Response:
         memory = self._memory()

@@ -176,6 +176,7 @@ class FakeCustomerIO:
         record: str = "memory",
         record_dir: str | os.PathLike[str] | None = None,
         startup_timeout: float = 30.0,
+        app_api_key: str = "app-key",
         **settings: Any,
     ) -> None:
         Settings().updated(settings)  # fail here, not after a server was started
@@ -185,6 +186,7 @@ class FakeCustomerIO:
             raise ValueError("record='disk' needs a record_dir")
         self.site_id = site_id
         self.api_key = api_key
+        self.app_api_key = app_api_key
         self.tls = tls
         self.in_process = in_process
         self._host = host
@@ -241,7 +243,11 @@ class FakeCustomerIO:
         store = open_store(self._record, self._record_dir, Settings().request_log_size)
         self._cleanup.callback(store.close)
         app = FakeTrackApp(
-            site_id=self.site_id, api_key=self.api_key, settings=Settings(), store=store
+            site_id=self.site_id,
+            api_key=self.api_key,
+            settings=Settings(),
+            store=store,
+            app_api_key=self.app_api_key,
         )
         sock = bind_loopback(self._host, self._port)
         self._url = url_for(sock, self.tls)
@@ -256,6 +262,7 @@ class FakeCustomerIO:
             "--port", str(self._port),
             "--site-id", self.site_id,
             "--api-key", self.api_key,
+            "--app-api-key", self.app_api_key,
             "--record", self._record,
         ]  # fmt: skip
         if self._record_dir is not None:
@@ -337,6 +344,10 @@ class FakeCustomerIO:
         """Stored events, optionally only those called ``name`` (memory mode)."""
         return self._get("/_fake/events", **({} if name is None else {"name": name}))
 
+    def forget_event(self, event_id: str) -> None:
+        """Remove a stored event as if Customer.io had lost it (memory mode)."""
+        self._call("DELETE", f"/_fake/events/{quote(event_id, safe='')}")
+
     def deletions(self) -> list[dict[str, Any]]:
         """Recorded profile deletions (memory mode)."""
         return self._get("/_fake/deletions")
@@ -348,6 +359,20 @@ class FakeCustomerIO:
     def requests(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The latest API requests: method, path, status, bytes, items, rejected."""
         return self._get("/_fake/requests", **({} if limit is None else {"limit": limit}))
+
+    def define_segment(self, segment_id: int, attribute: str | None = None, **condition: Any) -> dict[str, Any]:
+        """Define an App API segment: people whose ``attribute`` meets one condition (``equals``,
+        ``not_equals``, ``gt``, ``gte``, ``lt``, ``lte``, ``exists``); without an attribute,
+        everyone. ``name`` may be given too. Returns the definition as stored."""
+        document: dict[str, Any] = {"id": segment_id, **condition}
+        if attribute is not None:
+            document["attribute"] = attribute
+        [stored] = self._call("POST", "/_fake/segments", json=document)
+        return stored
+
+    def segments(self) -> list[dict[str, Any]]:
+        """The App API segments defined so far."""
+        return self._get("/_fake/segments")
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change runtime settings (faults, limits, region); returns all settings."""

@@ -58,6 +58,9 @@ def build_parser(prog: str = "python -m cio_sync.fake_server") -> argparse.Argum
     server.add_argument("--cert-dir", type=Path, help="where to write the CA and server cert")
     server.add_argument("--site-id", default="site", help="Basic auth user (default 'site')")
     server.add_argument("--api-key", default="key", help="Basic auth password (default 'key')")
+    server.add_argument(
+        "--app-api-key", default="app-key", help="App API bearer token (default 'app-key')"
+    )
     server.add_argument("--record", choices=("memory", "disk"), default="memory")
     server.add_argument("--record-dir", type=Path, help="directory for accepted.ndjson (disk)")
     server.add_argument(
@@ -119,7 +122,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         store = open_store(args.record, args.record_dir, settings.request_log_size)
         cleanup.callback(store.close)
         app = FakeTrackApp(
-            site_id=args.site_id, api_key=args.api_key, settings=settings, store=store
+            site_id=args.site_id,
+            api_key=args.api_key,
+            settings=settings,
+            store=store,
+            app_api_key=args.app_api_key,
         )
         url = url_for(sock, args.tls)
 

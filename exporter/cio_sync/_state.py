@@ -1,0 +1,539 @@
+"""State kept in the user's warehouse: what was synced, what is in flight, what was refused.
+
+Tables (schema `cio_sync_state` unless configured), created and migrated here:
+
+- cio_people_state   one row per synced person of a people model: stable key, identifier, the
+                     hash of the row last acknowledged by Customer.io.
+- cio_event_ledger   one row per event id of an event model: pending (recorded before sending),
+                     sent (acknowledged), rejected, baseline / backfill (recorded, never sent),
+                     uncertain (pending longer than the dedupe window).
+- cio_rejects        rows refused (by cio-export's checks or by Customer.io), with the reason,
+                     first and last seen, resolved when later accepted.
+- cio_runs           one row per model per run: counts, status, dbt invocation, lag.
+- cio_payload_schemas  each model's attribute names and kinds, and identifier kind.
+- cio_leases         one lease per (model, shard): who runs it, until when.
+- cio_builds         written by the dbt package's post-hook: which invocation built a relation.
+
+Writes go through a second connection (a commit on the reading connection would close its
+streaming cursor) and are set-based: COPY into a temporary table then one upsert on PostgreSQL,
+a multi-row insert then MERGE on Redshift (no client COPY, no ON CONFLICT), batched inserts
+then an upsert on DuckDB. They are buffered and committed every few seconds, never per row;
+the one exception is recording events as pending, which is committed before they are sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from ._errors import ConfigError
+
+SCHEMA_VERSION = 1
+DEFAULT_SCHEMA = "cio_sync_state"
+FLUSH_SECONDS = 2.0
+FLUSH_ROWS = 50_000
+
+T_KEY = "varchar(1024)"
+T_TEXT = "varchar(4096)"
+T_TS = "timestamp"
+
+TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
+    # name: (columns, key columns)
+    "cio_state_version": ((("version", "integer"), ("migrated_at", T_TS)), ()),
+    "cio_people_state": (
+        (("model", T_KEY), ("person_key", T_KEY), ("identifier", T_KEY), ("row_hash", "varchar(32)"),
+         ("synced_at", T_TS), ("run_id", "varchar(64)")),
+        ("model", "person_key"),
+    ),
+    "cio_event_ledger": (
+        (("model", T_KEY), ("event_key", T_KEY), ("event_id", "varchar(26)"), ("status", "varchar(16)"),
+         ("row_hash", "varchar(32)"), ("event_at", "bigint"), ("first_attempt_at", T_TS),
+         ("last_attempt_at", T_TS), ("sent_at", T_TS), ("run_id", "varchar(64)"), ("reason", T_TEXT)),
+        ("model", "event_key"),
+    ),
+    "cio_rejects": (
+        (("model", T_KEY), ("row_key", T_KEY), ("reason", "varchar(64)"), ("message", T_TEXT),
+         ("transient", "boolean"), ("row_hash", "varchar(32)"), ("first_seen_at", T_TS), ("last_seen_at", T_TS),
+         ("resolved_at", T_TS), ("run_id", "varchar(64)")),
+        ("model", "row_key"),
+    ),
+    "cio_runs": (
+        (("run_id", "varchar(64)"), ("model", T_KEY), ("shard", "varchar(16)"), ("started_at", T_TS),
+         ("finished_at", T_TS), ("scanned", "bigint"), ("changed", "bigint"), ("sent", "bigint"),
+         ("rejected", "bigint"), ("skipped", "bigint"), ("deleted", "bigint"), ("status", "varchar(16)"),
+         ("dbt_invocation_id", "varchar(64)"), ("lag_p50_seconds", "double precision"),
+         ("lag_p95_seconds", "double precision"), ("message", T_TEXT)),
+        ("run_id", "model"),
+    ),
+    "cio_payload_schemas": (
+        (("model", T_KEY), ("identifier_kind", "varchar(16)"), ("schema_json", "varchar(65535)"),
+         ("updated_at", T_TS)),
+        ("model",),
+    ),
+    "cio_leases": (
+        (("model", T_KEY), ("shard", "varchar(16)"), ("holder", "varchar(64)"), ("heartbeat_at", T_TS),
+         ("expires_at", T_TS)),
+        ("model", "shard"),
+    ),
+    "cio_builds": (
+        (("model_unique_id", "varchar(512)"), ("relation_name", "varchar(1024)"), ("invocation_id", "varchar(64)"),
+         ("built_at", T_TS)),
+        (),
+    ),
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class StateStore:
+    """The state tables of one warehouse, written through their own connection."""
+
+    def __init__(self, adapter, schema: str = DEFAULT_SCHEMA, read_only: bool = False) -> None:
+        self.adapter = adapter
+        self.kind = adapter.type()
+        self.schema = schema
+        self.read_only = read_only  # --dry-run: read state to diff against, never write
+        self.available = False  # the tables exist (always, once opened writable)
+        self._conn = None
+        self._buffers: dict[str, list] = {}
+        self._last_flush = time.monotonic()
+        self._last_heartbeat = time.monotonic()
+        self._pending_rows = 0
+
+    @property
+    def writable(self) -> bool:
+        return self.available and not self.read_only
+
+    def tables(self):
+        from ._warehouse import StateTables
+
+        return StateTables(people=self.table("cio_people_state"), ledger=self.table("cio_event_ledger"),
+                           rejects=self.table("cio_rejects"))
+
+    # -- connection ----------------------------------------------------------------------
+    def open(self) -> StateStore:
+        """A second connection, opened by the adapter with the profile's credentials."""
+        from dbt.adapters.contracts.connection import Connection
+
+        connection = Connection(type=self.kind, name="cio-export-state", state="init", transaction_open=False,
+                                handle=None, credentials=self.adapter.config.credentials)
+        self._conn = self.adapter.connections.open(connection)
+        handle = self._conn.handle
+        if self.kind == "postgres":
+            handle.autocommit = False
+        if self.read_only:
+            try:
+                self.execute(f"select 1 from {self.table('cio_event_ledger')} where 1 = 0")
+                self.execute(f"select 1 from {self.table('cio_people_state')} where 1 = 0")
+                self.execute(f"select 1 from {self.table('cio_rejects')} where 1 = 0")
+                self.available = True
+            except Exception:  # noqa: BLE001 - no state yet: everything counts as new
+                self._rollback()
+                self.available = False
+            self._rollback()
+        else:
+            self.ensure()
+            self.available = True
+        return self
+
+    @property
+    def handle(self):
+        if self._conn is None:
+            raise RuntimeError("state store is not open")
+        return self._conn.handle
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self.flush(force=True)
+            finally:
+                try:
+                    if self.kind != "duckdb":
+                        self.handle.close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+                self._conn = None
+
+    def table(self, name: str) -> str:
+        return f"{self.adapter.quote(self.schema)}.{self.adapter.quote(name)}"
+
+    def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        cursor = self.handle.cursor()
+        try:
+            cursor.execute(sql, params) if params is not None else cursor.execute(sql)
+            try:
+                return list(cursor.fetchall()) if cursor.description else []
+            except Exception:  # noqa: BLE001 - some drivers raise when there is no result set
+                return []
+        finally:
+            if self.kind != "duckdb":  # dbt-duckdb shares one cursor per connection
+                cursor.close()
+
+    def commit(self) -> None:
+        if self.kind == "duckdb":
+            return  # autocommit: each statement commits
+        self.handle.commit()
+
+    # -- schema and migrations -------------------------------------------------------------
+    def ensure(self) -> None:
+        """Create the schema and tables, or migrate them to SCHEMA_VERSION."""
+        if self.kind == "redshift":
+            self.execute(f"create schema if not exists {self.adapter.quote(self.schema)}")
+        else:
+            self.execute(f"create schema if not exists {self.adapter.quote(self.schema)}")
+        for name, (columns, keys) in TABLES.items():
+            cols = ", ".join(f"{c} {t}" for c, t in columns)
+            primary = f", primary key ({', '.join(keys)})" if keys and self.kind != "redshift" else ""
+            self.execute(f"create table if not exists {self.table(name)} ({cols}{primary})")
+        rows = self.execute(f"select max(version) from {self.table('cio_state_version')}")
+        current = rows[0][0] if rows and rows[0][0] is not None else 0
+        if current > SCHEMA_VERSION:
+            raise ConfigError(f"state schema {self.schema} is at version {current}, newer than this cio-export "
+                              f"({SCHEMA_VERSION}): upgrade cio-sync")
+        if current < SCHEMA_VERSION:
+            # Version 1 is the first layout; later versions add their ALTERs here, in order.
+            self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values "
+                         f"({SCHEMA_VERSION}, {self._ts(utcnow())})")
+        self.commit()
+
+    # -- reads -------------------------------------------------------------------------------
+    def payload_schema(self, model: str) -> tuple[str, dict] | None:
+        if not self.available:
+            return None
+        rows = self.execute(f"select identifier_kind, schema_json from {self.table('cio_payload_schemas')} "
+                            f"where model = {self._lit(model)}")
+        return (rows[0][0], json.loads(rows[0][1])) if rows else None
+
+    def save_payload_schema(self, model: str, identifier_kind: str, schema: dict) -> None:
+        if not self.writable:
+            return
+        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")
+        values = ", ".join([self._lit(model), self._lit(identifier_kind),
+                            self._lit(json.dumps(schema, sort_keys=True)), self._ts(utcnow())])
+        self.execute(f"insert into {self.table('cio_payload_schemas')} "
+                     f"(model, identifier_kind, schema_json, updated_at) values ({values})")
+        self.commit()
+
+    def build_proof_sql(self, unique_id: str, relation_name: str, schema: str | None = None) -> str:
+        """Read on the reading connection, in the same snapshot as the rows."""
+        builds = f"{self.adapter.quote(schema or self.schema)}.{self.adapter.quote('cio_builds')}"
+        return (f"select invocation_id from {builds} where model_unique_id = {self._lit(unique_id)}"
+                f" and relation_name = {self._lit(relation_name)} order by built_at desc limit 1")
+
+    def record_baseline(self, model: str, source_sql: str, cutoff: int, run_id: str) -> int:
+        """First sync of an event model: record every event older than `cutoff` (Unix s) as
+        baseline, set-based in the warehouse. Returns how many."""
+        ledger = self.table("cio_event_ledger")
+        lit = self._lit(model)
+        select = (f"select {lit}, h.__key, cast(null as varchar(26)), 'baseline', h.__hash, h.__ts, "
+                  f"cast(null as timestamp), cast(null as timestamp), cast(null as timestamp), {self._lit(run_id)}, "
+                  f"'first sync: older than initial_window' from ({source_sql}) h where h.__ts < {int(cutoff)} "
+                  f"and not exists (select 1 from {ledger} l where l.model = {lit} and l.event_key = h.__key)")
+        count = self.execute(f"select count(*) from ({select}) b")[0][0]
+        self.execute(f"insert into {ledger} ({', '.join(self._columns('cio_event_ledger'))}) {select}")
+        self.commit()
+        return int(count)
+
+    def departed_people(self, model: str, source_sql: str) -> list[tuple[str, str]]:
+        """(person_key, identifier) of synced people whose rows are no longer in the model (an anti-join
+        in the warehouse)."""
+        lit = self._lit(model)
+        return [tuple(r) for r in self.execute(
+            f"select s.person_key, s.identifier from {self.table('cio_people_state')} s where s.model = {lit} "
+            f"and not exists (select 1 from ({source_sql}) h where h.__key = s.person_key)")]
+
+    def has_history(self, model: str) -> bool:
+        rows = self.execute(f"select 1 from {self.table('cio_event_ledger')} where model = {self._lit(model)} limit 1")
+        if rows:
+            return True
+        rows = self.execute(f"select 1 from {self.table('cio_runs')} where model = {self._lit(model)} "
+                            "and status in ('success', 'rejected') limit 1")
+        return bool(rows)
+
+    def count_people(self, model: str) -> int:
+        table = self.table("cio_people_state")
+        return self.execute(f"select count(*) from {table} where model = {self._lit(model)}")[0][0]
+
+    # -- leases --------------------------------------------------------------------------------
+    def acquire_lease(self, model: str, shard: str, holder: str, ttl: float) -> bool:
+        """Take the (model, shard) lease unless a live one is held by someone else."""
+        if not self.writable:
+            return True
+        now = utcnow()
+        table = self.table("cio_leases")
+        where = f"model = {self._lit(model)} and shard = {self._lit(shard)}"
+        if self.kind == "redshift":
+            self.execute(f"lock {table}")
+        rows = self.execute(f"select holder, expires_at from {table} where {where}")
+        if rows and rows[0][0] != holder and rows[0][1] is not None and rows[0][1] > now:
+            self.commit()
+            return False
+        self.execute(f"delete from {table} where {where}")
+        self.execute(f"insert into {table} (model, shard, holder, heartbeat_at, expires_at) values "
+                     f"({self._lit(model)}, {self._lit(shard)}, {self._lit(holder)}, {self._ts(now)}, "
+                     f"{self._ts(datetime.fromtimestamp(now.timestamp() + ttl))})")
+        self.commit()
+        return True
+
+    def heartbeat_if_due(self, model: str, shard: str, holder: str, ttl: float) -> None:
+        if self.writable and time.monotonic() - self._last_heartbeat > min(ttl / 4, 15):
+            self.heartbeat(model, shard, holder, ttl)
+
+    def heartbeat(self, model: str, shard: str, holder: str, ttl: float) -> None:
+        self._last_heartbeat = time.monotonic()
+        now = utcnow()
+        self.execute(f"update {self.table('cio_leases')} set heartbeat_at = {self._ts(now)}, expires_at = "
+                     f"{self._ts(datetime.fromtimestamp(now.timestamp() + ttl))} where model = {self._lit(model)} "
+                     f"and shard = {self._lit(shard)} and holder = {self._lit(holder)}")
+        self.commit()
+
+    def release_lease(self, model: str, shard: str, holder: str) -> None:
+        if not self.writable:
+            return
+        self.execute(f"delete from {self.table('cio_leases')} where model = {self._lit(model)} and shard = "
+                     f"{self._lit(shard)} and holder = {self._lit(holder)}")
+        self.commit()
+
+    # -- buffered writes ---------------------------------------------------------------------
+    def people_synced(self, rows: Iterable[tuple]) -> None:
+        """(model, person_key, identifier, row_hash, synced_at, run_id) of acknowledged identifies."""
+        self._buffer("people", rows)
+
+    def people_forgotten(self, rows: Iterable[tuple]) -> None:
+        """(model, person_key) of people deleted or suppressed in Customer.io."""
+        self._buffer("forget", rows)
+
+    def ledger(self, rows: Iterable[tuple]) -> None:
+        """Full ledger rows: model, event_key, event_id, status, row_hash, event_at, first_attempt_at,
+        last_attempt_at, sent_at, run_id, reason."""
+        self._buffer("ledger", rows)
+
+    def rejects(self, rows: Iterable[tuple]) -> None:
+        """(model, row_key, reason, message, transient, row_hash, seen_at, run_id)."""
+        self._buffer("rejects", rows)
+
+    def resolved(self, rows: Iterable[tuple]) -> None:
+        """(model, row_key) now accepted."""
+        self._buffer("resolved", rows)
+
+    def _buffer(self, kind: str, rows: Iterable[tuple]) -> None:
+        if self.read_only:
+            return
+        rows = list(rows)
+        if rows:
+            self._buffers.setdefault(kind, []).extend(rows)
+            self._pending_rows += len(rows)
+
+    def flush(self, force: bool = False) -> None:
+        """Write what is buffered, in one transaction, when FLUSH_SECONDS have passed (or forced)."""
+        if not self._buffers:
+            self._last_flush = time.monotonic()
+            return
+        if not force and time.monotonic() - self._last_flush < FLUSH_SECONDS and self._pending_rows < FLUSH_ROWS:
+            return
+        buffers, self._buffers, self._pending_rows = self._buffers, {}, 0
+        try:
+            if rows := buffers.get("ledger"):
+                self._upsert_ledger(rows)
+            if rows := buffers.get("people"):
+                self._upsert("cio_people_state", rows)
+            if rows := buffers.get("forget"):
+                self._delete_keys("cio_people_state", ("model", "person_key"), rows)
+            if rows := buffers.get("rejects"):
+                self._upsert_rejects(rows)
+            if rows := buffers.get("resolved"):
+                self._resolve(rows)
+            self.commit()
+        except BaseException:
+            self._rollback()
+            raise
+        self._last_flush = time.monotonic()
+
+    def _rollback(self) -> None:
+        if self.kind != "duckdb":
+            try:
+                self.handle.rollback()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- set-based upserts, per adapter -------------------------------------------------------------
+    def _columns(self, table: str) -> list[str]:
+        return [c for c, _ in TABLES[table][0]]
+
+    def _stage(self, table: str, rows: list[tuple], columns: list[str] | None = None) -> str:
+        """Load rows into a temporary table shaped like `table`; returns its name."""
+        columns = columns or self._columns(table)
+        types = dict(TABLES[table][0])
+        temp = f"cio_tmp_{table}_{uuid.uuid4().hex[:8]}"
+        cols = ", ".join(f"{c} {types[c]}" for c in columns)
+        self.execute(f"create temporary table {temp} ({cols})")
+        if self.kind == "postgres":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            for row in rows:
+                writer.writerow(["\\N" if v is None else _csv_value(v) for v in row])
+            buffer.seek(0)
+            cursor = self.handle.cursor()
+            try:
+                cursor.copy_expert(f"copy {temp} ({', '.join(columns)}) from stdin with (format csv, null '\\N')",
+                                   buffer)
+            finally:
+                cursor.close()
+        else:
+            step = 500
+            placeholders = "(" + ", ".join(["%s" if self.kind == "redshift" else "?"] * len(columns)) + ")"
+            for start in range(0, len(rows), step):
+                chunk = rows[start:start + step]
+                sql = f"insert into {temp} ({', '.join(columns)}) values " + ", ".join([placeholders] * len(chunk))
+                self.execute(sql, [v for row in chunk for v in row])
+        return temp
+
+    def _merge(self, table: str, temp: str, columns: list[str], keys: Sequence[str], update: Sequence[str],
+               update_exprs: dict[str, str] | None = None) -> None:
+        """Upsert temp into table on keys. update_exprs may use {T} (the existing row) and {S}
+        (the incoming row)."""
+        target = self.table(table)
+        if self.kind == "redshift":
+            ref_t, ref_s = "t.", "s."
+        else:
+            ref_t, ref_s = f"{target}.", "excluded."
+
+        def expr(column: str) -> str:
+            template = (update_exprs or {}).get(column, "{S}" + column)
+            return template.replace("{T}", ref_t).replace("{S}", ref_s)
+
+        sets = ", ".join(f"{c} = {expr(c)}" for c in update)
+        if self.kind == "redshift":
+            on = " and ".join(f"t.{k} = s.{k}" for k in keys)
+            values = ", ".join("s." + c for c in columns)
+            self.execute(f"merge into {target} t using {temp} s on {on} when matched then update set {sets} "
+                         f"when not matched then insert ({', '.join(columns)}) values ({values})")
+        else:
+            self.execute(f"insert into {target} ({', '.join(columns)}) select {', '.join(columns)} from {temp} "
+                         f"on conflict ({', '.join(keys)}) do update set {sets}")
+        self.execute(f"drop table {temp}")
+
+    def _dedupe(self, rows: list[tuple], key_len: int) -> list[tuple]:
+        """Last write wins within one flush (an upsert cannot touch one key twice)."""
+        latest: dict[tuple, tuple] = {}
+        for row in rows:
+            latest[row[:key_len]] = row
+        return list(latest.values())
+
+    def _upsert(self, table: str, rows: list[tuple]) -> None:
+        columns = self._columns(table)
+        keys = TABLES[table][1]
+        rows = self._dedupe(rows, len(keys))
+        temp = self._stage(table, rows)
+        self._merge(table, temp, columns, keys, [c for c in columns if c not in keys])
+
+    def _upsert_ledger(self, rows: list[tuple]) -> None:
+        columns = self._columns("cio_event_ledger")
+        keys = TABLES["cio_event_ledger"][1]
+        rows = self._dedupe(rows, len(keys))
+        temp = self._stage("cio_event_ledger", rows)
+        # Keep the first attempt time (the dedupe window counts from it) and any id already known.
+        self._merge("cio_event_ledger", temp, columns, keys, [c for c in columns if c not in keys], {
+            "first_attempt_at": "coalesce({T}first_attempt_at, {S}first_attempt_at)",
+            "event_id": "coalesce({S}event_id, {T}event_id)",
+            "sent_at": "coalesce({S}sent_at, {T}sent_at)",
+        })
+
+    def _upsert_rejects(self, rows: list[tuple]) -> None:
+        # rows: (model, row_key, reason, message, transient, row_hash, seen_at, run_id)
+        full = [(m, k, r, msg, tr, h, seen, seen, None, run) for m, k, r, msg, tr, h, seen, run in rows]
+        columns = self._columns("cio_rejects")
+        keys = TABLES["cio_rejects"][1]
+        full = self._dedupe(full, len(keys))
+        temp = self._stage("cio_rejects", full)
+        self._merge("cio_rejects", temp, columns, keys, [c for c in columns if c not in keys], {
+            "first_seen_at": "case when {T}resolved_at is null then {T}first_seen_at else {S}first_seen_at end",
+        })
+
+    def _delete_keys(self, table: str, keys: Sequence[str], rows: list[tuple]) -> None:
+        temp = self._stage(table, list(set(rows)), list(keys))
+        on = " and ".join(f"{self.table(table)}.{k} = {temp}.{k}" for k in keys)
+        self.execute(f"delete from {self.table(table)} where exists (select 1 from {temp} where {on})")
+        self.execute(f"drop table {temp}")
+
+    def _resolve(self, rows: list[tuple]) -> None:
+        temp = self._stage("cio_rejects", list(set(rows)), ["model", "row_key"])
+        target = self.table("cio_rejects")
+        match = f"{temp}.model = {target}.model and {temp}.row_key = {target}.row_key"
+        self.execute(f"update {target} set resolved_at = {self._ts(utcnow())} "
+                     f"where resolved_at is null and exists (select 1 from {temp} where {match})")
+        self.execute(f"drop table {temp}")
+
+    # -- runs ------------------------------------------------------------------------------
+    def run_started(self, run_id: str, model: str, shard: str, dbt_invocation_id: str | None) -> None:
+        if not self.writable:
+            return
+        self.execute(f"insert into {self.table('cio_runs')} (run_id, model, shard, started_at, status, "
+                     f"dbt_invocation_id, scanned, changed, sent, rejected, skipped, deleted) values "
+                     f"({self._lit(run_id)}, {self._lit(model)}, {self._lit(shard)}, {self._ts(utcnow())}, "
+                     f"'running', {self._lit(dbt_invocation_id)}, 0, 0, 0, 0, 0, 0)")
+        self.commit()
+
+    def run_finished(self, run_id: str, model: str, **fields: Any) -> None:
+        if not self.writable:
+            return
+        sets = [f"finished_at = {self._ts(utcnow())}"]
+        for name, value in fields.items():
+            sets.append(f"{name} = {self._value(value)}")
+        self.execute(f"update {self.table('cio_runs')} set {', '.join(sets)} where run_id = {self._lit(run_id)} "
+                     f"and model = {self._lit(model)}")
+        self.commit()
+
+    # -- resets ----------------------------------------------------------------------------
+    def forget_people(self, model: str) -> int:
+        n = self.count_people(model)
+        self.execute(f"delete from {self.table('cio_people_state')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_rejects')} where model = {self._lit(model)}")
+        self.commit()
+        return n
+
+    def forget_events(self, model: str) -> int:
+        ledger = self.table("cio_event_ledger")
+        n = self.execute(f"select count(*) from {ledger} where model = {self._lit(model)}")[0][0]
+        self.execute(f"delete from {self.table('cio_event_ledger')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_rejects')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_runs')} where model = {self._lit(model)}")
+        self.commit()
+        return n
+
+    # -- literals ----------------------------------------------------------------------------
+    @staticmethod
+    def _lit(value: str | None) -> str:
+        return "null" if value is None else "'" + str(value).replace("'", "''") + "'"
+
+    def _ts(self, value: datetime | None) -> str:
+        return "null" if value is None else f"cast('{value.isoformat(sep=' ')}' as timestamp)"
+
+    def _value(self, value: Any) -> str:
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, datetime):
+            return self._ts(value)
+        return self._lit(str(value))
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return value

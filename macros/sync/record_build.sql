@@ -1,0 +1,43 @@
+{#- Post-hook on every synced model: record which dbt invocation built the relation, in the
+    same transaction as the build. cio-export reads this proof in the same snapshot as the rows
+    and refuses to send a relation rebuilt by any invocation other than the one whose
+    run_results.json it checked (an overlapping `dbt build` whose tests have not run yet).
+
+    Use on your own synced models too:  +post-hook: "{{ cio_sync.record_build() }}"
+    The state schema is var cio_state_schema (cio-export --state-schema), default cio_sync_state. -#}
+{% macro record_build() -%}
+    {%- if execute and model is defined -%}
+        {%- do run_query('insert into ' ~ cio_sync.build_log_relation()
+            ~ " (model_unique_id, relation_name, invocation_id, built_at) values ('"
+            ~ model.unique_id ~ "', '" ~ (this | string | replace("'", "''")) ~ "', '" ~ invocation_id ~ "', "
+            ~ cio_sync.utc_now_real() ~ ")") -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- on-run-start: the state schema and the append-only build log, created once per run (so
+    concurrent model threads never race to create them). -#}
+{% macro create_build_log() -%}
+    {%- if execute -%}
+        {%- do run_query(cio_sync.create_schema_if_missing(var('cio_state_schema', 'cio_sync_state'))) -%}
+        {%- do run_query('create table if not exists ' ~ cio_sync.build_log_relation()
+            ~ ' (model_unique_id ' ~ cio_sync.type_string(512) ~ ', relation_name ' ~ cio_sync.type_string(1024)
+            ~ ', invocation_id ' ~ cio_sync.type_string(64) ~ ', built_at ' ~ dbt.type_timestamp() ~ ')') -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro build_log_relation() -%}
+    {{ return(adapter.quote(var('cio_state_schema', 'cio_sync_state')) ~ '.' ~ adapter.quote('cio_builds')) }}
+{%- endmacro %}
+
+{% macro create_schema_if_missing(schema) -%}
+    {{ return(adapter.dispatch('create_schema_if_missing', 'cio_sync')(schema)) }}
+{%- endmacro %}
+
+{% macro default__create_schema_if_missing(schema) -%}
+    create schema if not exists {{ adapter.quote(schema) }}
+{%- endmacro %}
+
+{#- The wall-clock time, never the pinned cio_now: a build proof records when it really happened. -#}
+{% macro utc_now_real() -%}
+    {{ return(adapter.dispatch('utc_now', 'cio_sync')()) }}
+{%- endmacro %}
