@@ -690,13 +690,13 @@ def _selection(value: Any) -> tuple[str, ...]:
 def load_serve_config(path: Path) -> ServeConfig:
     """Read and validate a serve config file (YAML); errors name the file and the key."""
     import jsonschema
-    from dbt_common.clients.yaml_helper import load_yaml_text
+    import yaml  # PyYAML, a dependency of dbt-core
 
     try:
-        document = load_yaml_text(Path(path).read_text(encoding="utf-8"))
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    except Exception as exc:  # YAML syntax
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if isinstance(document, dict) and isinstance(document.get("jobs"), dict):
         document["jobs"] = {str(k): v for k, v in document["jobs"].items()}
@@ -757,7 +757,7 @@ class _JsonLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.log("server." + record.name.split(".")[-1], record.levelname.lower(), message=record.getMessage())
+            self.log("server", record.levelname.lower(), message=record.getMessage())
         except Exception:  # a log line must never break the server
             self.handleError(record)
 
@@ -903,8 +903,12 @@ class ChildLauncher:
         timeout: float,
         log: JsonLog,
         extra_run_args: list[str] | None = None,
+        default_target: str | None = None,
+        default_vars: str | None = None,
     ) -> None:
         self.dbt_args = dbt_args
+        self.default_target = default_target
+        self.default_vars = default_vars
         self.cloud_args = cloud_args
         self.work_dir = work_dir
         self.keep_artifacts = keep_artifacts
@@ -913,15 +917,17 @@ class ChildLauncher:
         self.extra_run_args = extra_run_args or []
         self._children: dict[str, subprocess.Popen] = {}
         self._lock = threading.Lock()
+        self._shutting_down = False
 
     def command(self, request: RunRequest, job: JobConfig, artifacts: Path) -> list[str]:
         cmd = [sys.executable, "-m", "cio_sync._ops_cli", "cloud-run", "--run-id", request.run_id,
                "--artifacts-dir", str(artifacts), "--errored-runs", job.errored_runs,
                "--json", "--no-progress", *self.cloud_args, *self.dbt_args]  # fmt: skip
-        if job.target:
-            cmd += ["--target", job.target]
-        if job.vars:
-            cmd += ["--vars", job.vars]
+        target, vars_ = job.target or self.default_target, job.vars or self.default_vars
+        if target:
+            cmd += ["--target", target]
+        if vars_:
+            cmd += ["--vars", vars_]
         cmd += ["--select", *job.select]
         if job.exclude:
             cmd += ["--exclude", *job.exclude]
@@ -936,7 +942,9 @@ class ChildLauncher:
         self.log("sync.started", run_id=request.run_id, job_id=request.job_id, select=list(job.select),
                  exclude=list(job.exclude), target=job.target)  # fmt: skip
         try:
-            process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # The child needs the API token and the warehouse's credentials, not the webhook secret.
+            env = {k: v for k, v in os.environ.items() if k != "DBT_CLOUD_WEBHOOK_SECRET"}
+            process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                        stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         except OSError as exc:
             return SyncOutcome("failed", None, f"could not start the sync: {exc}")
@@ -953,6 +961,9 @@ class ChildLauncher:
         finally:
             with self._lock:
                 self._children.pop(request.run_id, None)
+        if self._shutting_down and process.returncode != 0:
+            self._log_output(request, stderr, "warning")
+            return SyncOutcome("interrupted", process.returncode, "stopped by the receiver's shutdown")
         outcome = self._outcome(process.returncode, stdout, stderr, artifacts)
         self._log_output(request, stderr, "info" if outcome.exit_code == 0 else "warning")
         self.log("sync.finished", "info" if outcome.exit_code == 0 else "warning", run_id=request.run_id,
@@ -1003,7 +1014,9 @@ class ChildLauncher:
                 process.kill()
 
     def stop_all(self, grace: float) -> None:
+        """Stop every sync still running (their runs are resumed at the next start)."""
         with self._lock:
+            self._shutting_down = True
             children = list(self._children.values())
         for process in children:
             self._terminate(process, grace)
@@ -1056,14 +1069,15 @@ class JobQueues:
         with self._lock:
             return {job: {"queued": q.qsize(), "running": self._running.get(job)} for job, q in self._queues.items()}
 
-    def busy(self) -> bool:
-        return any(v["queued"] or v["running"] for v in self.snapshot().values())
+    def running(self) -> bool:
+        return any(v["running"] for v in self.snapshot().values())
 
-    def stop(self, timeout: float) -> None:
+    def stop_taking(self) -> None:
+        """Finish the runs in progress, start no other (queued runs stay queued in the ledger)."""
         self._stopping.set()
-        with self._lock:
-            for q in self._queues.values():
-                q.put(None)
+
+    def join(self, timeout: float) -> None:
+        self._stopping.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -1233,6 +1247,8 @@ class WebhookReceiver:
                 self.log("sync.skipped", run_id=request.run_id, job_id=request.job_id, reason=outcome.detail)
             else:
                 outcome = self.launcher(request, job)
+            if outcome.status == "interrupted":  # resumed at the next start
+                outcome = SyncOutcome("queued", outcome.exit_code, "interrupted by a shutdown; resumed next start")
             self.ledger.record(request.run_id, request.job_id, outcome.status, outcome.detail)
         self._track(request.run_id, request.job_id, outcome.status, outcome.detail)
 
@@ -1272,12 +1288,31 @@ def serve_forever(receiver: WebhookReceiver, sock: socket.socket, *, log: JsonLo
             log("serve.listening", url=url, jobs=sorted(receiver.jobs), webhook_path="/webhooks/dbt-cloud")
 
     server.startup = startup  # type: ignore[method-assign]
-    server.run(sockets=[sock])
-    log("serve.stopping", queues=receiver.queues.snapshot())
-    deadline = time.monotonic() + shutdown_grace
-    while receiver.queues.busy() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if launcher is not None:
-        launcher.stop_all(grace=5.0)
-    receiver.queues.stop(timeout=10.0)
-    log("serve.stopped")
+
+    # uvicorn handles SIGTERM/SIGINT while it serves, then raises the signal again once stopped;
+    # this handler receives that one (and any later one, which cuts the grace period short).
+    signals_seen: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        signals_seen.append(signum)
+        if len(signals_seen) > 1:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=[sock])
+        log("serve.stopping", queues=receiver.queues.snapshot(), grace_seconds=shutdown_grace)
+        receiver.queues.stop_taking()
+        deadline = time.monotonic() + shutdown_grace
+        try:
+            while receiver.queues.running() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            log("serve.interrupted", "warning")
+    finally:
+        if launcher is not None:
+            launcher.stop_all(grace=5.0)
+        receiver.queues.join(timeout=15.0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log("serve.stopped", queues=receiver.queues.snapshot())

@@ -1,0 +1,379 @@
+"""Incremental sync with exactly-once effect, on PostgreSQL against the Customer.io-compatible
+server: reruns, crashes (SIGKILL), faults, gates and guards. Assertions are on what the server
+accepted and on what the state tables hold."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import SEND_HISTORY, PgSchema, PostgresBuild
+from dbt_project_runner import INTEGRATION_TESTS
+from ulid import ULID
+
+from cio_sync.fake_server import FakeCustomerIO
+
+SITE, KEY = "site-state", "key-state-0123456789"
+ROWS = 3000
+
+
+def credentials(srv) -> dict[str, str]:
+    return {"CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": KEY, "CUSTOMERIO_TRACK_URL": srv.url}
+
+
+BUILD_SELECTION = ("--select", "tag:cio_big", "+tag:cio", "--exclude", "tag:cio_bad_meta")
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory, pg_schema_factory):
+    """integration_tests with the exporter fixtures (big_people, big_events: ROWS each) on PostgreSQL."""
+    schema = pg_schema_factory("cio_state_it")
+    project = PostgresBuild(
+        target="postgres",
+        workdir=tmp_path_factory.mktemp("state"),
+        env={"CIO_TEST_SCHEMA": schema.name},
+        vars={
+            **SEND_HISTORY,
+            "cio_exporter_fixtures": True,
+            "cio_big_rows": ROWS,
+            "cio_state_schema": f"{schema.name}_builds",
+        },
+    )
+    project.schema = schema
+    project.state_schemas.append(f"{schema.name}_builds")
+    project.run("build", *BUILD_SELECTION)
+    yield project
+    for name in project.state_schemas:
+        PgSchema(name).drop()
+
+
+@pytest.fixture()
+def server():
+    with FakeCustomerIO(site_id=SITE, api_key=KEY) as srv:
+        yield srv
+
+
+def state_name() -> str:
+    return f"cio_state_{uuid.uuid4().hex[:10]}"
+
+
+def export(build, server, *args, state: str, env=None):
+    proc = build.cio_export(
+        *args, "--json", "--no-progress", env={**credentials(server), **(env or {})}, state_schema=state
+    )
+    summary = json.loads(proc.stdout) if proc.stdout.strip() else None
+    return proc, summary
+
+
+def batch_items(server) -> int:
+    return sum(r.get("items", 0) for r in server.requests() if r.get("path") == "/api/v2/batch")
+
+
+def expected_ulid(name: str, key: str, event_at_ms: int) -> str:
+    digest = hashlib.md5(f"{name}|{key}".encode()).digest()[:10]
+    return str(ULID.from_bytes(event_at_ms.to_bytes(6, "big") + digest))
+
+
+def test_rerun_sends_nothing_and_changes_send_exactly_the_changed_rows(build, server):
+    state = state_name()
+    proc, summary = export(build, server, "--select", "tag:cio_big", state=state)
+    assert proc.returncode == 0, proc.stderr
+    assert len(server.people()) == ROWS and len(server.events()) == ROWS
+
+    server.reset()
+    proc, summary = export(build, server, "--select", "tag:cio_big", state=state)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["path"] for r in server.requests()] == ["/api/v1/accounts/region"]  # zero batch requests
+    assert {r["model"]: r["changed"] for r in summary["results"]} == {"big_people": 0, "big_events": 0}
+
+    server.reset()
+    try:
+        _changes_send_exactly_those(build, server, state)
+    finally:
+        build.schema.execute("update big_people set score = n * 1.5 where n <= 10")
+        build.schema.execute("delete from big_events where event_id like 'ev-new-%'")
+
+
+def _changes_send_exactly_those(build, server, state):
+    build.schema.execute("update big_people set score = score + 1 where n <= 10")
+    build.schema.execute(
+        "insert into big_events select 'ev-new-' || n, 'person-' || n, "
+        "timestamp '2026-05-02 00:00:00', n, 'new' from generate_series(1, 5) n"
+    )
+    proc, summary = export(build, server, "--select", "tag:cio_big", state=state)
+    assert proc.returncode == 0, proc.stderr
+    people = server.people()
+    assert sorted(people) == sorted(f"id:person-{n}" for n in range(1, 11))
+    assert all(
+        p["attributes"]["score"] == n * 1.5 + 1 for n, p in ((int(k.split("-")[1]), v) for k, v in people.items())
+    )
+    assert sorted(e["attributes"]["n"] for e in server.events()) == [1, 2, 3, 4, 5]
+    assert batch_items(server) == 15
+
+
+def test_a_value_that_becomes_null_is_removed_but_first_identifies_leave_nulls_out(build, server):
+    state = state_name()
+    build.schema.execute("create table if not exists big_people_backup as select * from big_people")
+    try:
+        proc, _ = export(build, server, "--select", "big_people", state=state)
+        assert proc.returncode == 0, proc.stderr
+        assert "email" in server.people()["id:person-7"]["attributes"]
+        build.schema.execute("update big_people set email = null where n = 7")
+        server.reset()
+        proc, _ = export(build, server, "--select", "big_people", state=state)
+        assert proc.returncode == 0, proc.stderr
+        [request] = [r for r in server.requests() if r.get("path") == "/api/v2/batch"]
+        assert request["items"] == 1
+        assert "email" not in server.people()["id:person-7"]["attributes"]
+    finally:
+        build.schema.execute("update big_people set email = 'p7@example.org' where n = 7")
+
+
+@pytest.mark.parametrize("kill_at", [0.1, 0.5, 0.9])
+def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_path):
+    """Kill the exporter at several points of a large run (slow server), rerun: every person and
+    event arrives, each event exactly once under its one deterministic id, state consistent."""
+    state = state_name()
+    build.state_schemas.append(state)
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.03) as srv:
+        cmd = [
+            str(Path(sys.executable).with_name("cio-export")),
+            "--select",
+            "tag:cio_big",
+            "--no-progress",
+            "--project-dir",
+            str(INTEGRATION_TESTS),
+            "--profiles-dir",
+            str(INTEGRATION_TESTS),
+            "--target",
+            "postgres",
+            "--target-path",
+            str(build.target_path),
+            "--vars",
+            json.dumps(build.vars),
+            "--state-schema",
+            state,
+            "--batch-bytes",
+            "6000",
+            "--concurrency",
+            "2",
+            "--lease-ttl",
+            "5",
+        ]
+        env = {**os.environ, **build.env, **credentials(srv)}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target = int(2 * ROWS * kill_at)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            stats = srv.stats()
+            if sum(stats["items_accepted"].values()) >= target:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        time.sleep(5.5)  # the killed run's lease (--lease-ttl 5) expires
+        srv.configure(latency=0.0)
+        rerun = subprocess.run([*cmd[:-6], "--lease-ttl", "5"], env=env, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        events = srv.events()
+        assert len(server_people := srv.people()) == ROWS
+        assert server_people["id:person-42"]["attributes"]["score"] == 63.0
+    assert len(events) == ROWS
+    by_key = {}
+    for event in events:
+        by_key.setdefault(event["attributes"]["n"], set()).add(event["id"])
+    assert len(by_key) == ROWS and all(len(ids) == 1 for ids in by_key.values())
+    ms = calendar.timegm((2026, 5, 1, 0, 0, 0)) * 1000
+    assert by_key[17] == {expected_ulid("big_thing", "ev-17", ms)}
+    ledger = dict(build.schema.query(f"select status, count(*) from {state}.cio_event_ledger group by status"))
+    assert ledger == {"sent": ROWS}
+    assert build.schema.query(f"select count(*) from {state}.cio_people_state") == [(ROWS,)]
+    assert build.schema.query(f"select count(*) from {state}.cio_leases") == [(0,)]
+
+
+def test_faults_lose_nothing_and_rejects_are_recorded_and_retried_as_specified(build):
+    """429 storms with Retry-After, 20% 5xx, dropped connections, slow responses and 207
+    partial rejections: every acceptable item arrives once; rejects are recorded with
+    Customer.io's reason and retried only when asked (or when the row changes)."""
+    state = state_name()
+    build.state_schemas.append(state)
+    # The server refuses (207) identifies one byte longer than person 999's: every person with a
+    # four-digit number has a longer id, email and n, so exactly those are rejected.
+    snapshot = int(time.time())
+    item_999 = json.dumps(
+        {
+            "type": "person",
+            "identifiers": {"id": "person-999"},
+            "action": "identify",
+            "timestamp": snapshot,
+            "attributes": {
+                "email": "p999@example.org",
+                "n": 999,
+                "score": 1498.5,
+                "even": False,
+                "created_at": 1767225600,
+            },
+        },
+        separators=(",", ":"),
+    )
+    with FakeCustomerIO(
+        site_id=SITE,
+        api_key=KEY,
+        rate_limit=8,
+        rate_limit_burst=1,
+        error_rate=0.2,
+        drop_rate=0.1,
+        slow_rate=0.05,
+        slow_seconds=3,
+        seed=7,
+        max_item_bytes=len(item_999) + 1,
+        fault_paths=["/api/v2/"],
+    ) as srv:
+        proc, summary = export(
+            build,
+            srv,
+            "--select",
+            "big_people",
+            "--batch-bytes",
+            "25000",
+            "--timeout",
+            "1",
+            "--max-retries",
+            "30",
+            "--rate-limit",
+            "1000",
+            state=state,
+        )
+        stats = srv.stats()
+        assert proc.returncode == 1, proc.stderr
+        results = summary["results"][0]
+        rejected = results["rejected"]
+        assert rejected == ROWS - 999 and results["undelivered"] == 0
+        assert results["items_accepted"] == 999
+        assert {r["reason"] for r in results["rejects"]} == {"item_too_large"}
+        assert len(srv.people()) == results["items_accepted"]
+        assert stats["rate_limited"] > 0 and stats["errors_injected"] > 0 and stats["dropped"] > 0
+        assert summary["transport"]["retry_after_waits"] > 0
+        rejects = build.schema.query(
+            f"select count(*), min(reason) from {state}.cio_rejects where resolved_at is null and not transient"
+        )
+        assert rejects[0][0] == rejected
+        # Unchanged rejected rows are not retried; --retry-rejects retries them (still too large).
+        srv.configure(error_rate=0.0, drop_rate=0.0, slow_rate=0.0, rate_limit=None)
+        srv.reset()
+        proc, summary = export(build, srv, "--select", "big_people", state=state)
+        assert summary["results"][0]["changed"] == 0
+        proc, summary = export(build, srv, "--select", "big_people", "--retry-rejects", state=state)
+        assert summary["results"][0]["changed"] == rejected and summary["results"][0]["rejected"] == rejected
+        # Accepted once the limit allows them: marked resolved.
+        srv.configure(max_item_bytes=32768)
+        proc, summary = export(build, srv, "--select", "big_people", "--retry-rejects", state=state)
+        assert proc.returncode == 0 and summary["results"][0]["items_accepted"] == rejected
+    assert build.schema.query(f"select count(*) from {state}.cio_rejects where resolved_at is null") == [(0,)]
+
+
+def test_an_overlapping_dbt_build_cannot_get_an_untested_relation_sent(build, server, tmp_path):
+    """Artifacts of invocation A were checked; meanwhile invocation B rebuilt cio_people (its
+    tests not run yet): cio_people is blocked, the rest goes on."""
+    target_a = tmp_path / "target_a"
+    target_a.mkdir()
+    for name in ("manifest.json", "run_results.json"):
+        (target_a / name).write_text((build.target_path / name).read_text())
+    build.run("run", "--select", "cio_people", "--target-path", str(tmp_path / "target_b"))  # invocation B
+    try:
+        proc = build.cio_export(
+            "--select",
+            "cio_people",
+            "cio_event_order_placed",
+            "--json",
+            "--no-progress",
+            env=credentials(server),
+            target_path=target_a,
+        )
+        summary = json.loads(proc.stdout)
+        results = {r["model"]: r for r in summary["results"]}
+        assert proc.returncode == 1
+        assert results["cio_people"]["status"] == "blocked"
+        assert "rebuilt by dbt invocation" in results["cio_people"]["message"]
+        assert results["cio_event_order_placed"]["status"] == "success"
+        assert not any(k.startswith("id:c0") for k in server.people())
+    finally:  # back to one complete build for the other tests
+        build.run("build", *BUILD_SELECTION)
+
+
+def test_mass_disappearance_over_max_deletes_deletes_nobody(build, server):
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_people", state=state)
+    assert proc.returncode == 0, proc.stderr
+    build.schema.execute("create table big_people_saved as select * from big_people")
+    try:
+        build.schema.execute(f"delete from big_people where n > {ROWS // 2}")  # half the people vanish
+        proc, summary = export(build, server, "--select", "big_people", state=state)
+        result = summary["results"][0]
+        assert proc.returncode == 1 and result["status"] == "blocked"
+        assert "over max_deletes (10%)" in result["message"]
+        assert server.deletions() == []
+        build.schema.execute("delete from big_people")
+        build.schema.execute("insert into big_people select * from big_people_saved where n > 15")  # 0.5% leave
+        proc, summary = export(build, server, "--select", "big_people", state=state)
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(d["identifiers"]["id"] for d in server.deletions()) == sorted(f"person-{n}" for n in range(1, 16))
+        assert summary["results"][0]["deleted"] == 15
+    finally:
+        build.schema.execute("delete from big_people")
+        build.schema.execute("insert into big_people select * from big_people_saved")
+        build.schema.execute("drop table big_people_saved")
+
+
+def test_a_renamed_event_property_blocks_its_model_until_accepted(build, server):
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_events", state=state)
+    assert proc.returncode == 0, proc.stderr
+    build.schema.execute("alter table big_events rename column label to title")
+    try:
+        build.schema.execute("insert into big_events values ('ev-x', 'person-1', timestamp '2026-05-03', 1, 'x')")
+        proc, summary = export(build, server, "--select", "big_events", state=state)
+        result = summary["results"][0]
+        assert proc.returncode == 1 and result["status"] == "blocked"
+        assert "removed or renamed: label" in result["message"]
+        proc, summary = export(build, server, "--select", "big_events", "--accept-schema-change", state=state)
+        assert proc.returncode == 0 and summary["results"][0]["items_accepted"] == 1
+    finally:
+        build.schema.execute("delete from big_events where event_id = 'ev-x'")
+        build.schema.execute("alter table big_events rename column title to label")
+
+
+def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_events", state=state)
+    assert proc.returncode == 0
+    build.schema.execute(
+        f"insert into {state}.cio_leases values ('big_events', 'all', 'other-run', now(), "
+        "now() at time zone 'utc' + interval '1 hour')"
+    )
+    proc, summary = export(build, server, "--select", "big_events", state=state)
+    assert proc.returncode == 1 and summary["results"][0]["status"] == "locked"
+    build.schema.execute(f"update {state}.cio_leases set expires_at = now() at time zone 'utc' - interval '1 minute'")
+    proc, summary = export(build, server, "--select", "big_events", state=state)
+    assert proc.returncode == 0 and summary["results"][0]["status"] == "success"
+
+
+def test_reset_forgets_people_and_full_refresh_resends_them_but_never_events(build, server):
+    state = state_name()
+    export(build, server, "--select", "tag:cio_big", state=state)
+    server.reset()
+    proc, summary = export(build, server, "--select", "tag:cio_big", "--full-refresh", state=state)
+    assert {r["model"]: r["items_accepted"] for r in summary["results"]} == {"big_people": ROWS, "big_events": 0}
+    proc = build.cio_export("reset", "--select", "big_people", "--yes", state_schema=state)
+    assert proc.returncode == 0, proc.stderr
+    assert build.schema.query(f"select count(*) from {state}.cio_people_state") == [(0,)]
