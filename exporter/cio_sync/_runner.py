@@ -551,10 +551,14 @@ class Exporter:
     def _deletions(self, adapter, model: SyncModel, query, sink, result: ModelResult) -> None:
         """People this tool synced whose rows left the model: deleted or suppressed, within max_deletes."""
         action = model.spec.option("on_delete")
-        gone = self.state.departed_people(model.name, query.source_sql)
+        key_filter = None
+        if self.options.shard is not None:  # only this shard's people
+            index, count = self.options.shard
+            key_filter = f"{dialect_for(adapter).shard('s.person_key', count)} = {index}"
+        gone = self.state.departed_people(model.name, query.source_sql, key_filter)
         if not gone:
             return
-        synced = self.state.count_people(model.name)
+        synced = self.state.count_people(model.name, key_filter)
         cap = model.spec.meta.get("max_deletes")
         limit = (synced * float(cap[:-1]) / 100 if isinstance(cap, str) else cap) if cap is not None else None
         if limit is not None and len(gone) > limit:

@@ -242,12 +242,13 @@ class StateStore:
         self.commit()
         return int(count)
 
-    def departed_people(self, model: str, source_sql: str) -> list[tuple[str, str]]:
+    def departed_people(self, model: str, source_sql: str, key_filter: str | None = None) -> list[tuple[str, str]]:
         """(person_key, identifier) of synced people whose rows are no longer in the model (an anti-join
-        in the warehouse)."""
+        in the warehouse). `key_filter` restricts to one shard (a condition on s.person_key)."""
         lit = self._lit(model)
+        extra = f" and {key_filter}" if key_filter else ""
         return [tuple(r) for r in self.execute(
-            f"select s.person_key, s.identifier from {self.table('cio_people_state')} s where s.model = {lit} "
+            f"select s.person_key, s.identifier from {self.table('cio_people_state')} s where s.model = {lit}{extra} "
             f"and not exists (select 1 from ({source_sql}) h where h.__key = s.person_key)")]
 
     def has_history(self, model: str) -> bool:
@@ -258,9 +259,10 @@ class StateStore:
                             "and status in ('success', 'rejected') limit 1")
         return bool(rows)
 
-    def count_people(self, model: str) -> int:
+    def count_people(self, model: str, key_filter: str | None = None) -> int:
         table = self.table("cio_people_state")
-        return self.execute(f"select count(*) from {table} where model = {self._lit(model)}")[0][0]
+        extra = f" and {key_filter}" if key_filter else ""
+        return self.execute(f"select count(*) from {table} s where s.model = {self._lit(model)}{extra}")[0][0]
 
     # -- leases --------------------------------------------------------------------------------
     def acquire_lease(self, model: str, shard: str, holder: str, ttl: float) -> bool:

@@ -377,3 +377,31 @@ def test_reset_forgets_people_and_full_refresh_resends_them_but_never_events(bui
     proc = build.cio_export("reset", "--select", "big_people", "--yes", state_schema=state)
     assert proc.returncode == 0, proc.stderr
     assert build.schema.query(f"select count(*) from {state}.cio_people_state") == [(0,)]
+
+
+def test_shards_never_overlap_cover_every_row_and_run_independently(build, server):
+    """--shard K/N splits a model by a hash of the key computed in the warehouse."""
+    state = state_name()
+    accepted = []
+    for index in range(3):
+        proc, summary = export(build, server, "--select", "tag:cio_big", "--shard", f"{index}/3", state=state)
+        assert proc.returncode == 0, proc.stderr
+        accepted.append({r["model"]: r["items_accepted"] for r in summary["results"]})
+    assert sum(a["big_people"] for a in accepted) == ROWS and sum(a["big_events"] for a in accepted) == ROWS
+    assert all(a["big_people"] > ROWS / 6 for a in accepted)  # a real split
+    assert len(server.people()) == ROWS and len(server.events()) == ROWS
+    # One shard's live lease (a crashed or running process) does not stop another shard.
+    build.schema.execute(f"insert into {state}.cio_leases values ('big_people', '0/3', 'crashed', now(), "
+                         "now() at time zone 'utc' + interval '1 hour')")
+    build.schema.execute("update big_people set score = -1 where n <= 30")
+    try:
+        proc, summary = export(build, server, "--select", "big_people", "--shard", "0/3", state=state)
+        assert summary["results"][0]["status"] == "locked"
+        proc, summary = export(build, server, "--select", "big_people", "--shard", "1/3", state=state)
+        assert summary["results"][0]["status"] == "success"
+        changed_in_1 = summary["results"][0]["items_accepted"]
+        proc, summary = export(build, server, "--select", "big_people", "--shard", "2/3", state=state)
+        changed_in_2 = summary["results"][0]["items_accepted"]
+        assert 0 < changed_in_1 + changed_in_2 < 30  # shard 0's share of the 30 waits for its lease
+    finally:
+        build.schema.execute("update big_people set score = n * 1.5 where n <= 30")
