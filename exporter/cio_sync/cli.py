@@ -328,6 +328,78 @@ def validate(
 @main.command()
 @dbt_options
 @state_options
+@click.option("--json", "json_output", is_flag=True, help="Print the status as JSON on stdout.")
+@click.option("--strict", is_flag=True, help="Exit 1 when a model is late, has open rejects over the threshold, "
+              "had an odd event volume, or fails a drift guardrail.")
+@click.option("--max-open-rejects", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --strict: open rejects allowed per model.")
+@click.option("--volume-factor", type=click.FloatRange(min=1), default=5.0, show_default=True,
+              help="With --strict: a run sending this many times more or fewer events than the recent average is odd.")
+def status(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema,
+           json_output, strict, max_open_rejects, volume_factor) -> None:
+    """How each synced model is doing: last run, outcome, rows sent, open rejects and their top
+    reasons, time since the last success, lag between event time and send time (p50/p95)."""
+    from rich.table import Table
+
+    from ._dbt import Artifacts, close_adapter, open_adapter, select_models
+    from ._model import ModelSpec
+    from ._output import Reporter
+    from ._state import StateStore
+    from ._status import ModelStatus, Thresholds, model_status
+
+    reporter = Reporter(progress=False, json_mode=json_output)
+    try:
+        ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        artifacts = Artifacts.load(ctx.target_path)
+        specs = [spec for uid in select_models(ctx, artifacts, _flatten(select) or ("tag:cio",), _flatten(exclude))
+                 if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
+        thresholds = Thresholds(max_open_rejects=max_open_rejects, volume_factor=volume_factor)
+        adapter = open_adapter(ctx, artifacts)
+        statuses = []
+        try:
+            with adapter.connection_named("cio-export"):
+                state = StateStore(adapter, _state_schema(state_schema, ctx), read_only=True).open()
+                try:
+                    for spec in specs:
+                        relation = adapter.Relation.create(database=spec.database, schema=spec.schema,
+                                                           identifier=spec.alias).render()
+                        if not state.available:
+                            item = ModelStatus(spec.name, spec.kind, problems=["never synced successfully"])
+                        else:
+                            item = model_status(state, spec, relation, thresholds, adapter)
+                        statuses.append(item)
+                finally:
+                    state.close()
+        finally:
+            close_adapter(adapter)
+    except CioSyncError as exc:
+        _fail(reporter, exc)
+    if json_output:
+        sys.stdout.write(orjson.dumps({"models": [s.as_dict() for s in statuses]}, option=orjson.OPT_INDENT_2).decode()
+                         + "\n")
+    else:
+        table = Table(title="cio-export status", title_justify="left")
+        for column in ("model", "last run", "outcome", "sent", "since success", "lag p50/p95", "open rejects"):
+            table.add_column(column)
+        for s in statuses:
+            lag = "-" if s.lag_p50_seconds is None else f"{s.lag_p50_seconds:.0f}s/{s.lag_p95_seconds:.0f}s"
+            since = "-" if s.seconds_since_success is None else f"{s.seconds_since_success:.0f}s"
+            rejects = str(s.open_rejects) + (" (" + ", ".join(f"{r} {n}" for r, n in s.top_reasons) + ")"
+                                             if s.top_reasons else "")
+            last_run = f"{s.last_run_at:%Y-%m-%d %H:%M}" if s.last_run_at else "never"
+            sent = "-" if s.last_sent is None else str(s.last_sent)
+            table.add_row(s.model, last_run, s.last_status or "-", sent, since, lag, rejects)
+        reporter.console.print(table)
+        for s in statuses:
+            for problem in s.problems:
+                reporter.console.print(f"  {s.model}: {problem}", markup=False)
+    if strict and any(s.problems for s in statuses):
+        sys.exit(1)
+
+
+@main.command()
+@dbt_options
+@state_options
 @click.option("--events", "events", is_flag=True, help="Re-baseline event models: forget their ledger; the next "
               "run records existing events as baseline again (nothing old is replayed).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -405,3 +405,31 @@ def test_shards_never_overlap_cover_every_row_and_run_independently(build, serve
         assert 0 < changed_in_1 + changed_in_2 < 30  # shard 0's share of the 30 waits for its lease
     finally:
         build.schema.execute("update big_people set score = n * 1.5 where n <= 30")
+
+
+def test_status_reports_runs_rejects_lag_and_strict_fails_on_problems(build, server):
+    state = state_name()
+    server.configure(max_item_bytes=150)  # every identify of big_people is refused (207)
+    proc, _ = export(build, server, "--select", "tag:cio_big", "cio_people", state=state)
+    assert proc.returncode == 1
+    status = build.cio_export("status", "--select", "tag:cio_big", "cio_people", "--json", "--state-schema", state)
+    assert status.returncode == 0, status.stderr
+    models = {m["model"]: m for m in json.loads(status.stdout)["models"]}
+    people = models["big_people"]
+    assert people["last_status"] == "rejected" and people["open_rejects"] == ROWS
+    assert people["top_reasons"] == [{"reason": "item_too_large", "count": ROWS}]
+    events = models["big_events"]
+    assert events["last_status"] == "rejected"  # every event held: its person was refused
+    assert models["cio_people"]["guardrails"][0]["ok"] is True
+    strict = build.cio_export("status", "--select", "tag:cio_big", "cio_people", "--strict", "--state-schema", state)
+    assert strict.returncode == 1 and f"big_people: {ROWS} open rejects" in strict.stderr
+    # A drift guardrail that goes off, and a model that is late for its max_lag (1d).
+    build.schema.execute("update cio_people set last_order_at = null where customer_id = 'c001'")
+    build.schema.execute(f"update {state}.cio_runs set finished_at = finished_at - interval '2 days'")
+    try:
+        strict = build.cio_export("status", "--select", "big_events", "cio_people", "--strict", "--state-schema", state)
+        assert strict.returncode == 1
+        assert "cio_people: guardrail orders_without_last_order_at: 1 of 8 rows" in strict.stderr
+        assert "big_events: never synced successfully" in strict.stderr or "big_events: late" in strict.stderr
+    finally:
+        build.run("build", *BUILD_SELECTION)

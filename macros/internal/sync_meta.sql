@@ -34,6 +34,7 @@
         'on_delete': 'ignore',
         'inputs': inputs,
         'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
+        'guardrails': [{'name': 'orders_without_last_order_at', 'condition': 'orders_count > 0 and last_order_at is null'}],
     }) }}
 {%- endmacro %}
 

@@ -1,7 +1,7 @@
 {{ config(materialized='table', tags=['cio_big'],
           meta={'cio': {'kind': 'event', 'identifier': {'column': 'person_id', 'kind': 'id'},
                         'event_name': 'big_thing', 'event_id_column': 'event_id', 'timestamp_column': 'event_at',
-                        'initial_window': '36500d', 'max_event_age': '36500d'}}) }}
+                        'initial_window': '36500d', 'max_event_age': '36500d', 'max_lag': '1d'}}) }}
 {#- One event per big_people person. -#}
 select
     'ev-' || cast(n as varchar) as event_id,
