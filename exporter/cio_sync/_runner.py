@@ -71,6 +71,7 @@ class ModelResult:
     resent: int = 0
     uncertain: int = 0
     deleted: int = 0
+    merged: int = 0
     batches: int = 0
     failing_tests: tuple[str, ...] = ()
     warning_tests: tuple[str, ...] = ()
@@ -117,6 +118,7 @@ class ModelResult:
             "resent": self.resent,
             "uncertain": self.uncertain,
             "deleted": self.deleted,
+            "merged": self.merged,
             "lag_p50_seconds": percentile(self.lags, 0.5),
             "lag_p95_seconds": percentile(self.lags, 0.95),
             "failing_tests": list(self.failing_tests),
@@ -202,6 +204,14 @@ class OutboxSink:
         done, self._done = self._done, []
         return done
 
+    def merge(self, primary: dict, secondary: dict) -> str | None:
+        if self.directory is not None:
+            handle = self._files.get("merge_customers")
+            if handle is None:
+                handle = self._files["merge_customers"] = open(self.directory / "merge_customers.ndjson", "wb")  # noqa: SIM115
+            handle.write(orjson.dumps({"primary": primary, "secondary": secondary}) + b"\n")
+        return None
+
     def drain(self) -> list[BatchOutcome]:
         return self.poll()
 
@@ -224,6 +234,9 @@ class ClientSink:
 
     def drain(self) -> list[BatchOutcome]:
         return self.client.drain()
+
+    def merge(self, primary: dict, secondary: dict) -> str | None:
+        return self.client.merge(primary, secondary)
 
     @property
     def stats(self) -> dict:
@@ -252,6 +265,10 @@ class Exporter:
         self.rejected_people: set[str] = set()
         self.run_id = str(uuid.uuid4())
         self.state: StateStore | None = None
+        # key -> (result, identifier kind, old identifier, new identifier): merged once the new
+        # identify is acknowledged (meta.cio.on_identifier_change: merge).
+        self.merges: dict[str, tuple] = {}
+        self.acknowledged: set[str] = set()
 
     # -- planning: everything that can fail before a single row is read -------------------
     def plan(self, artifacts: Artifacts) -> tuple[list[ModelSpec], list[ModelResult]]:
@@ -327,11 +344,14 @@ class Exporter:
                 for model in ordered:
                     if model.is_event and not people_done:
                         self._handle(sink.drain())
+                        self._merge_changed_identifiers(sink)
                         self.state.flush(force=True)
                         people_done = True
                     result = by_id[model.spec.unique_id]
                     self._run_model(adapter, artifacts, model, snapshot, sink, result)
                 self._handle(sink.drain())
+                if not people_done:
+                    self._merge_changed_identifiers(sink)
                 self.state.flush(force=True)
                 for model in ordered:
                     self._log_run_end(model, by_id[model.spec.unique_id])
@@ -479,7 +499,10 @@ class Exporter:
                         if kind_people and encoded.row_key:
                             self.rejected_people.add(encoded.row_key)
                         continue
-                    if kind_people and row[4] is not None and row[4] != row[0]:
+                    if kind_people and row[4] is not None and row[4] != row[0] and \
+                            model.spec.meta.get("on_identifier_change") == "merge":
+                        self.merges[encoded.row_key] = (result, model.spec.identifier_kind, row[4], encoded.identifier)
+                    elif kind_people and row[4] is not None and row[4] != row[0]:
                         result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "identifier_changed",
                                              f"identifier changed from {row[4]} to {row[0]} for the same person: not "
                                              "sent (it would create a second profile); merge the profiles in "
@@ -519,6 +542,19 @@ class Exporter:
         if kind_people and model.spec.option("on_delete") != "ignore" and state.available:
             self._deletions(adapter, model, query, sink, result)
         progress(result)
+
+    def _merge_changed_identifiers(self, sink) -> None:
+        """Merge each old profile into the new one, once the new identify was acknowledged."""
+        for key, (result, kind, old, new) in self.merges.items():
+            if key not in self.acknowledged:
+                continue
+            problem = sink.merge({kind: new}, {kind: old})
+            if problem is None:
+                result.merged += 1
+            else:
+                result.reject(Reject(result.model, key, None, "merge_failed", f"merging {old} into {new}: {problem}"))
+                self.state.rejects([(result.model, key, "merge_failed", problem, True, None, utcnow(), self.run_id)])
+        self.merges.clear()
 
     def _built_by_checked_run(self, reader, model: SyncModel, relation: str, artifacts: Artifacts,
                               result: ModelResult) -> bool:
@@ -600,6 +636,8 @@ class Exporter:
                     forget.append((result.model, item.row_key))
                 elif result.kind == "people":
                     people.append((result.model, item.row_key, item.identifier, item.row_hash, now, self.run_id))
+                    if item.row_key in self.merges:
+                        self.acknowledged.add(item.row_key)
                     resolved.append((result.model, item.row_key))
                 else:
                     ledger.append((result.model, item.row_key, item.event_id, "sent", item.row_hash, item.event_time,

@@ -478,6 +478,20 @@ class TrackClient:
 
     # ---------------------------------------------------------- submitting
 
+    def merge(self, primary: dict[str, str], secondary: dict[str, str]) -> str | None:
+        """POST /api/v1/merge_customers: fold `secondary` into `primary` (each one identifier,
+        e.g. {"email": ...}). Retried like any request; returns None on success, else why not."""
+        body = orjson.dumps({"primary": primary, "secondary": secondary})
+        result = self._attempt("POST", "/api/v1/merge_customers", body, items=0)
+        if result.fatal is not None:
+            raise result.fatal
+        if result.response is None:
+            return result.error or "not sent"
+        if 200 <= result.response.status_code < 300:
+            return None
+        entries = "; ".join(m for _, m in _error_entries(result.response.status_code, result.response.content))
+        return f"HTTP {result.response.status_code}: {self._clip(entries)}"
+
     def submit(self, batch: Batch) -> None:
         """Queue ``batch`` for sending; blocks while ``concurrency`` batches are in flight."""
         if self._closed:

@@ -30,7 +30,7 @@ def credentials(srv) -> dict[str, str]:
     return {"CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": KEY, "CUSTOMERIO_TRACK_URL": srv.url}
 
 
-BUILD_SELECTION = ("--select", "tag:cio_big", "+tag:cio", "--exclude", "tag:cio_bad_meta")
+BUILD_SELECTION = ("--select", "tag:cio_big", "tag:cio_identity", "+tag:cio", "--exclude", "tag:cio_bad_meta")
 
 
 @pytest.fixture(scope="module")
@@ -433,3 +433,26 @@ def test_status_reports_runs_rejects_lag_and_strict_fails_on_problems(build, ser
         assert "big_events: never synced successfully" in strict.stderr or "big_events: late" in strict.stderr
     finally:
         build.run("build", *BUILD_SELECTION)
+
+
+def test_an_email_change_is_reported_or_merged_never_delete_and_create(build, server):
+    state = state_name()
+    proc, _ = export(build, server, "--select", "tag:cio_identity", state=state)
+    assert proc.returncode == 0, proc.stderr
+    assert "email:p3@example.org" in server.people()
+    build.schema.execute("update big_people set email = 'new3@example.org' where n = 3")
+    try:
+        proc, summary = export(build, server, "--select", "tag:cio_identity", state=state)
+        results = {r["model"]: r for r in summary["results"]}
+        report = results["email_people_report"]
+        assert report["status"] == "rejected"
+        assert [(r["row_key"], r["reason"]) for r in report["rejects"]] == [("person-3", "identifier_changed")]
+        merge = results["email_people_merge"]
+        assert merge["status"] == "success" and merge["merged"] == 1
+        assert server.merges() == [{"primary": {"email": "new3@example.org"},
+                                    "secondary": {"email": "p3@example.org"}, "at": server.merges()[0]["at"]}]
+        # The old profile was folded into the new one; nobody was deleted and re-created.
+        assert "email:new3@example.org" in server.people() and "email:p3@example.org" not in server.people()
+        assert server.deletions() == []
+    finally:
+        build.schema.execute("update big_people set email = 'p3@example.org' where n = 3")
