@@ -38,3 +38,11 @@ lint: install
 
 clean:
 	rm -rf $(IT)/target $(IT)/dbt_packages $(IT)/logs target logs
+
+## bench: the benchmark, not part of test (~30 min at full size; BENCH_ROWS=100000 for a quick run);
+## needs the PostgreSQL of PG*; writes docs/benchmarks.md at full size (see bench/run.py)
+BENCH_ROWS ?= 1000000
+.PHONY: bench
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run.py --rows $(BENCH_ROWS)

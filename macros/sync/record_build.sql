@@ -6,7 +6,7 @@
     Use on your own synced models too:  +post-hook: "{{ cio_sync.record_build() }}"
     The state schema is var cio_state_schema (cio-export --state-schema), default cio_sync_state. -#}
 {% macro record_build() -%}
-    {%- if execute and model is defined -%}
+    {%- if execute and flags.INTROSPECT and model is defined -%}
         {%- do run_query('insert into ' ~ cio_sync.build_log_relation()
             ~ " (model_unique_id, relation_name, invocation_id, built_at) values ('"
             ~ model.unique_id ~ "', '" ~ (this | string | replace("'", "''")) ~ "', '" ~ invocation_id ~ "', "
@@ -17,7 +17,8 @@
 {#- on-run-start: the state schema and the append-only build log, created once per run (so
     concurrent model threads never race to create them). -#}
 {% macro create_build_log() -%}
-    {%- if execute -%}
+    {#- Not when compiling offline (--no-introspect): there is no warehouse to write to. -#}
+    {%- if execute and flags.INTROSPECT -%}
         {%- do run_query(cio_sync.create_schema_if_missing(var('cio_state_schema', 'cio_sync_state'))) -%}
         {%- do run_query('create table if not exists ' ~ cio_sync.build_log_relation()
             ~ ' (model_unique_id ' ~ cio_sync.type_string(512) ~ ', relation_name ' ~ cio_sync.type_string(1024)
