@@ -80,8 +80,9 @@ def _build(cli, main: click.Group) -> list[click.Command]:
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
     @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
                   help="Port to listen on (0 picks a free one, logged at start).")
-    @click.option("--state-schema", default=None,
-                  help="Warehouse schema holding cio_cloud_runs (and the exporter's state) [cio_sync_state].")
+    @click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
+                  help="Warehouse schema holding cio_cloud_runs, passed on to the syncs [default: the config's "
+                  "state_schema, else var cio_state_schema, else cio_sync_state].")
     @click.option("--dbt-cloud-url", default=None, help="dbt Cloud access URL [DBT_CLOUD_URL or https://cloud.getdbt.com].")
     @click.option("--account-id", default=None, help="dbt Cloud account id [DBT_CLOUD_ACCOUNT_ID].")
     @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -247,7 +248,7 @@ def _build(cli, main: click.Group) -> list[click.Command]:
     @click.option("--activity-window", default=None,
                   help="Only expect events younger than this (30m, 72h, 7d) or 'all' [the exporter's state "
                   "decides when present, else each model's max_event_age].")
-    @click.option("--state-schema", default=None,
+    @click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
                   help="Where the exporter keeps its state: which events were delivered [var cio_state_schema, "
                   "else cio_sync_state].")
     @click.option("--json", "json_output", is_flag=True, help="Print the report as JSON on stdout.")
