@@ -70,9 +70,9 @@ def _default_target_path(project_dir: Path) -> Path:
     configured = os.environ.get("DBT_TARGET_PATH")
     if not configured:
         try:
-            from dbt_common.clients.yaml_helper import load_yaml_text
+            import yaml
 
-            project_yml = load_yaml_text((project_dir / "dbt_project.yml").read_text()) or {}
+            project_yml = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
             value = project_yml.get("target-path") if isinstance(project_yml, dict) else None
             if isinstance(value, str) and "{{" not in value:
                 configured = value

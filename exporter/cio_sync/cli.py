@@ -181,6 +181,8 @@ def main() -> None:
               help="Do not require proof (the cio_sync.record_build() post-hook) of which dbt run built a relation.")
 @click.option("--lease-ttl", type=click.FloatRange(min=5), default=120.0, show_default=True,
               help="Seconds a model's lease lives without a heartbeat (a killed run's lease expires after this).")
+@click.option("--dbt-cloud-run", default=None, help="Sync this dbt Cloud run (the artifacts of its dbt build step).")
+@click.option("--dbt-cloud-job", default=None, help="Sync the latest finished run of this dbt Cloud job.")
 @click.option("--shard", type=str, default=None, metavar="K/N",
               help="Sync only the rows whose key hashes to K of N (0 <= K < N); run N processes to share a model.")
 def run(
@@ -209,6 +211,8 @@ def run(
     accept_schema_change,
     skip_build_proof,
     lease_ttl,
+    dbt_cloud_run,
+    dbt_cloud_job,
     shard,
 ) -> None:
     """Sync the selected models to Customer.io (the default command).
@@ -224,6 +228,10 @@ def run(
     try:
         if outbox and not dry_run:
             raise ConfigError("--outbox needs --dry-run")
+        if dbt_cloud_run or dbt_cloud_job:
+            from ._cloud import prepare_cloud_target
+
+            target_path = prepare_cloud_target(dbt_cloud_run, dbt_cloud_job)
         ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         track = (
             None
@@ -457,6 +465,10 @@ def fake_server(ctx: click.Context) -> None:
 
     sys.exit(fake_main(ctx.args, prog="cio-export fake-server"))
 
+
+from ._ops_cli import register as _register_ops  # noqa: E402 - after every command of this module
+
+_register_ops(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,73 @@
+"""The backfill guard on the example shop with the package's defaults (initial_window 2h,
+max_event_age 72h): its events are months old, so none may reach live journeys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cio_sync.fake_server import FakeCustomerIO
+
+SITE, KEY = "site-backfill", "key-backfill-0123456789"
+
+
+@pytest.fixture()
+def server():
+    with FakeCustomerIO(site_id=SITE, api_key=KEY) as srv:
+        yield srv
+
+
+def run(project, server, state, select=("tag:cio",)):
+    proc = project.cio_export("--select", *select, "--json", "--no-progress", state_schema=state,
+                              env={"CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": KEY,
+                                   "CUSTOMERIO_TRACK_URL": server.url})
+    assert proc.returncode == 0, proc.stderr
+    return {r["model"]: r for r in json.loads(proc.stdout)["results"]}
+
+
+def test_a_backfill_of_last_years_checkouts_sends_no_cart_abandoned(duckdb_project_factory, server):
+    project = duckdb_project_factory("backfill")  # package defaults: the guard is on
+    project.run("build")
+    state = "cio_state_backfill"
+    first = run(project, server, state)
+    # First sync: every existing event is history (older than initial_window): baseline.
+    assert first["cio_event_cart_abandoned"]["skipped"] == 3
+    assert server.events() == [] and len(server.people()) == 8
+
+    # Later a backfill lands: last year's checkouts, abandoned. Older than max_event_age:
+    # recorded as backfill, never sent under the live name.
+    import duckdb
+
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("insert into raw_checkouts values "
+                     "('k900', 'c010', null, timestamptz '2025-03-01 10:00:00+00', '120', 'u', 1, 'true', false), "
+                     "('k901', 'c011', null, timestamptz '2025-03-02 10:00:00+00', '130', 'u', 1, 'true', false)")
+    rebuilt = ("cio_event_cart_abandoned", "cio_event_checkout_started")
+    # Rows this old are outside the incremental lookback: a backfill goes with --full-refresh.
+    project.run("build", "--select", *rebuilt, "--full-refresh")
+    second = run(project, server, state, rebuilt)
+    assert second["cio_event_cart_abandoned"]["skipped"] == 2
+    assert second["cio_event_checkout_started"]["skipped"] == 2
+    assert server.events() == []
+
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"], read_only=True) as conn:
+        statuses = conn.sql(f"select status, count(*) from {state}.cio_event_ledger "
+                            "where model = 'cio_event_cart_abandoned' group by status order by 1").fetchall()
+    assert statuses == [("backfill", 2), ("baseline", 3)]
+
+
+def test_backfill_rename_sends_under_a_separate_name(duckdb_project_factory, server):
+    project = duckdb_project_factory("backfill_rename", vars={"cio_backfill": "rename"})
+    project.run("build")
+    state = "cio_state_rename"
+    run(project, server, state)
+    import duckdb
+
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("insert into raw_checkouts values "
+                     "('k900', 'c010', null, timestamptz '2025-03-01 10:00:00+00', '120', 'u', 1, 'true', false)")
+    rebuilt = ("cio_event_cart_abandoned", "cio_event_checkout_started")
+    project.run("build", "--select", *rebuilt, "--full-refresh")
+    run(project, server, state, rebuilt)
+    assert sorted(e["name"] for e in server.events()) == ["cart_abandoned_backfill", "checkout_started_backfill"]
