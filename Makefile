@@ -20,13 +20,16 @@ $(STAMP): pyproject.toml
 $(IT)/dbt_packages/cio_sync: $(STAMP) $(IT)/packages.yml
 	$(DBT) deps --quiet
 
-## demo: build the example shop on DuckDB and show what cio-export would send (dry run)
+## demo: build the example shop on DuckDB and show what cio-export would send (dry run).
+## The example's events are months old: the demo widens the backfill guard so they show.
+DEMO_VARS := '{cio_initial_window: 3650d, cio_max_event_age: 3650d}'
 demo: install $(IT)/dbt_packages/cio_sync
-	$(DBT) build --target duckdb --quiet
-	$(DBT) run-operation print_sync_summary --quiet
+	$(DBT) build --target duckdb --quiet --vars $(DEMO_VARS)
 	cd $(IT) && DBT_PROFILES_DIR=. ../$(BIN)/cio-export --select tag:cio --target duckdb --dry-run \
-		--outbox target/outbox --no-progress
+		--outbox target/outbox --no-progress --state-schema cio_demo_state
 	@echo "Request bodies that would be sent: $(IT)/target/outbox/*.ndjson"
+	@echo "Rows kept out of Customer.io (cio_quarantine):"
+	$(DBT) run-operation print_sync_summary --quiet --target-path target/summary
 
 ## test: the whole suite (DuckDB, PostgreSQL through PG*, Redshift compiled offline)
 test: install $(IT)/dbt_packages/cio_sync
