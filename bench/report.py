@@ -212,7 +212,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def export_rows(f: Figures, keys: list[tuple[str, str]]) -> str:
     header = ["scenario", "runs", "rows sent", "end to end (s)", "items/s end to end", "start-up (s)", "wall (s)",
-              "items/s wall", "requests", "max RSS (MB)", "CPU s: exporter / server / machine"]
+              "items/s wall", "requests", "max RSS (MB)", "CPU s: exporter / server / PostgreSQL / machine"]
     rows = []
     for key, label in keys:
         runs = f.get(key)
@@ -222,7 +222,7 @@ def export_rows(f: Figures, keys: list[tuple[str, str]]) -> str:
                      fmt(f.mrate(key)), fmt(f.m(key, "startup"), 2), fmt(f.m(key, "wall"), 2),
                      fmt(f.mrate(key, "wall")), fmt(f.m(key, "requests")), fmt(f.m(key, "maxrss_mb")),
                      f"{fmt(f.m(key, 'cpu_exporter'), 1)} / {fmt(f.m(key, 'cpu_server'), 1)} / "
-                     f"{fmt(f.m(key, 'cpu_machine'), 1)}"])
+                     f"{fmt(f.m(key, 'cpu_postgres'), 1)} / {fmt(f.m(key, 'cpu_machine'), 1)}"])
     return _table(header, rows)
 
 
@@ -253,6 +253,12 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
                                      if g.get("exporter_changes") else "") + ". "
       "This file is written by the benchmark itself (bench/run.py, bench/report.py); the analysis section comes "
       "from bench/notes.md. Raw figures of every run: `bench/out/results.json` (not committed).\n")
+    end = meta.get("git_end") or {}
+    if end.get("commit") and end.get("commit") != g.get("commit"):
+        changed = end.get("changed_since_start") or []
+        w(f"Other work was committed while the benchmark ran (HEAD moved to `{end['commit']}`; the package is "
+          "installed editable, so later runs used it): exporter files changed: "
+          + (", ".join(f"`{c}`" for c in changed) if changed else "none") + ".\n")
     w("## Reproduce\n")
     w("```sh\nmake bench                     # full size, about half an hour; rewrites this file\n"
       "make bench BENCH_ROWS=100000   # quick mode, a few minutes; writes bench/out/benchmarks.md\n```\n")
@@ -302,6 +308,7 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
         ("events_1pct", "3. rerun, 1% new events"),
         ("ratelimit", "4. people, 100 req/s limit"),
         ("ratelimit_small", "4. (extra) 100 req/s, 50 KB batches"),
+        ("ratelimit_small_nolimit", "4. (control) no limit, 50 KB batches"),
         ("shards", "shards (each of 2 in parallel)"),
         ("sample_0ms", f"5. cio-export on the {a['sample_rows']:,}-row sample"),
         ("sample_20ms", "5. same, 20 ms latency"),
@@ -336,7 +343,10 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
           f"{fmt(per_batch)} items per batch = {fmt(100 * per_batch)} items/s; achieved {fmt(f.mrate('ratelimit_small'))} "
           f"items/s end to end ({fmt(100 * f.mrate('ratelimit_small') / (100 * per_batch), 1)}%), {fmt(rps, 1)} "
           f"requests/s; 429s per run: {[r['server_429'] for r in rs]}, undelivered: "
-          f"{[r['undelivered'] for r in rs]}.\n")
+          f"{[r['undelivered'] for r in rs]}. Control, the same batches with no limit on either side: "
+          f"{fmt(f.mrate('ratelimit_small_nolimit'))} items/s end to end, "
+          f"{fmt(med([(r['requests'] - 1) / r['exec_time'] for r in f.get('ratelimit_small_nolimit') if r['exec_time']]), 1)}"
+          " requests/s.\n")
     sh = f.get("shards")
     if sh:
         both = med([r["both_wall"] for r in sh])

@@ -137,6 +137,38 @@ def process_cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds of the local PostgreSQL: every live postgres process, plus what the postmaster has
+    collected from backends that exited (cutime + cstime). None if the server's processes are not
+    visible (another host, or not readable)."""
+    total, found = 0.0, False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.find("(") + 1:stat.rfind(")")]
+        if name != "postgres":
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        found = True
+        total += int(fields[11]) + int(fields[12])
+        if _is_postmaster(fields):
+            total += int(fields[13]) + int(fields[14])
+    return total / CLK_TCK if found else None
+
+
+def _is_postmaster(fields: list[str]) -> bool:
+    """The postmaster is the postgres process whose parent is not a postgres process."""
+    try:
+        parent = Path(f"/proc/{fields[1]}/stat").read_text()
+    except OSError:
+        return True
+    return parent[parent.find("(") + 1:parent.rfind(")")] != "postgres"
+
+
 def child_pid(pattern: str) -> int | None:
     """Our child process whose command line contains `pattern`."""
     me = os.getpid()
@@ -198,6 +230,7 @@ class Export:
     def start(self) -> Export:
         env = dict(os.environ, **self.bench.credentials())
         self.machine0, self.server0 = machine_busy_seconds(), process_cpu_seconds(self.bench.server_pid)
+        self.postgres0 = postgres_cpu_seconds()
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(self.wrap + self.cmd, cwd=PROJECT, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -232,6 +265,8 @@ class Export:
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         machine = machine_busy_seconds() - self.machine0
         server = process_cpu_seconds(self.bench.server_pid) - self.server0
+        postgres = postgres_cpu_seconds()
+        self.postgres = None if postgres is None or self.postgres0 is None else postgres - self.postgres0
         self.watch.stop()
         for reader in self._readers:
             reader.join(10)
@@ -288,6 +323,7 @@ class Export:
             "cpu_exporter": round(rusage.ru_utime + rusage.ru_stime, 2),
             "cpu_server": round(server_cpu, 2),
             "cpu_machine": round(machine_cpu, 2),
+            "cpu_postgres": None if self.postgres is None else round(self.postgres, 2),
             "error": summary.get("error"),
         }
         if self.proc.returncode not in (0,) or not summary:
@@ -484,6 +520,14 @@ class Bench:
                            f"the server ({r['client_429']} seen by cio-export), {r['server_accepted']} accepted")
         finally:
             self.srv.configure(rate_limit=None)
+        # Control: the same small batches with neither limit, to tell the limiter's cost from the
+        # exporter's own speed with small batches.
+        for rep in range(a.runs):
+            if not self.time_left("ratelimit"):
+                return
+            wh.reset_state()
+            self.export("ratelimit_small_nolimit", "bench_people_tenth", f"no limit, 50 KB batches #{rep + 1}",
+                        tenth, ["--rate-limit", "100000", "--batch-bytes", "50000"])
 
     def peer(self, mode: str, latency: float, rep: int, max_rows: int | None) -> dict:
         self.srv.reset()
@@ -603,6 +647,7 @@ class Bench:
             if not a.keep:
                 self.wh.drop_schemas()
             self.results["meta"]["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.results["meta"]["git_end"] = git_info(since=self.results["meta"]["git"].get("commit"))
             self.results["meta"]["minutes"] = round((datetime.now(timezone.utc) - started).total_seconds() / 60, 1)
             (OUT / "results.json").write_text(json.dumps(self.results, indent=1, default=str))
         return self.results
@@ -637,15 +682,18 @@ def versions(wh: Warehouse) -> dict:
     return out
 
 
-def git_info() -> dict:
-    """Read-only: which commit was measured and whether the exporter had uncommitted changes."""
+def git_info(since: str | None = None) -> dict:
+    """Read-only: which commit was measured, whether the exporter had uncommitted changes, and (at the
+    end) which exporter files commits made during the run changed (the package is installed editable)."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.rstrip()
         except (OSError, subprocess.SubprocessError):
             return ""
     return {"commit": git("rev-parse", "--short", "HEAD").strip(),
-            "exporter_changes": [line[3:] for line in git("status", "--porcelain", "--", "exporter").splitlines()]}
+            "exporter_changes": [line[3:] for line in git("status", "--porcelain", "--", "exporter").splitlines()],
+            "changed_since_start": git("diff", "--name-only", since, "HEAD", "--", "exporter/cio_sync").split()
+            if since else []}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
