@@ -226,9 +226,22 @@ def export_rows(f: Figures, keys: list[tuple[str, str]]) -> str:
     return _table(header, rows)
 
 
+def other_cpu(r: dict) -> float | None:
+    """Machine CPU not spent by this exporter, the server or PostgreSQL during the run: other work on the
+    machine (for the two shards, the other shard's exporter)."""
+    if r.get("cpu_postgres") is None:
+        return None
+    return r["cpu_machine"] - r["cpu_exporter"] - r["cpu_server"] - r["cpu_postgres"]
+
+
+def cpu_split(r: dict) -> str:
+    return (f"{fmt(r.get('cpu_exporter'), 1)} / {fmt(r.get('cpu_server'), 1)} / {fmt(r.get('cpu_postgres'), 1)} / "
+            f"{fmt(other_cpu(r), 1)}")
+
+
 def all_runs(f: Figures) -> str:
     header = ["scenario", "run", "exit", "rows sent", "end to end (s)", "start-up (s)", "wall (s)", "requests",
-              "429s (server)", "max RSS (MB)"]
+              "429s (server)", "max RSS (MB)", "CPU s: exporter / server / PostgreSQL / other"]
     rows = []
     for key, runs in f.runs.items():
         for r in runs:
@@ -236,7 +249,7 @@ def all_runs(f: Figures) -> str:
                 continue
             rows.append([key, r["label"], r["exit_code"], fmt(r["items_accepted"]), fmt(r["exec_time"], 2),
                          fmt(r["startup"], 2), fmt(r["wall"], 2), fmt(r["requests"]), fmt(r.get("server_429")),
-                         fmt(r["maxrss_mb"])])
+                         fmt(r["maxrss_mb"]), cpu_split(r)])
     return _table(header, rows)
 
 
