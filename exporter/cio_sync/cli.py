@@ -99,8 +99,9 @@ def _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
 
 def state_options(func):
     return click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
-                        help="Warehouse schema of cio-export's state (and of the build proofs) "
-                        "[default: var cio_state_schema, else cio_sync_state].")(func)
+                        help="Warehouse schema of cio-export's state [default: var cio_state_schema, else "
+                        "cio_sync_state]. Build proofs are read where dbt wrote them: meta.cio.build_log_schema "
+                        "or var cio_state_schema.")(func)
 
 
 def _state_schema(option: str | None, ctx) -> str:

@@ -366,3 +366,16 @@ def test_a_replayed_run_does_nothing_after_a_restart(serve, cloud, customerio, w
     # Nothing changed since run 5001 synced the same build into this job's state: nothing resent.
     assert customerio.stats()["requests"] <= 1  # the region preflight
     assert serve.deliver(cloud.webhook_event(5004)).json()["status"] == "duplicate"
+
+
+def test_run_with_dbt_cloud_run_uses_that_runs_build_step(cloud, build_artifacts, duckdb_build, warehouse):
+    """`cio-export run --dbt-cloud-run RUN_ID`: the artifacts come from dbt Cloud, not target/."""
+    proc = duckdb_build.cio_export("--select", "tag:cio", "--dbt-cloud-run", "9001", "--dry-run", "--json",
+                                   env={**cloud.env(), **warehouse})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["metadata"]["dbt_invocation_id"] == build_artifacts["manifest"]["metadata"]["invocation_id"]
+    assert {r["status"] for r in summary["results"]} == {"success"}
+    proc = duckdb_build.cio_export("--select", "tag:cio", "--dbt-cloud-run", "404404", "--dry-run",
+                                   env={**cloud.env(), **warehouse})
+    assert proc.returncode == 2 and "404404" in proc.stderr
