@@ -89,7 +89,8 @@ class ModelResult:
             self.reject_sample.append(reject)
 
     def finish(self) -> None:
-        self.finished_at = time.time()
+        if self.finished_at is None:  # set when the model's own work ended (see Exporter._run_model)
+            self.finished_at = time.time()
         if self.status != "pending":
             return
         if self.undelivered:
@@ -389,6 +390,7 @@ class Exporter:
                 return
             state.run_started(self.run_id, model.name, shard, artifacts.invocation_id)
             self._sync_model(adapter, artifacts, model, snapshot, sink, result)
+            result.finished_at = time.time()  # execution_time is this model's, not the whole run's
             if result.status == "pending" and not opts.dry_run:
                 state.save_payload_schema(model.name, model.spec.identifier_kind, model.payload_schema())
         finally:
