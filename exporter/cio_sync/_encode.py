@@ -8,15 +8,22 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 import orjson
 from ulid import ULID
 
 from ._model import (
+    BOOLEAN,
+    DATE,
+    INTEGER,
     MAX_ATTRIBUTE_VALUE_BYTES,
     MAX_EVENT_NAME_BYTES,
     MAX_IDENTIFIER_BYTES,
     MAX_ITEM_BYTES,
+    NUMBER,
+    TEXT,
+    TIMESTAMP,
     SyncModel,
 )
 
@@ -41,9 +48,8 @@ class Reject:
         }
 
 
-@dataclass(frozen=True)
-class Item:
-    """One encoded Track API item and what it stands for."""
+class Item(NamedTuple):
+    """One encoded Track API item and what it stands for (a tuple: one is made per row)."""
 
     data: bytes
     identifier: str
@@ -81,6 +87,14 @@ class Encoder:
         self.names = model.attribute_names
         self.columns = tuple(c.name for c in model.attributes)
         self.json_positions = frozenset(i for i, c in enumerate(self.columns) if c in model.json_columns)
+        # The common row takes a lean path: which positions need which check is decided once from
+        # the column kinds (numbers arrive as doubles, times as integers); any problem, a JSON
+        # column or a column of another kind sends the row through the general path instead.
+        kinds = [c.kind for c in model.attributes]
+        self.number_positions = tuple(i for i, k in enumerate(kinds) if k == NUMBER)
+        self.text_positions = tuple(i for i, k in enumerate(kinds) if k == TEXT)
+        self.general = bool(self.json_positions) or any(
+            k not in (TEXT, NUMBER, INTEGER, BOOLEAN, TIMESTAMP, DATE) for k in kinds)
         # A person Customer.io already has (a previous hash in state) gets its nulls sent as
         # nulls, so a value that became null is removed; a first identify leaves them out.
         self.send_nulls = model.spec.option("null_as") == "null"
@@ -104,6 +118,23 @@ class Encoder:
         return value
 
     def _attributes(self, row: tuple, key, check_value_size: bool, nulls: bool = False) -> dict | Reject:
+        if self.general:
+            return self._attributes_general(row, key, check_value_size, nulls)
+        values = row[self.n_head :]
+        for i in self.number_positions:
+            value = values[i]
+            if value is not None and value - value != 0:  # nan or an infinity
+                return self._attributes_general(row, key, check_value_size, nulls)
+        if check_value_size:
+            for i in self.text_positions:
+                value = values[i]
+                if value is not None and len(value) * 4 > MAX_ATTRIBUTE_VALUE_BYTES:
+                    return self._attributes_general(row, key, check_value_size, nulls)
+        if nulls:
+            return dict(zip(self.names, values, strict=True))
+        return {name: value for name, value in zip(self.names, values, strict=True) if value is not None}
+
+    def _attributes_general(self, row: tuple, key, check_value_size: bool, nulls: bool = False) -> dict | Reject:
         attributes = {}
         for i, value in enumerate(row[self.n_head :]):
             if value is None:
@@ -131,7 +162,9 @@ class Encoder:
 
     def _dump(self, item: dict, key) -> bytes | Reject:
         try:
-            data = orjson.dumps(item, default=_default)
+            # An exact-size copy: orjson's own result keeps a larger allocation alive (about
+            # 4 KB each, whatever the length), and thousands of items are held until acknowledged.
+            data = bytes(memoryview(orjson.dumps(item, default=_default)))
         except TypeError as exc:
             return self._reject(key, None, "unserializable", str(exc))
         if len(data) > MAX_ITEM_BYTES:

@@ -456,6 +456,12 @@ class Exporter:
         packer = BatchPacker(opts.batch_bytes)
         progress = self.reporter.model_started(model)
         kind_people = not model.is_event
+        # Events are recorded as pending (committed) before the request that carries them: a
+        # closed batch waits in `gated` until the state write of its rows has committed, while
+        # the next rows are read and encoded (the write runs on the state store's writer thread).
+        gated: list[tuple[int, Batch]] = []
+        pending_seq = 0
+        merge_ids = model.spec.meta.get("on_identifier_change") == "merge"
         with SnapshotReader(adapter, opts.fetch_rows) as reader:
             if not self._built_by_checked_run(reader, model, relation, artifacts, result):
                 return
@@ -490,7 +496,7 @@ class Exporter:
                             if backfill == "rename":
                                 enc_with = renamer
                     encoded = enc_with.encode(row)
-                    if isinstance(encoded, Reject):
+                    if type(encoded) is Reject:
                         result.reject(encoded)
                         row_hash = row[6] if model.is_event else row[2]
                         state.rejects([(model.name, encoded.row_key or "", encoded.reason, encoded.message, False,
@@ -501,49 +507,71 @@ class Exporter:
                         if kind_people and encoded.row_key:
                             self.rejected_people.add(encoded.row_key)
                         continue
-                    if kind_people and row[4] is not None and row[4] != row[0] and \
-                            model.spec.meta.get("on_identifier_change") == "merge":
-                        self.merges[encoded.row_key] = (result, model.spec.identifier_kind, row[4], encoded.identifier)
-                    elif kind_people and row[4] is not None and row[4] != row[0]:
-                        result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "identifier_changed",
-                                             f"identifier changed from {row[4]} to {row[0]} for the same person: not "
-                                             "sent (it would create a second profile); merge the profiles in "
-                                             "Customer.io, then run with --full-refresh"))
-                        state.rejects([(model.name, encoded.row_key, "identifier_changed", f"{row[4]} -> {row[0]}",
-                                        False, row[2], now, self.run_id)])
-                        self.rejected_people.add(encoded.identifier)
-                        continue
-                    if model.is_event and encoded.identifier in self.rejected_people:
+                    if kind_people:
+                        if row[4] is not None and row[4] != row[0]:
+                            if merge_ids:
+                                self.merges[encoded.row_key] = (result, model.spec.identifier_kind, row[4],
+                                                                encoded.identifier)
+                            else:
+                                result.reject(Reject(
+                                    model.name, encoded.row_key, model.identifier.name, "identifier_changed",
+                                    f"identifier changed from {row[4]} to {row[0]} for the same person: not sent (it "
+                                    "would create a second profile); merge the profiles in Customer.io, then run "
+                                    "with --full-refresh"))
+                                state.rejects([(model.name, encoded.row_key, "identifier_changed",
+                                                f"{row[4]} -> {row[0]}", False, row[2], now, self.run_id)])
+                                self.rejected_people.add(encoded.identifier)
+                                continue
+                    elif encoded.identifier in self.rejected_people:
                         result.held += 1
                         result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "held",
                                              "the person's identify was rejected in this run; event held back"))
                         continue
-                    if model.is_event:
-                        pending.append((model.name, encoded.row_key, encoded.event_id, "pending", encoded.row_hash,
-                                        encoded.event_time, now, now, None, self.run_id, None))
+                    else:
+                        pending.append((encoded.row_key, encoded.event_id, encoded.row_hash, encoded.event_time))
                     ready.append(encoded)
                 if pending:
                     # Recorded (and committed) before they are sent: after a crash they are resent
                     # with the same ids, which Customer.io deduplicates.
-                    state.ledger(pending)
-                    state.flush(force=True)
+                    state.events_pending(model.name, self.run_id, pending)
+                    pending_seq = state.flush(force=True)
+                if ready and result.first_item is None:
+                    result.first_item = ready[0].data
+                add = packer.add
                 for encoded in ready:
-                    if result.first_item is None:
-                        result.first_item = encoded.data
-                    full = packer.add(encoded.data, (result, encoded))
+                    full = add(encoded.data, (result, encoded))
                     if full is not None:
-                        self._submit(sink, full, model, result)
+                        gated.append((pending_seq, full))
+                self._release(sink, gated, model, result)
                 self._handle(sink.poll())
                 state.flush()
                 state.heartbeat_if_due(model.name, opts.shard_label, self.run_id, opts.lease_ttl)
                 progress(result)
         last = packer.flush()
         if last is not None:
-            self._submit(sink, last, model, result)
+            gated.append((pending_seq, last))
+        self._release(sink, gated, model, result, everything=True)
         self._handle(sink.poll())
         if kind_people and model.spec.option("on_delete") != "ignore" and state.available:
             self._deletions(adapter, model, query, sink, result)
         progress(result)
+
+    #: batches kept waiting for their state write before the producer waits for it
+    MAX_GATED = 16
+
+    def _release(self, sink, gated: list[tuple[int, Batch]], model: SyncModel, result: ModelResult,
+                 everything: bool = False) -> None:
+        """Send the closed batches whose rows' state write has committed (all of them, waiting,
+        when `everything` or when too many are waiting)."""
+        state = self.state
+        while gated:
+            seq, batch = gated[0]
+            if not state.committed(seq):
+                if not everything and len(gated) <= self.MAX_GATED:
+                    return
+                state.wait(seq)
+            gated.pop(0)
+            self._submit(sink, batch, model, result)
 
     def _merge_changed_identifiers(self, sink) -> None:
         """Merge each old profile into the new one, once the new identify was acknowledged."""
@@ -626,10 +654,28 @@ class Exporter:
 
     def _handle(self, outcomes: list[BatchOutcome]) -> None:
         state = self.state
-        now = utcnow()
+        now = None
         for outcome in outcomes:
             refs = outcome.batch.refs
-            people, forget, ledger, resolved = [], [], [], []
+            if not refs:
+                continue
+            first_result, first_item = refs[0]
+            if (len(outcome.accepted) == len(refs) and not isinstance(first_item, _Departure)
+                    and not self.merges and all(r is first_result for r, _ in refs)):
+                # The common case, kept lean: a whole batch of one model accepted.
+                first_result.items_accepted += len(refs)
+                model = first_result.model
+                if first_result.kind == "people":
+                    state.people_synced(model, self.run_id, [(i.row_key, i.identifier, i.row_hash) for _, i in refs])
+                else:
+                    state.events_sent(model, self.run_id,
+                                      [(i.row_key, i.event_id, i.row_hash, i.event_time) for _, i in refs])
+                    self._lags(first_result, refs)
+                if state.has_open_rejects(model):
+                    state.resolved([(model, i.row_key) for _, i in refs])
+                continue
+            now = now or utcnow()
+            people, sent, forget, ledger, resolved = {}, {}, [], [], []
             for index in outcome.accepted:
                 result, item = refs[index]
                 result.items_accepted += 1
@@ -637,16 +683,15 @@ class Exporter:
                     result.deleted += 1
                     forget.append((result.model, item.row_key))
                 elif result.kind == "people":
-                    people.append((result.model, item.row_key, item.identifier, item.row_hash, now, self.run_id))
+                    people.setdefault(result.model, []).append((item.row_key, item.identifier, item.row_hash))
                     if item.row_key in self.merges:
                         self.acknowledged.add(item.row_key)
                     resolved.append((result.model, item.row_key))
                 else:
-                    ledger.append((result.model, item.row_key, item.event_id, "sent", item.row_hash, item.event_time,
-                                   None, now, now, self.run_id, None))
+                    sent.setdefault(result.model, []).append((item.row_key, item.event_id, item.row_hash,
+                                                              item.event_time))
                     resolved.append((result.model, item.row_key))
-                    if item.event_time is not None and len(result.lags) < 100_000:
-                        result.lags.append(now.timestamp() - item.event_time)
+                    self._lags(result, [(result, item)])
             rejects = []
             for index, reason, message in outcome.rejected:
                 result, item = refs[index]
@@ -664,11 +709,22 @@ class Exporter:
                 # state yet, so the next run sends them again.
                 rejects.append((result.model, item.row_key, "undelivered", outcome.error or "retries exhausted", True,
                                 item.row_hash, now, self.run_id))
-            state.people_synced(people)
+            for model, rows in people.items():
+                state.people_synced(model, self.run_id, rows)
+            for model, rows in sent.items():
+                state.events_sent(model, self.run_id, rows)
             state.people_forgotten(forget)
             state.ledger(ledger)
             state.rejects(rejects)
             state.resolved(resolved)
+
+    @staticmethod
+    def _lags(result: ModelResult, refs) -> None:
+        """Send time - event time, for the run log's lag percentiles (the first 100,000 events)."""
+        if len(result.lags) >= 100_000:
+            return
+        now = time.time()
+        result.lags.extend(now - item.event_time for _, item in refs if item.event_time is not None)
 
     def _log_run_end(self, model: SyncModel, result: ModelResult) -> None:
         if result.status == "locked" or result.started_at is None:

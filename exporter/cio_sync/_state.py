@@ -19,6 +19,13 @@ streaming cursor) and are set-based: COPY into a temporary table then one upsert
 a multi-row insert then MERGE on Redshift (no client COPY, no ON CONFLICT), batched inserts
 then an upsert on DuckDB. They are buffered and committed every few seconds, never per row;
 the one exception is recording events as pending, which is committed before they are sent.
+
+On PostgreSQL the writes run on a writer thread that owns the state connection, so the
+warehouse works on them while the exporter encodes the next rows: `flush()` hands the buffers
+over and returns a sequence number, `committed(seq)` says whether that write has committed
+(in order: a later sequence number implies every earlier one), and every other statement waits
+for the writes handed over before it. Redshift (redshift_connector does not share connections
+between threads) and DuckDB write inline.
 """
 
 from __future__ import annotations
@@ -26,9 +33,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -89,6 +98,9 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
 }
 
 
+_local = threading.local()  # .writer is True on the writer thread
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -107,6 +119,12 @@ class StateStore:
         self._last_flush = time.monotonic()
         self._last_heartbeat = time.monotonic()
         self._pending_rows = 0
+        # Writer thread (PostgreSQL): flushes handed over, in order; errors re-raised on the caller.
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: list[tuple[int, Future]] = []
+        self._seq = 0  # last flush handed over
+        self._done_seq = 0  # last flush known committed
+        self._open_rejects: set[str] | None = None  # models with unresolved rejects
 
     @property
     def writable(self) -> bool:
@@ -142,6 +160,11 @@ class StateStore:
         else:
             self.ensure()
             self.available = True
+            self._open_rejects = {r[0] for r in self.execute(
+                f"select distinct model from {self.table('cio_rejects')} where resolved_at is null")}
+            self.commit()
+            if self.kind == "postgres":
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cio-state")
         return self
 
     @property
@@ -154,7 +177,11 @@ class StateStore:
         if self._conn is not None:
             try:
                 self.flush(force=True)
+                self.sync()
             finally:
+                if self._writer is not None:
+                    self._writer.shutdown(wait=True)
+                    self._writer = None
                 try:
                     if self.kind != "duckdb":
                         self.handle.close()
@@ -166,6 +193,8 @@ class StateStore:
         return f"{self.adapter.quote(self.schema)}.{self.adapter.quote(name)}"
 
     def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        if self._writes and not getattr(_local, "writer", False):
+            self.sync()  # after the writes handed over to the writer thread
         cursor = self.handle.cursor()
         try:
             cursor.execute(sql, params) if params is not None else cursor.execute(sql)
@@ -287,7 +316,8 @@ class StateStore:
 
     def heartbeat_if_due(self, model: str, shard: str, holder: str, ttl: float) -> None:
         if self.writable and time.monotonic() - self._last_heartbeat > min(ttl / 4, 15):
-            self.heartbeat(model, shard, holder, ttl)
+            self._last_heartbeat = time.monotonic()
+            self.in_background(lambda: self.heartbeat(model, shard, holder, ttl))
 
     def heartbeat(self, model: str, shard: str, holder: str, ttl: float) -> None:
         self._last_heartbeat = time.monotonic()
@@ -305,9 +335,18 @@ class StateStore:
         self.commit()
 
     # -- buffered writes ---------------------------------------------------------------------
-    def people_synced(self, rows: Iterable[tuple]) -> None:
-        """(model, person_key, identifier, row_hash, synced_at, run_id) of acknowledged identifies."""
-        self._buffer("people", rows)
+    def people_synced(self, model: str, run_id: str, rows: Iterable[tuple]) -> None:
+        """(person_key, identifier, row_hash) of acknowledged identifies of `model`."""
+        self._buffer(("people", model, run_id), rows)
+
+    def events_pending(self, model: str, run_id: str, rows: Iterable[tuple]) -> None:
+        """(event_key, event_id, row_hash, event_at) about to be sent: flush(force=True) and wait
+        for committed() before sending them."""
+        self._buffer(("pending", model, run_id), rows)
+
+    def events_sent(self, model: str, run_id: str, rows: Iterable[tuple]) -> None:
+        """(event_key, event_id, row_hash, event_at) acknowledged by Customer.io (recorded pending before)."""
+        self._buffer(("sent", model, run_id), rows)
 
     def people_forgotten(self, rows: Iterable[tuple]) -> None:
         """(model, person_key) of people deleted or suppressed in Customer.io."""
@@ -320,13 +359,20 @@ class StateStore:
 
     def rejects(self, rows: Iterable[tuple]) -> None:
         """(model, row_key, reason, message, transient, row_hash, seen_at, run_id)."""
+        rows = list(rows)
+        if self._open_rejects is not None:
+            self._open_rejects.update(r[0] for r in rows)
         self._buffer("rejects", rows)
+
+    def has_open_rejects(self, model: str) -> bool:
+        """Whether `model` may have unresolved rejects (resolving is skipped for the others)."""
+        return self._open_rejects is None or model in self._open_rejects
 
     def resolved(self, rows: Iterable[tuple]) -> None:
         """(model, row_key) now accepted."""
-        self._buffer("resolved", rows)
+        self._buffer("resolved", (r for r in rows if self.has_open_rejects(r[0])))
 
-    def _buffer(self, kind: str, rows: Iterable[tuple]) -> None:
+    def _buffer(self, kind, rows: Iterable[tuple]) -> None:
         if self.read_only:
             return
         rows = list(rows)
@@ -334,19 +380,75 @@ class StateStore:
             self._buffers.setdefault(kind, []).extend(rows)
             self._pending_rows += len(rows)
 
-    def flush(self, force: bool = False) -> None:
-        """Write what is buffered, in one transaction, when FLUSH_SECONDS have passed (or forced)."""
+    def flush(self, force: bool = False) -> int:
+        """Write what is buffered, in one transaction, when FLUSH_SECONDS have passed (or forced).
+        Returns the sequence number of the last write handed over: on PostgreSQL it runs on the
+        writer thread (see committed / wait), elsewhere it has committed on return."""
+        self._check_writes()
         if not self._buffers:
             self._last_flush = time.monotonic()
-            return
+            return self._seq
         if not force and time.monotonic() - self._last_flush < FLUSH_SECONDS and self._pending_rows < FLUSH_ROWS:
-            return
+            return self._seq
         buffers, self._buffers, self._pending_rows = self._buffers, {}, 0
+        self._last_flush = time.monotonic()
+        self._seq += 1
+        if self._writer is None:
+            self._write(buffers)
+            self._done_seq = self._seq
+        else:
+            self._writes.append((self._seq, self._writer.submit(self._on_writer, self._write, buffers)))
+        return self._seq
+
+    def in_background(self, task: Callable[[], Any]) -> None:
+        """Run `task` (statements on this store) after the writes handed over, without waiting."""
+        if self._writer is None:
+            task()
+            return
+        self._seq += 1
+        self._writes.append((self._seq, self._writer.submit(self._on_writer, task)))
+
+    @staticmethod
+    def _on_writer(task, *args):
+        _local.writer = True
+        return task(*args)
+
+    def _check_writes(self) -> None:
+        """Forget finished writes; re-raise the first one that failed."""
+        while self._writes and self._writes[0][1].done():
+            seq, future = self._writes.pop(0)
+            future.result()
+            self._done_seq = seq
+
+    def committed(self, seq: int) -> bool:
+        """Whether write `seq` (and every earlier one) has committed. Raises if a write failed."""
+        self._check_writes()
+        return seq <= self._done_seq or not self._writes
+
+    def wait(self, seq: int) -> None:
+        """Block until write `seq` (and every earlier one) has committed."""
+        while self._writes and self._writes[0][0] <= seq:
+            s, future = self._writes.pop(0)
+            future.result()
+            self._done_seq = s
+
+    def sync(self) -> None:
+        """Block until every write handed over has committed."""
+        self.wait(self._seq)
+
+    def _write(self, buffers: dict) -> None:
         try:
+            now = utcnow()
             if rows := buffers.get("ledger"):
                 self._upsert_ledger(rows)
-            if rows := buffers.get("people"):
-                self._upsert("cio_people_state", rows)
+            for key, rows in buffers.items():
+                if isinstance(key, tuple) and key[0] == "pending":
+                    self._events_pending(key[1], key[2], rows, now)
+            for key, rows in buffers.items():
+                if isinstance(key, tuple) and key[0] == "sent":
+                    self._events_sent(key[1], key[2], rows, now)
+                elif isinstance(key, tuple) and key[0] == "people":
+                    self._people_synced(key[1], key[2], rows, now)
             if rows := buffers.get("forget"):
                 self._delete_keys("cio_people_state", ("model", "person_key"), rows)
             if rows := buffers.get("rejects"):
@@ -357,7 +459,6 @@ class StateStore:
         except BaseException:
             self._rollback()
             raise
-        self._last_flush = time.monotonic()
 
     def _rollback(self) -> None:
         if self.kind != "duckdb":
@@ -370,8 +471,9 @@ class StateStore:
     def _columns(self, table: str) -> list[str]:
         return [c for c, _ in TABLES[table][0]]
 
-    def _stage(self, table: str, rows: list[tuple], columns: list[str] | None = None) -> str:
-        """Load rows into a temporary table shaped like `table`; returns its name."""
+    def _stage(self, table: str, rows: list[tuple], columns: list[str] | None = None, plain: bool = False) -> str:
+        """Load rows into a temporary table shaped like `table` (or its `columns`); returns its name.
+        `plain`: the rows hold only text and integers, no nulls (written as they are)."""
         columns = columns or self._columns(table)
         types = dict(TABLES[table][0])
         temp = f"cio_tmp_{table}_{uuid.uuid4().hex[:8]}"
@@ -380,8 +482,10 @@ class StateStore:
         if self.kind == "postgres":
             buffer = io.StringIO()
             writer = csv.writer(buffer)
-            for row in rows:
-                writer.writerow(["\\N" if v is None else _csv_value(v) for v in row])
+            if plain:
+                writer.writerows(rows)
+            else:
+                writer.writerows(["\\N" if v is None else _csv_value(v) for v in row] for row in rows)
             buffer.seek(0)
             cursor = self.handle.cursor()
             try:
@@ -397,6 +501,52 @@ class StateStore:
                 sql = f"insert into {temp} ({', '.join(columns)}) values " + ", ".join([placeholders] * len(chunk))
                 self.execute(sql, [v for row in chunk for v in row])
         return temp
+
+    # Acknowledged people and pending / sent events: on PostgreSQL only the varying columns are
+    # staged (the model, times and run id are constants of the statement); elsewhere full rows.
+    def _people_synced(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
+        rows = list({r[0]: r for r in rows}.values())  # one upsert cannot touch a key twice
+        if self.kind != "postgres":
+            self._upsert("cio_people_state", [(model, k, i, h, now, run_id) for k, i, h in rows])
+            return
+        temp = self._stage("cio_people_state", rows, ["person_key", "identifier", "row_hash"], plain=True)
+        self.execute(
+            f"insert into {self.table('cio_people_state')} (model, person_key, identifier, row_hash, synced_at, "
+            f"run_id) select {self._lit(model)}, person_key, identifier, row_hash, {self._ts(now)}, "
+            f"{self._lit(run_id)} from {temp} on conflict (model, person_key) do update set "
+            "identifier = excluded.identifier, row_hash = excluded.row_hash, synced_at = excluded.synced_at, "
+            f"run_id = excluded.run_id")
+        self.execute(f"drop table {temp}")
+
+    def _events_pending(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
+        rows = list({r[0]: r for r in rows}.values())
+        if self.kind != "postgres":
+            self._upsert_ledger([(model, k, i, "pending", h, at, now, now, None, run_id, None) for k, i, h, at in rows])
+            return
+        ledger = self.table("cio_event_ledger")
+        temp = self._stage("cio_event_ledger", rows, ["event_key", "event_id", "row_hash", "event_at"], plain=True)
+        self.execute(
+            f"insert into {ledger} (model, event_key, event_id, status, row_hash, event_at, first_attempt_at, "
+            f"last_attempt_at, sent_at, run_id, reason) select {self._lit(model)}, event_key, event_id, 'pending', "
+            f"row_hash, event_at, {self._ts(now)}, {self._ts(now)}, null, {self._lit(run_id)}, null from {temp} "
+            f"on conflict (model, event_key) do update set event_id = coalesce(excluded.event_id, {ledger}.event_id), "
+            "status = excluded.status, row_hash = excluded.row_hash, event_at = excluded.event_at, "
+            f"first_attempt_at = coalesce({ledger}.first_attempt_at, excluded.first_attempt_at), "
+            "last_attempt_at = excluded.last_attempt_at, run_id = excluded.run_id, reason = null")
+        self.execute(f"drop table {temp}")
+
+    def _events_sent(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
+        if self.kind != "postgres":
+            self._upsert_ledger([(model, k, i, "sent", h, at, None, now, now, run_id, None) for k, i, h, at in rows])
+            return
+        # The row exists: it was committed as pending before the request that carried it.
+        ledger = self.table("cio_event_ledger")
+        temp = self._stage("cio_event_ledger", [(r[0],) for r in rows], ["event_key"], plain=True)
+        self.execute(
+            f"update {ledger} set status = 'sent', sent_at = {self._ts(now)}, last_attempt_at = {self._ts(now)}, "
+            f"run_id = {self._lit(run_id)}, reason = null from {temp} s "
+            f"where {ledger}.model = {self._lit(model)} and {ledger}.event_key = s.event_key")
+        self.execute(f"drop table {temp}")
 
     def _merge(self, table: str, temp: str, columns: list[str], keys: Sequence[str], update: Sequence[str],
                update_exprs: dict[str, str] | None = None) -> None:

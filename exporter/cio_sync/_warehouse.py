@@ -8,6 +8,8 @@ DuckDB fetches chunks from its streaming result."""
 
 from __future__ import annotations
 
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Any
 from ._model import DATE, NUMBER, TIMESTAMP, Column, SyncModel
 
 FETCH_ROWS = 10_000
+PREFETCH = 2
 
 
 class Dialect:
@@ -232,13 +235,42 @@ class SnapshotReader:
         """The result of `sql` in chunks, without buffering it whole."""
         n = self.fetch_rows
         if self.kind == "postgres":
+            # The next chunk is fetched on a reader thread while this one is encoded (psycopg2
+            # lets go of the GIL while it waits on the server): at most PREFETCH chunks ahead.
             cursor = self.handle.cursor(name=f"cio_export_{uuid.uuid4().hex[:12]}")
             cursor.itersize = n
+            chunks: queue.Queue = queue.Queue(maxsize=PREFETCH)
+            stop = threading.Event()
+
+            def fetch() -> None:
+                try:
+                    cursor.execute(sql)
+                    while not stop.is_set():
+                        rows = cursor.fetchmany(n)
+                        chunks.put(rows)
+                        if not rows:
+                            return
+                except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+                    chunks.put(exc)
+
+            reader = threading.Thread(target=fetch, name="cio-read", daemon=True)
+            reader.start()
             try:
-                cursor.execute(sql)
-                while rows := cursor.fetchmany(n):
+                while True:
+                    rows = chunks.get()
+                    if isinstance(rows, BaseException):
+                        raise rows
+                    if not rows:
+                        break
                     yield rows
             finally:
+                stop.set()
+                while reader.is_alive():  # unblock a put() on a full queue
+                    try:
+                        chunks.get(timeout=0.05)
+                    except queue.Empty:
+                        pass
+                reader.join()
                 cursor.close()
         elif self.kind == "redshift":
             name = f"cio_export_{uuid.uuid4().hex[:12]}"

@@ -65,7 +65,9 @@ def recorded_state_sql() -> list[str]:
     store.ensure()
     store.available = True
     now = datetime(2026, 5, 1, 12, 0, 0)
-    store.people_synced([("cio_people", "c1", "c1", "h" * 32, now, "run")])
+    store.people_synced("cio_people", "run", [("c1", "c1", "h" * 32)])
+    store.events_pending("cio_event_order_placed", "run", [("k0", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "h" * 32, 1)])
+    store.events_sent("cio_event_order_placed", "run", [("k0", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "h" * 32, 1)])
     store.ledger([("cio_event_order_placed", "k1", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "sent", "h" * 32, 1, now, now, now,
                    "run", None)])
     store.rejects([("cio_people", "c2", "value_too_long", "too long", False, "h" * 32, now, "run")])
