@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import NamedTuple
 
 import orjson
-from ulid import ULID
 
 from ._model import (
     BOOLEAN,
@@ -59,11 +58,27 @@ class Item(NamedTuple):
     event_id: str | None = None
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: base32 text of every 10-bit and 15-bit value: a ULID's 130 bits are 10 + 8 x 15 of them
+_B32_10 = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+_B32_15 = tuple(a + b for a in _CROCKFORD for b in _B32_10)
+_M15 = (1 << 15) - 1
+
+
 def event_ulid(epoch_ms: int, hash_hex: str) -> str:
     """A deterministic ULID: 48-bit time part = the event time in ms, 80 random bits = the first
     80 bits of md5(event name | event id). The same event always gets the same id, so a resend is
-    deduplicated by Customer.io; two events of one checkout (different names) never share one."""
-    return str(ULID.from_bytes(epoch_ms.to_bytes(6, "big") + bytes.fromhex(hash_hex[:20])))
+    deduplicated by Customer.io; two events of one checkout (different names) never share one.
+
+    The text is the ULID's 128 bits in Crockford base32 (26 characters for 130 bits, the top two
+    zero), by table lookup: one per event, it is several times faster than building a
+    `ulid.ULID` (the tests check that both agree)."""
+    if not 0 <= epoch_ms < 1 << 48:
+        raise OverflowError(f"{epoch_ms} ms does not fit a ULID's 48-bit time part")
+    v = (epoch_ms << 80) | int(hash_hex[:20], 16)
+    t = _B32_15
+    return (_B32_10[v >> 120] + t[(v >> 105) & _M15] + t[(v >> 90) & _M15] + t[(v >> 75) & _M15]
+            + t[(v >> 60) & _M15] + t[(v >> 45) & _M15] + t[(v >> 30) & _M15] + t[(v >> 15) & _M15] + t[v & _M15])
 
 
 def _default(value):

@@ -469,7 +469,7 @@ class Exporter:
                 result.rows_scanned += len(rows)
                 result.changed += len(rows)
                 now = utcnow()
-                ready, pending = [], []
+                ready, pending, fresh = [], [], []
                 for row in rows:
                     enc_with = encoder
                     if model.is_event:
@@ -528,11 +528,13 @@ class Exporter:
                                              "the person's identify was rejected in this run; event held back"))
                         continue
                     else:
-                        pending.append((encoded.row_key, encoded.event_id, encoded.row_hash, encoded.event_time))
+                        (fresh if row[7] is None else pending).append(
+                            (encoded.row_key, encoded.event_id, encoded.row_hash, encoded.event_time))
                     ready.append(encoded)
-                if pending:
+                if pending or fresh:
                     # Recorded (and committed) before they are sent: after a crash they are resent
                     # with the same ids, which Customer.io deduplicates.
+                    state.events_pending(model.name, self.run_id, fresh, new=True)
                     state.events_pending(model.name, self.run_id, pending)
                     pending_seq = state.flush(force=True)
                 if ready and result.first_item is None:

@@ -169,40 +169,48 @@ class BatchOutcome:
 class _Throttle:
     """Request pacing shared by all workers: a token bucket plus a 429 cooldown.
 
-    The bucket holds a single token (no bursts), so ``rate`` requests per second is an upper
-    bound over any window. A 429 sets a cooldown that every worker waits out before its next
+    Tokens accrue at ``rate`` per second up to ``burst`` (a tenth of a second's worth, at least
+    one), so over any window of t seconds at most ``rate * t + burst`` requests start, and a
+    moment when nobody was ready to send (the producer reading or writing state) is made up
+    for instead of lost. A 429 sets a cooldown that every worker waits out before its next
     attempt, not only the one that got it.
     """
 
     def __init__(self, rate: float | None, stop: threading.Event) -> None:
-        self._interval = 1.0 / rate if rate else 0.0
+        self._rate = rate or 0.0
+        self.burst = max(1.0, self._rate / 10) if rate else 0.0
         self._stop = stop
         self._lock = threading.Lock()
-        self._next_slot = 0.0
+        self._tokens = self.burst
+        self._updated = time.monotonic()
         self._cooldown_until = 0.0
 
     def cool_down(self, seconds: float) -> None:
         with self._lock:
             self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+            self._tokens = 0.0  # no burst right after Customer.io said slow down
 
     def acquire(self) -> tuple[bool, bool]:
         """Wait for a token; returns (waited out a cooldown, stopped while waiting)."""
         cooled = False
-        have_token = False
         while True:
             with self._lock:
                 now = time.monotonic()
                 wait = self._cooldown_until - now
                 if wait <= 0:
-                    if have_token or not self._interval:
+                    if not self._rate:
                         return cooled, False
-                    slot = max(now, self._next_slot)
-                    self._next_slot = slot + self._interval
-                    have_token = True
-                    wait = slot - now
+                    if now > self._updated:
+                        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self._rate)
+                        self._updated = now
+                    if self._tokens >= 1.0:
+                        self._tokens -= 1.0
+                        return cooled, False
+                    wait = (1.0 - self._tokens) / self._rate
                 else:
                     cooled = True
-            if wait > 0 and self._stop.wait(wait):
+                    self._updated = max(self._updated, self._cooldown_until)
+            if self._stop.wait(wait):
                 return cooled, True
 
 

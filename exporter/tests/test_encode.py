@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
 import orjson
 import pytest
@@ -208,3 +209,13 @@ def test_batches_close_strictly_under_the_limit_and_lose_nothing():
     for batch, following in zip(batches, batches[1:], strict=False):
         assert len(batch.body()) + 1 + len(following.items[0]) >= 1_000
     assert ENVELOPE_BYTES == len(b'{"batch":[]}')
+
+
+def test_event_ulid_text_is_what_the_ulid_library_makes():
+    rng = random.Random(7)
+    for epoch_ms in [0, 1, (1 << 48) - 1, 1_780_000_000_000] + [rng.randrange(1 << 48) for _ in range(2000)]:
+        digest = hashlib.md5(str(rng.random()).encode()).hexdigest()
+        expected = str(ULID.from_bytes(epoch_ms.to_bytes(6, "big") + bytes.fromhex(digest[:20])))
+        assert event_ulid(epoch_ms, digest) == expected
+    with pytest.raises(OverflowError):
+        event_ulid(1 << 48, "0" * 32)

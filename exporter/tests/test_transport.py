@@ -30,7 +30,7 @@ from cio_sync._errors import (
     DeliveryIncomplete,
     RegionMismatchError,
 )
-from cio_sync._transport import Batch, BatchOutcome, TrackClient, TrackSettings, _retry_after
+from cio_sync._transport import Batch, BatchOutcome, TrackClient, TrackSettings, _retry_after, _Throttle
 from cio_sync.fake_server import FakeCustomerIO
 
 SITE = "site-7f3a"
@@ -351,10 +351,25 @@ def test_client_rate_limit_bounds_the_request_rate(srv: FakeCustomerIO) -> None:
     batches, _ = event_batches(20, 1)
     started = time.monotonic()
     with TrackClient(settings_for(srv.url, concurrency=8, rate_limit=40)) as client:
+        assert client._throttle.burst == 4  # a tenth of a second's worth
         assert_all_accepted(send_all(client, batches))
-    # 20 requests at 40/s with no burst: the last one cannot start before 19/40 s.
-    assert time.monotonic() - started >= 0.45
+    # 20 requests at 40/s after a burst of 4: the last one cannot start before 16/40 s.
+    assert time.monotonic() - started >= 0.39
     assert len(srv.requests()) == 20
+
+
+def test_client_rate_limit_makes_up_for_an_idle_moment_within_its_burst() -> None:
+    """A producer that pauses does not lose its request slots: after a pause the senders catch
+    up by the burst (a tenth of a second's worth), then go on at the rate."""
+    throttle = _Throttle(100.0, threading.Event())
+    time.sleep(0.2)  # nobody sending: the bucket fills to the burst, not beyond
+    started = time.monotonic()
+    for _ in range(10):
+        assert throttle.acquire() == (False, False)
+    assert time.monotonic() - started < 0.05  # the 10 of the burst at once
+    for _ in range(10):
+        throttle.acquire()
+    assert time.monotonic() - started >= 0.09  # then 100/s
 
 
 class CountingTransport(httpx.BaseTransport):
