@@ -56,6 +56,7 @@ class Item(NamedTuple):
     event_time: int | None = None
     row_hash: str | None = None
     event_id: str | None = None
+    new: bool = False  # a person not in state when read (a first identify)
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -209,7 +210,7 @@ class Encoder:
         )
         if isinstance(data, Reject):
             return data
-        return Item(data, identifier, str(key), None, row[2])
+        return Item(data, identifier, str(key), None, row[2], None, not known)
 
     def _event(self, row: tuple) -> Item | Reject:
         key = row[1]

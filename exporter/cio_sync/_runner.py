@@ -668,7 +668,10 @@ class Exporter:
                 first_result.items_accepted += len(refs)
                 model = first_result.model
                 if first_result.kind == "people":
-                    state.people_synced(model, self.run_id, [(i.row_key, i.identifier, i.row_hash) for _, i in refs])
+                    state.people_synced(model, self.run_id,
+                                        [(i.row_key, i.identifier, i.row_hash) for _, i in refs if i.new], new=True)
+                    state.people_synced(model, self.run_id,
+                                        [(i.row_key, i.identifier, i.row_hash) for _, i in refs if not i.new])
                 else:
                     state.events_sent(model, self.run_id,
                                       [(i.row_key, i.event_id, i.row_hash, i.event_time) for _, i in refs])

@@ -143,7 +143,11 @@ class StateStore:
 
         connection = Connection(type=self.kind, name="cio-export-state", state="init", transaction_open=False,
                                 handle=None, credentials=self.adapter.config.credentials)
-        self._conn = self.adapter.connections.open(connection)
+        return self.attach(self.adapter.connections.open(connection))
+
+    def attach(self, connection) -> StateStore:
+        """Use `connection` (anything with a DB-API `.handle`) as the state connection."""
+        self._conn = connection
         handle = self._conn.handle
         if self.kind == "postgres":
             handle.autocommit = False
@@ -340,9 +344,10 @@ class StateStore:
         self.commit()
 
     # -- buffered writes ---------------------------------------------------------------------
-    def people_synced(self, model: str, run_id: str, rows: Iterable[tuple]) -> None:
-        """(person_key, identifier, row_hash) of acknowledged identifies of `model`."""
-        self._buffer(("people", model, run_id), rows)
+    def people_synced(self, model: str, run_id: str, rows: Iterable[tuple], new: bool = False) -> None:
+        """(person_key, identifier, row_hash) of acknowledged identifies of `model`. `new`: not in
+        state when the rows were read (inserted as they are, falling back to an upsert)."""
+        self._buffer(("people_new" if new else "people", model, run_id), rows)
 
     def events_pending(self, model: str, run_id: str, rows: Iterable[tuple], new: bool = False) -> None:
         """(event_key, event_id, row_hash, event_at) about to be sent: flush(force=True) and wait
@@ -455,7 +460,10 @@ class StateStore:
             for key, rows in buffers.items():
                 if isinstance(key, tuple) and key[0] == "sent":
                     self._events_sent(key[1], key[2], rows, now)
-                elif isinstance(key, tuple) and key[0] == "people":
+                elif isinstance(key, tuple) and key[0] == "people_new" and direct and self.kind == "postgres":
+                    self._copy_into("cio_people_state", ("person_key", "identifier", "row_hash", "model", "synced_at",
+                                                         "run_id"), rows, (key[1], now.isoformat(sep=" "), key[2]))
+                elif isinstance(key, tuple) and key[0] in ("people", "people_new"):
                     self._people_synced(key[1], key[2], rows, now)
             if rows := buffers.get("forget"):
                 self._delete_keys("cio_people_state", ("model", "person_key"), rows)
@@ -549,15 +557,20 @@ class StateStore:
     def _events_inserted(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
         """New pending events (PostgreSQL): COPY straight into the ledger."""
         stamp = now.isoformat(sep=" ")
-        constants = (model, "pending", stamp, stamp, run_id)
+        self._copy_into("cio_event_ledger", ("event_key", "event_id", "row_hash", "event_at", "model", "status",
+                                             "first_attempt_at", "last_attempt_at", "run_id"),
+                        rows, (model, "pending", stamp, stamp, run_id))
+
+    def _copy_into(self, table: str, columns: Sequence[str], rows: list[tuple], constants: tuple) -> None:
+        """PostgreSQL: COPY rows (plain text and integers) + the same constants on every row
+        straight into a state table; a key already there fails it (see _write's fallback)."""
         buffer = io.StringIO()
         csv.writer(buffer).writerows(row + constants for row in rows)
         buffer.seek(0)
         cursor = self.handle.cursor()
         try:
-            cursor.copy_expert(f"copy {self.table('cio_event_ledger')} (event_key, event_id, row_hash, event_at, "
-                               "model, status, first_attempt_at, last_attempt_at, run_id) from stdin with "
-                               "(format csv, null '\\N')", buffer)
+            cursor.copy_expert(f"copy {self.table(table)} ({', '.join(columns)}) from stdin with (format csv, "
+                               "null '\\N')", buffer)
         finally:
             cursor.close()
 

@@ -1,0 +1,76 @@
+"""The state store's writes on PostgreSQL, below the exporter: the writer thread's ordering and
+the fallback from straight COPY inserts to upserts when a key is already there."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import psycopg2
+import pytest
+from conftest import pg_settings
+
+from cio_sync._state import StateStore
+
+
+class PostgresStandIn:
+    """What StateStore asks of a dbt adapter when it is handed a connection."""
+
+    @staticmethod
+    def type() -> str:
+        return "postgres"
+
+    @staticmethod
+    def quote(name: str) -> str:
+        return f'"{name}"'
+
+
+@pytest.fixture
+def store(pg_schema_factory):
+    schema = pg_schema_factory("cio_store")
+    handle = psycopg2.connect(**pg_settings())
+    store = StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=handle))
+    yield store, schema
+    store.close()
+
+
+def test_writes_run_on_the_writer_thread_and_commit_in_order(store):
+    store, schema = store
+    assert store._writer is not None
+    seen = []
+    store.in_background(lambda: seen.append(threading.current_thread().name))
+    store.events_pending("m", "run1", [(f"k{i}", f"id{i}", "h" * 32, i) for i in range(1000)], new=True)
+    first = store.flush(force=True)
+    store.events_sent("m", "run1", [(f"k{i}", f"id{i}", "h" * 32, i) for i in range(500)])
+    second = store.flush(force=True)
+    assert second == first + 1
+    store.wait(second)
+    assert store.committed(first) and store.committed(second)
+    assert seen and seen[0].startswith("cio-state")
+    statuses = dict(schema.query(f'select status, count(*) from {schema.name}.cio_event_ledger group by status'))
+    assert statuses == {"sent": 500, "pending": 500}
+
+
+def test_a_key_already_in_state_turns_the_straight_insert_into_an_upsert(store):
+    store, schema = store
+    store.people_synced("people", "run1", [("p1", "a@x.io", "1" * 32), ("p2", "b@x.io", "2" * 32)], new=True)
+    store.flush(force=True)
+    # p1 again as "new" (a model with a duplicate key, or another writer): COPY would violate the key
+    store.people_synced("people", "run2", [("p1", "c@x.io", "3" * 32), ("p3", "d@x.io", "4" * 32)], new=True)
+    store.events_pending("ev", "run2", [("k1", "id1", "5" * 32, 1), ("k1", "id1", "6" * 32, 1)], new=True)
+    store.flush(force=True)
+    store.sync()
+    rows = schema.query(f"select person_key, identifier, row_hash, run_id from {schema.name}.cio_people_state "
+                        "order by person_key")
+    assert rows == [("p1", "c@x.io", "3" * 32, "run2"), ("p2", "b@x.io", "2" * 32, "run1"),
+                    ("p3", "d@x.io", "4" * 32, "run2")]
+    ledger = schema.query(f"select event_key, status, row_hash from {schema.name}.cio_event_ledger")
+    assert ledger == [("k1", "pending", "6" * 32)]  # last one wins, once
+
+
+def test_a_failed_write_is_raised_on_the_next_call(store):
+    store, schema = store
+    store.people_synced("people", "run1", [("p1", "a@x.io", "x" * 40)], new=True)  # row_hash is varchar(32)
+    store.flush(force=True)
+    with pytest.raises(psycopg2.errors.StringDataRightTruncation):
+        store.sync()
