@@ -505,13 +505,7 @@ class StateStore:
                 writer.writerows(rows)
             else:
                 writer.writerows(["\\N" if v is None else _csv_value(v) for v in row] for row in rows)
-            buffer.seek(0)
-            cursor = self.handle.cursor()
-            try:
-                cursor.copy_expert(f"copy {temp} ({', '.join(columns)}) from stdin with (format csv, null '\\N')",
-                                   buffer)
-            finally:
-                cursor.close()
+            self._copy(f"copy {temp} ({', '.join(columns)}) from stdin with (format csv, null '\\N')", buffer)
         else:
             step = 500
             placeholders = "(" + ", ".join(["%s" if self.kind == "redshift" else "?"] * len(columns)) + ")"
@@ -566,11 +560,17 @@ class StateStore:
         straight into a state table; a key already there fails it (see _write's fallback)."""
         buffer = io.StringIO()
         csv.writer(buffer).writerows(row + constants for row in rows)
+        self._copy(f"copy {self.table(table)} ({', '.join(columns)}) from stdin with (format csv, null '\\N')",
+                   buffer)
+
+    def _copy(self, sql: str, buffer: io.StringIO) -> None:
+        """COPY ... FROM STDIN of a filled buffer, handed to the driver in one read: read in 8 KB
+        pieces, a writer thread would wait for the GIL between every two of them."""
+        size = buffer.tell() + 1
         buffer.seek(0)
         cursor = self.handle.cursor()
         try:
-            cursor.copy_expert(f"copy {self.table(table)} ({', '.join(columns)}) from stdin with (format csv, "
-                               "null '\\N')", buffer)
+            cursor.copy_expert(sql, buffer, size=size)
         finally:
             cursor.close()
 
