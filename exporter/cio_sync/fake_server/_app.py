@@ -29,7 +29,7 @@ from starlette.routing import Route
 from . import _app_api
 from ._faults import FaultInjector, Outcome
 from ._settings import Settings
-from ._store import MemoryStore, Store, person_key
+from ._store import Accepted, MemoryStore, Store, person_key
 from ._validation import (
     IDENTIFIER_KINDS,
     PERSON_ACTIONS,
@@ -320,8 +320,8 @@ class FakeTrackApp:
         store = self.store
         rejected = store.counters.items_rejected
         max_item_bytes = self.settings.max_item_bytes
-        accept = context.accept
         dumps = orjson.dumps
+        valid: list[Accepted] = []
         errors: list[dict[str, Any]] = []
         for index, item in enumerate(batch):
             raw = dumps(item)
@@ -329,8 +329,10 @@ class FakeTrackApp:
             if isinstance(result, ItemError):
                 errors.append(result.for_batch(index))
                 rejected[_action_label(item)] += 1
-            elif accept:
-                store.accept(item, result, raw)
+            else:
+                valid.append((item, result, raw))
+        if context.accept:
+            store.accept_all(valid)
         store.end_request()
         context.items = len(batch)
         context.rejected = len(errors)

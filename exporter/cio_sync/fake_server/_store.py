@@ -22,6 +22,9 @@ from ._validation import Identifier
 
 RECORD_FILE = "accepted.ndjson"
 
+Accepted = tuple[dict[str, Any], Identifier, bytes]
+"""A validated item, the person it is about, and its compact JSON (what disk recording writes)."""
+
 
 class Counters:
     """Totals since start or the last reset."""
@@ -91,18 +94,34 @@ class Store:
 
     def accept(self, item: dict[str, Any], identifier: Identifier, raw: bytes) -> None:
         """Record a validated item; ``raw`` is its compact JSON, reused by disk recording."""
-        action = item["action"]
-        self.counters.items_accepted[action] += 1
-        if action == "event":
-            event_id = item.get("id")
-            if event_id is not None:
-                # ULIDs are case-insensitive, so both spellings are the same event.
-                key = event_id.upper()
-                if key in self._seen_event_ids:
-                    self.counters.duplicates += 1
-                    return
-                self._seen_event_ids.add(key)
-        self._record(action, item, identifier, raw)
+        self.accept_all([(item, identifier, raw)])
+
+    def accept_all(self, entries: list[Accepted]) -> None:
+        """Record validated items in request order: count them all, drop events already seen
+        (they still count as accepted, as Customer.io answers them like any other), and hand
+        the rest to the recording mode in one call."""
+        actions = [entry[0]["action"] for entry in entries]
+        self.counters.items_accepted.update(actions)
+        if "event" in actions:
+            entries = [entry for entry in entries if not self._seen_before(entry[0])]
+        if entries:
+            self._record_all(entries)
+
+    def _seen_before(self, item: dict[str, Any]) -> bool:
+        """True for an event whose id was accepted before (counted as a duplicate); an event
+        with a new id is remembered."""
+        if item["action"] != "event":
+            return False
+        event_id = item.get("id")
+        if event_id is None:
+            return False
+        # ULIDs are case-insensitive, so both spellings are the same event.
+        key = event_id.upper()
+        if key in self._seen_event_ids:
+            self.counters.duplicates += 1
+            return True
+        self._seen_event_ids.add(key)
+        return False
 
     def merge(self, primary: Identifier, secondary: Identifier, raw: bytes) -> None:
         """Record a v1 ``merge_customers`` call."""
@@ -132,9 +151,7 @@ class Store:
         """Mode-specific figures merged into ``/_fake/stats``."""
         return {"record": self.mode}
 
-    def _record(
-        self, action: str, item: dict[str, Any], identifier: Identifier, raw: bytes
-    ) -> None:
+    def _record_all(self, entries: list[Accepted]) -> None:
         raise NotImplementedError
 
     def _merge(self, primary: Identifier, secondary: Identifier, raw: bytes) -> None:
@@ -169,9 +186,11 @@ class MemoryStore(Store):
             "merges": len(self.merges),
         }
 
-    def _record(
-        self, action: str, item: dict[str, Any], identifier: Identifier, raw: bytes
-    ) -> None:
+    def _record_all(self, entries: list[Accepted]) -> None:
+        for item, identifier, _ in entries:
+            self._record(item["action"], item, identifier)
+
+    def _record(self, action: str, item: dict[str, Any], identifier: Identifier) -> None:
         now = int(time.time())
         if action == "identify":
             self._identify(identifier, item.get("attributes", {}), item.get("timestamp", now))
@@ -255,10 +274,10 @@ class DiskStore(Store):
         self.path = record_dir / RECORD_FILE
         self._file: BinaryIO = open(self.path, "ab", buffering=1 << 20)
 
-    def _record(
-        self, action: str, item: dict[str, Any], identifier: Identifier, raw: bytes
-    ) -> None:
-        self._file.write(raw + b"\n")
+    def _record_all(self, entries: list[Accepted]) -> None:
+        # One write per request rather than one per item.
+        self._file.write(b"\n".join([entry[2] for entry in entries]))
+        self._file.write(b"\n")
 
     def _merge(self, primary: Identifier, secondary: Identifier, raw: bytes) -> None:
         self._file.write(raw + b"\n")
