@@ -3,9 +3,11 @@ another, people before events, with a summary and a results artifact at the end.
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -306,6 +308,10 @@ class Exporter:
         return passing, results
 
     def run(self) -> RunSummary:
+        with _collector_tuned():
+            return self._run()
+
+    def _run(self) -> RunSummary:
         opts = self.options
         started = time.time()
         artifacts = Artifacts.load(opts.dbt.target_path)
@@ -342,6 +348,7 @@ class Exporter:
                 # People first: an event for a person whose identify was rejected is held back.
                 ordered = sorted(models, key=lambda m: m.is_event)
                 people_done = False
+                gc.freeze()  # the manifest and the adapter, loaded since: out of the collector's sight too
                 for model in ordered:
                     if model.is_event and not people_done:
                         self._handle(sink.drain())
@@ -741,6 +748,23 @@ class Exporter:
             sent=result.items_accepted, rejected=result.rejected, skipped=result.skipped, deleted=result.deleted,
             status=status, message=result.message, lag_p50_seconds=percentile(result.lags, 0.5),
             lag_p95_seconds=percentile(result.lags, 0.95))
+
+
+@contextmanager
+def _collector_tuned():
+    """Streaming makes several short-lived tuples, dicts and bytes per row, none in a cycle (they
+    are freed by reference counting). With the default thresholds the cyclic collector runs
+    every 700 allocations and its older generations walk every object dbt loaded at start-up:
+    a third of the exporter's time in a first sync. Start-up objects are moved out of its sight
+    (gc.freeze) and it runs every 50,000 allocations; both are undone afterwards."""
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 @dataclass(frozen=True)
