@@ -46,7 +46,8 @@ from ._errors import ConfigError
 SCHEMA_VERSION = 1
 DEFAULT_SCHEMA = "cio_sync_state"
 FLUSH_SECONDS = 2.0
-FLUSH_ROWS = 50_000
+FLUSH_ROWS = 20_000
+MAX_QUEUED_WRITES = 2  # writes handed to the writer thread and not yet committed, at most
 
 T_KEY = "varchar(1024)"
 T_TEXT = "varchar(4096)"
@@ -289,6 +290,11 @@ class StateStore:
             f"select s.person_key, s.identifier from {self.table('cio_people_state')} s where s.model = {lit}{extra} "
             f"and not exists (select 1 from ({source_sql}) h where h.__key = s.person_key)")]
 
+    def has_rows(self, model: str, events: bool) -> bool:
+        """Whether the model has anything in state (people synced, or events in the ledger)."""
+        table = self.table("cio_event_ledger" if events else "cio_people_state")
+        return bool(self.execute(f"select 1 from {table} where model = {self._lit(model)} limit 1"))
+
     def has_history(self, model: str) -> bool:
         rows = self.execute(f"select 1 from {self.table('cio_event_ledger')} where model = {self._lit(model)} limit 1")
         if rows:
@@ -409,6 +415,8 @@ class StateStore:
             self._done_seq = self._seq
         else:
             self._writes.append((self._seq, self._writer.submit(self._on_writer, self._write, buffers)))
+            while len(self._writes) > MAX_QUEUED_WRITES:  # the warehouse sets the pace: memory stays bounded
+                self.wait(self._writes[0][0])
         return self._seq
 
     def in_background(self, task: Callable[[], Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from ._model import DATE, NUMBER, TIMESTAMP, Column, SyncModel
 
 FETCH_ROWS = 10_000
-PREFETCH = 2
+PREFETCH = 1  # chunks fetched ahead (each ~10,000 rows): enough to hide the wait, little memory
 
 
 class Dialect:
@@ -56,8 +56,11 @@ class Dialect:
 
 class PostgresDialect(Dialect):
     # PostgreSQL pulls a plain subquery up into the outer query, copying the md5 expression into
-    # every condition that uses it (the anti-joins) and the output: OFFSET 0 keeps it a
-    # subquery, which halves the warehouse's work for a first sync.
+    # every place that uses it: the state anti-join, the rejects anti-join and the output. When
+    # most rows are new (a first sync) that is three md5s per row; OFFSET 0 keeps the subquery
+    # and computes it once, halving the warehouse's work. When most rows are unchanged the copy
+    # is cheaper (one md5 per row, the rest filtered out before the others), so it is used only
+    # for first syncs (see build_query's `first`).
     fence = "\n    offset 0"
 
 
@@ -113,7 +116,8 @@ class StateTables:
     rejects: str
 
 
-def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str | None) -> tuple[str, list[str]]:
+def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str | None,
+                   fence: bool = False) -> tuple[str, list[str]]:
     q = dialect.quote
 
     def value(column: Column) -> str:
@@ -147,16 +151,17 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
         dialect.hash_part(alias, model.attributes[i].kind) for i, alias in enumerate(attrs)]
     row_hash = dialect.md5(" || '|' || ".join(parts) if parts else "''")
     names = list(head) + list(attrs)
-    source = f"select m.*, {row_hash} as __hash from (\n    {sql}\n) m{dialect.fence}"
+    source = f"select m.*, {row_hash} as __hash from (\n    {sql}\n) m{dialect.fence if fence else ''}"
     return source, names
 
 
 def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str | None = None,
                 state: StateTables | None = None, full_refresh: bool = False,
-                retry_rejects: bool = False) -> ModelQuery:
+                retry_rejects: bool = False, first: bool = False) -> ModelQuery:
     """The model's SELECT: with `state`, only what changed since the last acknowledged sync
-    (an anti-join in the warehouse; previous state is never loaded into memory)."""
-    source, names = _hashed_source(model, dialect, relation, where)
+    (an anti-join in the warehouse; previous state is never loaded into memory). `first`: most
+    rows are expected to be sent (nothing in state yet, or a full refresh)."""
+    source, names = _hashed_source(model, dialect, relation, where, fence=first)
     attrs = [n for n in names if n.startswith("a") and n[1:].isdigit()]
     lit = "'" + model.name.replace("'", "''") + "'"
     if model.is_event:
