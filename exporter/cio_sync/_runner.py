@@ -85,6 +85,8 @@ class ModelResult:
     finished_at: float | None = None
     first_item: bytes | None = None  # shown by --dry-run
     lags: list[float] = field(default_factory=list)  # send time - event time, seconds
+    # Epoch seconds: started_at, first_row_at, last_row_at, last_ack_at, committed_at (see timing_dict)
+    timing: dict = field(default_factory=dict)
 
     def reject(self, reject: Reject) -> None:
         self.rejected += 1
@@ -131,7 +133,25 @@ class ModelResult:
             "reject_reasons": dict(self.reject_reasons),
             "rejects": [r.as_dict() for r in self.reject_sample],
             "execution_time": round((self.finished_at or time.time()) - (self.started_at or time.time()), 3),
+            "timing": self.timing_dict(),
         }
+
+    def timing_dict(self) -> dict:
+        """Where the model's time went. end_to_end_seconds = first row read to last state commit;
+        before_first_row_seconds = build proof, baseline and the warehouse's work until the first
+        rows arrive; streaming_seconds = first to last row read; tail_seconds = last row read to
+        last answer and last state commit."""
+        t = self.timing
+        out = {k: round(v, 3) for k, v in t.items()}
+
+        def span(a: str, b: str) -> float | None:
+            return round(t[b] - t[a], 3) if a in t and b in t else None
+
+        out.update(end_to_end_seconds=span("first_row_at", "committed_at"),
+                   before_first_row_seconds=span("started_at", "first_row_at"),
+                   streaming_seconds=span("first_row_at", "last_row_at"),
+                   tail_seconds=span("last_row_at", "committed_at"))
+        return out
 
 
 @dataclass
@@ -145,6 +165,14 @@ class RunSummary:
     elapsed: float = 0.0
     error: str | None = None
     exit_code: int = 0
+    timing: dict = field(default_factory=dict)
+    _last_mark: float = 0.0
+
+    def mark(self, name: str, since: float | None = None) -> None:
+        """Record the seconds since the previous mark (or `since`) under `name`."""
+        now = time.time()
+        self.timing[name] = round(now - (since if since is not None else self._last_mark), 3)
+        self._last_mark = now
 
     def compute_exit_code(self) -> int:
         statuses = {r.status for r in self.results}
@@ -164,6 +192,7 @@ class RunSummary:
                 "dry_run": self.dry_run,
             },
             "elapsed_time": round(self.elapsed, 3),
+            "timing": self.timing,
             "exit_code": self.exit_code,
             "error": self.error,
             "results": [r.as_dict() for r in self.results],
@@ -321,6 +350,8 @@ class Exporter:
         summary = RunSummary(invocation_id=self.run_id, dbt_invocation_id=artifacts.invocation_id,
                              dry_run=opts.dry_run, started_at=started, results=[])
         specs, results = self.plan(artifacts)
+        mark = summary.mark
+        mark("artifacts_seconds", started)  # manifest, run results, selection, gates
         summary.results = sorted(results, key=lambda r: (r.kind != "people", r.model))
         by_id = {r.unique_id: r for r in summary.results}
         for result in summary.results:
@@ -341,6 +372,7 @@ class Exporter:
                 client.close()
                 raise
             sink = ClientSink(client)
+        mark("preflight_seconds")
         adapter = None
         try:
             adapter = open_adapter(opts.dbt, artifacts)
@@ -348,6 +380,7 @@ class Exporter:
                 self.state = StateStore(adapter, opts.state_schema, read_only=opts.dry_run).open()
                 models = [spec.resolve(relation_columns(adapter, spec)) for spec in specs]
                 snapshot = int(time.time())
+                mark("connect_seconds")  # adapter, state connection and tables, model columns
                 # People first: an event for a person whose identify was rejected is held back.
                 ordered = sorted(models, key=lambda m: m.is_event)
                 people_done = False
@@ -366,6 +399,7 @@ class Exporter:
                 self.state.flush(force=True)
                 for model in ordered:
                     self._log_run_end(model, by_id[model.spec.unique_id])
+                mark("models_seconds")
         finally:
             sink.close()
             if self.state is not None:
@@ -377,6 +411,7 @@ class Exporter:
             if result.status != "blocked" or result.message:
                 self.reporter.model_done(result)
         summary.transport = dict(sink.stats)
+        mark("shutdown_seconds")  # closing connections and the sender
         summary.elapsed = time.time() - started
         summary.exit_code = summary.compute_exit_code()
         return summary
@@ -400,7 +435,12 @@ class Exporter:
                 return
             state.run_started(self.run_id, model.name, shard, artifacts.invocation_id)
             self._sync_model(adapter, artifacts, model, snapshot, sink, result)
-            result.finished_at = time.time()  # execution_time is this model's, not the whole run's
+            # The model's own tail: every batch answered, the state it produced committed.
+            self._handle(sink.drain())
+            result.timing["last_ack_at"] = time.time()
+            state.flush(force=True)
+            state.sync()
+            result.finished_at = result.timing["committed_at"] = time.time()
             if result.status == "pending" and not opts.dry_run:
                 state.save_payload_schema(model.name, model.spec.identifier_kind, model.payload_schema())
         finally:
@@ -431,7 +471,7 @@ class Exporter:
     def _sync_model(self, adapter, artifacts: Artifacts, model: SyncModel, snapshot: int, sink,
                     result: ModelResult) -> None:
         opts, state = self.options, self.state
-        result.started_at = time.time()
+        result.started_at = result.timing["started_at"] = time.time()
         dialect = dialect_for(adapter)
         relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
                                            identifier=model.spec.alias).render()
@@ -477,6 +517,8 @@ class Exporter:
             if not self._built_by_checked_run(reader, model, relation, artifacts, result):
                 return
             for rows in reader.stream(query.sql):
+                if not result.rows_scanned:
+                    result.timing["first_row_at"] = time.time()
                 result.rows_scanned += len(rows)
                 result.changed += len(rows)
                 now = utcnow()
@@ -560,6 +602,8 @@ class Exporter:
                 state.flush()
                 state.heartbeat_if_due(model.name, opts.shard_label, self.run_id, opts.lease_ttl)
                 progress(result)
+            result.timing["last_row_at"] = time.time()
+            result.timing.setdefault("first_row_at", result.timing["last_row_at"])  # no rows
         last = packer.flush()
         if last is not None:
             gated.append((pending_seq, last))
