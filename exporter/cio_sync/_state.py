@@ -48,6 +48,7 @@ DEFAULT_SCHEMA = "cio_sync_state"
 FLUSH_SECONDS = 2.0
 FLUSH_ROWS = 20_000
 MAX_QUEUED_WRITES = 2  # writes handed to the writer thread and not yet committed, at most
+ANALYZE_MIN_ROWS = 10_000  # new ledger rows before its statistics are refreshed (see _keep_ledger_analyzed)
 
 T_KEY = "varchar(1024)"
 T_TEXT = "varchar(4096)"
@@ -126,6 +127,8 @@ class StateStore:
         self._seq = 0  # last flush handed over
         self._done_seq = 0  # last flush known committed
         self._open_rejects: set[str] | None = None  # models with unresolved rejects
+        self._ledger_rows = 0  # ledger rows its statistics know of (PostgreSQL), and inserted since
+        self._ledger_growth = 0
 
     @property
     def writable(self) -> bool:
@@ -167,6 +170,10 @@ class StateStore:
             self.available = True
             self._open_rejects = {r[0] for r in self.execute(
                 f"select distinct model from {self.table('cio_rejects')} where resolved_at is null")}
+            if self.kind == "postgres":
+                rows = self.execute("select reltuples from pg_class where oid = to_regclass(%s)",
+                                    (self.table("cio_event_ledger"),))
+                self._ledger_rows = max(0, int(rows[0][0] or 0)) if rows else 0
             self.commit()
             if self.kind == "postgres":
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cio-state")
@@ -456,6 +463,7 @@ class StateStore:
         self.wait(self._seq)
 
     def _write(self, buffers: dict, direct: bool = True) -> None:
+        inserted = 0
         try:
             now = utcnow()
             if rows := buffers.get("ledger"):
@@ -463,6 +471,7 @@ class StateStore:
             for key, rows in buffers.items():
                 if isinstance(key, tuple) and key[0] == "pending_new" and direct and self.kind == "postgres":
                     self._events_inserted(key[1], key[2], rows, now)
+                    inserted += len(rows)
                 elif isinstance(key, tuple) and key[0] in ("pending", "pending_new"):
                     self._events_pending(key[1], key[2], rows, now)
             for key, rows in buffers.items():
@@ -480,6 +489,8 @@ class StateStore:
             if rows := buffers.get("resolved"):
                 self._resolve(rows)
             self.commit()
+            if inserted:
+                self._keep_ledger_analyzed(inserted)
         except BaseException as exc:
             self._rollback()
             if direct and type(exc).__name__ == "UniqueViolation":  # a key seen twice: upsert instead
@@ -586,14 +597,26 @@ class StateStore:
         if self.kind != "postgres":
             self._upsert_ledger([(model, k, i, "sent", h, at, None, now, now, run_id, None) for k, i, h, at in rows])
             return
-        # The row exists: it was committed as pending before the request that carried it.
+        # The row exists: it was committed as pending before the request that carried it. One
+        # primary-key lookup per key, as long as the ledger's statistics are not far behind (see
+        # _keep_ledger_analyzed).
         ledger = self.table("cio_event_ledger")
-        temp = self._stage("cio_event_ledger", [(r[0],) for r in rows], ["event_key"], plain=True)
         self.execute(
             f"update {ledger} set status = 'sent', sent_at = {self._ts(now)}, last_attempt_at = {self._ts(now)}, "
-            f"run_id = {self._lit(run_id)}, reason = null from {temp} s "
-            f"where {ledger}.model = {self._lit(model)} and {ledger}.event_key = s.event_key")
-        self.execute(f"drop table {temp}")
+            f"run_id = {self._lit(run_id)}, reason = null where model = {self._lit(model)} and event_key = any(%s)",
+            ([r[0] for r in rows],))
+
+    def _keep_ledger_analyzed(self, inserted: int) -> None:
+        """PostgreSQL: ANALYZE the ledger each time it has doubled since its statistics were taken.
+        A first sync of a large model starts with statistics of a nearly empty ledger; the planner
+        then takes the model's whole ledger for a few rows and scans it for every update (time
+        growing with the ledger: minutes for a million events). Autovacuum catches up only later."""
+        self._ledger_growth += inserted
+        if self._ledger_growth >= max(ANALYZE_MIN_ROWS, self._ledger_rows):
+            self.execute(f"analyze {self.table('cio_event_ledger')}")
+            self.commit()
+            self._ledger_rows += self._ledger_growth
+            self._ledger_growth = 0
 
     def _merge(self, table: str, temp: str, columns: list[str], keys: Sequence[str], update: Sequence[str],
                update_exprs: dict[str, str] | None = None) -> None:
