@@ -115,12 +115,15 @@ class Encoder:
         # nulls, so a value that became null is removed; a first identify leaves them out.
         self.send_nulls = model.spec.option("null_as") == "null"
         self.rename: dict[str, str] = {}  # event name -> name sent (backfill: rename)
+        self.valid_names: set[str] = set()  # event names already checked
         self.encode: Callable[[tuple], Item | Reject] = self._event if model.is_event else self._person
 
     def _reject(self, key, column, reason, message) -> Reject:
         return Reject(self.model.name, None if key is None else str(key), column, reason, message)
 
     def _identifier(self, value, key) -> str | Reject:
+        if type(value) is str and 0 < len(value) <= MAX_IDENTIFIER_BYTES // 4 and not value.isspace():
+            return value  # the common case: at most 4 bytes a character, so within the limit
         if value is None or not str(value).strip():
             return self._reject(key, self.id_column, "null_identifier", "the identifier is empty")
         value = str(value)
@@ -226,13 +229,15 @@ class Encoder:
             return self._reject(
                 key, self.model.timestamp.name, "timestamp_before_1970", "event times before 1970 cannot be sent"
             )
-        if not name or len(name.encode()) > MAX_EVENT_NAME_BYTES:
+        if name not in self.valid_names and (not name or len(name.encode()) > MAX_EVENT_NAME_BYTES):
             column = self.model.event_name_column.name if self.model.event_name_column else None
             return self._reject(
                 key, column, "invalid_event_name", f"event name must be 1 to {MAX_EVENT_NAME_BYTES} bytes"
             )
+        if len(self.valid_names) < 1000:
+            self.valid_names.add(name)
         attributes = self._attributes(row, key, check_value_size=False)
-        if isinstance(attributes, Reject):
+        if type(attributes) is Reject:
             return attributes
         event_id = event_ulid(epoch_ms, hash_hex)
         data = self._dump(
