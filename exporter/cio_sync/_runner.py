@@ -303,6 +303,7 @@ class Exporter:
         # identify is acknowledged (meta.cio.on_identifier_change: merge).
         self.merges: dict[str, tuple] = {}
         self.acknowledged: set[str] = set()
+        self.allocator: _Allocator | None = None
 
     # -- planning: everything that can fail before a single row is read -------------------
     def plan(self, artifacts: Artifacts) -> tuple[list[ModelSpec], list[ModelResult]]:
@@ -339,7 +340,7 @@ class Exporter:
         return passing, results
 
     def run(self) -> RunSummary:
-        _fixed_mmap_threshold()
+        self.allocator = _Allocator()
         with _collector_tuned():
             return self._run()
 
@@ -601,6 +602,7 @@ class Exporter:
                 self._handle(sink.poll())
                 state.flush()
                 state.heartbeat_if_due(model.name, opts.shard_label, self.run_id, opts.lease_ttl)
+                self.allocator.trim()
                 progress(result)
             result.timing["last_row_at"] = time.time()
             result.timing.setdefault("first_row_at", result.timing["last_row_at"])  # no rows
@@ -798,33 +800,46 @@ class Exporter:
             lag_p95_seconds=percentile(result.lags, 0.95))
 
 
-def _fixed_mmap_threshold() -> None:
-    """glibc only: serve every allocation over 128 KB (request bodies, COPY buffers, fetched
-    chunks) with its own mapping, returned to the system when freed. By default glibc raises
-    that threshold after such a block is freed, after which the ~500 KB bodies made and dropped
-    for every request come from the heap and its per-thread arenas and stay resident: about
-    50 MB more peak memory in a first sync. Elsewhere (musl, macOS) nothing is changed."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
+class _Allocator:
+    """glibc's allocator, tuned for a streaming process with threads (elsewhere, musl or macOS,
+    both steps do nothing).
+
+    - Every allocation over 128 KB (request bodies, COPY buffers, fetched chunks) gets its own
+      mapping, returned to the system when freed. By default glibc raises that threshold after
+      such a block is freed, after which the ~500 KB bodies made and dropped for every request
+      come from the heaps and stay resident: about 50 MB more peak memory in a first sync.
+    - Memory freed in the sender, reader and writer threads' heaps is only given back to the
+      system by malloc_trim: called at most once a second while streaming (a few milliseconds).
+    """
+
+    def __init__(self) -> None:
+        self._libc = None
+        self._last_trim = 0.0
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+            libc.malloc_trim.argtypes = [ctypes.c_size_t]
+            self._libc = libc
+        except (OSError, AttributeError):
+            pass
+
+    def trim(self) -> None:
+        if self._libc is not None and time.monotonic() - self._last_trim > 1.0:
+            self._libc.malloc_trim(0)
+            self._last_trim = time.monotonic()
 
 
 @contextmanager
 def _collector_tuned():
-    """Streaming makes several short-lived tuples, dicts and bytes per row, none in a cycle (they
-    are freed by reference counting). With the default thresholds the cyclic collector runs
-    every 700 allocations and its older generations walk every object dbt loaded at start-up:
-    a third of the exporter's time in a first sync. Start-up objects are moved out of its sight
-    (gc.freeze) and it runs every 50,000 allocations; both are undone afterwards."""
-    previous = gc.get_threshold()
+    """Objects that exist before streaming (dbt, its adapters, the manifest: a large heap) are
+    moved out of the cyclic collector's sight with gc.freeze. Its collections of the oldest
+    generation walked all of them again and again: a third of the exporter's time in a first
+    sync. The thresholds stay the default ones: young cycles (httpx makes a few per request,
+    each holding its ~500 KB body) are freed soon, so memory stays flat. Undone afterwards."""
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
     try:
         yield
     finally:
-        gc.set_threshold(*previous)
         gc.unfreeze()
 
 
