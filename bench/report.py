@@ -19,16 +19,18 @@ NOTES = BENCH / "notes.md"
 # -------------------------------------------------------------------------------- profiles
 
 # Where the main thread is, decided by the first of these frames found in a stack (most specific
-# first). The main thread reads, encodes, packs and submits; worker threads (cio-track_*) send.
+# first). The main thread encodes, packs and submits; a reader thread (cio-read) fetches the next
+# chunk, the state writer (cio-state) runs the state writes, sender threads (cio-track_*) send.
 PHASES = (
-    ("state writes (COPY + upsert, commit)", ("StateStore.flush", "StateStore._upsert", "StateStore._stage",
-                                              "StateStore.close")),
+    ("waiting for a pending-events write to commit (gated batches)", ("Exporter._release", "StateStore.wait")),
+    ("state writes handed over / waited for", ("StateStore.flush", "StateStore.sync", "StateStore._upsert",
+                                               "StateStore._stage", "StateStore.close")),
     ("event baseline (first sync)", ("StateStore.record_baseline",)),
     ("build proof query", ("Exporter._built_by_checked_run",)),
     ("waiting for a send slot (backpressure)", ("TrackClient.submit",)),
     ("waiting for the last answers (drain)", ("TrackClient.drain", "ClientSink.drain")),
     ("outcomes -> state buffers", ("Exporter._handle",)),
-    ("reading rows (PostgreSQL cursor, psycopg2)", ("SnapshotReader.stream",)),
+    ("waiting for the reader thread's next chunk", ("SnapshotReader.stream",)),
     ("encoding items (orjson, checks)", ("Encoder._person", "Encoder._event", "Encoder._attributes",
                                          "Encoder._dump", "Encoder._identifier", "event_ulid")),
     ("packing batches", ("BatchPacker.add", "BatchPacker.flush")),
@@ -50,12 +52,14 @@ def _function(frame: str) -> str:
 
 def summarize_profile(path: Path, top: int = 12) -> dict:
     """Shares of wall time (py-spy --idle) of the main thread by phase, its top leaf functions, and
-    the worker threads' top leaf functions."""
+    the other threads' samples and top leaf functions: senders (cio-track_*), the reader
+    (cio-read) and the state writer (cio-state)."""
     main_phase: Counter = Counter()
     main_leaf: Counter = Counter()
-    work_leaf: Counter = Counter()
-    main_total = work_total = 0
-    workers: set[str] = set()
+    leaves: dict[str, Counter] = {"sender": Counter(), "reader": Counter(), "writer": Counter()}
+    totals: Counter = Counter()
+    main_total = 0
+    senders: set[str] = set()
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -77,18 +81,28 @@ def summarize_profile(path: Path, top: int = 12) -> dict:
                 if any(m in joined for m in markers):
                     main_phase[phase] += n
                     break
-        else:
-            workers.add(name)
-            work_total += n
-            work_leaf[leaf] += n
+            continue
+        group = "reader" if name.startswith("cio-read") else "writer" if name.startswith("cio-state") else "sender"
+        if group == "sender":
+            senders.add(name)
+        totals[group] += n
+        leaves[group][leaf] += n
     rate = 100.0  # --rate 100
+
+    def shares(counter: Counter, total: int) -> list:
+        return [(f, round(100 * n / total, 1)) for f, n in counter.most_common(top)] if total else []
+
     return {
         "main_seconds": round(main_total / rate, 1),
         "main_phases": [(p, round(100 * n / main_total, 1)) for p, n in main_phase.most_common()] if main_total else [],
-        "main_top": [(f, round(100 * n / main_total, 1)) for f, n in main_leaf.most_common(top)] if main_total else [],
-        "worker_seconds": round(work_total / rate, 1),
-        "worker_threads": len(workers),
-        "worker_top": [(f, round(100 * n / work_total, 1)) for f, n in work_leaf.most_common(top)] if work_total else [],
+        "main_top": shares(main_leaf, main_total),
+        "worker_seconds": round(totals["sender"] / rate, 1),
+        "worker_threads": len(senders),
+        "worker_top": shares(leaves["sender"], totals["sender"]),
+        "reader_seconds": round(totals["reader"] / rate, 1),
+        "reader_top": shares(leaves["reader"], totals["reader"]),
+        "writer_seconds": round(totals["writer"] / rate, 1),
+        "writer_top": shares(leaves["writer"], totals["writer"]),
     }
 
 
@@ -434,6 +448,11 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
         w(f"Sender threads ({p['worker_threads']}), top functions"
           + (" (GIL held):\n" if gil else " (all their samples; `_worker` = idle in the pool):\n"))
         w(_table(["function", "share"], [[f"`{fn}`", f"{s}%"] for fn, s in p["worker_top"][:8]]) + "\n")
+        for group, title in (("writer", "State writer thread (cio-state)"), ("reader", "Reader thread (cio-read)")):
+            if p.get(f"{group}_top"):
+                w(f"{title}: {p[f'{group}_seconds']} s of samples" + (" (GIL held)" if gil else ", waits included")
+                  + ", top functions:\n")
+                w(_table(["function", "share"], [[f"`{fn}`", f"{s}%"] for fn, s in p[f"{group}_top"][:6]]) + "\n")
 
     w("## Analysis\n")
     w(NOTES.read_text().strip() + "\n" if NOTES.exists() else "(bench/notes.md is missing)\n")

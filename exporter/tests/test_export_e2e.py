@@ -114,6 +114,20 @@ def test_every_person_and_event_arrives_as_the_marts_say(built, server):
         m: "success" for m in ["cio_people", *EVENT_MODELS]
     }
     assert results["metadata"]["dbt_invocation_id"] == built.manifest()["metadata"]["invocation_id"]
+    # Timing: each model's moments in order, and a model's work (its last answer, its last state
+    # commit) ends before the next model starts; the run's phases add up to its elapsed time.
+    moments = ("started_at", "first_row_at", "last_row_at", "last_ack_at", "committed_at")
+    ordered = sorted(results["results"], key=lambda r: r["timing"]["started_at"])
+    for result, following in zip(ordered, ordered[1:] + [None], strict=True):
+        timing = result["timing"]
+        assert [timing[m] for m in moments] == sorted(timing[m] for m in moments), result["model"]
+        assert timing["end_to_end_seconds"] == pytest.approx(timing["committed_at"] - timing["first_row_at"], abs=0.01)
+        if following is not None:
+            assert timing["committed_at"] <= following["timing"]["started_at"]
+    phases = results["timing"]
+    assert set(phases) == {"artifacts_seconds", "preflight_seconds", "connect_seconds", "models_seconds",
+                           "shutdown_seconds"}
+    assert sum(phases.values()) == pytest.approx(results["elapsed_time"], abs=0.05)
     # Keys never appear in output or artifacts.
     assert KEY not in proc.stdout + proc.stderr + json.dumps(results)
 
