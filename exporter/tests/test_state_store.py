@@ -9,20 +9,17 @@ from types import SimpleNamespace
 import psycopg2
 import pytest
 from conftest import pg_settings
+from test_redshift_state_sql import RedshiftAdapterStandIn
 
 from cio_sync._state import StateStore
 
 
-class PostgresStandIn:
-    """What StateStore asks of a dbt adapter when it is handed a connection."""
+class PostgresStandIn(RedshiftAdapterStandIn):
+    """What StateStore asks of a dbt adapter when it is handed a connection, for PostgreSQL."""
 
     @staticmethod
     def type() -> str:
         return "postgres"
-
-    @staticmethod
-    def quote(name: str) -> str:
-        return f'"{name}"'
 
 
 @pytest.fixture
