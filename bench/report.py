@@ -312,7 +312,8 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
       "it (default `--concurrency 8`, `--rate-limit 100`, `--batch-bytes 500000`).")
     w("- **End to end** = first row read to last state commit: the model's `timing.end_to_end_seconds` in the "
       "JSON summary (from the moment the first rows arrive from the warehouse until every batch is answered and "
-      "the state it produced is committed). **Start-up** = process wall time − end to end: interpreter and "
+      "the state it produced is committed; for a run that sends nothing, the model's whole `execution_time`). "
+      "**Start-up** = process wall time − end to end: interpreter and "
       "imports, dbt project/profile, manifest, selection, preflight (region check over HTTPS), connections, "
       "state DDL, the model's build proof and the warehouse's work until its first rows, and at exit the results "
       "file (the summary's `timing` splits it). **Wall** = the process, measured by the parent.")

@@ -287,8 +287,10 @@ class Export:
         transport = summary.get("transport") or {}
         # End to end as the issue defines it: first row read to last state commit (per model, from
         # the summary's timing); the model's whole execution_time is kept beside it.
-        exec_time = sum((r.get("timing") or {}).get("end_to_end_seconds") or r.get("execution_time") or 0
-                        for r in results)
+        # A model that sent nothing (a no-change rerun) has no such span worth the name: its whole
+        # execution_time (mostly the warehouse's diff) stands in for it.
+        exec_time = sum(((r.get("timing") or {}).get("end_to_end_seconds") if r.get("items_sent")
+                         else r.get("execution_time")) or 0 for r in results)
         model_time = sum(r.get("execution_time") or 0 for r in results)
         timing = summary.get("timing") or {}
         elapsed = summary.get("elapsed_time") or 0.0

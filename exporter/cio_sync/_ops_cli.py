@@ -261,7 +261,7 @@ def _build(cli, main: click.Group) -> list[click.Command]:
         the same email, and the person's latest events from the selected event models are in their
         recent activity with the right timestamps. Exit 1 when anything differs."""
         from ._app_api import AppApiClient, app_settings_from_env
-        from ._dbt import Artifacts, select_models
+        from ._dbt import Artifacts
         from ._model import ModelSpec
         from ._reconcile import find_model, report_json
         from ._reconcile import spot_check as run_spot_check
@@ -273,10 +273,9 @@ def _build(cli, main: click.Group) -> list[click.Command]:
                 parse_duration(activity_window)
             settings = app_settings_from_env()
             ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
-            state_schema = state_schema or ctx.vars.get("cio_state_schema") or "cio_sync_state"
+            state_schema = cli._state_schema(state_schema, ctx)
             artifacts = Artifacts.load(ctx.target_path)
-            ids = select_models(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
-            specs = [s for s in (ModelSpec.from_node(artifacts.node(i)) for i in ids) if s is not None]
+            specs = cli._synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
             specs = [s for s in specs if s.meta.get("enabled") is not False]
             if people_model:
                 people = ModelSpec.from_node(find_model(artifacts, people_model))

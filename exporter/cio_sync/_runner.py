@@ -85,7 +85,7 @@ class ModelResult:
     finished_at: float | None = None
     first_item: bytes | None = None  # shown by --dry-run
     lags: list[float] = field(default_factory=list)  # send time - event time, seconds
-    # Epoch seconds: started_at, first_row_at, last_row_at, last_ack_at, committed_at (see timing_dict)
+    # Epoch seconds: first_row_at, last_row_at, last_ack_at, committed_at (see timing_dict)
     timing: dict = field(default_factory=dict)
 
     def reject(self, reject: Reject) -> None:
@@ -141,7 +141,7 @@ class ModelResult:
         before_first_row_seconds = build proof, baseline and the warehouse's work until the first
         rows arrive; streaming_seconds = first to last row read; tail_seconds = last row read to
         last answer and last state commit."""
-        t = self.timing
+        t = dict(self.timing, started_at=self.started_at) if self.started_at is not None else self.timing
         out = {k: round(v, 3) for k, v in t.items()}
 
         def span(a: str, b: str) -> float | None:
@@ -472,7 +472,7 @@ class Exporter:
     def _sync_model(self, adapter, artifacts: Artifacts, model: SyncModel, snapshot: int, sink,
                     result: ModelResult) -> None:
         opts, state = self.options, self.state
-        result.started_at = result.timing["started_at"] = time.time()
+        result.started_at = time.time()
         dialect = dialect_for(adapter)
         relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
                                            identifier=model.spec.alias).render()

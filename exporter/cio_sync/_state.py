@@ -48,6 +48,9 @@ DEFAULT_SCHEMA = "cio_sync_state"
 FLUSH_SECONDS = 2.0
 FLUSH_ROWS = 20_000
 MAX_QUEUED_WRITES = 2  # writes handed to the writer thread and not yet committed, at most
+# Per-model writes of one flush, in this order (pending events before anything that follows them).
+WRITE_ORDER = {"pending_new": 0, "pending": 0, "people_new": 1, "people": 1, "sent": 2}
+UNIQUE_VIOLATION = "23505"  # SQLSTATE
 ANALYZE_MIN_ROWS = 10_000  # new ledger rows before its statistics are refreshed (see _keep_ledger_analyzed)
 
 T_KEY = "varchar(1024)"
@@ -463,25 +466,28 @@ class StateStore:
         self.wait(self._seq)
 
     def _write(self, buffers: dict, direct: bool = True) -> None:
+        """One flush, in one transaction. `direct`: keys new when read are COPYed straight in
+        (PostgreSQL); if one turns out to be there already, the flush is redone with upserts."""
+        direct = direct and self.kind == "postgres"
+        now = utcnow()
+        per_model = sorted(((key[0], key[1], key[2], rows) for key, rows in buffers.items() if isinstance(key, tuple)),
+                           key=lambda write: WRITE_ORDER[write[0]])
         inserted = 0
         try:
-            now = utcnow()
             if rows := buffers.get("ledger"):
                 self._upsert_ledger(rows)
-            for key, rows in buffers.items():
-                if isinstance(key, tuple) and key[0] == "pending_new" and direct and self.kind == "postgres":
-                    self._events_inserted(key[1], key[2], rows, now)
+            for kind, model, run_id, rows in per_model:
+                if kind == "pending_new" and direct:
+                    self._events_inserted(model, run_id, rows, now)
                     inserted += len(rows)
-                elif isinstance(key, tuple) and key[0] in ("pending", "pending_new"):
-                    self._events_pending(key[1], key[2], rows, now)
-            for key, rows in buffers.items():
-                if isinstance(key, tuple) and key[0] == "sent":
-                    self._events_sent(key[1], key[2], rows, now)
-                elif isinstance(key, tuple) and key[0] == "people_new" and direct and self.kind == "postgres":
-                    self._copy_into("cio_people_state", ("person_key", "identifier", "row_hash", "model", "synced_at",
-                                                         "run_id"), rows, (key[1], now.isoformat(sep=" "), key[2]))
-                elif isinstance(key, tuple) and key[0] in ("people", "people_new"):
-                    self._people_synced(key[1], key[2], rows, now)
+                elif kind == "people_new" and direct:
+                    self._people_inserted(model, run_id, rows, now)
+                elif kind in ("pending", "pending_new"):
+                    self._events_pending(model, run_id, rows, now)
+                elif kind in ("people", "people_new"):
+                    self._people_synced(model, run_id, rows, now)
+                else:
+                    self._events_sent(model, run_id, rows, now)
             if rows := buffers.get("forget"):
                 self._delete_keys("cio_people_state", ("model", "person_key"), rows)
             if rows := buffers.get("rejects"):
@@ -493,7 +499,7 @@ class StateStore:
                 self._keep_ledger_analyzed(inserted)
         except BaseException as exc:
             self._rollback()
-            if direct and type(exc).__name__ == "UniqueViolation":  # a key seen twice: upsert instead
+            if direct and getattr(exc, "pgcode", None) == UNIQUE_VIOLATION:  # a key seen twice: upsert instead
                 self._write(buffers, direct=False)
                 return
             raise
@@ -537,7 +543,7 @@ class StateStore:
     # Acknowledged people and pending / sent events: on PostgreSQL only the varying columns are
     # staged (the model, times and run id are constants of the statement); elsewhere full rows.
     def _people_synced(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
-        rows = list({r[0]: r for r in rows}.values())  # one upsert cannot touch a key twice
+        rows = self._dedupe(rows, 1)
         if self.kind != "postgres":
             self._upsert("cio_people_state", [(model, k, i, h, now, run_id) for k, i, h in rows])
             return
@@ -551,7 +557,7 @@ class StateStore:
         self.execute(f"drop table {temp}")
 
     def _events_pending(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
-        rows = list({r[0]: r for r in rows}.values())
+        rows = self._dedupe(rows, 1)
         if self.kind != "postgres":
             self._upsert_ledger([(model, k, i, "pending", h, at, now, now, None, run_id, None) for k, i, h, at in rows])
             return
@@ -566,6 +572,11 @@ class StateStore:
             f"first_attempt_at = coalesce({ledger}.first_attempt_at, excluded.first_attempt_at), "
             "last_attempt_at = excluded.last_attempt_at, run_id = excluded.run_id, reason = null")
         self.execute(f"drop table {temp}")
+
+    def _people_inserted(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
+        """First identifies (PostgreSQL): COPY straight into the people state."""
+        self._copy_into("cio_people_state", ("person_key", "identifier", "row_hash", "model", "synced_at", "run_id"),
+                        rows, (model, now.isoformat(sep=" "), run_id))
 
     def _events_inserted(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
         """New pending events (PostgreSQL): COPY straight into the ledger."""

@@ -104,6 +104,15 @@ def state_options(func):
                         "or var cio_state_schema.")(func)
 
 
+def _synced_specs(ctx, artifacts, select: tuple[str, ...], exclude: tuple[str, ...]) -> list:
+    """The selected models that have meta.cio, as ModelSpecs (dbt's own selection)."""
+    from ._dbt import select_models
+    from ._model import ModelSpec
+
+    ids = select_models(ctx, artifacts, select, exclude)
+    return [spec for uid in ids if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
+
+
 def _state_schema(option: str | None, ctx) -> str:
     from ._state import DEFAULT_SCHEMA
 
@@ -350,8 +359,7 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
     reasons, time since the last success, lag between event time and send time (p50/p95)."""
     from rich.table import Table
 
-    from ._dbt import Artifacts, close_adapter, open_adapter, select_models
-    from ._model import ModelSpec
+    from ._dbt import Artifacts, close_adapter, open_adapter
     from ._output import Reporter
     from ._state import StateStore
     from ._status import ModelStatus, Thresholds, model_status
@@ -360,8 +368,7 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
     try:
         ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         artifacts = Artifacts.load(ctx.target_path)
-        specs = [spec for uid in select_models(ctx, artifacts, _flatten(select) or ("tag:cio",), _flatten(exclude))
-                 if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
+        specs = _synced_specs(ctx, artifacts, _flatten(select) or ("tag:cio",), _flatten(exclude))
         thresholds = Thresholds(max_open_rejects=max_open_rejects, volume_factor=volume_factor)
         adapter = open_adapter(ctx, artifacts)
         statuses = []
@@ -418,8 +425,7 @@ def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select
 
     People models: the next run resends every person (after fixing identities, or to accept
     an identifier change). With --events, event models are re-baselined instead."""
-    from ._dbt import Artifacts, close_adapter, open_adapter, select_models
-    from ._model import ModelSpec
+    from ._dbt import Artifacts, close_adapter, open_adapter
     from ._output import Reporter
     from ._state import StateStore
 
@@ -429,8 +435,7 @@ def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select
             raise ConfigError("reset needs --select: name the models to forget")
         ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         artifacts = Artifacts.load(ctx.target_path)
-        specs = [spec for uid in select_models(ctx, artifacts, _flatten(select), _flatten(exclude))
-                 if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
+        specs = _synced_specs(ctx, artifacts, _flatten(select), _flatten(exclude))
         wanted = [spec for spec in specs if (spec.kind == "event") == events]
         if not wanted:
             raise ConfigError(f"no {'event' if events else 'people'} model with meta.cio in the selection")
