@@ -609,19 +609,24 @@ class StateStore:
             self._upsert_ledger([(model, k, i, "sent", h, at, None, now, now, run_id, None) for k, i, h, at in rows])
             return
         # The row exists: it was committed as pending before the request that carried it. One
-        # primary-key lookup per key, as long as the ledger's statistics are not far behind (see
-        # _keep_ledger_analyzed).
+        # primary-key lookup per key. The planner would rather scan the model's whole ledger once
+        # a flush's keys are a few percent of it (20,000 of a million: every flush of a large
+        # first sync), which makes the work grow with the ledger instead of with the keys; the
+        # scan is ruled out for this statement only.
         ledger = self.table("cio_event_ledger")
+        self.execute("set local enable_seqscan = off")
         self.execute(
             f"update {ledger} set status = 'sent', sent_at = {self._ts(now)}, last_attempt_at = {self._ts(now)}, "
             f"run_id = {self._lit(run_id)}, reason = null where model = {self._lit(model)} and event_key = any(%s)",
             ([r[0] for r in rows],))
+        self.execute("set local enable_seqscan to default")
 
     def _keep_ledger_analyzed(self, inserted: int) -> None:
         """PostgreSQL: ANALYZE the ledger each time it has doubled since its statistics were taken.
         A first sync of a large model starts with statistics of a nearly empty ledger; the planner
-        then takes the model's whole ledger for a few rows and scans it for every update (time
-        growing with the ledger: minutes for a million events). Autovacuum catches up only later."""
+        then takes the model's whole ledger for a few rows and scans it in every statement that
+        joins it (upserts of resent events and rejects; the sent update rules scans out itself).
+        Autovacuum catches up only later."""
         self._ledger_growth += inserted
         if self._ledger_growth >= max(ANALYZE_MIN_ROWS, self._ledger_rows):
             self.execute(f"analyze {self.table('cio_event_ledger')}")
