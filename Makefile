@@ -33,11 +33,11 @@ demo: install $(IT)/dbt_packages/cio_sync
 
 ## test: the whole suite (DuckDB, PostgreSQL through PG*, Redshift compiled offline)
 test: install $(IT)/dbt_packages/cio_sync
-	$(BIN)/ruff check exporter
+	$(BIN)/ruff check exporter bench
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check exporter
+	$(BIN)/ruff check exporter bench
 
 clean:
 	rm -rf $(IT)/target $(IT)/dbt_packages $(IT)/logs target logs

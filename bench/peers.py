@@ -71,7 +71,8 @@ def main() -> int:
     try:
         if args.mode == "identify":
             for row in rows:
-                attributes = {name: float(v) if isinstance(v, Decimal) else v for name, v in zip(ATTRIBUTES, row[1:])}
+                attributes = {name: float(v) if isinstance(v, Decimal) else v
+                              for name, v in zip(ATTRIBUTES, row[1:], strict=True)}
                 try:
                     cio.identify(row[0], **attributes)
                 except Exception as exc:  # noqa: BLE001 - counted, as a script's log line would
@@ -86,7 +87,7 @@ def main() -> int:
                 operations = []
                 for row in rows[start:start + CHUNK]:
                     attributes = {name: float(v) if isinstance(v, Decimal) else v
-                                  for name, v in zip(ATTRIBUTES, row[1:])}
+                                  for name, v in zip(ATTRIBUTES, row[1:], strict=True)}
                     operations.append({"type": "person", "identifiers": {"id": row[0]}, "action": "identify",
                                        "attributes": attributes})
                 try:

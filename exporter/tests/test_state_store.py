@@ -11,7 +11,7 @@ import pytest
 from conftest import pg_settings
 from test_redshift_state_sql import RedshiftAdapterStandIn
 
-from cio_sync._state import StateStore, utcnow as store_now
+from cio_sync._state import StateStore, utcnow
 
 
 class PostgresStandIn(RedshiftAdapterStandIn):
@@ -84,7 +84,7 @@ def test_recording_sent_events_looks_up_their_keys_instead_of_scanning_the_ledge
     store.execute(f"analyze {schema.name}.cio_event_ledger")
     store.commit()
     ledger = f"'{schema.name}.cio_event_ledger'::regclass"
-    store._events_sent("m", "run1", rows[40_000:43_000], store_now())
+    store._events_sent("m", "run1", rows[40_000:43_000], utcnow())
     assert store.execute(f"select pg_stat_get_xact_numscans({ledger})") == [(0,)]
     store.commit()
     statuses = dict(schema.query(f"select status, count(*) from {schema.name}.cio_event_ledger group by status"))
