@@ -83,9 +83,11 @@ def test_recording_sent_events_looks_up_their_keys_instead_of_scanning_the_ledge
     store.sync()
     store.execute(f"analyze {schema.name}.cio_event_ledger")
     store.commit()
-    ledger = f"'{schema.name}.cio_event_ledger'::regclass"
+    # rows read by sequential scans (this backend's counts, not yet flushed to the shared stats)
+    read_by_scans = f"select pg_stat_get_xact_tuples_returned('{schema.name}.cio_event_ledger'::regclass)"
+    before = store.execute(read_by_scans)[0][0]
     store._events_sent("m", "run1", rows[40_000:43_000], utcnow())
-    assert store.execute(f"select pg_stat_get_xact_numscans({ledger})") == [(0,)]
+    assert store.execute(read_by_scans)[0][0] - before < 3_000  # a scan reads all 100,000
     store.commit()
     statuses = dict(schema.query(f"select status, count(*) from {schema.name}.cio_event_ledger group by status"))
     assert statuses == {"sent": 3_000, "pending": 97_000}
