@@ -23,7 +23,7 @@ import orjson
 
 from . import __version__
 from ._errors import CioSyncError, ConfigError, CredentialsError
-from ._transport import RETRY_STATUSES, _backoff, _retry_after, _ssl_context, _Throttle
+from ._transport import _RetryingGets, _ssl_context, _Throttle
 
 __all__ = [
     "APP_HOSTS",
@@ -94,8 +94,11 @@ def app_settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any
     return AppApiSettings(**fields)
 
 
-class AppApiClient:
+class AppApiClient(_RetryingGets):
     """Synchronous, paced App API calls. Use as a context manager."""
+
+    service = "the App API"
+    unavailable = AppApiUnavailable
 
     def __init__(self, settings: AppApiSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
@@ -228,58 +231,32 @@ class AppApiClient:
         return quote(str(value), safe="")
 
     def _get(self, path: str, *, params: dict | None = None, what: str, missing_ok: bool = False) -> Any:
-        s = self.settings
-        attempts = 0
-        while True:
-            self._throttle.acquire()
-            attempts += 1
-            self.requests += 1
-            retry_after: float | None = None
-            try:
-                response = self._http.get(path, params=params)
-            except httpx.TransportError as exc:
-                error = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no details'}"
-                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    raise ConfigError(
-                        f"TLS certificate verification failed for {s.base_url}: {error}. "
-                        "Set CUSTOMERIO_CA_BUNDLE to the CA of your proxy or local server"
-                    ) from None
-            else:
-                status = response.status_code
-                if status == 200:
-                    try:
-                        return orjson.loads(response.content)
-                    except orjson.JSONDecodeError:
-                        raise ConfigError(
-                            f"{what}: the App API at {s.base_url} answered something that is not JSON: "
-                            f"{self._clip(response.text)}"
-                        ) from None
-                if status in (401, 403):
-                    raise CredentialsError(
-                        f"Customer.io refused the App API key (HTTP {status} from {s.base_url}): check "
-                        "CUSTOMERIO_APP_API_KEY (an App API key, not the Track API key) and CUSTOMERIO_REGION"
-                    )
-                if status == 404:
-                    if missing_ok:
-                        return None
-                    raise ConfigError(f"{what}: not found in Customer.io (HTTP 404 for {path})")
-                error = f"HTTP {status}: {self._clip(response.text)}"
-                if status not in RETRY_STATUSES:
-                    raise ConfigError(f"{what}: the App API answered {error}")
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-            if attempts > s.max_retries:
-                raise AppApiUnavailable(
-                    f"{what}: the App API at {s.base_url} still failed after {attempts} attempt(s): {error}. "
-                    "Run again later"
-                )
-            if retry_after is None:
-                delay = _backoff(attempts, s.backoff_base, s.backoff_max, self._rng)
-            else:
-                delay = retry_after
-            if retry_after is not None and retry_after > 0:
-                self._throttle.cool_down(retry_after)
-            if self._stop.wait(delay):
-                raise AppApiUnavailable(f"{what}: stopped while waiting to retry")
+        return self._get_with_retries(path, params=params, what=what, missing_ok=missing_ok)
+
+    # -- _RetryingGets hooks: paced by the shared throttle, a Retry-After pauses every caller ---------
+    def _before_attempt(self) -> None:
+        self._throttle.acquire()
+        self.requests += 1
+
+    def _wait(self, delay: float, retry_after: float | None) -> bool:
+        if retry_after is not None and retry_after > 0:
+            self._throttle.cool_down(retry_after)
+        return self._stop.wait(delay)
+
+    def _error_text(self, response: httpx.Response) -> str:
+        return self._clip(response.text)
+
+    def _certificate_error(self, error: str) -> Exception:
+        return ConfigError(f"TLS certificate verification failed for {self.settings.base_url}: {error}. "
+                           "Set CUSTOMERIO_CA_BUNDLE to the CA of your proxy or local server")
+
+    def _refused(self, status: int) -> Exception:
+        return CredentialsError(
+            f"Customer.io refused the App API key (HTTP {status} from {self.settings.base_url}): check "
+            "CUSTOMERIO_APP_API_KEY (an App API key, not the Track API key) and CUSTOMERIO_REGION")
+
+    def _not_found(self, what: str) -> Exception:
+        return ConfigError(f"{what}: not found in Customer.io (HTTP 404)")
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.settings.api_key, "***") if self.settings.api_key else text

@@ -50,7 +50,7 @@ import orjson
 
 from . import __version__
 from ._errors import CioSyncError, ConfigError, CredentialsError
-from ._transport import RETRY_STATUSES, _backoff, _retry_after, _ssl_context
+from ._transport import _RetryingGets, _ssl_context
 
 __all__ = [
     "CloudRun",
@@ -190,8 +190,12 @@ def cloud_settings_from_env(
 # --------------------------------------------------------------------------------------------
 
 
-class DbtCloudClient:
+class DbtCloudClient(_RetryingGets):
     """The few Admin API v2 calls needed: a run with its steps, a job's latest runs, artifacts."""
+
+    service = "dbt Cloud"
+    unavailable = DbtCloudUnavailable
+    unavailable_advice = "Nothing was synced; run again later"
 
     def __init__(self, settings: CloudSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
@@ -256,51 +260,25 @@ class DbtCloudClient:
     def _request(
         self, path: str, *, params: dict | None, what: str, raw: bool = False, missing_ok: bool = False
     ) -> Any:
+        return self._get_with_retries(self.settings.api_root + path, params=params, what=what, raw=raw,
+                                      missing_ok=missing_ok)
+
+    # -- _RetryingGets hooks --------------------------------------------------------------------
+    def _error_text(self, response: httpx.Response) -> str:
+        return self._message(response)
+
+    def _certificate_error(self, error: str) -> Exception:
+        return ConfigError(f"TLS certificate verification failed for {self.settings.base_url}: {error} "
+                           "(DBT_CLOUD_CA_BUNDLE)")
+
+    def _refused(self, status: int) -> Exception:
         s = self.settings
-        url = s.api_root + path
-        attempts = 0
-        while True:
-            attempts += 1
-            retry_after: float | None = None
-            try:
-                response = self._http.get(url, params=params)
-            except httpx.TransportError as exc:
-                error = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no details'}"
-                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    raise ConfigError(
-                        f"TLS certificate verification failed for {s.base_url}: {error} (DBT_CLOUD_CA_BUNDLE)"
-                    ) from None
-            else:
-                status = response.status_code
-                if status == 200:
-                    if raw:
-                        return response.content
-                    try:
-                        return orjson.loads(response.content)
-                    except orjson.JSONDecodeError:
-                        raise ConfigError(f"{what}: dbt Cloud answered something that is not JSON") from None
-                if status in (401, 403):
-                    raise CredentialsError(
-                        f"dbt Cloud refused the API token for account {s.account_id} (HTTP {status} from "
-                        f"{s.base_url}): check DBT_CLOUD_API_TOKEN, its permissions, DBT_CLOUD_ACCOUNT_ID and "
-                        "DBT_CLOUD_URL (your region's access URL)"
-                    )
-                if status == 404:
-                    if missing_ok:
-                        return None
-                    raise ConfigError(f"{what}: not found in dbt Cloud account {s.account_id} (HTTP 404)")
-                error = f"HTTP {status}: {self._message(response)}"
-                if status not in RETRY_STATUSES:
-                    raise ConfigError(f"{what}: dbt Cloud answered {error}")
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-            if attempts > s.max_retries:
-                raise DbtCloudUnavailable(
-                    f"{what}: dbt Cloud at {s.base_url} still failed after {attempts} attempt(s): {error}. "
-                    "Nothing was synced; run again later"
-                )
-            if retry_after is None:
-                retry_after = _backoff(attempts, s.backoff_base, s.backoff_max, self._rng)
-            time.sleep(retry_after)
+        return CredentialsError(
+            f"dbt Cloud refused the API token for account {s.account_id} (HTTP {status} from {s.base_url}): check "
+            "DBT_CLOUD_API_TOKEN, its permissions, DBT_CLOUD_ACCOUNT_ID and DBT_CLOUD_URL (your region's access URL)")
+
+    def _not_found(self, what: str) -> Exception:
+        return ConfigError(f"{what}: not found in dbt Cloud account {self.settings.account_id} (HTTP 404)")
 
     def _message(self, response: httpx.Response) -> str:
         try:

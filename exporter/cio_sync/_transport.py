@@ -239,6 +239,90 @@ def _retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
+class _RetryingGets:
+    """GETs retried on 408/429/5xx and transport errors, with exponential backoff and full jitter
+    (``Retry-After`` honoured): the read-only clients (App API, dbt Cloud) share this loop.
+
+    A subclass sets ``service`` (its name in messages), ``unavailable`` (its exit-3 error),
+    ``settings`` (with ``base_url``, ``max_retries``, ``backoff_base``, ``backoff_max``), ``_http``
+    and ``_rng``, and answers the hooks below with its own errors and wording."""
+
+    service = "the API"
+    unavailable: type[Exception] = DeliveryIncomplete  # raised once the retries are spent (exit 3)
+    unavailable_advice = "Run again later"
+    settings: Any
+    _http: httpx.Client
+    _rng: random.Random
+
+    def _get_with_retries(self, url: str, *, params: dict | None, what: str, raw: bool = False,
+                          missing_ok: bool = False) -> Any:
+        """The 200 answer's JSON (bytes when ``raw``); None for a 404 when ``missing_ok``."""
+        s = self.settings
+        attempts = 0
+        while True:
+            self._before_attempt()
+            attempts += 1
+            retry_after: float | None = None
+            try:
+                response = self._http.get(url, params=params)
+            except httpx.TransportError as exc:
+                error = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no details'}"
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise self._certificate_error(error) from None
+            else:
+                status = response.status_code
+                if status == 200:
+                    if raw:
+                        return response.content
+                    try:
+                        return orjson.loads(response.content)
+                    except orjson.JSONDecodeError:
+                        raise ConfigError(f"{what}: {self.service} at {s.base_url} answered something that is "
+                                          f"not JSON: {self._error_text(response)}") from None
+                if status in (401, 403):
+                    raise self._refused(status)
+                if status == 404:
+                    if missing_ok:
+                        return None
+                    raise self._not_found(what)
+                error = f"HTTP {status}: {self._error_text(response)}"
+                if status not in RETRY_STATUSES:
+                    raise ConfigError(f"{what}: {self.service} answered {error}")
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+            if attempts > s.max_retries:
+                raise self.unavailable(f"{what}: {self.service} at {s.base_url} still failed after {attempts} "
+                                       f"attempt(s): {error}. {self.unavailable_advice}")
+            delay = _backoff(attempts, s.backoff_base, s.backoff_max, self._rng) if retry_after is None else retry_after
+            if self._wait(delay, retry_after):
+                raise self.unavailable(f"{what}: stopped while waiting to retry")
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def _before_attempt(self) -> None:
+        """Called before every request (pacing, counting)."""
+
+    def _wait(self, delay: float, retry_after: float | None) -> bool:
+        """Sleep `delay` seconds before the next attempt; True when asked to stop meanwhile."""
+        time.sleep(delay)
+        return False
+
+    def _scrub(self, text: str) -> str:
+        return text
+
+    def _error_text(self, response: httpx.Response) -> str:
+        text = self._scrub(response.text).strip()
+        return (text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "...") or "(empty body)"
+
+    def _certificate_error(self, error: str) -> Exception:
+        return ConfigError(f"TLS certificate verification failed for {self.settings.base_url}: {error}")
+
+    def _refused(self, status: int) -> Exception:
+        """The error for a 401/403: which credentials to check."""
+        raise NotImplementedError
+
+    def _not_found(self, what: str) -> Exception:
+        raise NotImplementedError
+
+
 # ----------------------------------------------------------------- response bodies
 
 

@@ -8,6 +8,7 @@ whether or not cli.py does) and starts its syncs as child processes."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ import pytest
 from dbt_project_runner import INTEGRATION_TESTS
 
 from cio_sync._cloud import (
+    DbtCloudClient,
+    DbtCloudUnavailable,
     RunNotSyncable,
     classify_run,
     cloud_settings_from_env,
@@ -176,6 +179,21 @@ def test_a_wrong_token_is_a_credentials_error(cloud, tmp_path):
     with pytest.raises(Exception, match="refused the API token") as raised:
         prepare_cloud_target(9001, dest=tmp_path, env=env, note=lambda _: None)
     assert raised.value.exit_code == 2 and "wrong-token-123456" not in str(raised.value)
+
+
+def test_an_overloaded_dbt_cloud_is_retried_then_reported_as_unavailable(cloud):
+    settings = dataclasses.replace(settings_for(cloud), backoff_base=0.01, max_retries=3)
+    with DbtCloudClient(settings) as client:
+        cloud.fail_next(2, status=503)
+        cloud.fail_next(1, status=429, retry_after="0")
+        before = len(cloud.requests)
+        assert client.get_run(9001)["id"] == 9001  # the fourth attempt is served
+        assert len(cloud.requests) - before == 4
+        cloud.fail_next(4, status=502)
+        with pytest.raises(DbtCloudUnavailable, match=r"still failed after 4 attempt\(s\): HTTP 502") as raised:
+            client.get_run(9001)
+    assert raised.value.exit_code == 3 and "Nothing was synced" in str(raised.value)
+    assert cloud.token not in str(raised.value)
 
 
 # ------------------------------------------------------------------------------ serve

@@ -101,6 +101,7 @@ class FakeDbtCloud:
         self.runs: dict[int, dict[str, Any]] = {}
         self._artifacts: dict[int, list[dict[str, bytes]]] = {}
         self.requests: list[dict[str, Any]] = []
+        self._failures: list[tuple[int, str | None]] = []  # answers owed before serving again
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -276,8 +277,22 @@ class FakeDbtCloud:
             self.requests.append({"method": request.method, "path": request.url.path,
                                   "query": dict(request.query_params)})  # fmt: skip
 
+    def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
+        """The next `count` API requests are answered `status` (with ``Retry-After`` if given),
+        as dbt Cloud does when it is overloaded or under maintenance."""
+        with self._lock:
+            self._failures.extend([(status, retry_after)] * count)
+
     def _refused(self, request: Request) -> Response | None:
         self._record(request)
+        with self._lock:
+            failure = self._failures.pop(0) if self._failures else None
+        if failure is not None:
+            status, retry_after = failure
+            response = _envelope(None, status, "Service temporarily unavailable.")
+            if retry_after is not None:
+                response.headers["Retry-After"] = retry_after
+            return response
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() not in ("token", "bearer") or not hmac.compare_digest(token.strip(), self.token):
             return _envelope(None, 401, "Invalid token.")
