@@ -517,7 +517,7 @@ class Exporter:
         with SnapshotReader(adapter, opts.fetch_rows) as reader:
             if not self._built_by_checked_run(reader, model, relation, artifacts, result):
                 return
-            for rows in reader.stream(query.sql):
+            for rows in reader.stream(query.sql, materialize=not first):
                 if not result.rows_scanned:
                     result.timing["first_row_at"] = time.time()
                 result.rows_scanned += len(rows)

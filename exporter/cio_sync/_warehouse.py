@@ -188,7 +188,10 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
                 conditions.append(
                     f"not exists (select 1 from {state.rejects} r where r.model = {lit} and r.row_key = h.__key"
                     " and r.row_hash = h.__hash and r.resolved_at is null and not r.transient)")
-    sql = (f"select\n    {', '.join(head + ['h.' + a for a in attrs])}\nfrom (\n{source}\n) h{joins}"
+    # Every output column named (c0, c1, ...): rows are read by position, and a rerun's diff may
+    # be kept in a temporary table (see SnapshotReader.stream), which needs distinct names.
+    outputs = ", ".join(f"{c} as c{i}" for i, c in enumerate(head + ["h." + a for a in attrs]))
+    sql = (f"select\n    {outputs}\nfrom (\n{source}\n) h{joins}"
            + (f"\nwhere {' and '.join(conditions)}" if conditions else ""))
     return ModelQuery(sql=sql, n_head=len(head), source_sql=source)
 
@@ -244,10 +247,13 @@ class SnapshotReader:
             cursor.close()
         return rows
 
-    def stream(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
-        """The result of `sql` in chunks, without buffering it whole."""
+    def stream(self, sql: str, materialize: bool = False) -> Iterator[list[tuple[Any, ...]]]:
+        """The result of `sql` in chunks, without buffering it whole. `materialize`: compute it
+        whole first, in the warehouse (PostgreSQL; for a rerun's diff, see _materialized)."""
         n = self.fetch_rows
         if self.kind == "postgres":
+            if materialize:
+                sql = self._materialized(sql)
             # The next chunk is fetched on a reader thread while this one is encoded (psycopg2
             # lets go of the GIL while it waits on the server): at most PREFETCH chunks ahead.
             cursor = self.handle.cursor(name=f"cio_export_{uuid.uuid4().hex[:12]}")
@@ -306,6 +312,27 @@ class SnapshotReader:
             cursor.execute(sql)
             while rows := cursor.fetchmany(n):
                 yield rows
+
+
+    def _materialized(self, sql: str) -> str:
+        """PostgreSQL plans no parallel query for a cursor, so streaming a rerun's diff runs the
+        whole model's hashing and anti-join on one core while its result is mostly empty. The
+        diff is computed first into a temporary table (CREATE TABLE AS may use parallel workers),
+        inside this snapshot, and streamed from there; the table goes with the transaction. A
+        role without the TEMP privilege reads the diff through the cursor instead."""
+        name = f"cio_diff_{uuid.uuid4().hex[:12]}"
+        cursor = self.handle.cursor()
+        try:
+            cursor.execute("savepoint cio_diff")
+            try:
+                cursor.execute(f"create temporary table {name} as {sql}")
+            except Exception:  # noqa: BLE001 - any failure: the cursor reads it (and reports a real error)
+                cursor.execute("rollback to savepoint cio_diff")
+                return sql
+            cursor.execute("release savepoint cio_diff")
+            return f"select * from {name}"
+        finally:
+            cursor.close()
 
 
 def relation_columns(adapter, spec) -> list[Column]:
