@@ -9,19 +9,16 @@ from types import SimpleNamespace
 import psycopg2
 import pytest
 from conftest import pg_settings
+from test_state_store import PostgresStandIn
 
 from cio_sync._warehouse import SnapshotReader
 
 
-class PostgresAdapterStandIn:
+class PostgresAdapterStandIn(PostgresStandIn):
     """What SnapshotReader asks of a dbt adapter: its type and its thread's connection."""
 
     def __init__(self, handle) -> None:
         self.connections = SimpleNamespace(get_thread_connection=lambda: SimpleNamespace(handle=handle))
-
-    @staticmethod
-    def type() -> str:
-        return "postgres"
 
 
 @pytest.fixture
