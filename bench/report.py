@@ -287,7 +287,7 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
           "installed editable, so later runs used it): exporter files changed: "
           + (", ".join(f"`{c}`" for c in changed) if changed else "none") + ".\n")
     w("## Reproduce\n")
-    w("```sh\nmake bench                     # full size, about half an hour; rewrites this file\n"
+    w("```sh\nmake bench                     # full size, 20–25 minutes on 2 cores; rewrites this file\n"
       "make bench BENCH_ROWS=100000   # quick mode, a few minutes; writes bench/out/benchmarks.md\n```\n")
     w(f"This run: `{command}`. Needs the local PostgreSQL (PG* variables). Nothing leaves the machine: "
       "the Track API is the project's Customer.io-compatible server (`cio_sync.fake_server`), started as a child "
