@@ -99,6 +99,7 @@ class AppApiClient(_RetryingGets):
 
     service = "the App API"
     unavailable = AppApiUnavailable
+    ca_bundle_hint = "Set CUSTOMERIO_CA_BUNDLE to the CA of your proxy or local server"
 
     def __init__(self, settings: AppApiSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
@@ -245,10 +246,6 @@ class AppApiClient(_RetryingGets):
 
     def _error_text(self, response: httpx.Response) -> str:
         return self._clip(response.text)
-
-    def _certificate_error(self, error: str) -> Exception:
-        return ConfigError(f"TLS certificate verification failed for {self.settings.base_url}: {error}. "
-                           "Set CUSTOMERIO_CA_BUNDLE to the CA of your proxy or local server")
 
     def _refused(self, status: int) -> Exception:
         return CredentialsError(

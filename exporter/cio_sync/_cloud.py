@@ -196,6 +196,7 @@ class DbtCloudClient(_RetryingGets):
     service = "dbt Cloud"
     unavailable = DbtCloudUnavailable
     unavailable_advice = "Nothing was synced; run again later"
+    ca_bundle_hint = "Set DBT_CLOUD_CA_BUNDLE to the CA of your proxy"
 
     def __init__(self, settings: CloudSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.settings = settings
@@ -266,10 +267,6 @@ class DbtCloudClient(_RetryingGets):
     # -- _RetryingGets hooks --------------------------------------------------------------------
     def _error_text(self, response: httpx.Response) -> str:
         return self._message(response)
-
-    def _certificate_error(self, error: str) -> Exception:
-        return ConfigError(f"TLS certificate verification failed for {self.settings.base_url}: {error} "
-                           "(DBT_CLOUD_CA_BUNDLE)")
 
     def _refused(self, status: int) -> Exception:
         s = self.settings

@@ -244,12 +244,14 @@ class _RetryingGets:
     (``Retry-After`` honoured): the read-only clients (App API, dbt Cloud) share this loop.
 
     A subclass sets ``service`` (its name in messages), ``unavailable`` (its exit-3 error),
-    ``settings`` (with ``base_url``, ``max_retries``, ``backoff_base``, ``backoff_max``), ``_http``
-    and ``_rng``, and answers the hooks below with its own errors and wording."""
+    ``ca_bundle_hint`` (where a CA is configured), ``settings`` (with ``base_url``,
+    ``max_retries``, ``backoff_base``, ``backoff_max``), ``_http`` and ``_rng``, and answers the
+    hooks below with its own errors and wording."""
 
-    service = "the API"
-    unavailable: type[Exception] = DeliveryIncomplete  # raised once the retries are spent (exit 3)
+    service: str
+    unavailable: type[Exception]  # raised once the retries are spent (exit 3)
     unavailable_advice = "Run again later"
+    ca_bundle_hint: str
     settings: Any
     _http: httpx.Client
     _rng: random.Random
@@ -268,7 +270,8 @@ class _RetryingGets:
             except httpx.TransportError as exc:
                 error = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no details'}"
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    raise self._certificate_error(error) from None
+                    raise ConfigError(f"TLS certificate verification failed for {s.base_url}: {error}. "
+                                      f"{self.ca_bundle_hint}") from None
             else:
                 status = response.status_code
                 if status == 200:
@@ -309,11 +312,8 @@ class _RetryingGets:
         return text
 
     def _error_text(self, response: httpx.Response) -> str:
-        text = self._scrub(response.text).strip()
-        return (text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "...") or "(empty body)"
-
-    def _certificate_error(self, error: str) -> Exception:
-        return ConfigError(f"TLS certificate verification failed for {self.settings.base_url}: {error}")
+        """A failed answer's text for a message, secrets scrubbed and clipped."""
+        raise NotImplementedError
 
     def _refused(self, status: int) -> Exception:
         """The error for a 401/403: which credentials to check."""

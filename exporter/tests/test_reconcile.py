@@ -191,3 +191,15 @@ def test_the_fake_app_api_pages_members_and_needs_its_key(synced):
         assert [a["timestamp"] for a in orders] == sorted((a["timestamp"] for a in orders), reverse=True)
     bad = httpx.post(f"{server.url}/_fake/segments", json={"id": 9, "attribute": "x", "gt": "a"})
     assert bad.status_code == 400 and "compares with a number" in bad.text
+
+
+def test_the_app_api_client_names_the_ca_setting_when_the_certificate_is_unknown():
+    with FakeCustomerIO(site_id="site-tls", api_key="key-tls", app_api_key=APP_KEY, tls=True) as srv:
+        settings = AppApiSettings(api_key=APP_KEY, base_url=srv.url, max_retries=0)
+        with AppApiClient(settings) as client, pytest.raises(Exception, match="certificate verification") as raised:
+            client.segment_count(8)
+        assert "CUSTOMERIO_CA_BUNDLE" in str(raised.value) and raised.value.exit_code == 2
+        assert client.requests == 1  # not retried
+        with AppApiClient(AppApiSettings(api_key=APP_KEY, base_url=srv.url, ca_bundle=srv.ca_bundle)) as client:
+            srv.define_segment(8, "is_vip", equals=True)
+            assert client.segment_count(8) == 0
