@@ -8,8 +8,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
 
+import msgspec
 import orjson
 
 from ._model import (
@@ -47,8 +47,9 @@ class Reject:
         }
 
 
-class Item(NamedTuple):
-    """One encoded Track API item and what it stands for (a tuple: one is made per row)."""
+class Item(msgspec.Struct, frozen=True, gc=False):
+    """One encoded Track API item and what it stands for. One is made per row: a Struct is built
+    in C, about four times faster than a NamedTuple, and holds only scalars (so gc=False)."""
 
     data: bytes
     identifier: str
@@ -58,6 +59,9 @@ class Item(NamedTuple):
     event_id: str | None = None
     new: bool = False  # a person not in state when read (a first identify)
 
+
+#: identifiers up to this many characters are within Customer.io's limit whatever they hold
+_ID_CHARS = MAX_IDENTIFIER_BYTES // 4
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #: base32 text of every 10-bit and 15-bit value: a ULID's 130 bits are 10 + 8 x 15 of them
@@ -117,12 +121,36 @@ class Encoder:
         self.rename: dict[str, str] = {}  # event name -> name sent (backfill: rename)
         self.valid_names: set[str] = set()  # event names already checked
         self.encode: Callable[[tuple], Item | Reject] = self._event if model.is_event else self._person
+        self._structs()
+
+    def _structs(self) -> None:
+        """The typed path: for a model whose columns are all of simple kinds, each item is a
+        msgspec Struct built straight from the row's tuple and encoded in one call, with no dict
+        per row (about 1 µs a row against 5 µs for dicts and orjson). The keys come out in the
+        same order as on the general path; an attribute that is None is left out by
+        `omit_defaults` (or sent as null, for a person Customer.io already has)."""
+        self.fast = not self.general
+        if not self.fast:
+            return
+        fields = [(f"a{i}", object, None) for i in range(len(self.names))]
+        rename = {f"a{i}": name for i, name in enumerate(self.names)}
+        self.attributes_without_nulls = msgspec.defstruct("Attributes", fields, omit_defaults=True, rename=rename)
+        self.attributes_with_nulls = msgspec.defstruct("Attributes", fields, rename=rename)
+        self.identifiers = msgspec.defstruct("Identifiers", [("value", object)], rename={"value": self.id_key})
+        head = [("type", str), ("identifiers", object), ("action", str)]
+        if self.model.is_event:
+            self.item = msgspec.defstruct(
+                "Event", [*head, ("name", object), ("id", str), ("timestamp", object), ("attributes", object)])
+        else:
+            self.item = msgspec.defstruct("Identify", [*head, ("timestamp", int), ("attributes", object)])
+        # Numbers as JSON numbers, as on the general path (msgspec's default is a string).
+        self.encode_struct = msgspec.json.Encoder(decimal_format="number").encode
 
     def _reject(self, key, column, reason, message) -> Reject:
         return Reject(self.model.name, None if key is None else str(key), column, reason, message)
 
     def _identifier(self, value, key) -> str | Reject:
-        if type(value) is str and 0 < len(value) <= MAX_IDENTIFIER_BYTES // 4 and not value.isspace():
+        if type(value) is str and 0 < len(value) <= _ID_CHARS and not value.isspace():
             return value  # the common case: at most 4 bytes a character, so within the limit
         if value is None or not str(value).strip():
             return self._reject(key, self.id_column, "null_identifier", "the identifier is empty")
@@ -193,6 +221,27 @@ class Encoder:
         return data
 
     def _person(self, row: tuple) -> Item | Reject:
+        identifier = row[0]
+        if self.fast and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS and not identifier.isspace():
+            values = row[self.n_head :]
+            for i in self.number_positions:
+                value = values[i]
+                if value is not None and value - value != 0:  # nan or an infinity: the checked path
+                    break
+            else:
+                known = row[3] is not None
+                attributes = (self.attributes_with_nulls if known and self.send_nulls
+                              else self.attributes_without_nulls)(*values)
+                data = self.encode_struct(self.item(
+                    "person", self.identifiers(identifier), "identify", self.snapshot, attributes))
+                # No value can be over its limit in an item this small; a larger one is checked.
+                if len(data) <= MAX_ATTRIBUTE_VALUE_BYTES:
+                    key = row[1]
+                    return Item(data, identifier, identifier if key is None else str(key), None, row[2], None,
+                                not known)
+        return self._person_checked(row)
+
+    def _person_checked(self, row: tuple) -> Item | Reject:
         key = row[1] if row[1] is not None else row[0]
         identifier = self._identifier(row[0], key)
         if isinstance(identifier, Reject):
@@ -216,6 +265,25 @@ class Encoder:
         return Item(data, identifier, str(key), None, row[2], None, not known)
 
     def _event(self, row: tuple) -> Item | Reject:
+        key, identifier, epoch_ms, name = row[1], row[0], row[3], row[5]
+        if (self.fast and key is not None and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS
+                and not identifier.isspace() and epoch_ms is not None and epoch_ms >= 0 and name in self.valid_names):
+            values = row[self.n_head :]
+            for i in self.number_positions:
+                value = values[i]
+                if value is not None and value - value != 0:  # nan or an infinity: the checked path
+                    break
+            else:
+                event_id = event_ulid(epoch_ms, row[4])
+                timestamp = row[2]
+                data = self.encode_struct(self.item(
+                    "person", self.identifiers(identifier), "event", self.rename.get(name, name), event_id,
+                    timestamp, self.attributes_without_nulls(*values)))
+                if len(data) <= MAX_ITEM_BYTES:
+                    return Item(data, identifier, str(key), timestamp, row[6], event_id)
+        return self._event_checked(row)
+
+    def _event_checked(self, row: tuple) -> Item | Reject:
         key = row[1]
         if key is None:
             return self._reject(None, self.model.event_id.name, "null_event_id", "the event id is empty")
