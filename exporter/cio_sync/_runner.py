@@ -526,7 +526,7 @@ class Exporter:
                 ready, pending, fresh = [], [], []
                 for row in rows:
                     enc_with = encoder
-                    if model.is_event:
+                    if not kind_people:
                         status, first_attempt = row[7], row[8]
                         if status == "pending":
                             if first_attempt is not None and snapshot - first_attempt > dedupe_window:
@@ -552,10 +552,10 @@ class Exporter:
                     encoded = enc_with.encode(row)
                     if type(encoded) is Reject:
                         result.reject(encoded)
-                        row_hash = row[6] if model.is_event else row[2]
+                        row_hash = row[2] if kind_people else row[6]
                         state.rejects([(model.name, encoded.row_key or "", encoded.reason, encoded.message, False,
                                         row_hash, now, self.run_id)])
-                        if model.is_event and encoded.row_key:
+                        if not kind_people and encoded.row_key:
                             state.ledger([(model.name, encoded.row_key, None, "rejected", row_hash, row[2], None, now,
                                            None, self.run_id, encoded.reason)])
                         if kind_people and encoded.row_key:

@@ -219,3 +219,73 @@ def test_event_ulid_text_is_what_the_ulid_library_makes():
         assert event_ulid(epoch_ms, digest) == expected
     with pytest.raises(OverflowError):
         event_ulid(1 << 48, "0" * 32)
+
+
+TYPED_EVENT = {k: v for k, v in EVENT.items() if k != "json_columns"}
+TYPED_EVENT_COLUMNS = [*EVENT_COLUMNS[:4], Column("coupon", TEXT), Column("paid", BOOLEAN), Column("units", INTEGER)]
+
+
+def random_value(rng: random.Random, kind: str):
+    if rng.random() < 0.2:
+        return None
+    if kind == TEXT:
+        alphabet = "aZ09 é€😀\"\\/\n\t\x00\x1f\u2028<>&'"
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+    if kind == NUMBER:
+        return rng.choice([0.0, -0.0, 0.1, 1e-7, 1e16, 1e22, -123456.789, 5e-324, 1.7976931348623157e308,
+                           rng.uniform(-1e6, 1e6)])
+    if kind in (INTEGER, TIMESTAMP):
+        return rng.choice([0, -1, 1, 2**31, -(2**63), 2**63 - 1, rng.randrange(-(10**12), 10**12)])
+    return rng.random() < 0.5
+
+
+def test_typed_path_sends_what_the_general_path_sends():
+    """Models of simple column kinds take the typed (msgspec) path; it must produce the same
+    items as the general (dict + orjson) path, for people new and known and for events."""
+    rng = random.Random(7)
+    people = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
+    events = spec(TYPED_EVENT).resolve(TYPED_EVENT_COLUMNS)
+    for model, n_head in ((people, 5), (events, 9)):
+        typed, general = Encoder(model, snapshot=1_780_000_000, n_head=n_head), Encoder(model, 1_780_000_000, n_head)
+        general.fast = False
+        assert typed.fast
+        kinds = [c.kind for c in model.attributes]
+        for n in range(3000):
+            values = tuple(random_value(rng, k) for k in kinds)
+            if model is people:
+                row = person(f"c{n}", f"k{n}", *values, previous_hash=rng.choice([None, "p" * 32]))
+            else:
+                at = rng.randrange(0, 2_000_000_000)
+                name = rng.choice(["order_placed", "refund_issued"])
+                digest = hashlib.md5(f"{name}|k{n}".encode()).hexdigest()
+                row = (f"c{n}", f"k{n}", at, at * 1000 + rng.randrange(1000), digest, name, "h" * 32, None, None,
+                       *values)
+            a, b = typed.encode(row), general.encode(row)
+            assert isinstance(a, Item) and isinstance(b, Item), (row, a, b)
+            assert orjson.loads(a.data) == orjson.loads(b.data), row
+            assert (a.identifier, a.row_key, a.event_time, a.row_hash, a.event_id, a.new) == (
+                b.identifier, b.row_key, b.event_time, b.row_hash, b.event_id, b.new)
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "reason"),
+    [
+        ({"coupon": "x" * 32_000}, None, "item_too_large"),
+        ({"total": float("nan")}, "total", "not_a_number"),
+        ({"at": -5}, "event_at", "timestamp_before_1970"),
+        ({"name": ""}, None, "invalid_event_name"),
+        ({"customer": " "}, "customer_id", "null_identifier"),
+    ],
+)
+def test_typed_events_are_checked_like_the_others(change, column, reason):
+    model = spec(TYPED_EVENT).resolve(TYPED_EVENT_COLUMNS)
+    encoder = Encoder(model, snapshot=1, n_head=9)
+    good = event_row(items="SAVE10", total=59.9) + (True, 2)
+    assert isinstance(encoder.encode(good), Item)  # its name is now known: the next rows take the typed path
+    at = change.get("at", 1_780_000_000)
+    name = change.get("name", "order_placed")
+    row = (change.get("customer", "c1"), "k1", at, at * 1000, good[4], name, "h" * 32, None, None,
+           change.get("total", 59.9), change.get("coupon", "SAVE10"), True, 2)
+    result = encoder.encode(row)
+    assert isinstance(result, Reject), result
+    assert (result.row_key, result.column, result.reason) == ("k1", column, reason)
