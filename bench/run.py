@@ -60,7 +60,7 @@ BIN = Path(sys.executable).parent
 SRC, MODELS, STATE = "cio_bench_src", "cio_bench", "cio_bench_state"
 SITE, KEY = "bench-site", "bench-key-0123456789abcdef"
 STATE_TABLES = ("cio_people_state", "cio_event_ledger", "cio_rejects", "cio_runs", "cio_payload_schemas",
-                "cio_leases")
+                "cio_leases", "cio_inflight")
 SCENARIOS = ("people", "events", "ratelimit", "peers", "shards", "profile", "memory")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024

@@ -57,7 +57,7 @@ class Item(msgspec.Struct, frozen=True, gc=False):
     event_time: int | None = None
     row_hash: str | None = None
     event_id: str | None = None
-    new: bool = False  # a person not in state when read (a first identify)
+    new: bool = False  # not in state when read: a first identify, an event not in the ledger
 
 
 #: identifiers up to this many characters are within Customer.io's limit whatever they hold
@@ -280,7 +280,7 @@ class Encoder:
                     "person", self.identifiers(identifier), "event", self.rename.get(name, name), event_id,
                     timestamp, self.attributes_without_nulls(*values)))
                 if len(data) <= MAX_ITEM_BYTES:
-                    return Item(data, identifier, str(key), timestamp, row[6], event_id)
+                    return Item(data, identifier, str(key), timestamp, row[6], event_id, row[7] is None)
         return self._event_checked(row)
 
     def _event_checked(self, row: tuple) -> Item | Reject:
@@ -322,4 +322,4 @@ class Encoder:
         )
         if isinstance(data, Reject):
             return data
-        return Item(data, identifier, str(key), timestamp, row[6], event_id)
+        return Item(data, identifier, str(key), timestamp, row[6], event_id, row[7] is None)

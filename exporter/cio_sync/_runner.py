@@ -435,6 +435,9 @@ class Exporter:
                 self.reporter.blocked(result)
                 return
             state.run_started(self.run_id, model.name, shard, artifacts.invocation_id)
+            if model.is_event and (recovered := state.recover_inflight(model.name, shard)):
+                self.reporter.note(f"{model.name}: {recovered} events were in flight when an earlier run stopped: "
+                                   "recorded as pending (resent with their ids within dedupe_window)")
             self._sync_model(adapter, artifacts, model, snapshot, sink, result)
             # The model's own tail: every batch answered, the state it produced committed.
             self._handle(sink.drain())
@@ -508,11 +511,10 @@ class Exporter:
         packer = BatchPacker(opts.batch_bytes)
         progress = self.reporter.model_started(model)
         kind_people = not model.is_event
-        # Events are recorded as pending (committed) before the request that carries them: a
-        # closed batch waits in `gated` until the state write of its rows has committed, while
+        # The keys of a batch of events are recorded in flight (committed) before the request
+        # that carries it: a closed batch waits in `gated` until that write has committed, while
         # the next rows are read and encoded (the write runs on the state store's writer thread).
         gated: list[tuple[int, Batch]] = []
-        pending_seq = 0
         merge_ids = model.spec.meta.get("on_identifier_change") == "merge"
         with SnapshotReader(adapter, opts.fetch_rows) as reader:
             if not self._built_by_checked_run(reader, model, relation, artifacts, result):
@@ -523,7 +525,7 @@ class Exporter:
                 result.rows_scanned += len(rows)
                 result.changed += len(rows)
                 now = utcnow()
-                ready, pending, fresh = [], [], []
+                ready = []
                 for row in rows:
                     enc_with = encoder
                     if not kind_people:
@@ -581,23 +583,17 @@ class Exporter:
                         result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "held",
                                              "the person's identify was rejected in this run; event held back"))
                         continue
-                    else:
-                        (fresh if row[7] is None else pending).append(
-                            (encoded.row_key, encoded.event_id, encoded.row_hash, encoded.event_time))
                     ready.append(encoded)
-                if pending or fresh:
-                    # Recorded (and committed) before they are sent: after a crash they are resent
-                    # with the same ids, which Customer.io deduplicates.
-                    state.events_pending(model.name, self.run_id, fresh, new=True)
-                    state.events_pending(model.name, self.run_id, pending)
-                    pending_seq = state.flush(force=True)
                 if ready and result.first_item is None:
                     result.first_item = ready[0].data
                 add = packer.add
+                closed = []
                 for encoded in ready:
                     full = add(encoded.data, (result, encoded))
                     if full is not None:
-                        gated.append((pending_seq, full))
+                        closed.append(full)
+                if closed:
+                    self._gate(closed, model, gated)
                 self._release(sink, gated, model, result)
                 self._handle(sink.poll())
                 state.flush()
@@ -608,7 +604,7 @@ class Exporter:
             result.timing.setdefault("first_row_at", result.timing["last_row_at"])  # no rows
         last = packer.flush()
         if last is not None:
-            gated.append((pending_seq, last))
+            self._gate([last], model, gated)
         self._release(sink, gated, model, result, everything=True)
         self._handle(sink.poll())
         if kind_people and model.spec.option("on_delete") != "ignore" and state.available:
@@ -617,6 +613,18 @@ class Exporter:
 
     #: batches kept waiting for their state write before the producer waits for it
     MAX_GATED = 8
+
+    def _gate(self, batches: list[Batch], model: SyncModel, gated: list[tuple[int, Batch]]) -> None:
+        """Queue closed batches for sending. A batch of events goes once the keys it carries are
+        committed as in flight: after a crash they are resent with the same ids, which
+        Customer.io deduplicates (see StateStore.recover_inflight)."""
+        seq = 0
+        if model.is_event:
+            for batch in batches:
+                batch.tag = self.state.inflight(model.name, self.options.shard_label, self.run_id,
+                                                [item.row_key for _, item in batch.refs])
+            seq = self.state.flush(force=True, only="inflight")
+        gated.extend((seq, batch) for batch in batches)
 
     def _release(self, sink, gated: list[tuple[int, Batch]], model: SyncModel, result: ModelResult,
                  everything: bool = False) -> None:
@@ -718,6 +726,8 @@ class Exporter:
             refs = outcome.batch.refs
             if not refs:
                 continue
+            if outcome.batch.tag:  # every item's fate is buffered below, and goes in the same write
+                state.inflight_done(outcome.batch.tag)
             first_result, first_item = refs[0]
             if (len(outcome.accepted) == len(refs) and not isinstance(first_item, _Departure)
                     and not self.merges and all(r is first_result for r, _ in refs)):
@@ -731,13 +741,17 @@ class Exporter:
                                         [(i.row_key, i.identifier, i.row_hash) for _, i in refs if not i.new])
                 else:
                     state.events_sent(model, self.run_id,
-                                      [(i.row_key, i.event_id, i.row_hash, i.event_time) for _, i in refs])
+                                      [(i.row_key, i.event_id, i.row_hash, i.event_time) for _, i in refs if i.new],
+                                      new=True)
+                    state.events_sent(model, self.run_id,
+                                      [(i.row_key, i.event_id, i.row_hash, i.event_time) for _, i in refs
+                                       if not i.new])
                     self._lags(first_result, refs)
                 if state.has_open_rejects(model):
                     state.resolved([(model, i.row_key) for _, i in refs])
                 continue
             now = now or utcnow()
-            people, sent, forget, ledger, resolved = {}, {}, [], [], []
+            people, sent, sent_new, forget, ledger, resolved = {}, {}, {}, [], [], []
             for index in outcome.accepted:
                 result, item = refs[index]
                 result.items_accepted += 1
@@ -750,8 +764,8 @@ class Exporter:
                         self.acknowledged.add(item.row_key)
                     resolved.append((result.model, item.row_key))
                 else:
-                    sent.setdefault(result.model, []).append((item.row_key, item.event_id, item.row_hash,
-                                                              item.event_time))
+                    (sent_new if item.new else sent).setdefault(result.model, []).append(
+                        (item.row_key, item.event_id, item.row_hash, item.event_time))
                     resolved.append((result.model, item.row_key))
                     self._lags(result, [(result, item)])
             rejects = []
@@ -767,12 +781,18 @@ class Exporter:
             for index in outcome.undelivered:
                 result, item = refs[index]
                 result.undelivered += 1
-                # Events stay pending (resent next run with the same id); people are simply not in
-                # state yet, so the next run sends them again.
-                rejects.append((result.model, item.row_key, "undelivered", outcome.error or "retries exhausted", True,
-                                item.row_hash, now, self.run_id))
+                error = outcome.error or "retries exhausted"
+                # Events are recorded pending (resent next run with the same id); people are simply
+                # not in state yet, so the next run sends them again.
+                if result.kind != "people" and not isinstance(item, _Departure):
+                    ledger.append((result.model, item.row_key, item.event_id, "pending", item.row_hash,
+                                   item.event_time, now, now, None, self.run_id, f"undelivered: {error}"[:4000]))
+                rejects.append((result.model, item.row_key, "undelivered", error, True, item.row_hash, now,
+                                self.run_id))
             for model, rows in people.items():
                 state.people_synced(model, self.run_id, rows)
+            for model, rows in sent_new.items():
+                state.events_sent(model, self.run_id, rows, new=True)
             for model, rows in sent.items():
                 state.events_sent(model, self.run_id, rows)
             state.people_forgotten(forget)

@@ -4,9 +4,14 @@ Tables (schema `cio_sync_state` unless configured), created and migrated here:
 
 - cio_people_state   one row per synced person of a people model: stable key, identifier, the
                      hash of the row last acknowledged by Customer.io.
-- cio_event_ledger   one row per event id of an event model: pending (recorded before sending),
-                     sent (acknowledged), rejected, baseline / backfill (recorded, never sent),
-                     uncertain (pending longer than the dedupe window).
+- cio_event_ledger   one row per event id of an event model: sent (acknowledged), rejected,
+                     pending (sent or about to be sent by a run that stopped before the answer,
+                     or undelivered: resent with the same id), baseline / backfill (recorded,
+                     never sent), uncertain (pending longer than the dedupe window).
+- cio_inflight       the event keys of batches a run is sending (committed before they are
+                     sent, a few rows per batch), deleted in the transaction that records the
+                     run's last answers. What a stopped run left here becomes `pending` in the
+                     ledger before the next run of the model reads anything.
 - cio_rejects        rows refused (by cio-export's checks or by Customer.io), with the reason,
                      first and last seen, resolved when later accepted.
 - cio_runs           one row per model per run: counts, status, dbt invocation, lag.
@@ -18,7 +23,9 @@ Writes go through a second connection (a commit on the reading connection would 
 streaming cursor) and are set-based: COPY into a temporary table then one upsert on PostgreSQL,
 a multi-row insert then MERGE on Redshift (no client COPY, no ON CONFLICT), batched inserts
 then an upsert on DuckDB. They are buffered and committed every few seconds, never per row;
-the one exception is recording events as pending, which is committed before they are sent.
+the one exception is recording the keys of events in flight, which is committed before they
+are sent (one row per batch, not per event: each event is written to the ledger once, when
+Customer.io has answered for it).
 
 On PostgreSQL the writes run on a writer thread that owns the state connection, so the
 warehouse works on them while the exporter encodes the next rows: `flush()` hands the buffers
@@ -43,15 +50,16 @@ from typing import Any
 
 from ._errors import ConfigError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "cio_sync_state"
 FLUSH_SECONDS = 2.0
 FLUSH_ROWS = 20_000
 MAX_QUEUED_WRITES = 2  # writes handed to the writer thread and not yet committed, at most
-# Per-model writes of one flush, in this order (pending events before anything that follows them).
-WRITE_ORDER = {"pending_new": 0, "pending": 0, "people_new": 1, "people": 1, "sent": 2}
+# Per-model writes of one flush, in this order.
+WRITE_ORDER = {"people_new": 1, "people": 1, "sent_new": 2, "sent": 2}
 UNIQUE_VIOLATION = "23505"  # SQLSTATE
 ANALYZE_MIN_ROWS = 10_000  # new ledger rows before its statistics are refreshed (see _keep_ledger_analyzed)
+INFLIGHT_PART_CHARS = 60_000  # event keys of one cio_inflight row, as a JSON array (Redshift: varchar(65535))
 
 T_KEY = "varchar(1024)"
 T_TEXT = "varchar(4096)"
@@ -70,6 +78,11 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
          ("row_hash", "varchar(32)"), ("event_at", "bigint"), ("first_attempt_at", T_TS),
          ("last_attempt_at", T_TS), ("sent_at", T_TS), ("run_id", "varchar(64)"), ("reason", T_TEXT)),
         ("model", "event_key"),
+    ),
+    "cio_inflight": (
+        (("model", T_KEY), ("shard", "varchar(16)"), ("run_id", "varchar(64)"), ("part", "integer"),
+         ("created_at", T_TS), ("event_keys", "varchar(65535)")),
+        ("model", "shard", "run_id", "part"),
     ),
     "cio_rejects": (
         (("model", T_KEY), ("row_key", T_KEY), ("reason", "varchar(64)"), ("message", T_TEXT),
@@ -132,6 +145,7 @@ class StateStore:
         self._open_rejects: set[str] | None = None  # models with unresolved rejects
         self._ledger_rows = 0  # ledger rows its statistics know of (PostgreSQL), and inserted since
         self._ledger_growth = 0
+        self._inflight_parts = 0  # cio_inflight rows this store has written (their `part`)
 
     @property
     def writable(self) -> bool:
@@ -236,12 +250,7 @@ class StateStore:
         for name, (columns, keys) in TABLES.items():
             cols = ", ".join(f"{c} {t}" for c, t in columns)
             primary = f", primary key ({', '.join(keys)})" if keys and self.kind != "redshift" else ""
-            storage = ""
-            if name == "cio_event_ledger" and self.kind == "postgres":
-                # Every row is written as pending, then updated to sent: with room left on each
-                # page the update stays on it (a HOT update: no new index entry, no bloat).
-                storage = " with (fillfactor = 50)"
-            self.execute(f"create table if not exists {self.table(name)} ({cols}{primary}){storage}")
+            self.execute(f"create table if not exists {self.table(name)} ({cols}{primary})")
         rows = self.execute(f"select max(version) from {self.table('cio_state_version')}")
         current = rows[0][0] if rows and rows[0][0] is not None else 0
         if current > SCHEMA_VERSION:
@@ -249,6 +258,8 @@ class StateStore:
                               f"({SCHEMA_VERSION}): upgrade cio-sync")
         if current < SCHEMA_VERSION:
             # Version 1 is the first layout; later versions add their ALTERs here, in order.
+            # Version 2 adds cio_inflight (created above); a run of an older cio-export, which
+            # would not read it, then refuses the schema.
             self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values "
                          f"({SCHEMA_VERSION}, {self._ts(utcnow())})")
         self.commit()
@@ -313,6 +324,40 @@ class StateStore:
                             "and status in ('success', 'rejected') limit 1")
         return bool(rows)
 
+    def recover_inflight(self, model: str, shard: str) -> int:
+        """Before a run of (model, shard) reads anything: the events a stopped run was sending
+        (its cio_inflight rows, of this shard or of one whose lease has expired) become `pending`
+        ledger rows, unless the ledger has them already (their answer was recorded), so the diff
+        resends them with the same ids within dedupe_window and reports them uncertain beyond it.
+        Returns how many became pending."""
+        if not self.writable:
+            return 0
+        inflight, leases = self.table("cio_inflight"), self.table("cio_leases")
+        lit = self._lit(model)
+        where = (f"i.model = {lit} and (i.shard = {self._lit(shard)} or not exists (select 1 from {leases} l "
+                 f"where l.model = i.model and l.shard = i.shard and l.expires_at > {self._ts(utcnow())}))")
+        found = self.execute(f"select i.shard, i.run_id, i.created_at, i.event_keys from {inflight} i where {where}")
+        if not found:
+            return 0
+        since: dict[str, tuple] = {}  # event key -> (run_id, first sent at)
+        for _, run_id, created_at, keys in found:
+            for key in json.loads(keys):
+                if key not in since or created_at < since[key][1]:
+                    since[key] = (run_id, created_at)
+        ledger = self.table("cio_event_ledger")
+        rows = [(model, key, None, "pending", None, None, at, at, None, run_id, "in flight when its run stopped")
+                for key, (run_id, at) in since.items()]
+        temp = self._stage("cio_event_ledger", rows)
+        columns = ", ".join(self._columns("cio_event_ledger"))
+        count = self.execute(f"select count(*) from {temp} t where not exists (select 1 from {ledger} l "
+                             f"where l.model = t.model and l.event_key = t.event_key)")[0][0]
+        self.execute(f"insert into {ledger} ({columns}) select {columns} from {temp} t where not exists "
+                     f"(select 1 from {ledger} l where l.model = t.model and l.event_key = t.event_key)")
+        self.execute(f"drop table {temp}")
+        self._delete_keys("cio_inflight", ("model", "shard", "run_id"), {(model, s, r) for s, r, _, _ in found})
+        self.commit()
+        return int(count)
+
     def count_people(self, model: str, key_filter: str | None = None) -> int:
         table = self.table("cio_people_state")
         extra = f" and {key_filter}" if key_filter else ""
@@ -365,15 +410,40 @@ class StateStore:
         state when the rows were read (inserted as they are, falling back to an upsert)."""
         self._buffer(("people_new" if new else "people", model, run_id), rows)
 
-    def events_pending(self, model: str, run_id: str, rows: Iterable[tuple], new: bool = False) -> None:
-        """(event_key, event_id, row_hash, event_at) about to be sent: flush(force=True) and wait
-        for committed() before sending them. `new`: no ledger row had these keys when the rows
-        were read (they are then inserted as they are, falling back to an upsert if one has)."""
-        self._buffer(("pending_new" if new else "pending", model, run_id), rows)
+    def inflight(self, model: str, shard: str, run_id: str, keys: Sequence[str]) -> list[tuple]:
+        """The keys of one batch of events about to be sent: flush(force=True, only="inflight")
+        and wait for committed() before sending it. Kept as JSON arrays of keys, a few rows per
+        batch. Returns their row keys, for inflight_done() once the batch is answered."""
+        if self.read_only or not keys:
+            return []
+        now = utcnow()
+        parts, part, size = [], [], 2
+        for key in keys:
+            plain = key.isascii() and key.isprintable() and '"' not in key and "\\" not in key
+            cost = len(key) + 3 if plain else len(key) * 6 + 3  # an escaped character: at most 6
+            if part and size + cost > INFLIGHT_PART_CHARS:
+                parts.append(part)
+                part, size = [], 2
+            part.append(key)
+            size += cost
+        parts.append(part)
+        rows = []
+        for part in parts:
+            self._inflight_parts += 1
+            rows.append((model, shard, run_id, self._inflight_parts, now, json.dumps(part, separators=(",", ":"))))
+        self._buffer("inflight", rows)
+        return [row[:4] for row in rows]
 
-    def events_sent(self, model: str, run_id: str, rows: Iterable[tuple]) -> None:
-        """(event_key, event_id, row_hash, event_at) acknowledged by Customer.io (recorded pending before)."""
-        self._buffer(("sent", model, run_id), rows)
+    def inflight_done(self, parts: Iterable[tuple]) -> None:
+        """The batch whose in-flight rows these are (from inflight()) has been answered and what
+        became of each of its events is in the buffers: the rows go in the same transaction."""
+        self._buffer("inflight_done", parts)
+
+    def events_sent(self, model: str, run_id: str, rows: Iterable[tuple], new: bool = False) -> None:
+        """(event_key, event_id, row_hash, event_at) acknowledged by Customer.io. `new`: no ledger
+        row had these keys when the rows were read (they are then inserted as they are, falling
+        back to an upsert if one has)."""
+        self._buffer(("sent_new" if new else "sent", model, run_id), rows)
 
     def people_forgotten(self, rows: Iterable[tuple]) -> None:
         """(model, person_key) of people deleted or suppressed in Customer.io."""
@@ -407,18 +477,25 @@ class StateStore:
             self._buffers.setdefault(kind, []).extend(rows)
             self._pending_rows += len(rows)
 
-    def flush(self, force: bool = False) -> int:
+    def flush(self, force: bool = False, only: str | None = None) -> int:
         """Write what is buffered, in one transaction, when FLUSH_SECONDS have passed (or forced).
         Returns the sequence number of the last write handed over: on PostgreSQL it runs on the
-        writer thread (see committed / wait), elsewhere it has committed on return."""
+        writer thread (see committed / wait), elsewhere it has committed on return. `only`: write
+        that one kind of buffer now (forced), the others later."""
         self._check_writes()
-        if not self._buffers:
+        if only is not None:
+            if only not in self._buffers:
+                return 0  # nothing to wait for
+            buffers = {only: self._buffers.pop(only)}
+            self._pending_rows -= len(buffers[only])
+        elif not self._buffers:
             self._last_flush = time.monotonic()
             return self._seq
-        if not force and time.monotonic() - self._last_flush < FLUSH_SECONDS and self._pending_rows < FLUSH_ROWS:
+        elif not force and time.monotonic() - self._last_flush < FLUSH_SECONDS and self._pending_rows < FLUSH_ROWS:
             return self._seq
-        buffers, self._buffers, self._pending_rows = self._buffers, {}, 0
-        self._last_flush = time.monotonic()
+        else:
+            buffers, self._buffers, self._pending_rows = self._buffers, {}, 0
+            self._last_flush = time.monotonic()
         self._seq += 1
         if self._writer is None:
             self._write(buffers)
@@ -474,20 +551,22 @@ class StateStore:
                            key=lambda write: WRITE_ORDER[write[0]])
         inserted = 0
         try:
+            if rows := buffers.get("inflight"):
+                self._upsert("cio_inflight", rows)
             if rows := buffers.get("ledger"):
                 self._upsert_ledger(rows)
             for kind, model, run_id, rows in per_model:
-                if kind == "pending_new" and direct:
+                if kind == "sent_new" and direct:
                     self._events_inserted(model, run_id, rows, now)
                     inserted += len(rows)
                 elif kind == "people_new" and direct:
                     self._people_inserted(model, run_id, rows, now)
-                elif kind in ("pending", "pending_new"):
-                    self._events_pending(model, run_id, rows, now)
                 elif kind in ("people", "people_new"):
                     self._people_synced(model, run_id, rows, now)
                 else:
-                    self._events_sent(model, run_id, rows, now)
+                    self._events_sent(model, run_id, rows, now, new=kind == "sent_new")
+            if rows := buffers.get("inflight_done"):
+                self._delete_keys("cio_inflight", ("model", "shard", "run_id", "part"), rows)
             if rows := buffers.get("forget"):
                 self._delete_keys("cio_people_state", ("model", "person_key"), rows)
             if rows := buffers.get("rejects"):
@@ -540,7 +619,7 @@ class StateStore:
                 self.execute(sql, [v for row in chunk for v in row])
         return temp
 
-    # Acknowledged people and pending / sent events: on PostgreSQL only the varying columns are
+    # Acknowledged people and events: on PostgreSQL only the varying columns are
     # staged (the model, times and run id are constants of the statement); elsewhere full rows.
     def _people_synced(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
         rows = self._dedupe(rows, 1)
@@ -556,34 +635,17 @@ class StateStore:
             f"run_id = excluded.run_id")
         self.execute(f"drop table {temp}")
 
-    def _events_pending(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
-        rows = self._dedupe(rows, 1)
-        if self.kind != "postgres":
-            self._upsert_ledger([(model, k, i, "pending", h, at, now, now, None, run_id, None) for k, i, h, at in rows])
-            return
-        ledger = self.table("cio_event_ledger")
-        temp = self._stage("cio_event_ledger", rows, ["event_key", "event_id", "row_hash", "event_at"], plain=True)
-        self.execute(
-            f"insert into {ledger} (model, event_key, event_id, status, row_hash, event_at, first_attempt_at, "
-            f"last_attempt_at, sent_at, run_id, reason) select {self._lit(model)}, event_key, event_id, 'pending', "
-            f"row_hash, event_at, {self._ts(now)}, {self._ts(now)}, null, {self._lit(run_id)}, null from {temp} "
-            f"on conflict (model, event_key) do update set event_id = coalesce(excluded.event_id, {ledger}.event_id), "
-            "status = excluded.status, row_hash = excluded.row_hash, event_at = excluded.event_at, "
-            f"first_attempt_at = coalesce({ledger}.first_attempt_at, excluded.first_attempt_at), "
-            "last_attempt_at = excluded.last_attempt_at, run_id = excluded.run_id, reason = null")
-        self.execute(f"drop table {temp}")
-
     def _people_inserted(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
         """First identifies (PostgreSQL): COPY straight into the people state."""
         self._copy_into("cio_people_state", ("person_key", "identifier", "row_hash", "model", "synced_at", "run_id"),
                         rows, (model, now.isoformat(sep=" "), run_id))
 
     def _events_inserted(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
-        """New pending events (PostgreSQL): COPY straight into the ledger."""
+        """Events acknowledged on their first sending (PostgreSQL): COPY straight into the ledger."""
         stamp = now.isoformat(sep=" ")
         self._copy_into("cio_event_ledger", ("event_key", "event_id", "row_hash", "event_at", "model", "status",
-                                             "first_attempt_at", "last_attempt_at", "run_id"),
-                        rows, (model, "pending", stamp, stamp, run_id))
+                                             "first_attempt_at", "last_attempt_at", "sent_at", "run_id"),
+                        rows, (model, "sent", stamp, stamp, stamp, run_id))
 
     def _copy_into(self, table: str, columns: Sequence[str], rows: list[tuple], constants: tuple) -> None:
         """PostgreSQL: COPY rows (plain text and integers) + the same constants on every row
@@ -608,11 +670,11 @@ class StateStore:
         finally:
             cursor.close()
 
-    def _events_sent(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
-        if self.kind != "postgres":
-            self._upsert_ledger([(model, k, i, "sent", h, at, None, now, now, run_id, None) for k, i, h, at in rows])
+    def _events_sent(self, model: str, run_id: str, rows: list[tuple], now: datetime, new: bool = False) -> None:
+        if self.kind != "postgres" or new:
+            self._upsert_ledger([(model, k, i, "sent", h, at, now, now, now, run_id, None) for k, i, h, at in rows])
             return
-        # The row exists: it was committed as pending before the request that carried it. One
+        # The row exists (pending: sent before, by a run that stopped or could not deliver it). One
         # primary-key lookup per key. The planner would rather scan the model's whole ledger once
         # a flush's keys are a few percent of it (20,000 of a million: every flush of a large
         # first sync), which makes the work grow with the ledger instead of with the keys; the
@@ -747,6 +809,7 @@ class StateStore:
         ledger = self.table("cio_event_ledger")
         n = self.execute(f"select count(*) from {ledger} where model = {self._lit(model)}")[0][0]
         self.execute(f"delete from {self.table('cio_event_ledger')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_inflight')} where model = {self._lit(model)}")
         self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")
         self.execute(f"delete from {self.table('cio_rejects')} where model = {self._lit(model)}")
         self.execute(f"delete from {self.table('cio_runs')} where model = {self._lit(model)}")

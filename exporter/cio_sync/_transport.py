@@ -114,10 +114,12 @@ class TrackSettings:
 
 @dataclass
 class Batch:
-    """Items already encoded as compact JSON, with one opaque reference per item."""
+    """Items already encoded as compact JSON, with one opaque reference per item, and an opaque
+    `tag` for the caller (its outcome carries the batch back)."""
 
     items: list[bytes]
     refs: list[Any]
+    tag: Any = None
 
     def __post_init__(self) -> None:
         if len(self.items) != len(self.refs):

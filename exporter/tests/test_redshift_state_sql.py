@@ -26,6 +26,8 @@ class RecordingCursor:
         self.description = [("x",)] if self.last.startswith("select") else None
 
     def fetchall(self):
+        if self.last.startswith("select i.shard"):  # what a stopped run left in flight
+            return [("all", "run", datetime(2026, 5, 1), '["k0","k1"]')]
         return [(0,)] if "count(" in self.last or "max(version)" in self.last else []
 
     def close(self):
@@ -66,8 +68,11 @@ def recorded_state_sql() -> list[str]:
     store.available = True
     now = datetime(2026, 5, 1, 12, 0, 0)
     store.people_synced("cio_people", "run", [("c1", "c1", "h" * 32)])
-    store.events_pending("cio_event_order_placed", "run", [("k0", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "h" * 32, 1)])
-    store.events_sent("cio_event_order_placed", "run", [("k0", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "h" * 32, 1)])
+    parts = store.inflight("cio_event_order_placed", "all", "run", ["k0", "k5"])
+    store.flush(force=True, only="inflight")
+    store.events_sent("cio_event_order_placed", "run", [("k0", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "h" * 32, 1)], new=True)
+    store.events_sent("cio_event_order_placed", "run", [("k5", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "h" * 32, 1)])
+    store.inflight_done(parts)
     store.ledger([("cio_event_order_placed", "k1", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "sent", "h" * 32, 1, now, now, now,
                    "run", None)])
     store.rejects([("cio_people", "c2", "value_too_long", "too long", False, "h" * 32, now, "run")])
@@ -80,6 +85,7 @@ def recorded_state_sql() -> list[str]:
     store.run_started("run", "cio_people", "all", "inv")
     store.run_finished("run", "cio_people", scanned=1, status="success", lag_p50_seconds=1.5)
     store.record_baseline("cio_event_order_placed", "select 'k' as __key, 'h' as __hash, 1 as __ts", 10, "run")
+    store.recover_inflight("cio_event_order_placed", "all")
     return handle.log
 
 

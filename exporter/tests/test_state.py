@@ -181,6 +181,9 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
         assert proc.poll() is None, "the run finished before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+        in_flight = build.schema.query(f"select count(*) from {state}.cio_inflight")[0][0]
+        if kill_at == 0.9:  # killed while sending events: the batches in flight were recorded first
+            assert in_flight > 0
         time.sleep(5.5)  # the killed run's lease (--lease-ttl 5) expires
         srv.configure(latency=0.0)
         rerun = subprocess.run([*cmd[:-6], "--lease-ttl", "5"], env=env, capture_output=True, text=True)
@@ -199,6 +202,7 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
     assert ledger == {"sent": ROWS}
     assert build.schema.query(f"select count(*) from {state}.cio_people_state") == [(ROWS,)]
     assert build.schema.query(f"select count(*) from {state}.cio_leases") == [(0,)]
+    assert build.schema.query(f"select count(*) from {state}.cio_inflight") == [(0,)]
 
 
 def test_faults_lose_nothing_and_rejects_are_recorded_and_retried_as_specified(build):

@@ -3,6 +3,7 @@ the fallback from straight COPY inserts to upserts when a key is already there."
 
 from __future__ import annotations
 
+import json
 import threading
 from types import SimpleNamespace
 
@@ -36,16 +37,21 @@ def test_writes_run_on_the_writer_thread_and_commit_in_order(store):
     assert store._writer is not None
     seen = []
     store.in_background(lambda: seen.append(threading.current_thread().name))
-    store.events_pending("m", "run1", [(f"k{i}", f"id{i}", "h" * 32, i) for i in range(1000)], new=True)
-    first = store.flush(force=True)
-    store.events_sent("m", "run1", [(f"k{i}", f"id{i}", "h" * 32, i) for i in range(500)])
+    store.events_sent("m", "run1", [(f"k{i}", f"id{i}", "h" * 32, i) for i in range(500)], new=True)
+    parts = store.inflight("m", "all", "run1", [f"k{i}" for i in range(500, 1500)])
+    first = store.flush(force=True, only="inflight")  # the in-flight keys alone, ahead of the rest
+    assert store._buffers and "inflight" not in store._buffers
+    store.inflight_done(parts)
     second = store.flush(force=True)
     assert second == first + 1
+    store.wait(first)
+    assert store.committed(first)
     store.wait(second)
-    assert store.committed(first) and store.committed(second)
+    assert store.committed(second)
     assert seen and seen[0].startswith("cio-state")
-    statuses = dict(schema.query(f'select status, count(*) from {schema.name}.cio_event_ledger group by status'))
-    assert statuses == {"sent": 500, "pending": 500}
+    statuses = dict(schema.query(f"select status, count(*) from {schema.name}.cio_event_ledger group by status"))
+    assert statuses == {"sent": 500}
+    assert schema.query(f"select count(*) from {schema.name}.cio_inflight") == [(0,)]
 
 
 def test_a_key_already_in_state_turns_the_straight_insert_into_an_upsert(store):
@@ -54,7 +60,7 @@ def test_a_key_already_in_state_turns_the_straight_insert_into_an_upsert(store):
     store.flush(force=True)
     # p1 again as "new" (a model with a duplicate key, or another writer): COPY would violate the key
     store.people_synced("people", "run2", [("p1", "c@x.io", "3" * 32), ("p3", "d@x.io", "4" * 32)], new=True)
-    store.events_pending("ev", "run2", [("k1", "id1", "5" * 32, 1), ("k1", "id1", "6" * 32, 1)], new=True)
+    store.events_sent("ev", "run2", [("k1", "id1", "5" * 32, 1), ("k1", "id1", "6" * 32, 1)], new=True)
     store.flush(force=True)
     store.sync()
     rows = schema.query(f"select person_key, identifier, row_hash, run_id from {schema.name}.cio_people_state "
@@ -62,7 +68,7 @@ def test_a_key_already_in_state_turns_the_straight_insert_into_an_upsert(store):
     assert rows == [("p1", "c@x.io", "3" * 32, "run2"), ("p2", "b@x.io", "2" * 32, "run1"),
                     ("p3", "d@x.io", "4" * 32, "run2")]
     ledger = schema.query(f"select event_key, status, row_hash from {schema.name}.cio_event_ledger")
-    assert ledger == [("k1", "pending", "6" * 32)]  # last one wins, once
+    assert ledger == [("k1", "sent", "6" * 32)]  # last one wins, once
 
 
 def test_a_failed_write_is_raised_on_the_next_call(store):
@@ -74,13 +80,14 @@ def test_a_failed_write_is_raised_on_the_next_call(store):
 
 
 def test_recording_sent_events_looks_up_their_keys_instead_of_scanning_the_ledger(store):
-    """A flush's keys are a few percent of a large model's ledger during its first sync: the
-    planner would scan the whole ledger for each flush (work growing with the ledger)."""
+    """Events resent after a stopped run are pending in the ledger; a flush's keys are a few
+    percent of a large model's ledger: the planner would scan the whole ledger for each flush
+    (work growing with the ledger)."""
     store, schema = store
     rows = [(f"k{i:06d}", f"id{i}", "h" * 32, i) for i in range(100_000)]
-    store.events_pending("m", "run1", rows, new=True)
-    store.flush(force=True)
-    store.sync()
+    schema.execute(f"insert into {schema.name}.cio_event_ledger (model, event_key, event_id, status, row_hash, "
+                   "event_at) select 'm', 'k' || lpad(i::text, 6, '0'), 'id' || i, 'pending', repeat('h', 32), i "
+                   "from generate_series(0, 99999) i")
     store.execute(f"analyze {schema.name}.cio_event_ledger")
     store.commit()
     # rows read by sequential scans (this backend's counts, not yet flushed to the shared stats)
@@ -96,3 +103,41 @@ def test_recording_sent_events_looks_up_their_keys_instead_of_scanning_the_ledge
                          "and event_key = any(%s)", ([r[0] for r in rows[:3_000]],))
     store.commit()
     assert "Seq Scan" in " ".join(r[0] for r in plan)
+
+
+def test_events_a_stopped_run_had_in_flight_become_pending_unless_answered(store):
+    """What a killed run left in cio_inflight: its keys become pending ledger rows (first sent
+    when the keys were recorded), except those whose answer was recorded; another shard's rows
+    are left to it while its lease is live."""
+    store, schema = store
+    store.inflight("ev", "0/2", "dead-run", ["k1", "k2", "k3"])
+    store.inflight("ev", "1/2", "live-run", ["k9"])
+    store.inflight("other", "0/2", "dead-run", ["k1"])
+    store.events_sent("ev", "dead-run", [("k2", "id2", "h" * 32, 2)], new=True)  # answered before the kill
+    store.flush(force=True)
+    store.sync()
+    store.acquire_lease("ev", "1/2", "live-run", 3600)
+    recorded = schema.query(f"select min(created_at) from {schema.name}.cio_inflight")[0][0]
+    assert store.recover_inflight("ev", "0/2") == 2
+    ledger = schema.query(f"select event_key, status, first_attempt_at, run_id from {schema.name}.cio_event_ledger "
+                          "where model = 'ev' order by event_key")
+    assert [(k, s) for k, s, _, _ in ledger] == [("k1", "pending"), ("k2", "sent"), ("k3", "pending")]
+    assert ledger[0][2] == recorded and ledger[0][3] == "dead-run"
+    left = schema.query(f"select model, shard from {schema.name}.cio_inflight order by model")
+    assert left == [("ev", "1/2"), ("other", "0/2")]
+    assert store.recover_inflight("ev", "0/2") == 0  # once
+    store.release_lease("ev", "1/2", "live-run")
+    assert store.recover_inflight("ev", "0/2") == 1  # the other shard's run is gone: its keys too
+    assert schema.query(f"select count(*) from {schema.name}.cio_inflight where model = 'ev'") == [(0,)]
+
+
+def test_in_flight_keys_are_split_into_rows_a_redshift_varchar_holds(store):
+    store, schema = store
+    keys = [f"{i:05d}-" + 'é\\"' * 300 for i in range(200)]  # each character escaped or multi-byte
+    parts = store.inflight("ev", "all", "run", keys)
+    store.flush(force=True)
+    store.sync()
+    rows = schema.query(f"select part, event_keys from {schema.name}.cio_inflight order by part")
+    assert len(rows) == len(parts) > 1
+    assert all(len(text) <= 60_000 for _, text in rows)
+    assert [k for _, text in rows for k in json.loads(text)] == keys
