@@ -53,7 +53,7 @@ from ._errors import ConfigError
 SCHEMA_VERSION = 2
 DEFAULT_SCHEMA = "cio_sync_state"
 FLUSH_SECONDS = 2.0
-FLUSH_ROWS = 20_000
+FLUSH_ROWS = 10_000
 MAX_QUEUED_WRITES = 2  # writes handed to the writer thread and not yet committed, at most
 # Per-model writes of one flush, in this order.
 WRITE_ORDER = {"people_new": 1, "people": 1, "sent_new": 2, "sent": 2}
@@ -651,7 +651,7 @@ class StateStore:
         """PostgreSQL: COPY rows (plain text and integers) + the same constants on every row
         straight into a state table; a key already there fails it (see _write's fallback)."""
         # The constants are written once, as the end of every line (its terminator), rather than
-        # appended to each of a flush's 20,000 rows.
+        # appended to each of a flush's 10,000 rows.
         ending = io.StringIO()
         csv.writer(ending, lineterminator="\n").writerow(constants)
         buffer = io.StringIO()
@@ -676,9 +676,9 @@ class StateStore:
             return
         # The row exists (pending: sent before, by a run that stopped or could not deliver it). One
         # primary-key lookup per key. The planner would rather scan the model's whole ledger once
-        # a flush's keys are a few percent of it (20,000 of a million: every flush of a large
-        # first sync), which makes the work grow with the ledger instead of with the keys; the
-        # scan is ruled out for this statement only.
+        # a flush's keys are a few percent of it (a large resend after a stopped run), which makes
+        # the work grow with the ledger instead of with the keys; the scan is ruled out for this
+        # statement only.
         ledger = self.table("cio_event_ledger")
         self.execute("set local enable_seqscan = off")
         self.execute(
