@@ -552,7 +552,7 @@ class StateStore:
         inserted = 0
         try:
             if rows := buffers.get("inflight"):
-                self._upsert("cio_inflight", rows)
+                self._insert("cio_inflight", rows)  # keys of this run's own parts: never there yet
             if rows := buffers.get("ledger"):
                 self._upsert_ledger(rows)
             for kind, model, run_id, rows in per_model:
@@ -761,6 +761,14 @@ class StateStore:
         self._merge("cio_rejects", temp, columns, keys, [c for c in columns if c not in keys], {
             "first_seen_at": "case when {T}resolved_at is null then {T}first_seen_at else {S}first_seen_at end",
         })
+
+    def _insert(self, table: str, rows: list[tuple]) -> None:
+        """A plain multi-row INSERT of full rows (a few of them: no temporary table)."""
+        columns = self._columns(table)
+        mark = "?" if self.kind == "duckdb" else "%s"
+        values = ", ".join(["(" + ", ".join([mark] * len(columns)) + ")"] * len(rows))
+        self.execute(f"insert into {self.table(table)} ({', '.join(columns)}) values {values}",
+                     [v for row in rows for v in row])
 
     def _delete_keys(self, table: str, keys: Sequence[str], rows: list[tuple]) -> None:
         temp = self._stage(table, list(set(rows)), list(keys))
