@@ -42,7 +42,7 @@ lint: install
 clean:
 	rm -rf $(IT)/target $(IT)/dbt_packages $(IT)/logs target logs
 
-## bench: the benchmark, not part of test (~20–25 min at full size; BENCH_ROWS=100000 for a quick run);
+## bench: the benchmark, not part of test (~12–25 min at full size, by machine; BENCH_ROWS=100000 for a quick run);
 ## needs the PostgreSQL of PG*; writes docs/benchmarks.md at full size (see bench/run.py)
 BENCH_ROWS ?= 1000000
 .PHONY: bench

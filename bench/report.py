@@ -22,17 +22,19 @@ NOTES = BENCH / "notes.md"
 # first). The main thread encodes, packs and submits; a reader thread (cio-read) fetches the next
 # chunk, the state writer (cio-state) runs the state writes, sender threads (cio-track_*) send.
 PHASES = (
-    ("waiting for a pending-events write to commit (gated batches)", ("Exporter._release", "StateStore.wait")),
-    ("state writes handed over / waited for", ("StateStore.flush", "StateStore.sync", "StateStore._upsert",
-                                               "StateStore._stage", "StateStore.close")),
-    ("event baseline (first sync)", ("StateStore.record_baseline",)),
-    ("build proof query", ("Exporter._built_by_checked_run",)),
     ("waiting for a send slot (backpressure)", ("TrackClient.submit",)),
+    ("waiting for a batch's in-flight keys to commit (gated batches)", ("Exporter._release", "StateStore.wait")),
+    ("state writes handed over / waited for", ("StateStore.flush", "StateStore.sync", "StateStore._upsert",
+                                               "StateStore._stage", "StateStore.close", "Exporter._gate")),
+    ("event baseline, in-flight recovery (before the first row)", ("StateStore.record_baseline",
+                                                                   "StateStore.recover_inflight")),
+    ("build proof query", ("Exporter._built_by_checked_run",)),
     ("waiting for the last answers (drain)", ("TrackClient.drain", "ClientSink.drain")),
     ("outcomes -> state buffers", ("Exporter._handle",)),
     ("waiting for the reader thread's next chunk", ("SnapshotReader.stream",)),
-    ("encoding items (orjson, checks)", ("Encoder._person", "Encoder._event", "Encoder._attributes",
-                                         "Encoder._dump", "Encoder._identifier", "event_ulid")),
+    ("encoding items (msgspec or orjson, checks)", ("Encoder._person", "Encoder._event", "Encoder._person_checked",
+                                                    "Encoder._event_checked", "Encoder._attributes", "Encoder._dump",
+                                                    "Encoder._identifier", "event_ulid")),
     ("packing batches", ("BatchPacker.add", "BatchPacker.flush")),
     ("row loop itself (_sync_model)", ("Exporter._sync_model",)),
     ("preflight (region check)", ("TrackClient.preflight",)),
@@ -287,7 +289,7 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
           "installed editable, so later runs used it): exporter files changed: "
           + (", ".join(f"`{c}`" for c in changed) if changed else "none") + ".\n")
     w("## Reproduce\n")
-    w("```sh\nmake bench                     # full size, 20–25 minutes on 2 cores; rewrites this file\n"
+    w("```sh\nmake bench                     # full size, 12–25 minutes on 2 cores; rewrites this file\n"
       "make bench BENCH_ROWS=100000   # quick mode, a few minutes; writes bench/out/benchmarks.md\n```\n")
     w(f"This run: `{command}`. Needs the local PostgreSQL (PG* variables). Nothing leaves the machine: "
       "the Track API is the project's Customer.io-compatible server (`cio_sync.fake_server`), started as a child "

@@ -3,7 +3,7 @@
 How to run it (from the repository root):
 
     make bench                        # full size: 1,000,000 people and events, 5,000,000 people
-                                      # for the memory figure; writes docs/benchmarks.md (~20–25 min)
+                                      # for the memory figure; writes docs/benchmarks.md (~12–25 min)
     make bench BENCH_ROWS=100000      # quick mode: a few minutes; writes bench/out/benchmarks.md
 
 or directly, with the project's venv:
