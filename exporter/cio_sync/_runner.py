@@ -726,8 +726,7 @@ class Exporter:
             refs = outcome.batch.refs
             if not refs:
                 continue
-            if outcome.batch.tag:  # every item's fate is buffered below, and goes in the same write
-                state.inflight_done(outcome.batch.tag)
+            tag = outcome.batch.tag  # in-flight rows: deleted in the write that records the outcomes
             first_result, first_item = refs[0]
             if (len(outcome.accepted) == len(refs) and not isinstance(first_item, _Departure)
                     and not self.merges and all(r is first_result for r, _ in refs)):
@@ -749,6 +748,8 @@ class Exporter:
                     self._lags(first_result, refs)
                 if state.has_open_rejects(model):
                     state.resolved([(model, i.row_key) for _, i in refs])
+                if tag:
+                    state.inflight_done(tag)
                 continue
             now = now or utcnow()
             people, sent, sent_new, forget, ledger, resolved = {}, {}, {}, [], [], []
@@ -799,6 +800,8 @@ class Exporter:
             state.ledger(ledger)
             state.rejects(rejects)
             state.resolved(resolved)
+            if tag:
+                state.inflight_done(tag)
 
     @staticmethod
     def _lags(result: ModelResult, refs) -> None:

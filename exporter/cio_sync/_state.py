@@ -259,7 +259,10 @@ class StateStore:
         if current < SCHEMA_VERSION:
             # Version 1 is the first layout; later versions add their ALTERs here, in order.
             # Version 2 adds cio_inflight (created above); a run of an older cio-export, which
-            # would not read it, then refuses the schema.
+            # would not read it, then refuses the schema. Its ledger no longer updates every row
+            # (pending, then sent), so new pages are filled.
+            if current == 1 and self.kind == "postgres":
+                self.execute(f"alter table {self.table('cio_event_ledger')} set (fillfactor = 100)")
             self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values "
                          f"({SCHEMA_VERSION}, {self._ts(utcnow())})")
         self.commit()
@@ -326,35 +329,48 @@ class StateStore:
 
     def recover_inflight(self, model: str, shard: str) -> int:
         """Before a run of (model, shard) reads anything: the events a stopped run was sending
-        (its cio_inflight rows, of this shard or of one whose lease has expired) become `pending`
-        ledger rows, unless the ledger has them already (their answer was recorded), so the diff
-        resends them with the same ids within dedupe_window and reports them uncertain beyond it.
-        Returns how many became pending."""
+        (cio_inflight rows of this shard, or of one whose lease is not live) become `pending`
+        ledger rows, unless their answer was recorded (the ledger says `sent`, or was written for
+        the key after it went in flight), so the diff resends them with the same ids within
+        dedupe_window and reports them uncertain beyond it. Returns how many became pending."""
         if not self.writable:
             return 0
-        inflight, leases = self.table("cio_inflight"), self.table("cio_leases")
+        inflight, leases, ledger = self.table("cio_inflight"), self.table("cio_leases"), self.table("cio_event_ledger")
+        if self.kind == "redshift":
+            self.execute(f"lock {inflight}")  # two shards' runs recovering at once take turns (no keys there)
         lit = self._lit(model)
         where = (f"i.model = {lit} and (i.shard = {self._lit(shard)} or not exists (select 1 from {leases} l "
                  f"where l.model = i.model and l.shard = i.shard and l.expires_at > {self._ts(utcnow())}))")
-        found = self.execute(f"select i.shard, i.run_id, i.created_at, i.event_keys from {inflight} i where {where}")
+        found = self.execute(f"select i.shard, i.run_id, i.part, i.created_at, i.event_keys from {inflight} i "
+                             f"where {where}")
         if not found:
+            self.commit()
             return 0
-        since: dict[str, tuple] = {}  # event key -> (run_id, first sent at)
-        for _, run_id, created_at, keys in found:
+        flights: dict[str, tuple] = {}  # event key -> (first in flight, last in flight, run of the last)
+        for _, run_id, _, created_at, keys in found:
             for key in json.loads(keys):
-                if key not in since or created_at < since[key][1]:
-                    since[key] = (run_id, created_at)
-        ledger = self.table("cio_event_ledger")
-        rows = [(model, key, None, "pending", None, None, at, at, None, run_id, "in flight when its run stopped")
-                for key, (run_id, at) in since.items()]
+                first, last, last_run = flights.get(key, (created_at, created_at, run_id))
+                flights[key] = (min(first, created_at), max(last, created_at),
+                                run_id if created_at >= last else last_run)
+        rows = [(model, key, None, "pending", None, None, first, last, None, run_id, "in flight when its run stopped")
+                for key, (first, last, run_id) in flights.items()]
         temp = self._stage("cio_event_ledger", rows)
         columns = ", ".join(self._columns("cio_event_ledger"))
-        count = self.execute(f"select count(*) from {temp} t where not exists (select 1 from {ledger} l "
-                             f"where l.model = t.model and l.event_key = t.event_key)")[0][0]
+        match = "l.model = t.model and l.event_key = t.event_key"
+        unanswered = "l.status <> 'sent' and (l.last_attempt_at is null or l.last_attempt_at < t.last_attempt_at)"
+        count = self.execute(f"select count(*) from {temp} t where not exists (select 1 from {ledger} l where "
+                             f"{match} and not ({unanswered}))")[0][0]
+        # A key with a ledger row but no answer since it went in flight (a rejected event resent,
+        # a pending one resent again): pending, its first attempt kept.
+        self.execute(f"update {ledger} as l set status = 'pending', last_attempt_at = t.last_attempt_at, "
+                     "first_attempt_at = coalesce(l.first_attempt_at, t.first_attempt_at), run_id = t.run_id, "
+                     f"reason = t.reason from {temp} t where {match} and {unanswered}")
+        conflict = " on conflict (model, event_key) do nothing" if self.kind != "redshift" else ""
         self.execute(f"insert into {ledger} ({columns}) select {columns} from {temp} t where not exists "
-                     f"(select 1 from {ledger} l where l.model = t.model and l.event_key = t.event_key)")
+                     f"(select 1 from {ledger} l where {match}){conflict}")
         self.execute(f"drop table {temp}")
-        self._delete_keys("cio_inflight", ("model", "shard", "run_id"), {(model, s, r) for s, r, _, _ in found})
+        self._delete_keys("cio_inflight", ("model", "shard", "run_id", "part"),
+                          {(model, shard_, run_id, part) for shard_, run_id, part, _, _ in found})
         self.commit()
         return int(count)
 
@@ -420,7 +436,7 @@ class StateStore:
         parts, part, size = [], [], 2
         for key in keys:
             plain = key.isascii() and key.isprintable() and '"' not in key and "\\" not in key
-            cost = len(key) + 3 if plain else len(key) * 6 + 3  # an escaped character: at most 6
+            cost = len(key) + 3 if plain else len(json.dumps(key)) + 1
             if part and size + cost > INFLIGHT_PART_CHARS:
                 parts.append(part)
                 part, size = [], 2
@@ -679,12 +695,16 @@ class StateStore:
         # a flush's keys are a few percent of it (a large resend after a stopped run), which makes
         # the work grow with the ledger instead of with the keys; the scan is ruled out for this
         # statement only.
+        # The id, hash and time are set too: a row recovered from flight has none, and a rejected
+        # event accepted now has a new hash.
         ledger = self.table("cio_event_ledger")
         self.execute("set local enable_seqscan = off")
         self.execute(
-            f"update {ledger} set status = 'sent', sent_at = {self._ts(now)}, last_attempt_at = {self._ts(now)}, "
-            f"run_id = {self._lit(run_id)}, reason = null where model = {self._lit(model)} and event_key = any(%s)",
-            ([r[0] for r in rows],))
+            f"update {ledger} as l set status = 'sent', sent_at = {self._ts(now)}, last_attempt_at = {self._ts(now)}, "
+            f"run_id = {self._lit(run_id)}, reason = null, event_id = coalesce(t.i, l.event_id), row_hash = t.h, "
+            "event_at = t.a from unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) as t(k, i, h, a) "
+            f"where l.model = {self._lit(model)} and l.event_key = t.k",
+            tuple(list(column) for column in zip(*rows, strict=True)))
         self.execute("set local enable_seqscan to default")
 
     def _keep_ledger_analyzed(self, inserted: int) -> None:

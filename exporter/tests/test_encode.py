@@ -289,3 +289,30 @@ def test_typed_events_are_checked_like_the_others(change, column, reason):
     result = encoder.encode(row)
     assert isinstance(result, Reject), result
     assert (result.row_key, result.column, result.reason) == ("k1", column, reason)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        (Column("blob", TEXT, "bytea"), b"ab"),
+        (Column("big", INTEGER, "HUGEINT"), 2**70),
+        (Column("wait", TEXT, "interval"), __import__("datetime").timedelta(days=1)),
+    ],
+)
+def test_values_msgspec_would_encode_but_orjson_refuses_are_rejected_not_sent(column, value):
+    """TEXT is the kind of every unrecognised warehouse type: such a model takes the general
+    path, where orjson refuses what Customer.io should not get (bytes as base64, say)."""
+    model = spec(PEOPLE).resolve([Column("customer_id", TEXT, "text"), column, Column("secret", TEXT, "text")])
+    encoder = Encoder(model, snapshot=1, n_head=5)
+    assert not encoder.fast
+    result = encoder.encode(person("c1", "c1", value))
+    assert isinstance(result, Reject) and result.reason == "unserializable", result
+
+
+def test_a_string_that_is_not_unicode_is_rejected_on_the_typed_path_too():
+    model = spec(PEOPLE).resolve([Column("customer_id", TEXT, "text"), Column("email", TEXT, "character varying"),
+                                  Column("secret", TEXT, "text")])
+    encoder = Encoder(model, snapshot=1, n_head=5)
+    assert encoder.fast
+    result = encoder.encode(person("c1", "c1", "a\ud800b"))  # a lone surrogate
+    assert isinstance(result, Reject) and (result.reason, result.row_key) == ("unserializable", "c1")

@@ -110,19 +110,35 @@ def test_events_a_stopped_run_had_in_flight_become_pending_unless_answered(store
     when the keys were recorded), except those whose answer was recorded; another shard's rows
     are left to it while its lease is live."""
     store, schema = store
-    store.inflight("ev", "0/2", "dead-run", ["k1", "k2", "k3"])
+    then = utcnow()
+    # k4 was refused in an earlier run, then resent: in flight again; k5 was refused by this run.
+    store.ledger([("ev", "k4", "id4", "rejected", "h" * 32, 4, then, then, None, "old-run", "refused")])
+    store.flush(force=True)
+    store.inflight("ev", "0/2", "dead-run", ["k1", "k2", "k3", "k4", "k5"])
     store.inflight("ev", "1/2", "live-run", ["k9"])
     store.inflight("other", "0/2", "dead-run", ["k1"])
+    store.flush(force=True, only="inflight")
+    store.sync()
     store.events_sent("ev", "dead-run", [("k2", "id2", "h" * 32, 2)], new=True)  # answered before the kill
+    store.ledger([("ev", "k5", "id5", "rejected", "h" * 32, 5, None, utcnow(), None, "dead-run", "refused")])
     store.flush(force=True)
     store.sync()
     store.acquire_lease("ev", "1/2", "live-run", 3600)
     recorded = schema.query(f"select min(created_at) from {schema.name}.cio_inflight")[0][0]
-    assert store.recover_inflight("ev", "0/2") == 2
+    assert store.recover_inflight("ev", "0/2") == 3
     ledger = schema.query(f"select event_key, status, first_attempt_at, run_id from {schema.name}.cio_event_ledger "
                           "where model = 'ev' order by event_key")
-    assert [(k, s) for k, s, _, _ in ledger] == [("k1", "pending"), ("k2", "sent"), ("k3", "pending")]
+    assert [(k, s) for k, s, _, _ in ledger] == [("k1", "pending"), ("k2", "sent"), ("k3", "pending"),
+                                                  ("k4", "pending"), ("k5", "rejected")]
     assert ledger[0][2] == recorded and ledger[0][3] == "dead-run"
+    assert ledger[3][2] == then  # the dedupe window still counts from k4's first attempt
+    # Resent and accepted, the recovered rows get their id, hash and time.
+    store.events_sent("ev", "rerun", [("k1", "id1", "1" * 32, 1), ("k4", "id4", "4" * 32, 4)])
+    store.flush(force=True)
+    store.sync()
+    assert schema.query(f"select event_key, status, event_id, row_hash, event_at from {schema.name}.cio_event_ledger "
+                        "where event_key in ('k1', 'k4') order by 1") == [
+        ("k1", "sent", "id1", "1" * 32, 1), ("k4", "sent", "id4", "4" * 32, 4)]
     left = schema.query(f"select model, shard from {schema.name}.cio_inflight order by model")
     assert left == [("ev", "1/2"), ("other", "0/2")]
     assert store.recover_inflight("ev", "0/2") == 0  # once
@@ -133,7 +149,8 @@ def test_events_a_stopped_run_had_in_flight_become_pending_unless_answered(store
 
 def test_in_flight_keys_are_split_into_rows_a_redshift_varchar_holds(store):
     store, schema = store
-    keys = [f"{i:05d}-" + 'é\\"' * 300 for i in range(200)]  # each character escaped or multi-byte
+    # escaped (6 and 2 characters in JSON) and outside the BMP (12 each: a surrogate pair)
+    keys = [f"{i:05d}-é\\\"" + "😀" * 300 for i in range(200)]
     parts = store.inflight("ev", "all", "run", keys)
     store.flush(force=True)
     store.sync()
