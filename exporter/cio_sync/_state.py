@@ -568,7 +568,8 @@ class StateStore:
         inserted = 0
         try:
             if rows := buffers.get("inflight"):
-                self._insert("cio_inflight", rows)  # keys of this run's own parts: never there yet
+                # this run's own parts, never there yet: no temporary table, no upsert
+                self._insert(self.table("cio_inflight"), self._columns("cio_inflight"), rows)
             if rows := buffers.get("ledger"):
                 self._upsert_ledger(rows)
             for kind, model, run_id, rows in per_model:
@@ -627,12 +628,7 @@ class StateStore:
                 writer.writerows(["\\N" if v is None else _csv_value(v) for v in row] for row in rows)
             self._copy(f"copy {temp} ({', '.join(columns)}) from stdin with (format csv, null '\\N')", buffer)
         else:
-            step = 500
-            placeholders = "(" + ", ".join(["%s" if self.kind == "redshift" else "?"] * len(columns)) + ")"
-            for start in range(0, len(rows), step):
-                chunk = rows[start:start + step]
-                sql = f"insert into {temp} ({', '.join(columns)}) values " + ", ".join([placeholders] * len(chunk))
-                self.execute(sql, [v for row in chunk for v in row])
+            self._insert(temp, columns, rows)
         return temp
 
     # Acknowledged people and events: on PostgreSQL only the varying columns are
@@ -782,13 +778,13 @@ class StateStore:
             "first_seen_at": "case when {T}resolved_at is null then {T}first_seen_at else {S}first_seen_at end",
         })
 
-    def _insert(self, table: str, rows: list[tuple]) -> None:
-        """A plain multi-row INSERT of full rows (a few of them: no temporary table)."""
-        columns = self._columns(table)
-        mark = "?" if self.kind == "duckdb" else "%s"
-        values = ", ".join(["(" + ", ".join([mark] * len(columns)) + ")"] * len(rows))
-        self.execute(f"insert into {self.table(table)} ({', '.join(columns)}) values {values}",
-                     [v for row in rows for v in row])
+    def _insert(self, target: str, columns: Sequence[str], rows: list[tuple], step: int = 500) -> None:
+        """Plain multi-row INSERTs into `target` (a rendered table name), `step` rows each."""
+        placeholders = "(" + ", ".join(["?" if self.kind == "duckdb" else "%s"] * len(columns)) + ")"
+        for start in range(0, len(rows), step):
+            chunk = rows[start:start + step]
+            sql = f"insert into {target} ({', '.join(columns)}) values " + ", ".join([placeholders] * len(chunk))
+            self.execute(sql, [v for row in chunk for v in row])
 
     def _delete_keys(self, table: str, keys: Sequence[str], rows: list[tuple]) -> None:
         temp = self._stage(table, list(set(rows)), list(keys))
