@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import msgspec
 import orjson
+from ulid_transform import bytes_to_ulid as _bytes_to_ulid
 
 from ._model import (
     BOOLEAN,
@@ -64,27 +65,16 @@ class Item(msgspec.Struct, frozen=True, gc=False):
 #: identifiers up to this many characters are within Customer.io's limit whatever they hold
 _ID_CHARS = MAX_IDENTIFIER_BYTES // 4
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-#: base32 text of every 10-bit and 15-bit value: a ULID's 130 bits are 10 + 8 x 15 of them
-_B32_10 = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
-_B32_15 = tuple(a + b for a in _CROCKFORD for b in _B32_10)
-_M15 = (1 << 15) - 1
-
-
 def event_ulid(epoch_ms: int, hash_hex: str) -> str:
     """A deterministic ULID: 48-bit time part = the event time in ms, 80 random bits = the first
     80 bits of md5(event name | event id). The same event always gets the same id, so a resend is
     deduplicated by Customer.io; two events of one checkout (different names) never share one.
 
-    The text is the ULID's 128 bits in Crockford base32 (26 characters for 130 bits, the top two
-    zero), by table lookup: one per event, it is several times faster than building a
-    `ulid.ULID` (the tests check that both agree)."""
+    The text comes from ulid-transform's C encoder: one per event, it is about five times faster
+    than building a `ulid.ULID` (the tests check that both agree)."""
     if not 0 <= epoch_ms < 1 << 48:
         raise OverflowError(f"{epoch_ms} ms does not fit a ULID's 48-bit time part")
-    v = (epoch_ms << 80) | int(hash_hex[:20], 16)
-    t = _B32_15
-    return (_B32_10[v >> 120] + t[(v >> 105) & _M15] + t[(v >> 90) & _M15] + t[(v >> 75) & _M15]
-            + t[(v >> 60) & _M15] + t[(v >> 45) & _M15] + t[(v >> 30) & _M15] + t[(v >> 15) & _M15] + t[v & _M15])
+    return _bytes_to_ulid(epoch_ms.to_bytes(6, "big") + bytes.fromhex(hash_hex[:20]))
 
 
 def _plain(column: Column) -> bool:
@@ -294,13 +284,13 @@ class Encoder:
                 if value is not None and value - value != 0:  # nan or an infinity: the checked path
                     break
             else:
-                event_id = event_ulid(epoch_ms, row[4])
                 timestamp = row[2]
                 try:
+                    event_id = _bytes_to_ulid(epoch_ms.to_bytes(6, "big") + bytes.fromhex(row[4][:20]))  # event_ulid
                     data = self.encode_struct(self.item(
                         "person", self.identifiers(identifier), "event", self.rename.get(name, name), event_id,
                         timestamp, self.attributes_without_nulls(*values)))
-                except (TypeError, ValueError):  # e.g. a lone surrogate: the checked path says why
+                except (TypeError, ValueError, OverflowError):  # a lone surrogate, a time past 10889: checked
                     return self._event_checked(row)
                 if len(data) <= MAX_ITEM_BYTES:
                     return Item(data, identifier, str(key), timestamp, row[6], event_id, row[7] is None)
@@ -320,6 +310,9 @@ class Encoder:
             return self._reject(
                 key, self.model.timestamp.name, "timestamp_before_1970", "event times before 1970 cannot be sent"
             )
+        if epoch_ms >= 1 << 48:
+            return self._reject(key, self.model.timestamp.name, "timestamp_out_of_range",
+                                "event times after the year 10889 do not fit an event id (ULID)")
         if name not in self.valid_names and (not name or len(name.encode()) > MAX_EVENT_NAME_BYTES):
             column = self.model.event_name_column.name if self.model.event_name_column else None
             return self._reject(
