@@ -158,3 +158,26 @@ def test_in_flight_keys_are_split_into_rows_a_redshift_varchar_holds(store):
     assert len(rows) == len(parts) > 1
     assert all(len(text) <= 60_000 for _, text in rows)
     assert [k for _, text in rows for k in json.loads(text)] == keys
+
+
+AWKWARD_KEYS = ["tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\.", "100%s", "%(x)s", "None", "",
+                "quote\"d, comma", "ünïcødé 🛒"]
+
+
+@pytest.mark.parametrize(("awkward", "null"), [(False, False), (True, False), (False, True)])
+def test_straight_copies_keep_every_value_as_it_was(store, awkward, null):
+    """The ledger and people state are COPYed in PostgreSQL's text format, built in one piece;
+    values it would need escaped (and nulls) go through csv. Either way they arrive unchanged."""
+    store, schema = store
+    keys = [f"k{i}" for i in range(300)] + (AWKWARD_KEYS if awkward else [])
+    events = [(key, f"id{i}", None if null and i == 3 else f"{i:032x}", 1_700_000_000 + i)
+              for i, key in enumerate(keys)]
+    store.events_sent("m%s", "run1", events, new=True)
+    store.people_synced("p", "run1", [(key, f"{key}@x.io", f"{i:032x}") for i, key in enumerate(keys)], new=True)
+    store.flush(force=True)
+    store.wait(store.flush(force=True))
+    ledger = schema.query(f"select event_key, event_id, row_hash, event_at, model, status, run_id "
+                          f"from {schema.name}.cio_event_ledger")
+    assert sorted(ledger) == sorted((k, i, h, a, "m%s", "sent", "run1") for k, i, h, a in events)
+    people = schema.query(f"select person_key, identifier, model from {schema.name}.cio_people_state")
+    assert sorted(people) == sorted((key, f"{key}@x.io", "p") for key in keys)
