@@ -152,6 +152,34 @@ class Encoder:
             self.item = msgspec.defstruct("Identify", [*head, ("timestamp", int), ("attributes", object)])
         # Numbers as JSON numbers, as on the general path (msgspec's default is a string).
         self.encode_struct = msgspec.json.Encoder(decimal_format="number").encode
+        self.encode = self._typed_event() if self.model.is_event else self._person
+
+    def _typed_event(self) -> Callable[[tuple], Item | Reject]:
+        """The typed path's encoder of event rows, a closure: it runs once per event, and locals
+        are read faster than attributes. A row it has any doubt about goes to `_event_checked`,
+        which says what is wrong, if anything."""
+        attributes, identifiers, item, encode = self.attributes_without_nulls, self.identifiers, self.item, \
+            self.encode_struct
+        head, valid_names, checked = self.n_head, self.valid_names, self._event_checked
+        fromhex, to_ulid = bytes.fromhex, _bytes_to_ulid
+
+        def event(row: tuple) -> Item | Reject:
+            key, identifier, epoch_ms, name = row[1], row[0], row[3], row[5]
+            if (key is not None and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS
+                    and not identifier.isspace() and epoch_ms is not None and epoch_ms >= 0 and name in valid_names):
+                try:  # the id as event_ulid makes it, inline
+                    event_id = to_ulid(epoch_ms.to_bytes(6, "big") + fromhex(row[4][:20]))
+                    data = encode(item("person", identifiers(identifier), "event", self.rename.get(name, name),
+                                       event_id, row[2], attributes(*row[head:])))
+                except (TypeError, ValueError, OverflowError):  # a lone surrogate, a time past 10889
+                    return checked(row)
+                # A None attribute is left out, so a null in the item is a NaN or an infinity
+                # (msgspec writes them as null), or text that looks like one: the checked path.
+                if len(data) <= MAX_ITEM_BYTES and b":null" not in data:
+                    return Item(data, identifier, str(key), row[2], row[6], event_id, row[7] is None)
+            return checked(row)
+
+        return event
 
     def _reject(self, key, column, reason, message) -> Reject:
         return Reject(self.model.name, None if key is None else str(key), column, reason, message)
@@ -275,26 +303,7 @@ class Encoder:
         return Item(data, identifier, str(key), None, row[2], None, not known)
 
     def _event(self, row: tuple) -> Item | Reject:
-        key, identifier, epoch_ms, name = row[1], row[0], row[3], row[5]
-        if (self.fast and key is not None and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS
-                and not identifier.isspace() and epoch_ms is not None and epoch_ms >= 0 and name in self.valid_names):
-            values = row[self.n_head :]
-            for i in self.number_positions:
-                value = values[i]
-                if value is not None and value - value != 0:  # nan or an infinity: the checked path
-                    break
-            else:
-                timestamp = row[2]
-                try:
-                    event_id = _bytes_to_ulid(epoch_ms.to_bytes(6, "big") + bytes.fromhex(row[4][:20]))  # event_ulid
-                    data = self.encode_struct(self.item(
-                        "person", self.identifiers(identifier), "event", self.rename.get(name, name), event_id,
-                        timestamp, self.attributes_without_nulls(*values)))
-                except (TypeError, ValueError, OverflowError):  # a lone surrogate, a time past 10889: checked
-                    return self._event_checked(row)
-                if len(data) <= MAX_ITEM_BYTES:
-                    return Item(data, identifier, str(key), timestamp, row[6], event_id, row[7] is None)
-        return self._event_checked(row)
+        return self._event_checked(row)  # models off the typed path (see _typed_event)
 
     def _event_checked(self, row: tuple) -> Item | Reject:
         key = row[1]

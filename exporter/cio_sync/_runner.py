@@ -12,6 +12,8 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import filterfalse
+from operator import attrgetter, itemgetter
 from pathlib import Path
 
 import orjson
@@ -28,6 +30,12 @@ from ._transport import Batch, BatchOutcome, TrackClient, TrackSettings
 from ._warehouse import FETCH_ROWS, SnapshotReader, build_query, dialect_for, relation_columns
 
 RESULTS_FILE = "cio_export_results.json"
+# A batch's refs are (ModelResult, Item) pairs; what the state store records of an Item.
+_ITEM = itemgetter(1)
+_NEW = attrgetter("new")
+_ROW_KEY = attrgetter("row_key")
+_PERSON_STATE = attrgetter("row_key", "identifier", "row_hash")
+_LEDGER_SENT = attrgetter("row_key", "event_id", "row_hash", "event_time")
 REJECT_SAMPLE = 100
 
 
@@ -516,6 +524,7 @@ class Exporter:
         # the next rows are read and encoded (the write runs on the state store's writer thread).
         gated: list[tuple[int, Batch]] = []
         merge_ids = model.spec.meta.get("on_identifier_change") == "merge"
+        rejected_people = self.rejected_people  # the same set, read once per row
         with SnapshotReader(adapter, opts.fetch_rows) as reader:
             if not self._built_by_checked_run(reader, model, relation, artifacts, result):
                 return
@@ -578,7 +587,7 @@ class Exporter:
                                                 f"{row[4]} -> {row[0]}", False, row[2], now, self.run_id)])
                                 self.rejected_people.add(encoded.identifier)
                                 continue
-                    elif encoded.identifier in self.rejected_people:
+                    elif encoded.identifier in rejected_people:
                         result.held += 1
                         result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "held",
                                              "the person's identify was rejected in this run; event held back"))
@@ -622,7 +631,7 @@ class Exporter:
         if model.is_event:
             for batch in batches:
                 batch.tag = self.state.inflight(model.name, self.options.shard_label, self.run_id,
-                                                [item.row_key for _, item in batch.refs])
+                                                list(map(_ROW_KEY, map(_ITEM, batch.refs))))
             seq = self.state.flush(force=True, only="inflight")
         gated.extend((seq, batch) for batch in batches)
 
@@ -733,18 +742,14 @@ class Exporter:
                 # The common case, kept lean: a whole batch of one model accepted.
                 first_result.items_accepted += len(refs)
                 model = first_result.model
+                # (map and filter: C loops over a batch's thousands of items)
+                items = list(map(_ITEM, refs))
                 if first_result.kind == "people":
-                    state.people_synced(model, self.run_id,
-                                        [(i.row_key, i.identifier, i.row_hash) for _, i in refs if i.new], new=True)
-                    state.people_synced(model, self.run_id,
-                                        [(i.row_key, i.identifier, i.row_hash) for _, i in refs if not i.new])
+                    state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filter(_NEW, items))), new=True)
+                    state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filterfalse(_NEW, items))))
                 else:
-                    state.events_sent(model, self.run_id,
-                                      [(i.row_key, i.event_id, i.row_hash, i.event_time) for _, i in refs if i.new],
-                                      new=True)
-                    state.events_sent(model, self.run_id,
-                                      [(i.row_key, i.event_id, i.row_hash, i.event_time) for _, i in refs
-                                       if not i.new])
+                    state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filter(_NEW, items))), new=True)
+                    state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, items))))
                     self._lags(first_result, refs)
                 if state.has_open_rejects(model):
                     state.resolved([(model, i.row_key) for _, i in refs])

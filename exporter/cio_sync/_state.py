@@ -43,10 +43,11 @@ import json
 import threading
 import time
 import uuid
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any
 
 from ._errors import ConfigError
@@ -434,16 +435,18 @@ class StateStore:
         if self.read_only or not keys:
             return []
         now = utcnow()
-        parts, part, size = [], [], 2
-        for key in keys:
-            plain = key.isascii() and key.isprintable() and '"' not in key and "\\" not in key
-            cost = len(key) + 3 if plain else len(json.dumps(key)) + 1
-            if part and size + cost > INFLIGHT_PART_CHARS:
-                parts.append(part)
-                part, size = [], 2
-            part.append(key)
-            size += cost
-        parts.append(part)
+        # Each key costs its JSON text and a comma; when no key needs escaping (the common case,
+        # checked on all of them at once) that is its length + 3.
+        joined = "".join(keys)
+        if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+            ends = list(accumulate(map((3).__add__, map(len, keys))))
+        else:
+            ends = list(accumulate(len(json.dumps(key)) + 1 for key in keys))
+        parts, start, base = [], 0, 0
+        while start < len(keys):  # as many keys as fit in INFLIGHT_PART_CHARS with the brackets, at least one
+            stop = max(bisect_right(ends, base + INFLIGHT_PART_CHARS - 2, lo=start), start + 1)
+            parts.append(keys[start:stop])
+            base, start = ends[stop - 1], stop
         rows = []
         for part in parts:
             self._inflight_parts += 1
