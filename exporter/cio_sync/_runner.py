@@ -36,6 +36,10 @@ _NEW = attrgetter("new")
 _ROW_KEY = attrgetter("row_key")
 _PERSON_STATE = attrgetter("row_key", "identifier", "row_hash")
 _LEDGER_SENT = attrgetter("row_key", "event_id", "row_hash", "event_time")
+# Columns of a fetched row (see build_query): events' time and ledger status, people's previous identifier.
+_EVENT_TIME = itemgetter(2)
+_LEDGER_STATUS = itemgetter(7)
+_PREVIOUS_IDENTIFIER = itemgetter(4)
 REJECT_SAMPLE = 100
 
 
@@ -525,6 +529,11 @@ class Exporter:
         gated: list[tuple[int, Batch]] = []
         merge_ids = model.spec.meta.get("on_identifier_change") == "merge"
         rejected_people = self.rejected_people  # the same set, read once per row
+        # Events older than this take the row-by-row path: the backfill rule (max_event_age), and
+        # a dry run's first sync skips what the baseline would have recorded.
+        oldest = None
+        if max_age is not None:
+            oldest = snapshot - max_age if baseline_cutoff is None else max(snapshot - max_age, baseline_cutoff)
         with SnapshotReader(adapter, opts.fetch_rows) as reader:
             if not self._built_by_checked_run(reader, model, relation, artifacts, result):
                 return
@@ -534,65 +543,58 @@ class Exporter:
                 result.rows_scanned += len(rows)
                 result.changed += len(rows)
                 now = utcnow()
-                ready = []
-                for row in rows:
-                    enc_with = encoder
-                    if not kind_people:
-                        status, first_attempt = row[7], row[8]
-                        if status == "pending":
-                            if first_attempt is not None and snapshot - first_attempt > dedupe_window:
-                                result.uncertain += 1
-                                result.reject(Reject(model.name, str(row[1]), None, "uncertain",
-                                                     "sent before but never acknowledged, longer ago than "
-                                                     "dedupe_window: not resent (it may have arrived)"))
-                                state.ledger([(model.name, str(row[1]), None, "uncertain", row[6], row[2], None, now,
-                                               None, self.run_id, "pending beyond dedupe_window")])
-                                continue
-                            result.resent += 1
-                        elif baseline_cutoff is not None and row[2] is not None and row[2] < baseline_cutoff:
-                            result.skipped += 1
-                            continue
-                        elif status is None and row[2] is not None and snapshot - row[2] > max_age:
-                            if backfill == "skip":
+                ready = self._plain_chunk(rows, model, encoder, result, oldest, now)
+                if ready is None:  # some row needs a decision of its own
+                    ready = []
+                    for row in rows:
+                        enc_with = encoder
+                        if not kind_people:
+                            status, first_attempt = row[7], row[8]
+                            if status == "pending":
+                                if first_attempt is not None and snapshot - first_attempt > dedupe_window:
+                                    result.uncertain += 1
+                                    result.reject(Reject(model.name, str(row[1]), None, "uncertain",
+                                                         "sent before but never acknowledged, longer ago than "
+                                                         "dedupe_window: not resent (it may have arrived)"))
+                                    state.ledger([(model.name, str(row[1]), None, "uncertain", row[6], row[2], None,
+                                                   now, None, self.run_id, "pending beyond dedupe_window")])
+                                    continue
+                                result.resent += 1
+                            elif baseline_cutoff is not None and row[2] is not None and row[2] < baseline_cutoff:
                                 result.skipped += 1
-                                state.ledger([(model.name, str(row[1]), None, "backfill", row[6], row[2], None, None,
-                                               None, self.run_id, f"older than max_event_age at {now:%Y-%m-%d %H:%M}")])
                                 continue
-                            if backfill == "rename":
-                                enc_with = renamer
-                    encoded = enc_with.encode(row)
-                    if type(encoded) is Reject:
-                        result.reject(encoded)
-                        row_hash = row[2] if kind_people else row[6]
-                        state.rejects([(model.name, encoded.row_key or "", encoded.reason, encoded.message, False,
-                                        row_hash, now, self.run_id)])
-                        if not kind_people and encoded.row_key:
-                            state.ledger([(model.name, encoded.row_key, None, "rejected", row_hash, row[2], None, now,
-                                           None, self.run_id, encoded.reason)])
-                        if kind_people and encoded.row_key:
-                            self.rejected_people.add(encoded.row_key)
-                        continue
-                    if kind_people:
-                        if row[4] is not None and row[4] != row[0]:
-                            if merge_ids:
-                                self.merges[encoded.row_key] = (result, model.spec.identifier_kind, row[4],
-                                                                encoded.identifier)
-                            else:
-                                result.reject(Reject(
-                                    model.name, encoded.row_key, model.identifier.name, "identifier_changed",
-                                    f"identifier changed from {row[4]} to {row[0]} for the same person: not sent (it "
-                                    "would create a second profile); merge the profiles in Customer.io, then run "
-                                    "with --full-refresh"))
-                                state.rejects([(model.name, encoded.row_key, "identifier_changed",
-                                                f"{row[4]} -> {row[0]}", False, row[2], now, self.run_id)])
-                                self.rejected_people.add(encoded.identifier)
-                                continue
-                    elif encoded.identifier in rejected_people:
-                        result.held += 1
-                        result.reject(Reject(model.name, encoded.row_key, model.identifier.name, "held",
-                                             "the person's identify was rejected in this run; event held back"))
-                        continue
-                    ready.append(encoded)
+                            elif status is None and row[2] is not None and snapshot - row[2] > max_age:
+                                if backfill == "skip":
+                                    result.skipped += 1
+                                    state.ledger([(model.name, str(row[1]), None, "backfill", row[6], row[2], None,
+                                                   None, None, self.run_id,
+                                                   f"older than max_event_age at {now:%Y-%m-%d %H:%M}")])
+                                    continue
+                                if backfill == "rename":
+                                    enc_with = renamer
+                        encoded = enc_with.encode(row)
+                        if type(encoded) is Reject:
+                            self._rejected(model, result, row, encoded, now)
+                            continue
+                        if kind_people:
+                            if row[4] is not None and row[4] != row[0]:
+                                if merge_ids:
+                                    self.merges[encoded.row_key] = (result, model.spec.identifier_kind, row[4],
+                                                                    encoded.identifier)
+                                else:
+                                    result.reject(Reject(
+                                        model.name, encoded.row_key, model.identifier.name, "identifier_changed",
+                                        f"identifier changed from {row[4]} to {row[0]} for the same person: not sent "
+                                        "(it would create a second profile); merge the profiles in Customer.io, then "
+                                        "run with --full-refresh"))
+                                    state.rejects([(model.name, encoded.row_key, "identifier_changed",
+                                                    f"{row[4]} -> {row[0]}", False, row[2], now, self.run_id)])
+                                    self.rejected_people.add(encoded.identifier)
+                                    continue
+                        elif encoded.identifier in rejected_people:
+                            self._held(model, result, encoded)
+                            continue
+                        ready.append(encoded)
                 if ready and result.first_item is None:
                     result.first_item = ready[0].data
                 add = packer.add
@@ -619,6 +621,57 @@ class Exporter:
         if kind_people and model.spec.option("on_delete") != "ignore" and state.available:
             self._deletions(adapter, model, query, sink, result)
         progress(result)
+
+    def _plain_chunk(self, rows: list[tuple], model: SyncModel, encoder: Encoder, result: ModelResult,
+                     oldest: int | None, now) -> list | None:
+        """A fetched chunk whose rows need no decision of their own, encoded with C loops (map)
+        rather than row by row: nearly every chunk of an initial sync and of most reruns. That is
+        a chunk of people none of whom had another identifier, or of events none of which is in
+        the ledger (pending or rejected) or older than max_event_age. Returns the items to send,
+        the rejected rows recorded; None when some row needs the row-by-row path."""
+        if model.is_event:
+            if set(map(_LEDGER_STATUS, rows)) != {None}:
+                return None
+            try:
+                if oldest is None or min(map(_EVENT_TIME, rows)) < oldest:
+                    return None
+            except TypeError:  # a null event time (min cannot compare it): rejected row by row
+                return None
+        elif set(map(_PREVIOUS_IDENTIFIER, rows)) != {None}:
+            return None
+        encoded = list(map(encoder.encode, rows))
+        if Reject in set(map(type, encoded)):
+            for row, item in zip(rows, encoded, strict=True):
+                if type(item) is Reject:
+                    self._rejected(model, result, row, item, now)
+            encoded = [item for item in encoded if type(item) is not Reject]
+        if model.is_event and self.rejected_people:
+            for item in encoded:
+                if item.identifier in self.rejected_people:
+                    self._held(model, result, item)
+            encoded = [item for item in encoded if item.identifier not in self.rejected_people]
+        return encoded
+
+    def _rejected(self, model: SyncModel, result: ModelResult, row: tuple, reject: Reject, now) -> None:
+        """Record a row the encoder refused: in the result, the rejects table and, for an event,
+        the ledger; a refused person's events are held back for the rest of the run."""
+        result.reject(reject)
+        row_hash = row[6] if model.is_event else row[2]
+        self.state.rejects([(model.name, reject.row_key or "", reject.reason, reject.message, False, row_hash, now,
+                             self.run_id)])
+        if not reject.row_key:
+            return
+        if model.is_event:
+            self.state.ledger([(model.name, reject.row_key, None, "rejected", row_hash, row[2], None, now, None,
+                                self.run_id, reject.reason)])
+        else:
+            self.rejected_people.add(reject.row_key)
+
+    @staticmethod
+    def _held(model: SyncModel, result: ModelResult, item) -> None:
+        result.held += 1
+        result.reject(Reject(model.name, item.row_key, model.identifier.name, "held",
+                             "the person's identify was rejected in this run; event held back"))
 
     #: batches kept waiting for their state write before the producer waits for it
     MAX_GATED = 8
