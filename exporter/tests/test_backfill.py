@@ -71,3 +71,17 @@ def test_backfill_rename_sends_under_a_separate_name(duckdb_project_factory, ser
     project.run("build", "--select", *rebuilt, "--full-refresh")
     run(project, server, state, rebuilt)
     assert sorted(e["name"] for e in server.events()) == ["cart_abandoned_backfill", "checkout_started_backfill"]
+
+
+def test_a_dry_run_first_sync_counts_history_as_baseline(duckdb_project_factory):
+    """A first sync's dry run records nothing, so it must skip, row by row, what the real run
+    would record as baseline: events older than initial_window (2h), here even with
+    max_event_age widened so the age rule alone would let them through."""
+    project = duckdb_project_factory("backfill_dry", vars={"cio_max_event_age": "3650d"})
+    project.run("build")
+    proc = project.cio_export("--select", "tag:cio", "--json", "--no-progress", "--dry-run",
+                              "--outbox", str(project.workdir / "outbox"), state_schema="cio_state_backfill_dry")
+    assert proc.returncode == 0, proc.stderr
+    results = {r["model"]: r for r in json.loads(proc.stdout)["results"]}
+    assert results["cio_event_cart_abandoned"]["skipped"] == 3
+    assert results["cio_event_cart_abandoned"]["items_sent"] == 0
