@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from itertools import accumulate
 from typing import Any
 
 from ._transport import Batch
@@ -38,6 +40,32 @@ class BatchPacker:
         self._refs.append(ref)
         self._size += added
         return full
+
+    def extend(self, items: list[bytes], refs: list[Any]) -> list[Batch]:
+        """Add many items, as `add` one by one would, and return the batches they closed. The cut
+        points come from the items' accumulated sizes (bisect), not a call per item."""
+        closed = []
+        # ends[k]: bytes of items[0..k], each with the comma before it
+        ends = list(accumulate(map((1).__add__, map(len, items))))
+        start = base = 0
+        while start < len(items):
+            empty = not self._items
+            # items[start:stop] fit if ends[stop - 1] - base <= room (the body stays under
+            # max_bytes); an empty batch's first item has no comma and is taken whatever its size.
+            room = self.max_bytes - 1 - self._size + empty
+            stop = bisect_right(ends, base + room, lo=start)
+            if self.max_items is not None:
+                stop = min(stop, start + self.max_items - len(self._items))
+            if stop == start:
+                if not empty:  # the next item does not fit: the batch is full
+                    closed.append(self.flush())
+                    continue
+                stop = start + 1
+            self._items.extend(items[start:stop])
+            self._refs.extend(refs[start:stop])
+            self._size += ends[stop - 1] - base - empty
+            base, start = ends[stop - 1], stop
+        return closed
 
     def flush(self) -> Batch | None:
         """The batch being filled, if it has items."""

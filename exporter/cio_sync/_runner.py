@@ -12,7 +12,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import filterfalse
+from itertools import filterfalse, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from ._warehouse import FETCH_ROWS, SnapshotReader, build_query, dialect_for, re
 RESULTS_FILE = "cio_export_results.json"
 # A batch's refs are (ModelResult, Item) pairs; what the state store records of an Item.
 _ITEM = itemgetter(1)
+_DATA = attrgetter("data")
 _NEW = attrgetter("new")
 _ROW_KEY = attrgetter("row_key")
 _PERSON_STATE = attrgetter("row_key", "identifier", "row_hash")
@@ -597,12 +598,7 @@ class Exporter:
                         ready.append(encoded)
                 if ready and result.first_item is None:
                     result.first_item = ready[0].data
-                add = packer.add
-                closed = []
-                for encoded in ready:
-                    full = add(encoded.data, (result, encoded))
-                    if full is not None:
-                        closed.append(full)
+                closed = packer.extend(list(map(_DATA, ready)), list(zip(repeat(result), ready)))
                 if closed:
                     self._gate(closed, model, gated)
                 self._release(sink, gated, model, result)

@@ -317,3 +317,21 @@ def test_a_string_that_is_not_unicode_is_rejected_on_the_typed_path_too():
     assert encoder.fast
     result = encoder.encode(person("c1", "c1", "a\ud800b"))  # a lone surrogate
     assert isinstance(result, Reject) and (result.reason, result.row_key) == ("unserializable", "c1")
+
+
+@pytest.mark.parametrize("max_items", [None, 7])
+def test_packing_many_items_at_once_closes_the_same_batches_as_one_by_one(max_items):
+    rng = random.Random(11)
+    # sizes around the limit too: an item alone over it still goes, in a batch of its own
+    items = [b"x" * rng.choice([1, 5, 40, 300, 985, 986, 987, 1_500]) for _ in range(3_000)]
+    one = BatchPacker(max_bytes=1_000, max_items=max_items)
+    expected = [b for data in items if (b := one.add(data, data)) is not None] + [one.flush()]
+    many = BatchPacker(max_bytes=1_000, max_items=max_items)
+    got, start = [], 0
+    while start < len(items):  # chunks of random lengths, as rows arrive
+        stop = start + rng.randrange(0, 200)
+        got += many.extend(items[start:stop], items[start:stop])
+        start = stop
+    got.append(many.flush())
+    assert [(b.items, b.refs) for b in got] == [(b.items, b.refs) for b in expected]
+    assert len(expected) > 10 and any(len(b.items) == 1 and len(b.items[0]) > 1_000 for b in expected)
