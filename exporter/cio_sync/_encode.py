@@ -152,7 +152,40 @@ class Encoder:
             self.item = msgspec.defstruct("Identify", [*head, ("timestamp", int), ("attributes", object)])
         # Numbers as JSON numbers, as on the general path (msgspec's default is a string).
         self.encode_struct = msgspec.json.Encoder(decimal_format="number").encode
-        self.encode = self._typed_event() if self.model.is_event else self._person
+        self.encode = self._typed_event() if self.model.is_event else self._typed_person()
+
+    def _typed_person(self) -> Callable[[tuple], Item | Reject]:
+        """The typed path's encoder of people rows, a closure like `_typed_event`."""
+        without_nulls, with_nulls, identifiers, item, encode = (
+            self.attributes_without_nulls, self.attributes_with_nulls, self.identifiers, self.item, self.encode_struct)
+        head, numbers, snapshot, send_nulls, checked = (
+            self.n_head, self.number_positions, self.snapshot, self.send_nulls, self._person_checked)
+
+        def person(row: tuple) -> Item | Reject:
+            identifier = row[0]
+            if type(identifier) is str and 0 < len(identifier) <= _ID_CHARS and not identifier.isspace():
+                known = row[3] is not None  # previous row hash: Customer.io has this person
+                nulls = known and send_nulls
+                values = row[head:]
+                if nulls:  # nulls are sent: a NaN or an infinity must be found before (checked path)
+                    for i in numbers:
+                        value = values[i]
+                        if value is not None and value - value != 0:
+                            return checked(row)
+                try:
+                    data = encode(item("person", identifiers(identifier), "identify", snapshot,
+                                       (with_nulls if nulls else without_nulls)(*values)))
+                except (TypeError, ValueError):  # e.g. a lone surrogate: the checked path says why
+                    return checked(row)
+                # No value can be over its limit in an item this small; a larger one is checked.
+                # Without nulls sent, a null is a NaN or an infinity (or text like one): checked.
+                if len(data) <= MAX_ATTRIBUTE_VALUE_BYTES and (nulls or b":null" not in data):
+                    key = row[1]
+                    return Item(data, identifier, identifier if key is None else str(key), None, row[2], None,
+                                not known)
+            return checked(row)
+
+        return person
 
     def _typed_event(self) -> Callable[[tuple], Item | Reject]:
         """The typed path's encoder of event rows, a closure: it runs once per event, and locals
@@ -256,28 +289,7 @@ class Encoder:
         return data
 
     def _person(self, row: tuple) -> Item | Reject:
-        identifier = row[0]
-        if self.fast and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS and not identifier.isspace():
-            values = row[self.n_head :]
-            for i in self.number_positions:
-                value = values[i]
-                if value is not None and value - value != 0:  # nan or an infinity: the checked path
-                    break
-            else:
-                known = row[3] is not None
-                attributes = (self.attributes_with_nulls if known and self.send_nulls
-                              else self.attributes_without_nulls)(*values)
-                try:
-                    data = self.encode_struct(self.item(
-                        "person", self.identifiers(identifier), "identify", self.snapshot, attributes))
-                except (TypeError, ValueError):  # e.g. a lone surrogate: the checked path says why
-                    return self._person_checked(row)
-                # No value can be over its limit in an item this small; a larger one is checked.
-                if len(data) <= MAX_ATTRIBUTE_VALUE_BYTES:
-                    key = row[1]
-                    return Item(data, identifier, identifier if key is None else str(key), None, row[2], None,
-                                not known)
-        return self._person_checked(row)
+        return self._person_checked(row)  # models off the typed path (see _typed_person)
 
     def _person_checked(self, row: tuple) -> Item | Reject:
         key = row[1] if row[1] is not None else row[0]
