@@ -12,7 +12,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import filterfalse, repeat
+from itertools import filterfalse
 from operator import attrgetter, itemgetter
 from pathlib import Path
 
@@ -30,8 +30,8 @@ from ._transport import Batch, BatchOutcome, TrackClient, TrackSettings
 from ._warehouse import FETCH_ROWS, SnapshotReader, build_query, dialect_for, relation_columns
 
 RESULTS_FILE = "cio_export_results.json"
-# A batch's refs are (ModelResult, Item) pairs; what the state store records of an Item.
-_ITEM = itemgetter(1)
+# A batch's refs are its Items (its owner is the model's ModelResult); what the state store
+# records of an Item.
 _DATA = attrgetter("data")
 _NEW = attrgetter("new")
 _ROW_KEY = attrgetter("row_key")
@@ -598,7 +598,7 @@ class Exporter:
                         ready.append(encoded)
                 if ready and result.first_item is None:
                     result.first_item = ready[0].data
-                closed = packer.extend(list(map(_DATA, ready)), list(zip(repeat(result), ready)))
+                closed = packer.extend(list(map(_DATA, ready)), ready)
                 if closed:
                     self._gate(closed, model, gated)
                 self._release(sink, gated, model, result)
@@ -680,7 +680,7 @@ class Exporter:
         if model.is_event:
             for batch in batches:
                 batch.tag = self.state.inflight(model.name, self.options.shard_label, self.run_id,
-                                                list(map(_ROW_KEY, map(_ITEM, batch.refs))))
+                                                list(map(_ROW_KEY, batch.refs)))
             seq = self.state.flush(force=True, only="inflight")
         gated.extend((seq, batch) for batch in batches)
 
@@ -764,7 +764,7 @@ class Exporter:
             data = orjson.dumps({"type": "person", "identifiers": {model.spec.identifier_kind: identifier},
                                  "action": action})
             item = _Departure(identifier=identifier, row_key=key)
-            full = packer.add(data, (result, item))
+            full = packer.add(data, item)
             if full is not None:
                 self._submit(sink, full, model, result)
         last = packer.flush()
@@ -773,6 +773,7 @@ class Exporter:
 
     @staticmethod
     def _submit(sink, batch: Batch, model: SyncModel, result: ModelResult) -> None:
+        batch.owner = result  # every item of a batch is of one model
         result.batches += 1
         result.items_sent += len(batch.items)
         sink.submit(batch, model.name)
@@ -781,34 +782,33 @@ class Exporter:
         state = self.state
         now = None
         for outcome in outcomes:
-            refs = outcome.batch.refs
+            refs = outcome.batch.refs  # the batch's Items (or _Departures)
             if not refs:
                 continue
+            result = outcome.batch.owner
             tag = outcome.batch.tag  # in-flight rows: deleted in the write that records the outcomes
-            first_result, first_item = refs[0]
-            if (len(outcome.accepted) == len(refs) and not isinstance(first_item, _Departure)
-                    and not self.merges and all(r is first_result for r, _ in refs)):
-                # The common case, kept lean: a whole batch of one model accepted.
-                first_result.items_accepted += len(refs)
-                model = first_result.model
+            if len(outcome.accepted) == len(refs) and not isinstance(refs[0], _Departure) and not self.merges:
+                # The common case, kept lean: a whole batch accepted.
+                result.items_accepted += len(refs)
+                model = result.model
                 # (map and filter: C loops over a batch's thousands of items)
-                items = list(map(_ITEM, refs))
-                if first_result.kind == "people":
+                items = refs
+                if result.kind == "people":
                     state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filter(_NEW, items))), new=True)
                     state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filterfalse(_NEW, items))))
                 else:
                     state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filter(_NEW, items))), new=True)
                     state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, items))))
-                    self._lags(first_result, refs)
+                    self._lags(result, refs)
                 if state.has_open_rejects(model):
-                    state.resolved([(model, i.row_key) for _, i in refs])
+                    state.resolved([(model, i.row_key) for i in refs])
                 if tag:
                     state.inflight_done(tag)
                 continue
             now = now or utcnow()
             people, sent, sent_new, forget, ledger, resolved = {}, {}, {}, [], [], []
             for index in outcome.accepted:
-                result, item = refs[index]
+                item = refs[index]
                 result.items_accepted += 1
                 if isinstance(item, _Departure):
                     result.deleted += 1
@@ -822,10 +822,10 @@ class Exporter:
                     (sent_new if item.new else sent).setdefault(result.model, []).append(
                         (item.row_key, item.event_id, item.row_hash, item.event_time))
                     resolved.append((result.model, item.row_key))
-                    self._lags(result, [(result, item)])
+                    self._lags(result, [item])
             rejects = []
             for index, reason, message in outcome.rejected:
-                result, item = refs[index]
+                item = refs[index]
                 result.reject(Reject(result.model, item.row_key, None, reason, message))
                 rejects.append((result.model, item.row_key, reason, message, False, item.row_hash, now, self.run_id))
                 if result.kind == "people":
@@ -834,7 +834,7 @@ class Exporter:
                     ledger.append((result.model, item.row_key, item.event_id, "rejected", item.row_hash,
                                    item.event_time, None, now, None, self.run_id, f"{reason}: {message}"[:4000]))
             for index in outcome.undelivered:
-                result, item = refs[index]
+                item = refs[index]
                 result.undelivered += 1
                 error = outcome.error or "retries exhausted"
                 # Events are recorded pending (resent next run with the same id); people are simply
@@ -863,7 +863,7 @@ class Exporter:
         if len(result.lags) >= 100_000:
             return
         now = time.time()
-        result.lags.extend(now - item.event_time for _, item in refs if item.event_time is not None)
+        result.lags.extend(now - item.event_time for item in refs if item.event_time is not None)
 
     def _log_run_end(self, model: SyncModel, result: ModelResult) -> None:
         if result.status == "locked" or result.started_at is None:

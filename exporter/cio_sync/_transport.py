@@ -114,12 +114,13 @@ class TrackSettings:
 
 @dataclass
 class Batch:
-    """Items already encoded as compact JSON, with one opaque reference per item, and an opaque
-    `tag` for the caller (its outcome carries the batch back)."""
+    """Items already encoded as compact JSON, with one opaque reference per item, and opaque
+    `owner` and `tag` for the caller (its outcome carries the batch back)."""
 
     items: list[bytes]
     refs: list[Any]
     tag: Any = None
+    owner: Any = None
 
     def __post_init__(self) -> None:
         if len(self.items) != len(self.refs):
@@ -136,8 +137,8 @@ class Batch:
         """Two halves (by item count), for a request the server found too large."""
         mid = len(self.items) // 2
         return (
-            Batch(self.items[:mid], self.refs[:mid]),
-            Batch(self.items[mid:], self.refs[mid:]),
+            Batch(self.items[:mid], self.refs[:mid], self.tag, self.owner),
+            Batch(self.items[mid:], self.refs[mid:], self.tag, self.owner),
         )
 
 
