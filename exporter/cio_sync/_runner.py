@@ -678,9 +678,10 @@ class Exporter:
         Customer.io deduplicates (see StateStore.recover_inflight)."""
         seq = 0
         if model.is_event:
+            now = utcnow()  # the first attempt of the batch's events, if it is not answered
             for batch in batches:
-                batch.tag = self.state.inflight(model.name, self.options.shard_label, self.run_id,
-                                                list(map(_ROW_KEY, batch.refs)))
+                batch.tag = (self.state.inflight(model.name, self.options.shard_label, self.run_id,
+                                                 list(map(_ROW_KEY, batch.refs))), now)
             seq = self.state.flush(force=True, only="inflight")
         gated.extend((seq, batch) for batch in batches)
 
@@ -786,7 +787,9 @@ class Exporter:
             if not refs:
                 continue
             result = outcome.batch.owner
-            tag = outcome.batch.tag  # in-flight rows: deleted in the write that records the outcomes
+            # (in-flight rows, when they were recorded) of a batch of events: the rows are deleted in
+            # the write that records the outcomes
+            inflight, flown_at = outcome.batch.tag or (None, None)
             if len(outcome.accepted) == len(refs) and not isinstance(refs[0], _Departure) and not self.merges:
                 # The common case, kept lean: a whole batch accepted.
                 result.items_accepted += len(refs)
@@ -802,8 +805,8 @@ class Exporter:
                     self._lags(result, refs)
                 if state.has_open_rejects(model):
                     state.resolved([(model, i.row_key) for i in refs])
-                if tag:
-                    state.inflight_done(tag)
+                if inflight:
+                    state.inflight_done(inflight)
                 continue
             now = now or utcnow()
             people, sent, sent_new, forget, ledger, resolved = {}, {}, {}, [], [], []
@@ -839,9 +842,12 @@ class Exporter:
                 error = outcome.error or "retries exhausted"
                 # Events are recorded pending (resent next run with the same id); people are simply
                 # not in state yet, so the next run sends them again.
+                # Its first attempt is when its batch went in flight, before the retries: the
+                # dedupe_window of its resend counts from then.
                 if result.kind != "people" and not isinstance(item, _Departure):
                     ledger.append((result.model, item.row_key, item.event_id, "pending", item.row_hash,
-                                   item.event_time, now, now, None, self.run_id, f"undelivered: {error}"[:4000]))
+                                   item.event_time, flown_at or now, now, None, self.run_id,
+                                   f"undelivered: {error}"[:4000]))
                 rejects.append((result.model, item.row_key, "undelivered", error, True, item.row_hash, now,
                                 self.run_id))
             for model, rows in people.items():
@@ -854,8 +860,8 @@ class Exporter:
             state.ledger(ledger)
             state.rejects(rejects)
             state.resolved(resolved)
-            if tag:
-                state.inflight_done(tag)
+            if inflight:
+                state.inflight_done(inflight)
 
     @staticmethod
     def _lags(result: ModelResult, refs) -> None:

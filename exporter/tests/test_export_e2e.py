@@ -291,6 +291,23 @@ def test_retries_exhausted_exit_3(duckdb_build, server):
     assert result["status"] == "undelivered" and result["undelivered"] == 8
 
 
+def test_an_undelivered_event_is_pending_from_when_its_batch_went_in_flight(duckdb_build, server):
+    """Its resend within dedupe_window counts from its first attempt, before the retries, not
+    from when they ran out: each attempt here takes a second."""
+    import duckdb
+
+    server.configure(error_rate=1.0, latency=1.0, fault_paths=["/api/v2/"])
+    state = "cio_state_undelivered_events"
+    proc = duckdb_build.cio_export("--select", "cio_event_order_placed", "--max-retries", "1", "--json",
+                                   env=credentials(server), state_schema=state)
+    assert proc.returncode == 3, proc.stderr
+    with duckdb.connect(duckdb_build.env["CIO_DUCKDB_PATH"], read_only=True) as conn:
+        attempts = conn.sql(f"select first_attempt_at, last_attempt_at from {state}.cio_event_ledger "
+                            "where status = 'pending'").fetchall()
+    assert len(attempts) == json.loads(proc.stdout)["results"][0]["undelivered"] > 0
+    assert all((last - first).total_seconds() >= 1.9 for first, last in attempts), attempts
+
+
 def test_customerio_unavailable_at_preflight_exits_3_and_sends_nothing(duckdb_build, server):
     server.configure(error_rate=1.0)
     proc = duckdb_build.cio_export("--select", "cio_people", "--max-retries", "1", env=credentials(server))
