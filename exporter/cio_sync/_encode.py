@@ -127,7 +127,8 @@ class Encoder:
         self.send_nulls = model.spec.option("null_as") == "null"
         self.rename: dict[str, str] = {}  # event name -> name sent (backfill: rename)
         self.valid_names: set[str] = set()  # event names already checked
-        self.encode: Callable[[tuple], Item | Reject] = self._event if model.is_event else self._person
+        # The checked path; a model of plain columns gets the typed path's closure (see _structs).
+        self.encode: Callable[[tuple], Item | Reject] = self._event_checked if model.is_event else self._person_checked
         self._structs()
 
     def _structs(self) -> None:
@@ -194,14 +195,13 @@ class Encoder:
         attributes, identifiers, item, encode = self.attributes_without_nulls, self.identifiers, self.item, \
             self.encode_struct
         head, valid_names, checked = self.n_head, self.valid_names, self._event_checked
-        fromhex, to_ulid = bytes.fromhex, _bytes_to_ulid
 
         def event(row: tuple) -> Item | Reject:
             key, identifier, epoch_ms, name = row[1], row[0], row[3], row[5]
             if (key is not None and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS
                     and not identifier.isspace() and epoch_ms is not None and epoch_ms >= 0 and name in valid_names):
-                try:  # the id as event_ulid makes it, inline
-                    event_id = to_ulid(epoch_ms.to_bytes(6, "big") + fromhex(row[4][:20]))
+                try:
+                    event_id = event_ulid(epoch_ms, row[4])
                     data = encode(item("person", identifiers(identifier), "event", self.rename.get(name, name),
                                        event_id, row[2], attributes(*row[head:])))
                 except (TypeError, ValueError, OverflowError):  # a lone surrogate, a time past 10889
@@ -288,9 +288,6 @@ class Encoder:
             )
         return data
 
-    def _person(self, row: tuple) -> Item | Reject:
-        return self._person_checked(row)  # models off the typed path (see _typed_person)
-
     def _person_checked(self, row: tuple) -> Item | Reject:
         key = row[1] if row[1] is not None else row[0]
         identifier = self._identifier(row[0], key)
@@ -313,9 +310,6 @@ class Encoder:
         if isinstance(data, Reject):
             return data
         return Item(data, identifier, str(key), None, row[2], None, not known)
-
-    def _event(self, row: tuple) -> Item | Reject:
-        return self._event_checked(row)  # models off the typed path (see _typed_event)
 
     def _event_checked(self, row: tuple) -> Item | Reject:
         key = row[1]

@@ -623,7 +623,8 @@ class Exporter:
         """A fetched chunk whose rows need no decision of their own, encoded with C loops (map)
         rather than row by row: nearly every chunk of an initial sync and of most reruns. That is
         a chunk of people none of whom had another identifier, or of events none of which is in
-        the ledger (pending or rejected) or older than max_event_age. Returns the items to send,
+        the ledger (pending or rejected) or older than `oldest` (max_event_age, or a dry run's
+        baseline cut-off). Returns the items to send,
         the rejected rows recorded; None when some row needs the row-by-row path."""
         if model.is_event:
             if set(map(_LEDGER_STATUS, rows)) != {None}:
@@ -795,13 +796,12 @@ class Exporter:
                 result.items_accepted += len(refs)
                 model = result.model
                 # (map and filter: C loops over a batch's thousands of items)
-                items = refs
                 if result.kind == "people":
-                    state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filter(_NEW, items))), new=True)
-                    state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filterfalse(_NEW, items))))
+                    state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filter(_NEW, refs))), new=True)
+                    state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filterfalse(_NEW, refs))))
                 else:
-                    state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filter(_NEW, items))), new=True)
-                    state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, items))))
+                    state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filter(_NEW, refs))), new=True)
+                    state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, refs))))
                     self._lags(result, refs)
                 if state.has_open_rejects(model):
                     state.resolved([(model, i.row_key) for i in refs])
@@ -809,7 +809,7 @@ class Exporter:
                     state.inflight_done(inflight)
                 continue
             now = now or utcnow()
-            people, sent, sent_new, forget, ledger, resolved = {}, {}, {}, [], [], []
+            people, sent, sent_new, forget, ledger, resolved = [], [], [], [], [], []
             for index in outcome.accepted:
                 item = refs[index]
                 result.items_accepted += 1
@@ -817,13 +817,13 @@ class Exporter:
                     result.deleted += 1
                     forget.append((result.model, item.row_key))
                 elif result.kind == "people":
-                    people.setdefault(result.model, []).append((item.row_key, item.identifier, item.row_hash))
+                    people.append((item.row_key, item.identifier, item.row_hash))
                     if item.row_key in self.merges:
                         self.acknowledged.add(item.row_key)
                     resolved.append((result.model, item.row_key))
                 else:
-                    (sent_new if item.new else sent).setdefault(result.model, []).append(
-                        (item.row_key, item.event_id, item.row_hash, item.event_time))
+                    (sent_new if item.new else sent).append((item.row_key, item.event_id, item.row_hash,
+                                                             item.event_time))
                     resolved.append((result.model, item.row_key))
                     self._lags(result, [item])
             rejects = []
@@ -850,12 +850,9 @@ class Exporter:
                                    f"undelivered: {error}"[:4000]))
                 rejects.append((result.model, item.row_key, "undelivered", error, True, item.row_hash, now,
                                 self.run_id))
-            for model, rows in people.items():
-                state.people_synced(model, self.run_id, rows)
-            for model, rows in sent_new.items():
-                state.events_sent(model, self.run_id, rows, new=True)
-            for model, rows in sent.items():
-                state.events_sent(model, self.run_id, rows)
+            state.people_synced(result.model, self.run_id, people)
+            state.events_sent(result.model, self.run_id, sent_new, new=True)
+            state.events_sent(result.model, self.run_id, sent)
             state.people_forgotten(forget)
             state.ledger(ledger)
             state.rejects(rejects)

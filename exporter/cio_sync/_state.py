@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from itertools import accumulate, chain
@@ -617,7 +617,7 @@ class StateStore:
 
     def _stage(self, table: str, rows: list[tuple], columns: list[str] | None = None, plain: bool = False) -> str:
         """Load rows into a temporary table shaped like `table` (or its `columns`); returns its name.
-        `plain`: the rows hold only text and integers, no nulls (written as they are)."""
+        `plain`: the rows hold only text and integers (PostgreSQL: tried in COPY's text format)."""
         columns = columns or self._columns(table)
         types = dict(TABLES[table][0])
         temp = f"cio_tmp_{table}_{uuid.uuid4().hex[:8]}"
@@ -629,11 +629,7 @@ class StateStore:
                 self._copy(f"copy {temp} ({', '.join(columns)}) from stdin", text)
                 return temp
             buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            if plain:
-                writer.writerows(rows)
-            else:
-                writer.writerows(["\\N" if v is None else _csv_value(v) for v in row] for row in rows)
+            csv.writer(buffer).writerows(_csv_rows(rows))
             self._copy(f"copy {temp} ({', '.join(columns)}) from stdin with (format csv, null '\\N')", buffer)
         else:
             self._insert(temp, columns, rows)
@@ -680,8 +676,7 @@ class StateStore:
         ending = io.StringIO()
         csv.writer(ending, lineterminator="\n").writerow(constants)
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="," + ending.getvalue()).writerows(
-            ["\\N" if v is None else v for v in row] for row in rows)
+        csv.writer(buffer, lineterminator="," + ending.getvalue()).writerows(_csv_rows(rows))
         self._copy(f"{target} with (format csv, null '\\N')", buffer)
 
     def _copy(self, sql: str, buffer: io.StringIO | str) -> None:
@@ -907,6 +902,11 @@ def _copy_text(rows: list[tuple], constants: tuple) -> str | None:
             or "\\" in text or "\r" in text):
         return None
     return text
+
+
+def _csv_rows(rows: Iterable[tuple]) -> Iterator[list]:
+    """Rows for a csv COPY with null '\\N'."""
+    return (["\\N" if v is None else _csv_value(v) for v in row] for row in rows)
 
 
 def _csv_value(value: Any) -> Any:
