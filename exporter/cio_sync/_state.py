@@ -63,6 +63,10 @@ UNIQUE_VIOLATION = "23505"  # SQLSTATE
 ANALYZE_MIN_ROWS = 10_000  # new ledger rows before its statistics are refreshed (see _keep_ledger_analyzed)
 INFLIGHT_PART_CHARS = 60_000  # event keys of one cio_inflight row, as a JSON array (Redshift: varchar(65535))
 
+#: PostgreSQL: columns COPYed rows leave out, which default to the writing transaction's time
+NOW_DEFAULTS = {"cio_event_ledger": ("first_attempt_at", "last_attempt_at", "sent_at"),
+                "cio_people_state": ("synced_at",)}
+
 T_KEY = "varchar(1024)"
 T_TEXT = "varchar(4096)"
 T_TS = "timestamp"
@@ -148,6 +152,7 @@ class StateStore:
         self._ledger_rows = 0  # ledger rows its statistics know of (PostgreSQL), and inserted since
         self._ledger_growth = 0
         self._inflight_parts = 0  # cio_inflight rows this store has written (their `part`)
+        self._now_defaults = False  # PostgreSQL: the NOW_DEFAULTS columns default to the transaction's time
 
     @property
     def writable(self) -> bool:
@@ -268,6 +273,36 @@ class StateStore:
             self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values "
                          f"({SCHEMA_VERSION}, {self._ts(utcnow())})")
         self.commit()
+        if self.kind == "postgres" and not self.read_only:
+            self._ensure_now_defaults()
+
+    def _ensure_now_defaults(self) -> None:
+        """PostgreSQL: the time columns of rows COPYed straight in (first identifies, events
+        acknowledged on their first sending) default to the time of the transaction that writes
+        them, in UTC, so the COPY leaves them out: PostgreSQL parsing three timestamps of every
+        ledger row cost more than the rest of the row. Added once (an ALTER when one is missing;
+        older cio-export versions, which name every column, are not affected); until a default
+        is there, the times are sent."""
+        names = ", ".join(f"('{t}', '{c}')" for t, columns in NOW_DEFAULTS.items() for c in columns)
+        found = {(t, c) for t, c in self.execute(
+            "select c.relname, a.attname from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and "
+            "a.attnum = d.adnum join pg_class c on c.oid = d.adrelid join pg_namespace n on n.oid = c.relnamespace "
+            f"where n.nspname = {self._lit(self.schema)} and (c.relname, a.attname) in ({names}) "
+            "and replace(lower(pg_get_expr(d.adbin, d.adrelid)), '::text', '') = '(now() at time zone ''utc'')'")}
+        missing = {t: [c for c in columns if (t, c) not in found] for t, columns in NOW_DEFAULTS.items()}
+        try:
+            if any(missing.values()):
+                # not behind another run's long read of these tables: the ALTER would hold up every
+                # statement queued after it; it is tried again by the next run
+                self.execute("set local lock_timeout = '2s'")
+            for table, columns in missing.items():
+                if columns:
+                    self.execute(f"alter table {self.table(table)} " + ", ".join(
+                        f"alter column {c} set default (now() at time zone 'utc')" for c in columns))
+            self.commit()
+            self._now_defaults = True
+        except Exception:  # noqa: BLE001 - e.g. not the tables' owner: the times are sent instead
+            self._rollback()
 
     # -- reads -------------------------------------------------------------------------------
     def payload_schema(self, model: str) -> tuple[str, dict] | None:
@@ -624,9 +659,8 @@ class StateStore:
         cols = ", ".join(f"{c} {types[c]}" for c in columns)
         self.execute(f"create temporary table {temp} ({cols})")
         if self.kind == "postgres":
-            text = _copy_text(rows, ()) if plain else None
-            if text is not None:
-                self._copy(f"copy {temp} ({', '.join(columns)}) from stdin", text)
+            if plain:
+                self._copy(f"copy {temp} ({', '.join(columns)}) from stdin", _copy_text(rows, ()))
                 return temp
             buffer = io.StringIO()
             csv.writer(buffer).writerows(_csv_rows(rows))
@@ -653,43 +687,34 @@ class StateStore:
 
     def _people_inserted(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
         """First identifies (PostgreSQL): COPY straight into the people state."""
-        self._copy_into("cio_people_state", ("person_key", "identifier", "row_hash", "model", "synced_at", "run_id"),
-                        rows, (model, now.isoformat(sep=" "), run_id))
+        times = () if self._now_defaults else NOW_DEFAULTS["cio_people_state"]
+        self._copy_into("cio_people_state", ("person_key", "identifier", "row_hash", "model", "run_id", *times),
+                        rows, (model, run_id) + (now.isoformat(sep=" "),) * len(times))
 
     def _events_inserted(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
         """Events acknowledged on their first sending (PostgreSQL): COPY straight into the ledger."""
-        stamp = now.isoformat(sep=" ")
+        times = () if self._now_defaults else NOW_DEFAULTS["cio_event_ledger"]
         self._copy_into("cio_event_ledger", ("event_key", "event_id", "row_hash", "event_at", "model", "status",
-                                             "first_attempt_at", "last_attempt_at", "sent_at", "run_id"),
-                        rows, (model, "sent", stamp, stamp, stamp, run_id))
+                                             "run_id", *times),
+                        rows, (model, "sent", run_id) + (now.isoformat(sep=" "),) * len(times))
 
     def _copy_into(self, table: str, columns: Sequence[str], rows: list[tuple], constants: tuple) -> None:
-        """PostgreSQL: COPY rows (plain text and integers) + the same constants on every row
-        straight into a state table; a key already there fails it (see _write's fallback)."""
-        target = f"copy {self.table(table)} ({', '.join(columns)}) from stdin"
-        text = _copy_text(rows, constants)
-        if text is not None:
-            self._copy(target, text)
-            return
-        # Some value is null or needs escaping: the csv module quotes what it must (a null is an
-        # unquoted \N). The constants are written once, as the end of every line (its terminator).
-        ending = io.StringIO()
-        csv.writer(ending, lineterminator="\n").writerow(constants)
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="," + ending.getvalue()).writerows(_csv_rows(rows))
-        self._copy(f"{target} with (format csv, null '\\N')", buffer)
+        """PostgreSQL: COPY rows + the same constants on every row straight into a state table, in
+        COPY's text format; a key already there fails it (see _write's fallback)."""
+        self._copy(f"copy {self.table(table)} ({', '.join(columns)}) from stdin", _copy_text(rows, constants))
 
-    def _copy(self, sql: str, buffer: io.StringIO | str) -> None:
-        """COPY ... FROM STDIN of a filled buffer (or a text), handed to the driver in one read:
-        read in 8 KB pieces, a writer thread would wait for the GIL between every two of them."""
-        if isinstance(buffer, str):
-            buffer, size = _Once(buffer), len(buffer) + 1  # no StringIO: it would hold 4 bytes a character
+    def _copy(self, sql: str, data: io.StringIO | Iterator[str]) -> None:
+        """COPY ... FROM STDIN of a filled buffer, or of pieces of text made as the driver asks
+        for them (read whole: read in 8 KB pieces, a writer thread would wait for the GIL between
+        every two of them)."""
+        if isinstance(data, io.StringIO):
+            size = data.tell() + 1
+            data.seek(0)
         else:
-            size = buffer.tell() + 1
-            buffer.seek(0)
+            data, size = _Chunks(data), 1 << 20
         cursor = self.handle.cursor()
         try:
-            cursor.copy_expert(sql, buffer, size=size)
+            cursor.copy_expert(sql, data, size=size)
         finally:
             cursor.close()
 
@@ -871,37 +896,53 @@ class StateStore:
         return self._lit(str(value))
 
 
-class _Once:
-    """A text read once, whole, by psycopg2's copy_expert."""
+class _Chunks:
+    """COPY data read by psycopg2's copy_expert one piece at a time, each made when it is asked
+    for: the writer thread formats the next piece (holding the GIL) while PostgreSQL parses the
+    last one (psycopg2 lets go of the GIL while it sends it)."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, pieces: Iterator[str]) -> None:
+        self.pieces = pieces
 
     def read(self, size: int = -1) -> str:
-        text, self.text = self.text, ""
-        return text
+        return next(self.pieces, "")
 
 
-def _copy_text(rows: list[tuple], constants: tuple) -> str | None:
-    """The rows of a COPY in PostgreSQL's text format, each followed by the constants, made by one
-    `%` over all the values instead of a csv writer per row (about 4x faster, which counts on the
-    writer thread: it holds the GIL the reader and the encoder need). None when a value is null or
-    holds a tab, a line break or a backslash, which the text format would need escaped: the
-    caller then writes csv. The check counts separators in the result, so a value that brings its
-    own is found whatever its type."""
+#: rows per piece of a COPY in text format (about 150 KB of ledger rows)
+COPY_PIECE_ROWS = 1_000
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text_value(value: Any) -> str:
+    """One value in COPY's text format: null as \\N, separators and backslashes escaped."""
+    return "\\N" if value is None else str(_csv_value(value)).translate(_ESCAPES)
+
+
+def _copy_text(rows: list[tuple], constants: tuple, piece: int | None = None) -> Iterator[str]:
+    """The rows of a COPY in PostgreSQL's text format, each followed by the constants, in pieces
+    of `piece` rows. A piece is made by one `%` over all its values instead of a writer per row
+    (about 4x faster than csv, which counts on the writer thread: it holds the GIL the reader
+    and the encoder need). A piece with a null or a value holding a tab, a line break or a
+    backslash is made again value by value, escaped. The check counts the separators in the
+    result, so a value that brings its own is found whatever its type."""
     if not rows:
-        return ""
+        return
+    piece = piece or COPY_PIECE_ROWS
     width = len(rows[0])
-    values = tuple(chain.from_iterable(rows))
-    tail = "\t".join(str(c) for c in constants)
-    if len(values) != width * len(rows) or None in values or any(c in tail for c in "\n\r\\"):
-        return None
+    tail = "\t".join(map(_text_value, constants))
     line = "\t".join(["%s"] * width) + ("\t" + tail.replace("%", "%%") if constants else "") + "\n"
-    text = (line * len(rows)) % values
-    if (text.count("\t") != len(rows) * (width - 1 + len(constants)) or text.count("\n") != len(rows)
-            or "\\" in text or "\r" in text):
-        return None
-    return text
+    tabs = width - 1 + len(constants)
+    for start in range(0, len(rows), piece):
+        chunk = rows[start:start + piece]
+        values = tuple(chain.from_iterable(chunk))
+        if len(values) == width * len(chunk) and None not in values:
+            text = (line * len(chunk)) % values
+            if (text.count("\t") == len(chunk) * tabs and text.count("\n") == len(chunk)
+                    and "\\" not in text and "\r" not in text):
+                yield text
+                continue
+        end = ("\t" + tail if constants else "") + "\n"
+        yield "".join("\t".join(map(_text_value, row)) + end for row in chunk)
 
 
 def _csv_rows(rows: Iterable[tuple]) -> Iterator[list]:

@@ -160,16 +160,18 @@ def test_in_flight_keys_are_split_into_rows_a_redshift_varchar_holds(store):
     assert [k for _, text in rows for k in json.loads(text)] == keys
 
 
-AWKWARD_KEYS = ["tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\.", "100%s", "%(x)s", "None", "",
-                "quote\"d, comma", "ünïcødé 🛒"]
+AWKWARD_KEYS = ["tab\there", "line\nbreak", "cr\rhere", "back\\slash", "\\.", "\\N", "100%s", "%(x)s", "None",
+                "", "quote\"d, comma", "ünïcødé 🛒"]
 
 
 @pytest.mark.parametrize(("awkward", "null"), [(False, False), (True, False), (False, True)])
-def test_straight_copies_keep_every_value_as_it_was(store, awkward, null):
-    """The ledger and people state are COPYed in PostgreSQL's text format, built in one piece;
-    values it would need escaped (and nulls) go through csv. Either way they arrive unchanged."""
+def test_straight_copies_keep_every_value_as_it_was(store, awkward, null, monkeypatch):
+    """The ledger and people state are COPYed in PostgreSQL's text format, in pieces made one `%`
+    each; a piece with a value the format needs escaped (or a null) is made value by value,
+    escaped. Either way every value arrives unchanged, whichever piece it is in."""
+    monkeypatch.setattr("cio_sync._state.COPY_PIECE_ROWS", 7)
     store, schema = store
-    keys = [f"k{i}" for i in range(300)] + (AWKWARD_KEYS if awkward else [])
+    keys = [f"k{i}" for i in range(150)] + (AWKWARD_KEYS if awkward else []) + [f"j{i}" for i in range(150)]
     events = [(key, f"id{i}", None if null and i == 3 else f"{i:032x}", 1_700_000_000 + i)
               for i, key in enumerate(keys)]
     store.events_sent("m%s", "run1", events, new=True)
@@ -181,3 +183,52 @@ def test_straight_copies_keep_every_value_as_it_was(store, awkward, null):
     assert sorted(ledger) == sorted((k, i, h, a, "m%s", "sent", "run1") for k, i, h, a in events)
     people = schema.query(f"select person_key, identifier, model from {schema.name}.cio_people_state")
     assert sorted(people) == sorted((key, f"{key}@x.io", "p") for key in keys)
+
+
+def test_copied_rows_get_the_writing_transactions_time_from_column_defaults(store, pg_schema_factory):
+    """Rows COPYed straight in leave their times out (PostgreSQL parsing them cost more than the
+    rest of a ledger row): the columns default to the transaction's time, in UTC. A schema made
+    before has the defaults added when a store opens it; one whose tables cannot be altered now
+    (another run's read holds them) gets the times sent instead, and the defaults next time."""
+    store, schema = store
+    before = utcnow()
+    store.events_sent("ev", "run1", [("e1", "id1", "h" * 32, 1_700_000_000)], new=True)
+    store.people_synced("p", "run1", [("p1", "a@x.io", "h" * 32)], new=True)
+    store.wait(store.flush(force=True))
+    after = utcnow()
+    (first, last, sent), = schema.query(f"select first_attempt_at, last_attempt_at, sent_at "
+                                        f"from {schema.name}.cio_event_ledger")
+    (synced,), = schema.query(f"select synced_at from {schema.name}.cio_people_state")
+    assert first == last == sent and before <= sent <= after and before <= synced <= after
+
+    # an older schema: no defaults, and a long read of the ledger by another run
+    for table, column in (("cio_event_ledger", "first_attempt_at"), ("cio_event_ledger", "last_attempt_at"),
+                          ("cio_event_ledger", "sent_at"), ("cio_people_state", "synced_at")):
+        schema.execute(f"alter table {schema.name}.{table} alter column {column} drop default")
+    reader = psycopg2.connect(**pg_settings())
+    try:
+        reader.cursor().execute(f"select count(*) from {schema.name}.cio_event_ledger")  # its transaction stays open
+        held = StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=psycopg2.connect(
+            **pg_settings())))
+        try:
+            held.events_sent("ev", "run2", [("e2", "id2", "h" * 32, 1_700_000_000)], new=True)
+            held.wait(held.flush(force=True))
+        finally:
+            held.close()
+    finally:
+        reader.close()
+    (sent,), = schema.query(f"select sent_at from {schema.name}.cio_event_ledger where event_key = 'e2'")
+    assert sent is not None and before <= sent <= utcnow()
+
+    reopened = StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=psycopg2.connect(
+        **pg_settings())))
+    try:
+        reopened.events_sent("ev", "run3", [("e3", "id3", "h" * 32, 1_700_000_000)], new=True)
+        reopened.wait(reopened.flush(force=True))
+    finally:
+        reopened.close()
+    (sent,), = schema.query(f"select sent_at from {schema.name}.cio_event_ledger where event_key = 'e3'")
+    assert sent is not None
+    assert schema.query(
+        "select count(*) from pg_attrdef d join pg_class c on c.oid = d.adrelid join pg_namespace n "
+        f"on n.oid = c.relnamespace where n.nspname = '{schema.name}'") == [(4,)]
