@@ -622,7 +622,7 @@ class StateStore:
                 else:
                     self._events_sent(model, run_id, rows, now, new=kind == "sent_new")
             if rows := buffers.get("inflight_done"):
-                self._delete_keys("cio_inflight", ("model", "shard", "run_id", "part"), rows)
+                self._delete_inflight(rows)
             if rows := buffers.get("forget"):
                 self._delete_keys("cio_people_state", ("model", "person_key"), rows)
             if rows := buffers.get("rejects"):
@@ -827,6 +827,17 @@ class StateStore:
         on = " and ".join(f"{self.table(table)}.{k} = {temp}.{k}" for k in keys)
         self.execute(f"delete from {self.table(table)} where exists (select 1 from {temp} where {on})")
         self.execute(f"drop table {temp}")
+
+    def _delete_inflight(self, rows: list[tuple]) -> None:
+        """cio_inflight rows (model, shard, run_id, part) of answered batches: one DELETE per run
+        (the parts are integers), not a temporary table per flush."""
+        runs: dict[tuple, set[int]] = {}
+        for model, shard, run_id, part in rows:
+            runs.setdefault((model, shard, run_id), set()).add(int(part))
+        for (model, shard, run_id), parts in runs.items():
+            self.execute(f"delete from {self.table('cio_inflight')} where model = {self._lit(model)} and shard = "
+                         f"{self._lit(shard)} and run_id = {self._lit(run_id)} and part in "
+                         f"({', '.join(map(str, sorted(parts)))})")
 
     def _resolve(self, rows: list[tuple]) -> None:
         temp = self._stage("cio_rejects", list(set(rows)), ["model", "row_key"])
