@@ -395,7 +395,8 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
                          + "\n")
     else:
         table = Table(title="cio-export status", title_justify="left")
-        for column in ("model", "last run", "outcome", "sent", "since success", "lag p50/p95", "open rejects"):
+        for column in ("model", "last run", "outcome", "sent", "since success", "lag p50/p95", "open rejects",
+                       "in flight"):
             table.add_column(column)
         for s in statuses:
             lag = "-" if s.lag_p50_seconds is None else f"{s.lag_p50_seconds:.0f}s/{s.lag_p95_seconds:.0f}s"
@@ -404,9 +405,15 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
                                              if s.top_reasons else "")
             last_run = f"{s.last_run_at:%Y-%m-%d %H:%M}" if s.last_run_at else "never"
             sent = "-" if s.last_sent is None else str(s.last_sent)
-            table.add_row(s.model, last_run, s.last_status or "-", sent, since, lag, rejects)
+            flying = "-" if s.in_flight is None else str(s.in_flight)
+            table.add_row(s.model, last_run, s.last_status or "-", sent, since, lag, rejects, flying)
         reporter.console.print(table)
         for s in statuses:
+            if s.in_flight_stopped:
+                reporter.console.print(
+                    f"  {s.model}: {s.in_flight} events in flight since {s.in_flight_since:%Y-%m-%d %H:%M:%S} UTC, "
+                    "left by a run that stopped: the next run resends them with the same ids (or reports them "
+                    "uncertain beyond dedupe_window)", markup=False)
             for problem in s.problems:
                 reporter.console.print(f"  {s.model}: {problem}", markup=False)
     if strict and any(s.problems for s in statuses):

@@ -185,9 +185,21 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
         if kill_at == 0.9:  # killed while sending events: the batches in flight were recorded first
             assert in_flight > 0
         time.sleep(5.5)  # the killed run's lease (--lease-ttl 5) expires
+        if kill_at == 0.9:  # status shows what the killed run left in flight, for the next run to recover
+            keys = {key for (text,) in build.schema.query(f"select event_keys from {state}.cio_inflight")
+                    for key in json.loads(text)}
+            status = build.cio_export("status", "--select", "tag:cio_big", "--json", "--state-schema", state, env=env)
+            assert status.returncode == 0, status.stderr
+            events_status = {m["model"]: m for m in json.loads(status.stdout)["models"]}["big_events"]
+            assert events_status["in_flight"] == len(keys) > 0 and events_status["in_flight_stopped"] is True
+            text = build.cio_export("status", "--select", "big_events", "--state-schema", state, env=env)
+            assert f"{len(keys)} events in flight since" in text.stdout + text.stderr
         srv.configure(latency=0.0)
         rerun = subprocess.run([*cmd[:-6], "--lease-ttl", "5"], env=env, capture_output=True, text=True)
         assert rerun.returncode == 0, rerun.stderr
+        if kill_at == 0.9:
+            status = build.cio_export("status", "--select", "big_events", "--json", "--state-schema", state, env=env)
+            assert json.loads(status.stdout)["models"][0]["in_flight"] == 0
         events = srv.events()
         assert len(server_people := srv.people()) == ROWS
         assert server_people["id:person-42"]["attributes"]["score"] == 63.0
