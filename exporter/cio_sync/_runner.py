@@ -259,7 +259,7 @@ class OutboxSink:
             handle.write(orjson.dumps({"primary": primary, "secondary": secondary}) + b"\n")
         return None
 
-    def drain(self) -> list[BatchOutcome]:
+    def drain(self, tick=None) -> list[BatchOutcome]:
         return self.poll()
 
     def close(self) -> None:
@@ -279,8 +279,8 @@ class ClientSink:
     def poll(self) -> list[BatchOutcome]:
         return self.client.poll()
 
-    def drain(self) -> list[BatchOutcome]:
-        return self.client.drain()
+    def drain(self, tick=None) -> list[BatchOutcome]:
+        return self.client.drain(tick)
 
     def merge(self, primary: dict, secondary: dict) -> str | None:
         return self.client.merge(primary, secondary)
@@ -452,8 +452,10 @@ class Exporter:
                 self.reporter.note(f"{model.name}: {recovered} events were in flight when an earlier run stopped: "
                                    "recorded as pending (resent with their ids within dedupe_window)")
             self._sync_model(adapter, artifacts, model, snapshot, sink, result)
-            # The model's own tail: every batch answered, the state it produced committed.
-            self._handle(sink.drain())
+            # The model's own tail: every batch answered (the lease kept alive while retries run),
+            # the state it produced committed.
+            self._handle(sink.drain(tick=lambda: state.heartbeat_if_due(model.name, shard, self.run_id,
+                                                                        opts.lease_ttl)))
             result.timing["last_ack_at"] = time.time()
             state.flush(force=True)
             state.sync()

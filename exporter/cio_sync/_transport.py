@@ -29,6 +29,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -608,14 +609,18 @@ class TrackClient:
         self._raise_fatal()
         return self._collect()
 
-    def drain(self) -> list[BatchOutcome]:
-        """Wait for every submitted batch; return the outcomes not yet polled."""
+    def drain(self, tick: Callable[[], None] | None = None, every: float = 1.0) -> list[BatchOutcome]:
+        """Wait for every submitted batch; return the outcomes not yet polled. `tick` is called
+        every `every` seconds while waiting (the caller's lease heartbeat: answers with retries
+        can take longer than a lease)."""
         while True:
             with self._pending_lock:
                 pending = list(self._pending)
             if not pending:
                 break
-            wait_futures(pending)
+            wait_futures(pending, timeout=every if tick is not None else None)
+            if tick is not None:
+                tick()
         self._raise_fatal()
         return self._collect()
 

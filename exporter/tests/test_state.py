@@ -395,6 +395,44 @@ def test_reset_forgets_people_and_full_refresh_resends_them_but_never_events(bui
     assert build.schema.query(f"select count(*) from {state}.cio_people_state") == [(0,)]
 
 
+def in_flight(build, state: str) -> int:
+    if build.schema.query(f"select to_regclass('{state}.cio_inflight')")[0][0] is None:
+        return 0
+    return build.schema.query(f"select count(*) from {state}.cio_inflight")[0][0]
+
+
+def test_the_lease_is_kept_alive_while_the_last_answers_take_longer_than_it(build):
+    """The final drain waits for answers that may take minutes (slow responses, retries): the run
+    keeps its lease alive meanwhile, so a second run started then is locked out, not let in to
+    recover the first one's in-flight events as its own."""
+    state = state_name()
+    build.state_schemas.append(state)
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=12.0) as srv:
+        env = credentials(srv)
+        first = subprocess.Popen(
+            [str(Path(sys.executable).with_name("cio-export")), "--select", "big_events", "--no-progress", "--json",
+             "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS), "--target",
+             "postgres", "--target-path", str(build.target_path), "--vars", json.dumps(build.vars), "--state-schema",
+             state, "--lease-ttl", "5"],
+            env={**os.environ, **build.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not in_flight(build, state):  # its batches are being sent
+                time.sleep(0.05)
+            time.sleep(4)  # the second run asks for the lease 7-9 s in: past --lease-ttl 5, before the answers
+            with FakeCustomerIO(site_id=SITE, api_key=KEY) as other:  # (its own preflight is not slowed down)
+                second, summary = export(build, other, "--select", "big_events", "--lease-ttl", "5", state=state)
+                assert other.events() == []
+            assert first.poll() is None, "the first run ended before the second asked for the lease"
+            assert second.returncode == 1 and summary["results"][0]["status"] == "locked", second.stderr
+            out, err = first.communicate(timeout=60)
+        finally:
+            first.kill()
+        assert first.returncode == 0, err
+        assert json.loads(out)["results"][0]["items_accepted"] == ROWS
+        assert len(srv.events()) == ROWS
+
+
 def test_shards_never_overlap_cover_every_row_and_run_independently(build, server):
     """--shard K/N splits a model by a hash of the key computed in the warehouse."""
     state = state_name()
