@@ -9,6 +9,7 @@ import gc
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -225,7 +226,7 @@ class OutboxSink:
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
 
-    def submit(self, batch: Batch, model: str) -> None:
+    def submit(self, batch: Batch, model: str, tick=None) -> None:
         body = batch.body()
         if self.directory is not None:
             handle = self._files.get(model)
@@ -273,8 +274,8 @@ class ClientSink:
     def __init__(self, client: TrackClient) -> None:
         self.client = client
 
-    def submit(self, batch: Batch, model: str) -> None:
-        self.client.submit(batch)
+    def submit(self, batch: Batch, model: str, tick=None) -> None:
+        self.client.submit(batch, tick)
 
     def poll(self) -> list[BatchOutcome]:
         return self.client.poll()
@@ -317,6 +318,7 @@ class Exporter:
         self.merges: dict[str, tuple] = {}
         self.acknowledged: set[str] = set()
         self.allocator: _Allocator | None = None
+        self._tick: Callable[[], None] | None = None  # the current model's lease heartbeat (see _run_model)
 
     # -- planning: everything that can fail before a single row is read -------------------
     def plan(self, artifacts: Artifacts) -> tuple[list[ModelSpec], list[ModelResult]]:
@@ -451,11 +453,12 @@ class Exporter:
             if model.is_event and (recovered := state.recover_inflight(model.name, shard)):
                 self.reporter.note(f"{model.name}: {recovered} events were in flight when an earlier run stopped: "
                                    "recorded as pending (resent with their ids within dedupe_window)")
+            # While the sender makes it wait (every slot taken, the last answers awaited: slow
+            # responses and retries can outlast a lease), the lease is kept alive.
+            self._tick = lambda: state.heartbeat_if_due(model.name, shard, self.run_id, opts.lease_ttl)
             self._sync_model(adapter, artifacts, model, snapshot, sink, result)
-            # The model's own tail: every batch answered (the lease kept alive while retries run),
-            # the state it produced committed.
-            self._handle(sink.drain(tick=lambda: state.heartbeat_if_due(model.name, shard, self.run_id,
-                                                                        opts.lease_ttl)))
+            # The model's own tail: every batch answered, the state it produced committed.
+            self._handle(sink.drain(tick=self._tick))
             result.timing["last_ack_at"] = time.time()
             state.flush(force=True)
             state.sync()
@@ -463,6 +466,7 @@ class Exporter:
             if result.status == "pending" and not opts.dry_run:
                 state.save_payload_schema(model.name, model.spec.identifier_kind, model.payload_schema())
         finally:
+            self._tick = None
             state.release_lease(model.name, shard, self.run_id)
 
     def _payload_schema_problem(self, model: SyncModel) -> str | None:
@@ -775,12 +779,11 @@ class Exporter:
         if last is not None:
             self._submit(sink, last, model, result)
 
-    @staticmethod
-    def _submit(sink, batch: Batch, model: SyncModel, result: ModelResult) -> None:
+    def _submit(self, sink, batch: Batch, model: SyncModel, result: ModelResult) -> None:
         batch.owner = result  # every item of a batch is of one model
         result.batches += 1
         result.items_sent += len(batch.items)
-        sink.submit(batch, model.name)
+        sink.submit(batch, model.name, self._tick)
 
     def _handle(self, outcomes: list[BatchOutcome]) -> None:
         state = self.state

@@ -288,7 +288,9 @@ class StateStore:
             "select c.relname, a.attname from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and "
             "a.attnum = d.adnum join pg_class c on c.oid = d.adrelid join pg_namespace n on n.oid = c.relnamespace "
             f"where n.nspname = {self._lit(self.schema)} and (c.relname, a.attname) in ({names}) "
-            "and replace(lower(pg_get_expr(d.adbin, d.adrelid)), '::text', '') = '(now() at time zone ''utc'')'")}
+            # as PostgreSQL shows the default: 14 and later, or (13 and earlier) a function call
+            "and replace(replace(lower(pg_get_expr(d.adbin, d.adrelid)), '::text', ''), ' ', '') "
+            "in ('(now()attimezone''utc'')', 'timezone(''utc'',now())')")}
         missing = {t: [c for c in columns if (t, c) not in found] for t, columns in NOW_DEFAULTS.items()}
         try:
             if any(missing.values()):
@@ -933,8 +935,8 @@ def _copy_text(rows: list[tuple], constants: tuple, piece: int | None = None) ->
     """The rows of a COPY in PostgreSQL's text format, each followed by the constants, in pieces
     of `piece` rows. A piece is made by one `%` over all its values instead of a writer per row
     (about 4x faster than csv, which counts on the writer thread: it holds the GIL the reader
-    and the encoder need). A piece with a null or a value holding a tab, a line break or a
-    backslash is made again value by value, escaped. The check counts the separators in the
+    and the encoder need). A piece with a null, a boolean (written t/f) or a value holding a
+    tab, a line break or a backslash is made again value by value, escaped. The check counts the separators in the
     result, so a value that brings its own is found whatever its type."""
     if not rows:
         return
@@ -946,7 +948,7 @@ def _copy_text(rows: list[tuple], constants: tuple, piece: int | None = None) ->
     for start in range(0, len(rows), piece):
         chunk = rows[start:start + piece]
         values = tuple(chain.from_iterable(chunk))
-        if len(values) == width * len(chunk) and None not in values:
+        if len(values) == width * len(chunk) and None not in values and bool not in set(map(type, values)):
             text = (line * len(chunk)) % values
             if (text.count("\t") == len(chunk) * tabs and text.count("\n") == len(chunk)
                     and "\\" not in text and "\r" not in text):

@@ -27,8 +27,8 @@ class ModelStatus:
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
     recent_average_sent: float | None = None
     in_flight: int | None = None  # event keys in cio_inflight (event models)
-    in_flight_since: datetime | None = None
-    in_flight_stopped: bool = False  # no live lease: left by a stopped run, recovered by the next
+    in_flight_since: datetime | None = None  # the oldest (of those a stopped run left, if any)
+    in_flight_stopped: int = 0  # of them, keys of a shard with no live lease: left by a run that stopped
     guardrails: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -116,13 +116,17 @@ def _in_flight(state: StateStore, status: ModelStatus, lit: str) -> None:
     """Events sent and not yet answered: by a live run, or left by one that stopped (the next run
     resends them with the same ids, or reports them uncertain beyond dedupe_window)."""
     try:
-        flights = state.execute(f"select created_at, event_keys from {state.table('cio_inflight')} where model = {lit}")
-        live = state.execute(f"select count(*) from {state.table('cio_leases')} where model = {lit} "
-                             f"and expires_at > {state._ts(utcnow())}")
+        flights = state.execute(f"select shard, created_at, event_keys from {state.table('cio_inflight')} "
+                                f"where model = {lit}")
+        live = {shard for (shard,) in state.execute(
+            f"select shard from {state.table('cio_leases')} where model = {lit} "
+            f"and expires_at > {state._ts(utcnow())}")}
     except Exception:  # noqa: BLE001 - a state schema from before cio_inflight (status does not migrate)
         state._rollback()
         return
-    keys = {key for _, text in flights for key in json.loads(text)}
+    keys = {key for _, _, text in flights for key in json.loads(text)}
+    stopped = [(created, text) for shard, created, text in flights if shard not in live]  # per shard's lease
     status.in_flight = len(keys)
-    status.in_flight_since = min((created for created, _ in flights), default=None)
-    status.in_flight_stopped = bool(keys) and not live[0][0]
+    status.in_flight_stopped = len({key for _, text in stopped for key in json.loads(text)})
+    status.in_flight_since = min((created for created, _ in stopped), default=None) or \
+        min((created for _, created, _ in flights), default=None)

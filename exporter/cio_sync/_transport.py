@@ -588,12 +588,14 @@ class TrackClient:
         entries = "; ".join(m for _, m in _error_entries(result.response.status_code, result.response.content))
         return f"HTTP {result.response.status_code}: {self._clip(entries)}"
 
-    def submit(self, batch: Batch) -> None:
-        """Queue ``batch`` for sending; blocks while ``concurrency`` batches are in flight."""
+    def submit(self, batch: Batch, tick: Callable[[], None] | None = None, every: float = 1.0) -> None:
+        """Queue ``batch`` for sending; blocks while ``concurrency`` batches are in flight,
+        calling ``tick`` every ``every`` seconds meanwhile (see drain)."""
         if self._closed:
             raise RuntimeError("TrackClient is closed")
         self._raise_fatal()
-        self._slots.acquire()
+        while not self._slots.acquire(timeout=every if tick is not None else None):
+            tick()
         try:
             self._raise_fatal()
             future = self._executor.submit(self._run, batch)

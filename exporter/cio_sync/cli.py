@@ -411,7 +411,8 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
         for s in statuses:
             if s.in_flight_stopped:
                 reporter.console.print(
-                    f"  {s.model}: {s.in_flight} events in flight since {s.in_flight_since:%Y-%m-%d %H:%M:%S} UTC, "
+                    f"  {s.model}: {s.in_flight_stopped} events in flight since "
+                    f"{s.in_flight_since:%Y-%m-%d %H:%M:%S} UTC, "
                     "left by a run that stopped: the next run resends them with the same ids (or reports them "
                     "uncertain beyond dedupe_window)", markup=False)
             for problem in s.problems:

@@ -191,7 +191,7 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
             status = build.cio_export("status", "--select", "tag:cio_big", "--json", "--state-schema", state, env=env)
             assert status.returncode == 0, status.stderr
             events_status = {m["model"]: m for m in json.loads(status.stdout)["models"]}["big_events"]
-            assert events_status["in_flight"] == len(keys) > 0 and events_status["in_flight_stopped"] is True
+            assert events_status["in_flight"] == events_status["in_flight_stopped"] == len(keys) > 0
             text = build.cio_export("status", "--select", "big_events", "--state-schema", state, env=env)
             assert f"{len(keys)} events in flight since" in text.stdout + text.stderr
         srv.configure(latency=0.0)
@@ -401,36 +401,40 @@ def in_flight(build, state: str) -> int:
     return build.schema.query(f"select count(*) from {state}.cio_inflight")[0][0]
 
 
-def test_the_lease_is_kept_alive_while_the_last_answers_take_longer_than_it(build):
-    """The final drain waits for answers that may take minutes (slow responses, retries): the run
-    keeps its lease alive meanwhile, so a second run started then is locked out, not let in to
-    recover the first one's in-flight events as its own."""
+def test_the_lease_is_kept_alive_while_the_sender_makes_the_run_wait(build):
+    """Answers may take minutes (slow responses, retries): while every send slot is taken, and
+    while the last answers are awaited, the run keeps its lease alive, so a second run started
+    then is locked out, not let in to recover the first one's in-flight events as its own."""
     state = state_name()
     build.state_schemas.append(state)
     with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=12.0) as srv:
         env = credentials(srv)
+        # one slot and two batches: the second waits 12 s for the slot, then 12 s for its answer
         first = subprocess.Popen(
             [str(Path(sys.executable).with_name("cio-export")), "--select", "big_events", "--no-progress", "--json",
              "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS), "--target",
              "postgres", "--target-path", str(build.target_path), "--vars", json.dumps(build.vars), "--state-schema",
-             state, "--lease-ttl", "5"],
+             state, "--lease-ttl", "5", "--concurrency", "1", "--batch-bytes", "400000"],
             env={**os.environ, **build.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not in_flight(build, state):  # its batches are being sent
+            while time.monotonic() < deadline and not in_flight(build, state):  # its first batch is being sent
                 time.sleep(0.05)
-            time.sleep(4)  # the second run asks for the lease 7-9 s in: past --lease-ttl 5, before the answers
-            with FakeCustomerIO(site_id=SITE, api_key=KEY) as other:  # (its own preflight is not slowed down)
-                second, summary = export(build, other, "--select", "big_events", "--lease-ttl", "5", state=state)
-                assert other.events() == []
-            assert first.poll() is None, "the first run ended before the second asked for the lease"
-            assert second.returncode == 1 and summary["results"][0]["status"] == "locked", second.stderr
+            started = time.monotonic()
+            for at in (4, 16):  # a second run asks for the lease 7-9 s in (waiting for the slot), then 19-21 s in
+                time.sleep(max(0.0, started + at - time.monotonic()))
+                with FakeCustomerIO(site_id=SITE, api_key=KEY) as other:  # (its own preflight is not slowed down)
+                    second, summary = export(build, other, "--select", "big_events", "--lease-ttl", "5", state=state)
+                    assert other.events() == []
+                assert first.poll() is None, "the first run ended before the second asked for the lease"
+                assert second.returncode == 1 and summary["results"][0]["status"] == "locked", (at, second.stderr)
             out, err = first.communicate(timeout=60)
         finally:
             first.kill()
         assert first.returncode == 0, err
         assert json.loads(out)["results"][0]["items_accepted"] == ROWS
-        assert len(srv.events()) == ROWS
+        assert len(srv.events()) == ROWS and batch_items(srv) == ROWS
+        assert sum(r.get("path") == "/api/v2/batch" for r in srv.requests()) == 2
 
 
 def test_shards_never_overlap_cover_every_row_and_run_independently(build, server):

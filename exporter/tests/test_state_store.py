@@ -232,3 +232,35 @@ def test_copied_rows_get_the_writing_transactions_time_from_column_defaults(stor
     assert schema.query(
         "select count(*) from pg_attrdef d join pg_class c on c.oid = d.adrelid join pg_namespace n "
         f"on n.oid = c.relnamespace where n.nspname = '{schema.name}'") == [(4,)]
+
+
+def test_status_tells_events_a_stopped_shard_left_in_flight_from_a_running_shards(store):
+    """Shard 1/2 is running (its lease is live), shard 0/2's run stopped: only shard 0's keys are
+    reported as left by a stopped run."""
+    from cio_sync._status import Thresholds, model_status
+
+    store, schema = store
+    store.inflight("ev", "0/2", "run-a", ["a1", "a2"])
+    store.inflight("ev", "0/2", "run-a", ["a2", "a3"])  # resent after a split: counted once
+    store.inflight("ev", "1/2", "run-b", ["b1"])
+    store.wait(store.flush(force=True))
+    assert store.acquire_lease("ev", "1/2", "run-b", 60)
+    status = model_status(store, SimpleNamespace(name="ev", kind="event", meta={}), None, Thresholds())
+    assert (status.in_flight, status.in_flight_stopped) == (4, 3)
+    assert store.acquire_lease("ev", "0/2", "run-c", 60)  # shard 0 runs again (before it recovers them)
+    status = model_status(store, SimpleNamespace(name="ev", kind="event", meta={}), None, Thresholds())
+    assert (status.in_flight, status.in_flight_stopped) == (4, 0)
+
+
+def test_copy_text_writes_a_value_the_same_way_whichever_piece_it_falls_in():
+    """A piece made by `%` and one made value by value (it holds a null) write booleans, numbers
+    and times alike, so a text column gets the same value whatever else is in its piece."""
+    from datetime import datetime
+
+    from cio_sync._state import _copy_text
+
+    rows = [("a", True, 1.5, datetime(2026, 1, 2, 3, 4, 5)), ("b", False, 2, datetime(2026, 1, 2))] * 2
+    pieces = list(_copy_text(rows[:2] + [("c", None, 3, None)] + rows[2:], ("m",), piece=2))
+    assert pieces == ["a\tt\t1.5\t2026-01-02 03:04:05\tm\nb\tf\t2\t2026-01-02 00:00:00\tm\n",
+                      "c\t\\N\t3\t\\N\tm\na\tt\t1.5\t2026-01-02 03:04:05\tm\n",
+                      "b\tf\t2\t2026-01-02 00:00:00\tm\n"]
