@@ -37,8 +37,6 @@ between threads) and DuckDB write inline.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import threading
 import time
@@ -652,21 +650,16 @@ class StateStore:
     def _columns(self, table: str) -> list[str]:
         return [c for c, _ in TABLES[table][0]]
 
-    def _stage(self, table: str, rows: list[tuple], columns: list[str] | None = None, plain: bool = False) -> str:
+    def _stage(self, table: str, rows: list[tuple], columns: list[str] | None = None) -> str:
         """Load rows into a temporary table shaped like `table` (or its `columns`); returns its name.
-        `plain`: the rows hold only text and integers (PostgreSQL: tried in COPY's text format)."""
+        PostgreSQL: a COPY in its text format (see _copy_text)."""
         columns = columns or self._columns(table)
         types = dict(TABLES[table][0])
         temp = f"cio_tmp_{table}_{uuid.uuid4().hex[:8]}"
         cols = ", ".join(f"{c} {types[c]}" for c in columns)
         self.execute(f"create temporary table {temp} ({cols})")
         if self.kind == "postgres":
-            if plain:
-                self._copy(f"copy {temp} ({', '.join(columns)}) from stdin", _copy_text(rows, ()))
-                return temp
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows(_csv_rows(rows))
-            self._copy(f"copy {temp} ({', '.join(columns)}) from stdin with (format csv, null '\\N')", buffer)
+            self._copy(f"copy {temp} ({', '.join(columns)}) from stdin", _copy_text(rows, ()))
         else:
             self._insert(temp, columns, rows)
         return temp
@@ -678,7 +671,7 @@ class StateStore:
         if self.kind != "postgres":
             self._upsert("cio_people_state", [(model, k, i, h, now, run_id) for k, i, h in rows])
             return
-        temp = self._stage("cio_people_state", rows, ["person_key", "identifier", "row_hash"], plain=True)
+        temp = self._stage("cio_people_state", rows, ["person_key", "identifier", "row_hash"])
         self.execute(
             f"insert into {self.table('cio_people_state')} (model, person_key, identifier, row_hash, synced_at, "
             f"run_id) select {self._lit(model)}, person_key, identifier, row_hash, {self._ts(now)}, "
@@ -705,18 +698,12 @@ class StateStore:
         COPY's text format; a key already there fails it (see _write's fallback)."""
         self._copy(f"copy {self.table(table)} ({', '.join(columns)}) from stdin", _copy_text(rows, constants))
 
-    def _copy(self, sql: str, data: io.StringIO | Iterator[str]) -> None:
-        """COPY ... FROM STDIN of a filled buffer, or of pieces of text made as the driver asks
-        for them (read whole: read in 8 KB pieces, a writer thread would wait for the GIL between
-        every two of them)."""
-        if isinstance(data, io.StringIO):
-            size = data.tell() + 1
-            data.seek(0)
-        else:
-            data, size = _Chunks(data), 1 << 20
+    def _copy(self, sql: str, pieces: Iterator[str]) -> None:
+        """COPY ... FROM STDIN of pieces of text made as the driver asks for them (whole pieces:
+        read in 8 KB reads, a writer thread would wait for the GIL between every two of them)."""
         cursor = self.handle.cursor()
         try:
-            cursor.copy_expert(sql, data, size=size)
+            cursor.copy_expert(sql, _Chunks(pieces), size=1 << 20)
         finally:
             cursor.close()
 
@@ -927,8 +914,15 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _text_value(value: Any) -> str:
-    """One value in COPY's text format: null as \\N, separators and backslashes escaped."""
-    return "\\N" if value is None else str(_csv_value(value)).translate(_ESCAPES)
+    """One value in COPY's text format: null as \\N, booleans t/f, times ISO, separators and
+    backslashes escaped."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value).translate(_ESCAPES)
 
 
 def _copy_text(rows: list[tuple], constants: tuple, piece: int | None = None) -> Iterator[str]:
@@ -936,8 +930,8 @@ def _copy_text(rows: list[tuple], constants: tuple, piece: int | None = None) ->
     of `piece` rows. A piece is made by one `%` over all its values instead of a writer per row
     (about 4x faster than csv, which counts on the writer thread: it holds the GIL the reader
     and the encoder need). A piece with a null, a boolean (written t/f) or a value holding a
-    tab, a line break or a backslash is made again value by value, escaped. The check counts the separators in the
-    result, so a value that brings its own is found whatever its type."""
+    tab, a line break or a backslash is made again value by value, escaped. The check counts
+    the separators in the result, so a value that brings its own is found whatever its type."""
     if not rows:
         return
     piece = piece or COPY_PIECE_ROWS
@@ -945,6 +939,7 @@ def _copy_text(rows: list[tuple], constants: tuple, piece: int | None = None) ->
     tail = "\t".join(map(_text_value, constants))
     line = "\t".join(["%s"] * width) + ("\t" + tail.replace("%", "%%") if constants else "") + "\n"
     tabs = width - 1 + len(constants)
+    end = ("\t" + tail if constants else "") + "\n"
     for start in range(0, len(rows), piece):
         chunk = rows[start:start + piece]
         values = tuple(chain.from_iterable(chunk))
@@ -954,18 +949,5 @@ def _copy_text(rows: list[tuple], constants: tuple, piece: int | None = None) ->
                     and "\\" not in text and "\r" not in text):
                 yield text
                 continue
-        end = ("\t" + tail if constants else "") + "\n"
         yield "".join("\t".join(map(_text_value, row)) + end for row in chunk)
 
-
-def _csv_rows(rows: Iterable[tuple]) -> Iterator[list]:
-    """Rows for a csv COPY with null '\\N'."""
-    return (["\\N" if v is None else _csv_value(v) for v in row] for row in rows)
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return value

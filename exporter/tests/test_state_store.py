@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime
 from types import SimpleNamespace
 
 import psycopg2
@@ -185,6 +186,31 @@ def test_straight_copies_keep_every_value_as_it_was(store, awkward, null, monkey
     assert sorted(people) == sorted((key, f"{key}@x.io", "p") for key in keys)
 
 
+def test_staged_rows_keep_every_value_as_it_was(store, monkeypatch):
+    """Upserts stage their rows in a temporary table with the same COPY text format: awkward
+    text, nulls, booleans and times (the rejects' rows) arrive unchanged."""
+    monkeypatch.setattr("cio_sync._state.COPY_PIECE_ROWS", 5)
+    store, schema = store
+    seen = datetime(2026, 11, 23, 10, 47, 30, 694938)
+    rows = [("m", key, "invalid", f"message: {key}", i % 2 == 0, None if i % 3 else f"{i:032x}", seen, "run1")
+            for i, key in enumerate(AWKWARD_KEYS + [f"k{i}" for i in range(20)])]
+    store.rejects(rows)
+    store.wait(store.flush(force=True))
+    found = schema.query(f"select model, row_key, reason, message, transient, row_hash, first_seen_at, run_id "
+                         f"from {schema.name}.cio_rejects")
+    assert sorted(found) == sorted(rows)
+
+
+def sent_by_a_new_store(schema, key: str) -> None:
+    """One event acknowledged through a store opened on `schema` now (as a new run opens it)."""
+    store = StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=psycopg2.connect(**pg_settings())))
+    try:
+        store.events_sent("ev", "run-" + key, [(key, "id-" + key, "h" * 32, 1_700_000_000)], new=True)
+        store.wait(store.flush(force=True))
+    finally:
+        store.close()
+
+
 def test_copied_rows_get_the_writing_transactions_time_from_column_defaults(store, pg_schema_factory):
     """Rows COPYed straight in leave their times out (PostgreSQL parsing them cost more than the
     rest of a ledger row): the columns default to the transaction's time, in UTC. A schema made
@@ -208,25 +234,13 @@ def test_copied_rows_get_the_writing_transactions_time_from_column_defaults(stor
     reader = psycopg2.connect(**pg_settings())
     try:
         reader.cursor().execute(f"select count(*) from {schema.name}.cio_event_ledger")  # its transaction stays open
-        held = StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=psycopg2.connect(
-            **pg_settings())))
-        try:
-            held.events_sent("ev", "run2", [("e2", "id2", "h" * 32, 1_700_000_000)], new=True)
-            held.wait(held.flush(force=True))
-        finally:
-            held.close()
+        sent_by_a_new_store(schema, "e2")
     finally:
         reader.close()
     (sent,), = schema.query(f"select sent_at from {schema.name}.cio_event_ledger where event_key = 'e2'")
     assert sent is not None and before <= sent <= utcnow()
 
-    reopened = StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=psycopg2.connect(
-        **pg_settings())))
-    try:
-        reopened.events_sent("ev", "run3", [("e3", "id3", "h" * 32, 1_700_000_000)], new=True)
-        reopened.wait(reopened.flush(force=True))
-    finally:
-        reopened.close()
+    sent_by_a_new_store(schema, "e3")  # this store adds the defaults
     (sent,), = schema.query(f"select sent_at from {schema.name}.cio_event_ledger where event_key = 'e3'")
     assert sent is not None
     assert schema.query(
@@ -255,8 +269,6 @@ def test_status_tells_events_a_stopped_shard_left_in_flight_from_a_running_shard
 def test_copy_text_writes_a_value_the_same_way_whichever_piece_it_falls_in():
     """A piece made by `%` and one made value by value (it holds a null) write booleans, numbers
     and times alike, so a text column gets the same value whatever else is in its piece."""
-    from datetime import datetime
-
     from cio_sync._state import _copy_text
 
     rows = [("a", True, 1.5, datetime(2026, 1, 2, 3, 4, 5)), ("b", False, 2, datetime(2026, 1, 2))] * 2
