@@ -213,7 +213,9 @@ class SnapshotReader:
             self.handle.rollback()
             self.handle.autocommit = False
             cursor = self.handle.cursor()
-            cursor.execute("begin transaction isolation level repeatable read")
+            # psycopg2 opens the transaction (BEGIN) before the first statement: set its level
+            # (a second BEGIN would do it too, with a warning in the server's log every run).
+            cursor.execute("set transaction isolation level repeatable read")
             cursor.close()
         elif self.kind == "redshift":
             cursor = self.handle.cursor()

@@ -60,3 +60,18 @@ def test_without_a_temporary_table_the_cursor_reads_the_diff(diff):
         rows = [row for chunk in reader.stream(sql, materialize=True) for row in chunk]
         assert temporary_tables(handle) == []
     assert sorted(rows) == [("p10007", 10007), ("p20007", 20007), ("p7", 7)]
+
+
+def test_every_query_of_a_reader_sees_one_snapshot(diff):
+    """The build proof and the rows are read in one snapshot: a dbt build that commits between
+    the two queries is not seen by the second (PostgreSQL's REPEATABLE READ, really in force)."""
+    adapter, handle, schema, sql = diff
+    with SnapshotReader(adapter) as reader:
+        assert reader.query("show transaction_isolation") == [("repeatable read",)]
+        before = reader.query(f"select count(*) from {schema.name}.people")
+        schema.execute(f"insert into {schema.name}.people values (30007, 'late')")  # committed elsewhere
+        assert reader.query(f"select count(*) from {schema.name}.people") == before
+        rows = [row for chunk in reader.stream(sql) for row in chunk]
+    assert ("late", 30007) not in rows
+    with SnapshotReader(adapter) as reader:  # a new reader: a new snapshot
+        assert ("late", 30007) in [row for chunk in reader.stream(sql) for row in chunk]
