@@ -506,7 +506,7 @@ class Exporter:
         tables = state.tables() if state.available else None
         first = opts.full_refresh or not (state.available and state.has_rows(model.name, model.is_event))
         query = build_query(model, dialect, relation, where=where, state=tables, full_refresh=opts.full_refresh,
-                            retry_rejects=opts.retry_rejects, first=first)
+                            retry_rejects=opts.retry_rejects, first=first, row_hash=state.row_hash)
         encoder = Encoder(model, snapshot, query.n_head)
         backfill = model.spec.option("backfill") if model.is_event else None
         renamer = None
