@@ -660,6 +660,15 @@ class StateStore:
                            key=lambda write: WRITE_ORDER[write[0]])
         inserted = 0
         try:
+            if self.kind == "postgres" and "inflight" not in buffers:
+                # Outcomes only: the commit returns once it is in the write-ahead log's buffers,
+                # without waiting for the disk. Nothing is acted on before it is durable: a batch
+                # of events is sent once the write of its keys in flight has committed, and that
+                # write commits synchronously (flushing every commit before it). A crash of
+                # PostgreSQL can lose the last fraction of a second of outcome writes, whole: their
+                # events are then still in flight, resent with the same ids within dedupe_window
+                # like after any stop, and their people identified again.
+                self.execute("set local synchronous_commit = off")
             if rows := buffers.get("inflight"):
                 # this run's own parts, never there yet: no temporary table, no upsert
                 self._insert(self.table("cio_inflight"), self._columns("cio_inflight"), rows)

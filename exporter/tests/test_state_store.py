@@ -276,3 +276,45 @@ def test_copy_text_writes_a_value_the_same_way_whichever_piece_it_falls_in():
     assert pieces == ["a\tt\t1.5\t2026-01-02 03:04:05\tm\nb\tf\t2\t2026-01-02 00:00:00\tm\n",
                       "c\t\\N\t3\t\\N\tm\na\tt\t1.5\t2026-01-02 03:04:05\tm\n",
                       "b\tf\t2\t2026-01-02 00:00:00\tm\n"]
+
+
+class _Statements(list):
+    """A file-like log for psycopg2's LoggingConnection: one entry per statement sent."""
+
+    def write(self, text) -> None:
+        self.append(text.decode() if isinstance(text, bytes) else text)
+
+
+def test_outcomes_commit_without_waiting_for_the_disk_and_keys_in_flight_wait_for_it(pg_schema_factory):
+    """Only a write of keys in flight, committed before their batch is sent, waits for the
+    disk; a write of outcomes commits asynchronously (a PostgreSQL crash loses them whole, and
+    their events are still in flight for the next run)."""
+    from psycopg2.extras import LoggingConnection
+
+    schema = pg_schema_factory("cio_store_sync")
+    handle = psycopg2.connect(connection_factory=LoggingConnection, **pg_settings())
+    log = _Statements()
+    handle.initialize(log)
+    store = StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=handle))
+    try:
+        def write(action) -> list[str]:
+            store.sync()
+            start = len(log)
+            action()
+            store.sync()
+            return [s.strip().lower() for s in log[start:]]
+
+        parts = store.inflight("m", "all", "run1", ["k1", "k2"])
+        in_flight = write(lambda: store.flush(force=True, only="inflight"))
+        store.events_sent("m", "run1", [("k1", "id1", "h", 1), ("k2", "id2", "h", 2)], new=True)
+        store.inflight_done(parts)
+        store.people_synced("p", "run1", [("c1", "c1", "h")], new=True)
+        outcomes = write(lambda: store.flush(force=True))
+    finally:
+        store.close()
+    assert any(s.startswith("insert into") and "cio_inflight" in s for s in in_flight)
+    assert not any("synchronous_commit" in s for s in in_flight)
+    assert outcomes[0] == "set local synchronous_commit = off"
+    assert any(s.startswith("delete") and "cio_inflight" in s for s in outcomes), outcomes
+    assert schema.query(f"select count(*) from {schema.name}.cio_event_ledger") == [(2,)]
+    assert schema.query(f"select count(*) from {schema.name}.cio_inflight") == [(0,)]
