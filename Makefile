@@ -31,10 +31,12 @@ demo: install $(IT)/dbt_packages/cio_sync
 	@echo "Rows kept out of Customer.io (cio_quarantine):"
 	$(DBT) run-operation print_sync_summary --quiet --target-path target/summary
 
-## test: the whole suite (DuckDB, PostgreSQL through PG*, Redshift compiled offline)
+## test: the whole suite (DuckDB, PostgreSQL through PG*, Redshift compiled offline), in
+## TEST_WORKERS processes (pytest-xdist): many tests wait on servers that are slow or failing on purpose
+TEST_WORKERS ?= 2
 test: install $(IT)/dbt_packages/cio_sync
 	$(BIN)/ruff check exporter bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check exporter bench
