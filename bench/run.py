@@ -36,6 +36,7 @@ Every loop is bounded in count, every process in time (--max-minutes for the who
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -737,6 +738,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.runs < 1 or args.runs > 20:
         p.error("--runs must be 1..20")
+    missing = [what for scenario, what, there in (
+        ("peers", "the customerio library", lambda: importlib.util.find_spec("customerio") is not None),
+        ("profile", "py-spy", lambda: (BIN / "py-spy").exists())) if scenario in args.scenarios and not there()]
+    if missing:  # found now, not after the scenarios before them have run
+        p.error(f"not installed: {' and '.join(missing)}; `make bench` installs the bench extra "
+                f"({BIN / 'python'} -m pip install -e '.[bench]')")
     if args.doc is None:
         args.doc = ROOT / "docs" / "benchmarks.md" if args.rows >= 1_000_000 else OUT / "benchmarks.md"
     return args
