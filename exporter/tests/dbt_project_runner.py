@@ -105,4 +105,5 @@ def ensure_deps() -> None:
         capture_output=True,
         text=True,
         cwd=INTEGRATION_TESTS,
+        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
     )
