@@ -363,8 +363,8 @@ class SnapshotReader:
 
         The planner cannot know how few rows changed: it expects every row to come out of the
         anti-join and prices their transfer from the workers (parallel_tuple_cost) at more than
-        the work shared, once the row hash is cheap. That transfer is priced lower here, for
-        this statement's transaction only."""
+        the work shared, once the row hash is cheap. That transfer is priced lower for this
+        statement only, and put back to the session's value after it."""
         name = f"cio_diff_{uuid.uuid4().hex[:12]}"
         cursor = self.handle.cursor()
         try:
@@ -372,6 +372,7 @@ class SnapshotReader:
             try:
                 cursor.execute("set local parallel_tuple_cost = 0.01")
                 cursor.execute(f"create temporary table {name} as {sql}")
+                cursor.execute("set local parallel_tuple_cost to default")  # the diff's statement only
             except Exception:  # noqa: BLE001 - any failure: the cursor reads it (and reports a real error)
                 cursor.execute("rollback to savepoint cio_diff")
                 return sql

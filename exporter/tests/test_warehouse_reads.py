@@ -42,12 +42,16 @@ def temporary_tables(handle) -> list[str]:
 def test_a_materialized_diff_is_read_from_the_snapshot_and_leaves_nothing_behind(diff):
     adapter, handle, schema, sql = diff
     with SnapshotReader(adapter, fetch_rows=2) as reader:
+        session_cost = reader.query("show parallel_tuple_cost")
         chunks = reader.stream(sql, materialize=True)
         first = next(chunks)
         assert len(temporary_tables(handle)) == 1  # computed whole, then streamed
         # A row changed by someone else after the diff was taken is not seen: one snapshot.
         schema.execute(f"update {schema.name}.people set key = 'changed' where n = 20007")
         rows = first + [row for chunk in chunks for row in chunk]
+        # The diff's cheaper parallel transfer was for its statement only: later queries of the
+        # snapshot are planned with the session's value.
+        assert reader.query("show parallel_tuple_cost") == session_cost
     assert sorted(rows) == [("p10007", 10007), ("p20007", 20007), ("p7", 7)]
     assert temporary_tables(handle) == []  # gone with the transaction
 
