@@ -3,6 +3,7 @@ CLI in a subprocess, one target path per build so builds never share state."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -35,6 +36,7 @@ class DbtProject:
         return self.workdir / "target"
 
     def run(self, *args: str, check: bool = True, vars: dict | None = None) -> subprocess.CompletedProcess:
+        ensure_deps()
         merged_vars = {**(self.vars or {}), **(vars or {})}
         cmd = [
             DBT,
@@ -96,14 +98,20 @@ class DbtProject:
 
 
 def ensure_deps() -> None:
-    """Install the package into integration_tests/dbt_packages (a link to the repo root)."""
-    if (INTEGRATION_TESTS / "dbt_packages" / "cio_sync").exists():
+    """Install the package into integration_tests/dbt_packages (a link to the repo root), once:
+    every build calls this, and pytest-xdist's workers take turns through a file lock."""
+    installed = INTEGRATION_TESTS / "dbt_packages" / "cio_sync"
+    if installed.exists():
         return
-    subprocess.run(
-        [DBT, "deps", "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS)],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=INTEGRATION_TESTS,
-        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-    )
+    with open(INTEGRATION_TESTS / ".dbt_deps.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if installed.exists():  # another worker installed it while this one waited
+            return
+        subprocess.run(
+            [DBT, "deps", "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=INTEGRATION_TESTS,
+            env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        )
