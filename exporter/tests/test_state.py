@@ -465,6 +465,70 @@ def test_shards_never_overlap_cover_every_row_and_run_independently(build, serve
         build.schema.execute("update big_people set score = n * 1.5 where n <= 30")
 
 
+def test_a_killed_shard_disturbs_no_other_and_its_own_rerun_completes_it(build):
+    """SIGKILL one shard's process while it sends events: the other shard, run at once, syncs its
+    whole share and leaves the killed shard's in-flight events alone (its lease is still live);
+    once that lease expires, the killed shard's rerun resends them under the same ids. In the end
+    every person and event has arrived, each event under one id, and nothing is left in flight."""
+    state = state_name()
+    build.state_schemas.append(state)
+    inflight_sql = f"select shard, run_id, part, event_keys from {state}.cio_inflight order by 1, 2, 3"
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.03) as srv:
+        env = {**os.environ, **build.env, **credentials(srv)}
+        cmd = [str(Path(sys.executable).with_name("cio-export")), "--select", "tag:cio_big", "--no-progress",
+               "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS), "--target",
+               "postgres", "--target-path", str(build.target_path), "--vars", json.dumps(build.vars),
+               "--state-schema", state, "--batch-bytes", "6000", "--concurrency", "2", "--lease-ttl", "5",
+               "--shard", "0/2"]
+        killed = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and killed.poll() is None:
+                if len(srv.events()) >= 100 and in_flight(build, state):  # events going out, some in flight
+                    break
+                time.sleep(0.02)
+            assert killed.poll() is None, "shard 0 finished before it could be killed"
+        finally:
+            killed.kill()
+        killed.wait(timeout=10)
+        left = build.schema.query(inflight_sql)
+        assert left and {shard for shard, *_ in left} == {"0/2"}
+        left_keys = {key for *_, keys in left for key in json.loads(keys)}
+
+        # Shard 1 at once, while shard 0's lease is live: its whole share, shard 0's flight untouched.
+        srv.configure(latency=0.0)
+        before = {e["id"] for e in srv.events()}
+        other, summary = export(build, srv, "--select", "tag:cio_big", "--shard", "1/2", "--lease-ttl", "5",
+                                state=state)
+        assert other.returncode == 0, other.stderr
+        assert {r["model"]: r["status"] for r in summary["results"]} == {"big_people": "success",
+                                                                          "big_events": "success"}
+        assert build.schema.query(inflight_sql) == left
+        sent_by_1 = [e for e in srv.events() if e["id"] not in before]
+        assert sent_by_1 and not {f"ev-{e['attributes']['n']}" for e in sent_by_1} & left_keys
+        assert build.schema.query(f"select count(*) from {state}.cio_event_ledger "
+                                  f"where event_key in ({', '.join(repr(k) for k in left_keys)})")[0][0] == 0
+        shard_1 = {r["model"]: r["items_accepted"] for r in summary["results"]}
+
+        time.sleep(5.5)  # the killed run's lease (--lease-ttl 5) expires
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "were in flight when an earlier run stopped" in rerun.stderr
+
+        events = srv.events()
+        assert len(srv.people()) == ROWS and len(events) == ROWS
+    assert 0 < shard_1["big_people"] < ROWS and 0 < shard_1["big_events"] < ROWS
+    by_key: dict[int, set[str]] = {}
+    for event in events:
+        by_key.setdefault(event["attributes"]["n"], set()).add(event["id"])
+    assert len(by_key) == ROWS and all(len(ids) == 1 for ids in by_key.values())
+    assert dict(build.schema.query(f"select status, count(*) from {state}.cio_event_ledger group by status")) == {
+        "sent": ROWS}
+    assert build.schema.query(f"select count(*) from {state}.cio_people_state") == [(ROWS,)]
+    assert build.schema.query(f"select count(*) from {state}.cio_inflight") == [(0,)]
+    assert build.schema.query(f"select count(*) from {state}.cio_leases") == [(0,)]
+
+
 def test_status_reports_runs_rejects_lag_and_strict_fails_on_problems(build, server):
     state = state_name()
     server.configure(max_item_bytes=150)  # every identify of big_people is refused (207)
