@@ -466,51 +466,60 @@ def test_shards_never_overlap_cover_every_row_and_run_independently(build, serve
 
 
 def test_a_killed_shard_disturbs_no_other_and_its_own_rerun_completes_it(build):
-    """SIGKILL one shard's process while it sends events: the other shard, run at once, syncs its
-    whole share and leaves the killed shard's in-flight events alone (its lease is still live);
-    once that lease expires, the killed shard's rerun resends them under the same ids. In the end
-    every person and event has arrived, each event under one id, and nothing is left in flight."""
+    """SIGKILL one shard's process while it sends events: the other shard, run while the killed
+    one's lease is still live, syncs its whole share and leaves the killed shard's in-flight events
+    alone; once that lease has expired, the killed shard's rerun resends them under the same ids.
+    In the end every person and event has arrived, each event under one id, nothing in flight."""
     state = state_name()
     build.state_schemas.append(state)
     inflight_sql = f"select shard, run_id, part, event_keys from {state}.cio_inflight order by 1, 2, 3"
+    lease_sql = (f"select count(*) from {state}.cio_leases where model = 'big_events' and shard = '0/2' "
+                 "and expires_at > now() at time zone 'utc'")
     with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.03) as srv:
         env = {**os.environ, **build.env, **credentials(srv)}
+        # (a lease that outlives any wait below: the test expires it itself)
         cmd = [str(Path(sys.executable).with_name("cio-export")), "--select", "tag:cio_big", "--no-progress",
                "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS), "--target",
                "postgres", "--target-path", str(build.target_path), "--vars", json.dumps(build.vars),
-               "--state-schema", state, "--batch-bytes", "6000", "--concurrency", "2", "--lease-ttl", "5",
+               "--state-schema", state, "--batch-bytes", "6000", "--concurrency", "2", "--lease-ttl", "300",
                "--shard", "0/2"]
         killed = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sending = False
         try:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and killed.poll() is None:
-                if len(srv.events()) >= 100 and in_flight(build, state):  # events going out, some in flight
+                events_in = srv.stats()["items_accepted"].get("event", 0)
+                if sending := events_in >= 100 and in_flight(build, state) > 0:
                     break
                 time.sleep(0.02)
-            assert killed.poll() is None, "shard 0 finished before it could be killed"
+            assert sending and killed.poll() is None, "shard 0 ended (or never sent events) before the kill"
         finally:
             killed.kill()
         killed.wait(timeout=10)
-        left = build.schema.query(inflight_sql)
+        # (a commit the killed run had sent lands within moments: read until two reads agree)
+        left, previous = build.schema.query(inflight_sql), None
+        while left != previous:
+            time.sleep(0.3)
+            previous, left = left, build.schema.query(inflight_sql)
         assert left and {shard for shard, *_ in left} == {"0/2"}
         left_keys = {key for *_, keys in left for key in json.loads(keys)}
 
-        # Shard 1 at once, while shard 0's lease is live: its whole share, shard 0's flight untouched.
+        # Shard 1 while shard 0's lease is live: its whole share; shard 0's flight untouched.
         srv.configure(latency=0.0)
-        before = {e["id"] for e in srv.events()}
-        other, summary = export(build, srv, "--select", "tag:cio_big", "--shard", "1/2", "--lease-ttl", "5",
-                                state=state)
+        other, summary = export(build, srv, "--select", "tag:cio_big", "--shard", "1/2", state=state)
         assert other.returncode == 0, other.stderr
         assert {r["model"]: r["status"] for r in summary["results"]} == {"big_people": "success",
                                                                           "big_events": "success"}
-        assert build.schema.query(inflight_sql) == left
-        sent_by_1 = [e for e in srv.events() if e["id"] not in before]
-        assert sent_by_1 and not {f"ev-{e['attributes']['n']}" for e in sent_by_1} & left_keys
-        assert build.schema.query(f"select count(*) from {state}.cio_event_ledger "
-                                  f"where event_key in ({', '.join(repr(k) for k in left_keys)})")[0][0] == 0
         shard_1 = {r["model"]: r["items_accepted"] for r in summary["results"]}
+        assert build.schema.query(lease_sql) == [(1,)]  # (the premise: shard 0 still held its lease)
+        assert build.schema.query(inflight_sql) == left
+        keys_sql = ", ".join(f"'{key}'" for key in left_keys)
+        assert build.schema.query(f"select count(*) from {state}.cio_event_ledger "
+                                  f"where event_key in ({keys_sql})") == [(0,)]
 
-        time.sleep(5.5)  # the killed run's lease (--lease-ttl 5) expires
+        # The killed run's lease expires; shard 0's rerun recovers its flight and completes the shard.
+        build.schema.execute(f"update {state}.cio_leases set expires_at = now() at time zone 'utc' - "
+                             "interval '1 second' where model = 'big_events' and shard = '0/2'")
         rerun = subprocess.run(cmd, env=env, capture_output=True, text=True)
         assert rerun.returncode == 0, rerun.stderr
         assert "were in flight when an earlier run stopped" in rerun.stderr
@@ -522,6 +531,9 @@ def test_a_killed_shard_disturbs_no_other_and_its_own_rerun_completes_it(build):
     for event in events:
         by_key.setdefault(event["attributes"]["n"], set()).add(event["id"])
     assert len(by_key) == ROWS and all(len(ids) == 1 for ids in by_key.values())
+    ms = calendar.timegm((2026, 5, 1, 0, 0, 0)) * 1000
+    for key in left_keys:  # the events in flight at the kill: one id each, the deterministic one
+        assert by_key[int(key.removeprefix("ev-"))] == {expected_ulid("big_thing", key, ms)}
     assert dict(build.schema.query(f"select status, count(*) from {state}.cio_event_ledger group by status")) == {
         "sent": ROWS}
     assert build.schema.query(f"select count(*) from {state}.cio_people_state") == [(ROWS,)]
