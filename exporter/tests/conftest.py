@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
-from dbt_project_runner import DbtProject, ensure_deps
+from dbt_project_runner import DbtProject
 
 
 def pg_settings() -> dict[str, str]:
@@ -98,7 +98,6 @@ SEND_HISTORY = {"cio_initial_window": "36500d", "cio_max_event_age": "36500d"}
 @pytest.fixture(scope="session")
 def duckdb_project_factory(tmp_path_factory):
     """A fresh DuckDB database and target path for a build of integration_tests."""
-    ensure_deps()
 
     def make(name: str = "duckdb", vars: dict | None = None) -> DuckDbBuild:
         workdir = tmp_path_factory.mktemp(name)
@@ -123,7 +122,6 @@ def duckdb_build(duckdb_project_factory) -> DuckDbBuild:
 @pytest.fixture(scope="session")
 def postgres_build(tmp_path_factory, pg_schema_factory) -> PostgresBuild:
     """integration_tests built on the local PostgreSQL in a schema of its own."""
-    ensure_deps()
     schema = pg_schema_factory()
     project = PostgresBuild(
         target="postgres",

@@ -11,6 +11,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 INTEGRATION_TESTS = REPO / "integration_tests"
@@ -71,6 +72,19 @@ class DbtProject:
     ) -> subprocess.CompletedProcess:
         """Run cio-export on this build as a user would, in a subprocess. Each call gets a fresh
         state schema unless `state_schema` names one (to rerun on the same state)."""
+        cmd, full_env = self._cio_export_command(args, env, target_path, state_schema)
+        return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=self.workdir)
+
+    def cio_export_process(self, *args: str, env: dict[str, str] | None = None, state_schema: str | None = None,
+                           **popen: Any) -> subprocess.Popen:
+        """The same command as cio_export(), started and not waited for (to kill it, or to run
+        something beside it)."""
+        cmd, full_env = self._cio_export_command(args, env, None, state_schema)
+        return subprocess.Popen(cmd, env=full_env, cwd=self.workdir, **popen)
+
+    def _cio_export_command(
+        self, args: tuple[str, ...], env: dict[str, str] | None, target_path: Path | None, state_schema: str | None
+    ) -> tuple[list[str], dict[str, str]]:
         if state_schema is None:
             state_schema = f"cio_state_{uuid.uuid4().hex[:10]}"
         if state_schema not in self.state_schemas:
@@ -88,7 +102,7 @@ class DbtProject:
             cmd += ["--vars", json.dumps(self.vars)]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERIO_")}
         full_env.update({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **self.env, **(env or {})})
-        return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=self.workdir)
+        return cmd, full_env
 
     def manifest(self) -> dict:
         return json.loads((self.target_path / "manifest.json").read_text())

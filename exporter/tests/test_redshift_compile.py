@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlglot
-from dbt_project_runner import DbtProject, ensure_deps
+from dbt_project_runner import DbtProject
 from sqlglot.errors import ParseError
 
 # Constructs Redshift rejects although sqlglot's Redshift dialect parses them.
@@ -56,7 +56,6 @@ def redshift_problems(sql: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def redshift_compiled(tmp_path_factory) -> Path:
-    ensure_deps()
     project = DbtProject(target="redshift", workdir=tmp_path_factory.mktemp("redshift"))
     project.run("--no-populate-cache", "compile", "--no-introspect")
     return project.target_path / "compiled"

@@ -10,14 +10,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from conftest import SEND_HISTORY, PgSchema, PostgresBuild
-from dbt_project_runner import INTEGRATION_TESTS
 from ulid import ULID
 
 from cio_sync.fake_server import FakeCustomerIO
@@ -145,32 +142,10 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
     state = state_name()
     build.state_schemas.append(state)
     with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.03) as srv:
-        cmd = [
-            str(Path(sys.executable).with_name("cio-export")),
-            "--select",
-            "tag:cio_big",
-            "--no-progress",
-            "--project-dir",
-            str(INTEGRATION_TESTS),
-            "--profiles-dir",
-            str(INTEGRATION_TESTS),
-            "--target",
-            "postgres",
-            "--target-path",
-            str(build.target_path),
-            "--vars",
-            json.dumps(build.vars),
-            "--state-schema",
-            state,
-            "--batch-bytes",
-            "6000",
-            "--concurrency",
-            "2",
-            "--lease-ttl",
-            "5",
-        ]
-        env = {**os.environ, **build.env, **credentials(srv)}
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = credentials(srv)
+        proc = build.cio_export_process(
+            "--select", "tag:cio_big", "--no-progress", "--batch-bytes", "6000", "--concurrency", "2",
+            "--lease-ttl", "5", env=env, state_schema=state, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = int(2 * ROWS * kill_at)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -195,7 +170,8 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
             text = build.cio_export("status", "--select", "big_events", "--state-schema", state, env=env)
             assert f"{len(keys)} events in flight since" in text.stdout + text.stderr
         srv.configure(latency=0.0)
-        rerun = subprocess.run([*cmd[:-6], "--lease-ttl", "5"], env=env, capture_output=True, text=True)
+        rerun = build.cio_export("--select", "tag:cio_big", "--no-progress", "--lease-ttl", "5", env=env,
+                                 state_schema=state)
         assert rerun.returncode == 0, rerun.stderr
         if kill_at == 0.9:
             status = build.cio_export("status", "--select", "big_events", "--json", "--state-schema", state, env=env)
@@ -410,12 +386,10 @@ def test_the_lease_is_kept_alive_while_the_sender_makes_the_run_wait(build):
     with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=12.0) as srv:
         env = credentials(srv)
         # one slot and two batches: the second waits 12 s for the slot, then 12 s for its answer
-        first = subprocess.Popen(
-            [str(Path(sys.executable).with_name("cio-export")), "--select", "big_events", "--no-progress", "--json",
-             "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS), "--target",
-             "postgres", "--target-path", str(build.target_path), "--vars", json.dumps(build.vars), "--state-schema",
-             state, "--lease-ttl", "5", "--concurrency", "1", "--batch-bytes", "400000"],
-            env={**os.environ, **build.env, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = build.cio_export_process(
+            "--select", "big_events", "--no-progress", "--json", "--lease-ttl", "5", "--concurrency", "1",
+            "--batch-bytes", "400000", env=env, state_schema=state, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not in_flight(build, state):  # its first batch is being sent
@@ -476,14 +450,12 @@ def test_a_killed_shard_disturbs_no_other_and_its_own_rerun_completes_it(build):
     lease_sql = (f"select count(*) from {state}.cio_leases where model = 'big_events' and shard = '0/2' "
                  "and expires_at > now() at time zone 'utc'")
     with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.03) as srv:
-        env = {**os.environ, **build.env, **credentials(srv)}
+        env = credentials(srv)
         # (a lease that outlives any wait below: the test expires it itself)
-        cmd = [str(Path(sys.executable).with_name("cio-export")), "--select", "tag:cio_big", "--no-progress",
-               "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS), "--target",
-               "postgres", "--target-path", str(build.target_path), "--vars", json.dumps(build.vars),
-               "--state-schema", state, "--batch-bytes", "6000", "--concurrency", "2", "--lease-ttl", "300",
-               "--shard", "0/2"]
-        killed = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shard_0 = ("--select", "tag:cio_big", "--no-progress", "--batch-bytes", "6000", "--concurrency", "2",
+                   "--lease-ttl", "300", "--shard", "0/2")
+        killed = build.cio_export_process(*shard_0, env=env, state_schema=state, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
         sending = False
         try:
             deadline = time.monotonic() + 120
@@ -520,7 +492,7 @@ def test_a_killed_shard_disturbs_no_other_and_its_own_rerun_completes_it(build):
         # The killed run's lease expires; shard 0's rerun recovers its flight and completes the shard.
         build.schema.execute(f"update {state}.cio_leases set expires_at = now() at time zone 'utc' - "
                              "interval '1 second' where model = 'big_events' and shard = '0/2'")
-        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        rerun = build.cio_export(*shard_0, env=env, state_schema=state)
         assert rerun.returncode == 0, rerun.stderr
         assert "were in flight when an earlier run stopped" in rerun.stderr
 
