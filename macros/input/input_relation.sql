@@ -1,24 +1,36 @@
 {#- The relation configured for an input (customers, orders, order_lines, checkouts,
     subscriptions, refunds) through var('cio_<input>'): any relation expression, e.g.
-    "{{ ref('stg_orders') }}" or "{{ source('shop', 'orders') }}". -#}
+    "{{ ref('stg_orders') }}" or "{{ source('shop', 'orders') }}". Only staging models call it,
+    so only they depend on your relations. -#}
 {% macro input_relation(input_name) -%}
-    {%- set value = var('cio_' ~ input_name, none) -%}
-    {%- if not cio_sync.input_enabled(input_name) and input_name not in ('customers', 'orders') -%}
-        {#- An optional input left unconfigured: its models are disabled and never run. -#}
+    {%- if not cio_sync.input_enabled(input_name) -%}
+        {#- An optional input switched off: its models are disabled and never run. -#}
         {{ return(none) }}
     {%- endif -%}
+    {%- set value = var('cio_' ~ input_name, none) -%}
     {%- if value is none or (value | string | trim) == '' -%}
+        {%- set switch = '' if input_name in ('customers', 'orders') else
+            " If your shop has no " ~ input_name ~ ", set var 'cio_using_" ~ input_name ~ "' to false instead." -%}
         {{ exceptions.raise_compiler_error(
             "cio_sync: input '" ~ input_name ~ "' is not configured. Set var 'cio_" ~ input_name
             ~ "' in your dbt_project.yml to the relation that holds it, e.g. "
-            ~ "cio_" ~ input_name ~ ": \"{{ ref('stg_" ~ input_name ~ "') }}\" (see docs/input-contract.md)."
+            ~ "cio_" ~ input_name ~ ": \"{{ ref('stg_" ~ input_name ~ "') }}\" (see docs/input-contract.md)." ~ switch
         ) }}
     {%- endif -%}
     {{ return(value) }}
 {%- endmacro %}
 
-{#- True when the optional input is configured; models that need it are disabled otherwise. -#}
+{#- True when an input is used: customers and orders always; an optional input unless its
+    var cio_using_<input> is false (then its models are disabled and its attributes excluded).
+    Reads only the boolean, never the relation var, so nothing depends on your relations
+    but staging. -#}
 {% macro input_enabled(input_name) -%}
-    {%- set value = var('cio_' ~ input_name, none) -%}
-    {{ return(value is not none and (value | string | trim) != '') }}
+    {%- if input_name in ('customers', 'orders') -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set value = var('cio_using_' ~ input_name, true) -%}
+    {%- if value not in (true, false) -%}
+        {{ exceptions.raise_compiler_error("cio_sync: var cio_using_" ~ input_name ~ " must be true or false, not '" ~ value ~ "'.") }}
+    {%- endif -%}
+    {{ return(value) }}
 {%- endmacro %}

@@ -13,12 +13,13 @@
 {%- endmacro %}
 
 {#- CTEs that resolve a row to a person: by customer_id first, then by a unique email match.
-    Use with resolve_person(); both need int_cio__customers. -#}
-{% macro person_lookups() -%}
+    Use with resolve_person(); both need int_cio__customers. Only the customers the rows of
+    `relation` can match are read. -#}
+{% macro person_lookups(relation) -%}
 cio_people_by_id as (
     select customer_id, person_id, email, do_not_message, _cio_reason as person_reason
     from {{ ref('int_cio__customers') }}
-    where customer_id is not null
+    where customer_id in (select customer_id from {{ relation }})
 ),
 
 cio_people_by_email as (
@@ -29,9 +30,36 @@ cio_people_by_email as (
         count(distinct person_id) as matches,
         max(case when do_not_message then 1 else 0 end) as do_not_message_flag
     from {{ ref('int_cio__customers') }}
-    where _cio_reason is null and email is not null
+    where _cio_reason is null and email in (select email from {{ relation }})
     group by email
 )
+{%- endmacro %}
+
+{#- Customers staged since this model's last build, with the email they had before: rows that
+    matched them by id, by email or by their old email are resolved again. -#}
+{% macro changed_customers() -%}
+    select customer_id, email, _cio_previous_email
+    from {{ ref('stg_cio__customers') }}
+    where {{ cio_sync.changed_since_last_build() }}
+{%- endmacro %}
+
+{#- A row (with customer_id and email columns) that a changed customer may resolve differently. -#}
+{% macro matches_changed_customer(customer_id='customer_id', email='email') -%}
+    ({{ customer_id }} in (select customer_id from changed_customers)
+    {%- if email %}
+        or {{ email }} in (select email from changed_customers)
+        or {{ email }} in (select _cio_previous_email from changed_customers)
+    {%- endif %})
+{%- endmacro %}
+
+{#- The persons whose rows in `relation` (an intermediate model) changed since this model's
+    last build: their person now and the one before, so that both are recomputed. -#}
+{% macro persons_changed_in(relation) -%}
+    select person_id from {{ relation }}
+    where {{ cio_sync.changed_since_last_build() }} and person_id is not null
+    union
+    select _cio_previous_person_id from {{ relation }}
+    where {{ cio_sync.changed_since_last_build() }} and _cio_previous_person_id is not null
 {%- endmacro %}
 
 {#- Select `columns` of `relation` plus the resolved person: person_id, customer_id, email,

@@ -1,9 +1,44 @@
-{{ config(enabled=cio_sync.input_enabled('checkouts')) }}
+{{ config(
+    enabled=cio_sync.input_enabled('checkouts'),
+    materialized='incremental',
+    unique_key='checkout_id',
+    incremental_strategy='delete+insert',
+    indexes=cio_sync.staged_at_index(),
+    dist='person_id',
+    sort='_cio_staged_at',
+) }}
+{#- Every staged checkout with a key, resolved to a person by customer_id, then by a unique email
+    match. Incrementally: checkouts staged since the last build and those a changed customer
+    may resolve differently. -#}
 
-with checkouts as (
+with
+{%- if cio_sync.is_incremental_run() %}
+changed_customers as (
+    {{ cio_sync.changed_customers() }}
+),
+{%- endif %}
+
+checkouts as (
     select * from {{ ref('stg_cio__checkouts') }}
+    where checkout_id is not null
+    {%- if cio_sync.is_incremental_run() %}
+        and ({{ cio_sync.changed_since_last_build() }} or {{ cio_sync.matches_changed_customer() }})
+    {%- endif %}
 ),
 
-{{ cio_sync.person_lookups() }}
+{{ cio_sync.person_lookups('checkouts') }},
 
-{{ cio_sync.resolve_person('checkouts', ['checkout_id', 'started_at', 'cart_value', 'checkout_url', 'item_count', 'in_stock']) }}
+resolved as (
+    {{ cio_sync.resolve_person('checkouts', ['checkout_id', 'started_at', 'cart_value', 'checkout_url', 'item_count', 'in_stock']) }}
+)
+
+select
+    resolved.*,
+    {{ 'held.person_id' if cio_sync.is_incremental_run() else 'cast(null as ' ~ cio_sync.type_string() ~ ')' }} as _cio_previous_person_id,
+    {{ cio_sync.staged_at() }} as _cio_staged_at
+from resolved
+{%- if cio_sync.is_incremental_run() %}
+left join {{ this }} as held
+    on held.checkout_id = resolved.checkout_id
+{%- endif %}
+-- depends_on: {{ ref('stg_cio__customers') }}

@@ -1,7 +1,10 @@
-{#- Every staged customer with its Customer.io identifier (person_id). With cio_identifier =
-    email, several customer rows may share one person; cio_people merges them. -#}
+{{ config(materialized='view') }}
+{#- Every staged customer with its Customer.io identifier (person_id, per var cio_identifier).
+    With cio_identifier = email, several customer rows may share one person; cio_people merges
+    them. A view: staging already holds one typed row per customer. -#}
+{%- set by_email = cio_sync.identifier() == 'email' -%}
 select
-    {{ 'email' if cio_sync.identifier() == 'email' else 'customer_id' }} as person_id,
+    {{ 'email' if by_email else 'customer_id' }} as person_id,
     customer_id,
     email,
     created_at,
@@ -10,5 +13,8 @@ select
     coalesce(do_not_message, false) as do_not_message,
     _cio_reason,
     _cio_column,
-    _cio_value
+    _cio_value,
+    {{ '_cio_previous_email' if by_email else 'customer_id' }} as _cio_previous_person_id,
+    _cio_previous_email,
+    _cio_staged_at
 from {{ ref('stg_cio__customers') }}

@@ -1,5 +1,29 @@
-{{ config(enabled=cio_sync.input_enabled('refunds')) }}
-{#- Refunds resolved to a person through their order. -#}
+{{ config(
+    enabled=cio_sync.input_enabled('refunds'),
+    materialized='incremental',
+    unique_key='refund_id',
+    incremental_strategy='delete+insert',
+    indexes=cio_sync.staged_at_index(),
+    dist='person_id',
+    sort='_cio_staged_at',
+) }}
+{#- Refunds with a key, resolved to a person through their order. Incrementally: refunds staged
+    since the last build and refunds of orders that changed. -#}
+
+with refunds as (
+    select * from {{ ref('stg_cio__refunds') }}
+    where refund_id is not null
+    {%- if cio_sync.is_incremental_run() %}
+        and ({{ cio_sync.changed_since_last_build() }}
+            or order_id in (select order_id from {{ ref('int_cio__orders') }} where {{ cio_sync.changed_since_last_build() }}))
+    {%- endif %}
+),
+
+orders as (
+    select order_id, person_id, customer_id, email, _cio_reason
+    from {{ ref('int_cio__orders') }}
+    where order_id in (select order_id from refunds)
+)
 
 select
     refunds.refund_id,
@@ -15,7 +39,13 @@ select
     coalesce(refunds._cio_column,
         case when orders.order_id is null or orders._cio_reason is not null then 'order_id' end) as _cio_column,
     coalesce(refunds._cio_value,
-        case when orders.order_id is null or orders._cio_reason is not null then refunds.order_id end) as _cio_value
-from {{ ref('stg_cio__refunds') }} as refunds
-left join {{ ref('int_cio__orders') }} as orders
+        case when orders.order_id is null or orders._cio_reason is not null then refunds.order_id end) as _cio_value,
+    {{ 'held.person_id' if cio_sync.is_incremental_run() else 'cast(null as ' ~ cio_sync.type_string() ~ ')' }} as _cio_previous_person_id,
+    {{ cio_sync.staged_at() }} as _cio_staged_at
+from refunds
+left join orders
     on orders.order_id = refunds.order_id
+{%- if cio_sync.is_incremental_run() %}
+left join {{ this }} as held
+    on held.refund_id = refunds.refund_id
+{%- endif %}

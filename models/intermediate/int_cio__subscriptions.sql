@@ -1,8 +1,25 @@
-{{ config(enabled=cio_sync.input_enabled('subscriptions')) }}
+{{ config(
+    enabled=cio_sync.input_enabled('subscriptions'),
+    materialized='incremental',
+    unique_key=['subscription_id', 'status', 'updated_at'],
+    incremental_strategy='delete+insert',
+    indexes=cio_sync.staged_at_index(),
+    dist='person_id',
+    sort='_cio_staged_at',
+) }}
 {#- Subscription status changes resolved to a person; 'cancelled' is spelled 'canceled'.
-    is_status_change is true on the first row of each run of one status (history inputs). -#}
+    is_status_change is true on the first row of each run of one status (history inputs).
+    Incrementally: the whole history of each subscription with a row staged since the last
+    build, or whose customer changed. -#}
 
-with subscriptions as (
+with
+{%- if cio_sync.is_incremental_run() %}
+changed_customers as (
+    {{ cio_sync.changed_customers() }}
+),
+{%- endif %}
+
+subscriptions as (
     select
         subscription_id,
         customer_id,
@@ -13,9 +30,16 @@ with subscriptions as (
         _cio_column,
         _cio_value
     from {{ ref('stg_cio__subscriptions') }}
+    where subscription_id is not null and status is not null and updated_at is not null
+    {%- if cio_sync.is_incremental_run() %}
+        and subscription_id in (
+            select subscription_id from {{ ref('stg_cio__subscriptions') }}
+            where {{ cio_sync.changed_since_last_build() }} or {{ cio_sync.matches_changed_customer(email=none) }}
+        )
+    {%- endif %}
 ),
 
-{{ cio_sync.person_lookups() }},
+{{ cio_sync.person_lookups('subscriptions') }},
 
 resolved as (
     {{ cio_sync.resolve_person('subscriptions', ['subscription_id', 'status', 'updated_at']) }}
@@ -24,7 +48,16 @@ resolved as (
 select
     resolved.*,
     coalesce(
-        status <> lag(status) over (partition by subscription_id order by updated_at),
+        resolved.status <> lag(resolved.status) over (partition by resolved.subscription_id order by resolved.updated_at),
         true
-    ) as is_status_change
+    ) as is_status_change,
+    {{ 'held.person_id' if cio_sync.is_incremental_run() else 'cast(null as ' ~ cio_sync.type_string() ~ ')' }} as _cio_previous_person_id,
+    {{ cio_sync.staged_at() }} as _cio_staged_at
 from resolved
+{%- if cio_sync.is_incremental_run() %}
+left join {{ this }} as held
+    on held.subscription_id = resolved.subscription_id
+    and held.status = resolved.status
+    and held.updated_at = resolved.updated_at
+{%- endif %}
+-- depends_on: {{ ref('stg_cio__customers') }}

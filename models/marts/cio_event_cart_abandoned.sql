@@ -1,39 +1,52 @@
 {{ config(
     enabled=cio_sync.input_enabled('checkouts'),
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ cio_sync.delete_abandoned_carts_to_recompute() }}",
     contract={'enforced': true},
     tags=['cio'],
+    dist=cio_sync.identifier(),
+    sort='event_at',
     meta={'cio': cio_sync.event_meta('cart_abandoned', ['checkouts', 'orders'])},
 ) }}
 {#- A checkout becomes cart_abandoned once its window (var cio_cart_abandon_minutes) has fully
     elapsed, when the cart is worth more than var cio_cart_min_value, is in stock (when known),
     the person is not suppressed, and that person has placed no order at or after the checkout
-    started (an order 10 minutes later suppresses it). The event time is started_at + window,
-    never the build time. Rebuilt in full each run so a late order still suppresses. -#}
+    started (an order 10 minutes later suppresses it): the person's latest purchase is before
+    the checkout. The event time is started_at + window, never the build time.
+    Incrementally: every checkout of the persons whose checkouts or orders changed since the
+    last build, and the checkouts whose window elapsed since then (cart_recompute). -#}
 {%- set window = var('cio_cart_abandon_minutes', 60) -%}
 
-with checkouts as (
+with candidates as (
     select * from {{ ref('int_cio__checkouts') }}
     where _cio_reason is null
+        and {{ dbt.dateadd('minute', window, 'started_at') }} <= {{ cio_sync.utc_now() }}
+        and cart_value > {{ var('cio_cart_min_value', 0) }}
+        and coalesce(in_stock, true)
+        and not do_not_message
+    {%- if cio_sync.is_incremental_run() %}
+        and ({{ cio_sync.cart_recompute() }})
+    {%- endif %}
 ),
 
-purchases as (
-    select person_id, ordered_at
+last_purchase as (
+    select person_id, max(ordered_at) as last_ordered_at
     from {{ ref('int_cio__orders') }}
     where _cio_reason is null
+        and counts_as_purchase
+        and person_id in (select person_id from candidates)
+    group by person_id
 ),
 
 abandoned as (
-    select checkouts.*
-    from checkouts
-    left join purchases
-        on purchases.person_id = checkouts.person_id
-        and purchases.ordered_at >= checkouts.started_at
-    where purchases.person_id is null
-        and {{ dbt.dateadd('minute', window, 'checkouts.started_at') }} <= {{ cio_sync.utc_now() }}
-        and checkouts.cart_value > {{ var('cio_cart_min_value', 0) }}
-        and coalesce(checkouts.in_stock, true)
-        and not checkouts.do_not_message
+    select candidates.*
+    from candidates
+    left join last_purchase
+        on last_purchase.person_id = candidates.person_id
+    where last_purchase.last_ordered_at is null
+        or last_purchase.last_ordered_at < candidates.started_at
 )
 
 select

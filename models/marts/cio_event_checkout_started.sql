@@ -1,19 +1,23 @@
 {{ config(
     enabled=cio_sync.input_enabled('checkouts'),
     materialized='incremental',
-    unique_key='event_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='append',
     on_schema_change='fail',
+    pre_hook="{{ cio_sync.delete_rows_of('checkout_id', 'select checkout_id from ' ~ ref('int_cio__checkouts') ~ ' where ' ~ cio_sync.changed_since_last_build()) }}",
     contract={'enforced': true},
     tags=['cio'],
+    dist=cio_sync.identifier(),
+    sort='event_at',
     meta={'cio': cio_sync.event_meta('checkout_started', ['checkouts'])},
 ) }}
+{#- One event per checkout. Incrementally: the events of the checkouts that changed since the
+    last build are replaced. -#}
 
 with checkouts as (
     select * from {{ ref('int_cio__checkouts') }}
     where _cio_reason is null
     {%- if cio_sync.is_incremental_run() %}
-        and started_at >= {{ cio_sync.incremental_lower_bound() }}
+        and {{ cio_sync.changed_since_last_build() }}
     {%- endif %}
 )
 

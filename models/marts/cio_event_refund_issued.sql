@@ -1,10 +1,17 @@
 {{ config(
     enabled=cio_sync.input_enabled('refunds'),
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ cio_sync.delete_rows_of('refund_id', 'select refund_id from ' ~ ref('int_cio__refunds') ~ ' where ' ~ cio_sync.changed_since_last_build()) }}",
     contract={'enforced': true},
     tags=['cio'],
+    dist=cio_sync.identifier(),
+    sort='event_at',
     meta={'cio': cio_sync.event_meta('refund_issued', ['refunds', 'orders'])},
 ) }}
+{#- One event per refund. Incrementally: the events of the refunds that changed since the last
+    build are replaced. -#}
 
 select
     cast({{ cio_sync.event_key('refund_issued', ['refund_id']) }} as {{ cio_sync.type_string(32) }}) as event_id,
@@ -18,3 +25,6 @@ select
     cast(reason as {{ cio_sync.type_string(512) }}) as reason
 from {{ ref('int_cio__refunds') }}
 where _cio_reason is null
+{%- if cio_sync.is_incremental_run() %}
+    and {{ cio_sync.changed_since_last_build() }}
+{%- endif %}

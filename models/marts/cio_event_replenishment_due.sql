@@ -1,25 +1,20 @@
 {{ config(
     enabled=cio_sync.input_enabled('order_lines'),
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.replenishment_persons_to_recompute()) }}",
     contract={'enforced': true},
     tags=['cio'],
+    dist=cio_sync.identifier(),
+    sort='event_at',
     meta={'cio': cio_sync.event_meta('replenishment_due', ['order_lines', 'orders'])},
 ) }}
 {#- The latest purchase of each replenishable SKU per person, once its units have run out
     (replenishment_due_at <= now). Buying the SKU again replaces the due date. The event time
-    is the run-out date, so a daily build still triggers "within the past day" journeys. -#}
-
-with latest as (
-    select *
-    from (
-        select
-            order_items.*,
-            row_number() over (partition by person_id, sku order by ordered_at desc, order_id desc) as purchase_rank
-        from {{ ref('int_cio__order_items') }} as order_items
-        where replenishment_due_at is not null
-    ) as ranked
-    where purchase_rank = 1
-)
+    is the run-out date, so a daily build still triggers "within the past day" journeys.
+    Incrementally: every SKU of the persons whose orders changed since the last build or whose
+    units ran out since then. -#}
 
 select
     cast({{ cio_sync.event_key('replenishment_due', ['order_id', 'sku']) }} as {{ cio_sync.type_string(32) }}) as event_id,
@@ -32,5 +27,9 @@ select
     cast(product_category as {{ cio_sync.type_string() }}) as product_category,
     cast(quantity as {{ dbt.type_int() }}) as quantity,
     cast(ordered_at as {{ dbt.type_timestamp() }}) as ordered_at
-from latest
+from {{ ref('int_cio__replenishments') }}
 where replenishment_due_at <= {{ cio_sync.utc_now() }}
+{%- if cio_sync.is_incremental_run() %}
+    and person_id in ({{ cio_sync.replenishment_persons_to_recompute() }})
+{%- endif %}
+-- depends_on: {{ ref('int_cio__orders') }}

@@ -1,15 +1,34 @@
 {{ config(
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook="{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.people_to_recompute()) }}",
+    post_hook="{{ cio_sync.refresh_days_since_last_order() }}",
     contract={'enforced': true},
     tags=['cio'],
+    dist=cio_sync.identifier(),
+    sort=cio_sync.identifier(),
     meta={'cio': cio_sync.people_meta()},
 ) }}
 {#- One row per valid person. Columns of unconfigured optional inputs are typed nulls,
-    excluded from the sync by meta.cio (see people_meta). -#}
+    excluded from the sync by meta.cio (see people_meta). Incrementally: the persons with a row
+    changed since the last build in any input (people_to_recompute) are recomputed whole;
+    days_since_last_order is brought up to date for everyone (refresh_days_since_last_order). -#}
+{%- set recompute = cio_sync.is_incremental_run() -%}
 
-with customers as (
+with
+{%- if recompute %}
+persons_to_recompute as (
+    {{ cio_sync.people_to_recompute() }}
+),
+{%- endif %}
+
+customers as (
     select * from {{ ref('int_cio__customers') }}
     where _cio_reason is null
+    {%- if recompute %}
+        and person_id in (select person_id from persons_to_recompute)
+    {%- endif %}
 ),
 
 persons as (
@@ -47,20 +66,27 @@ orders as (
         max(ordered_at) as last_order_at
     from {{ ref('int_cio__orders') }}
     where _cio_reason is null and counts_as_purchase
+    {%- if recompute %}
+        and person_id in (select person_id from persons_to_recompute)
+    {%- endif %}
     group by person_id
 )
 
 {%- if cio_sync.input_enabled('order_lines') %},
 
 last_category as (
-    select person_id, product_category
+    {#- The top category of the latest purchase that has one. #}
+    select person_id, top_category as product_category
     from (
         select
             person_id,
-            product_category,
-            row_number() over (partition by person_id order by ordered_at desc, line_rank) as category_rank
-        from {{ ref('int_cio__order_items') }}
-        where product_category is not null
+            top_category,
+            row_number() over (partition by person_id order by ordered_at desc, order_id desc) as category_rank
+        from {{ ref('int_cio__orders') }}
+        where _cio_reason is null and counts_as_purchase and top_category is not null
+        {%- if recompute %}
+            and person_id in (select person_id from persons_to_recompute)
+        {%- endif %}
     ) as ranked
     where category_rank = 1
 ),
@@ -68,15 +94,10 @@ last_category as (
 reorder as (
     {#- Earliest run-out date among the latest purchase of each replenishable SKU. #}
     select person_id, min(replenishment_due_at) as next_reorder_due_at
-    from (
-        select
-            person_id,
-            replenishment_due_at,
-            row_number() over (partition by person_id, sku order by ordered_at desc) as purchase_rank
-        from {{ ref('int_cio__order_items') }}
-        where replenishment_due_at is not null
-    ) as latest
-    where purchase_rank = 1
+    from {{ ref('int_cio__replenishments') }}
+    {%- if recompute %}
+    where person_id in (select person_id from persons_to_recompute)
+    {%- endif %}
     group by person_id
 )
 {%- endif %}
@@ -103,6 +124,9 @@ subscriptions as (
                 row_number() over (partition by subscription_id order by updated_at desc) as change_rank
             from {{ ref('int_cio__subscriptions') }}
             where _cio_reason is null
+            {%- if recompute %}
+                and person_id in (select person_id from persons_to_recompute)
+            {%- endif %}
         ) as changes
         where change_rank = 1
     ) as latest
@@ -116,6 +140,9 @@ refunds as (
     select distinct person_id
     from {{ ref('int_cio__refunds') }}
     where _cio_reason is null
+    {%- if recompute %}
+        and person_id in (select person_id from persons_to_recompute)
+    {%- endif %}
 )
 {%- endif %}
 
@@ -125,6 +152,9 @@ checkouts as (
     select person_id, max(started_at) as last_checkout_started_at
     from {{ ref('int_cio__checkouts') }}
     where _cio_reason is null
+    {%- if recompute %}
+        and person_id in (select person_id from persons_to_recompute)
+    {%- endif %}
     group by person_id
 )
 {%- endif %}

@@ -1,4 +1,13 @@
-{{ config(enabled=cio_sync.input_enabled('checkouts')) }}
+{{ config(
+    enabled=cio_sync.input_enabled('checkouts'),
+    materialized='incremental',
+    unique_key='checkout_id',
+    incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.delete_keyless_rows('checkouts') }}",
+    indexes=cio_sync.staged_at_index(),
+    dist='checkout_id',
+    sort='_cio_staged_at',
+) }}
 {%- set relation = cio_sync.input_relation('checkouts') -%}
 {%- set columns = cio_sync.source_columns(relation) -%}
 {%- if columns is not none and 'customer_id' not in columns and 'email' not in columns -%}
@@ -7,6 +16,9 @@
 
 with source as (
     select * from {{ relation }}
+    {%- if cio_sync.is_incremental_run() %}
+    where {{ cio_sync.in_staging_window('checkouts', columns, cio_sync.window_start(this, 'checkouts')) }}
+    {%- endif %}
 ),
 
 typed as (
@@ -20,8 +32,10 @@ typed as (
         {{ cio_sync.stage_column(columns, 'checkouts', 'item_count', 'integer', required=false) }},
         {{ cio_sync.stage_column(columns, 'checkouts', 'in_stock', 'boolean', required=false) }},
         {{ cio_sync.stage_column(columns, 'checkouts', 'is_test', 'boolean', required=false) }},
-        {{ cio_sync.raw_text(columns, 'cart_value') }} as cart_value_raw
+        {{ cio_sync.raw_text(columns, 'cart_value') }} as cart_value_raw,
+        {{ cio_sync.changed_at('checkouts', columns) }}
     from source
+    {{ cio_sync.compute_once() }}
 ),
 
 checked as (
@@ -43,4 +57,7 @@ deduplicated as (
     {{ cio_sync.deduplicate('checked', 'checkout_id', 'started_at desc, cart_value desc') }}
 )
 
-select * from deduplicated
+{{ cio_sync.staged_rows('deduplicated', 'checkouts', [
+    'checkout_id', 'customer_id', 'email', 'started_at', 'cart_value', 'checkout_url', 'item_count', 'in_stock',
+    'is_test', 'cart_value_raw', '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
+]) }}

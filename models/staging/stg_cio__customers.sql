@@ -1,3 +1,12 @@
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.delete_keyless_rows('customers') }}",
+    indexes=cio_sync.staged_at_index(),
+    dist='customer_id',
+    sort='_cio_staged_at',
+) }}
 {%- set relation = cio_sync.input_relation('customers') -%}
 {%- set columns = cio_sync.source_columns(relation) -%}
 {%- set identifier = var('cio_identifier', 'customer_id') -%}
@@ -15,6 +24,9 @@
 
 with source as (
     select * from {{ relation }}
+    {%- if cio_sync.is_incremental_run() %}
+    where {{ cio_sync.in_staging_window('customers', columns, cio_sync.window_start(this, 'customers')) }}
+    {%- endif %}
 ),
 
 typed as (
@@ -25,8 +37,10 @@ typed as (
         {{ cio_sync.stage_column(columns, 'customers', 'sms_opt_in', 'boolean', required=false) }},
         {{ cio_sync.stage_column(columns, 'customers', 'email_opt_in', 'boolean', required=false) }},
         {{ cio_sync.stage_column(columns, 'customers', 'is_test', 'boolean', required=false) }},
-        {{ cio_sync.stage_column(columns, 'customers', 'do_not_message', 'boolean', required=false) }}
+        {{ cio_sync.stage_column(columns, 'customers', 'do_not_message', 'boolean', required=false) }},
+        {{ cio_sync.changed_at('customers', columns) }}
     from source
+    {{ cio_sync.compute_once() }}
 ),
 
 checked as (
@@ -40,4 +54,9 @@ deduplicated as (
     {{ cio_sync.deduplicate('checked', 'customer_id', 'created_at, email') }}
 )
 
-select * from deduplicated
+{#- _cio_previous_email: the email this customer had before a change, so that rows matched by
+    the old email are matched again. -#}
+{{ cio_sync.staged_rows('deduplicated', 'customers', [
+    'customer_id', 'email', 'created_at', 'sms_opt_in', 'email_opt_in', 'is_test', 'do_not_message',
+    '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
+], previous=['email']) }}

@@ -1,9 +1,22 @@
-{{ config(enabled=cio_sync.input_enabled('order_lines')) }}
+{{ config(
+    enabled=cio_sync.input_enabled('order_lines'),
+    materialized='incremental',
+    unique_key=['order_id', 'sku'],
+    incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.delete_keyless_rows('order_lines') }}",
+    indexes=cio_sync.staged_at_index(),
+    dist='order_id',
+    sort='_cio_staged_at',
+) }}
+{#- Without a loaded_at column, lines are re-read with their order (see in_staging_window). -#}
 {%- set relation = cio_sync.input_relation('order_lines') -%}
 {%- set columns = cio_sync.source_columns(relation) -%}
 
 with source as (
     select * from {{ relation }}
+    {%- if cio_sync.is_incremental_run() %}
+    where {{ cio_sync.in_staging_window('order_lines', columns, cio_sync.window_start(this, 'order_lines')) }}
+    {%- endif %}
 ),
 
 typed as (
@@ -15,8 +28,10 @@ typed as (
         {{ cio_sync.stage_column(columns, 'order_lines', 'product_category', 'text', required=false) }},
         {{ cio_sync.stage_column(columns, 'order_lines', 'replenishment_days', 'integer', required=false) }},
         {{ cio_sync.raw_text(columns, 'quantity') }} as quantity_raw,
-        {{ cio_sync.raw_text(columns, 'line_total') }} as line_total_raw
+        {{ cio_sync.raw_text(columns, 'line_total') }} as line_total_raw,
+        {{ cio_sync.changed_at('order_lines', columns) }}
     from source
+    {{ cio_sync.compute_once() }}
 ),
 
 checked as (
@@ -35,4 +50,8 @@ deduplicated as (
     {{ cio_sync.deduplicate('checked', ['order_id', 'sku'], 'quantity desc, line_total desc') }}
 )
 
-select * from deduplicated
+{{ cio_sync.staged_rows('deduplicated', 'order_lines', [
+    'order_id', 'sku', 'quantity', 'line_total', 'product_category', 'replenishment_days', 'quantity_raw',
+    'line_total_raw', '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
+]) }}
+-- depends_on: {{ ref('stg_cio__orders') }}, {{ cio_sync.input_relation('orders') }}

@@ -1,8 +1,20 @@
+{{ config(
+    materialized='incremental',
+    unique_key='order_id',
+    incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.delete_keyless_rows('orders') }}",
+    indexes=cio_sync.staged_at_index(),
+    dist='order_id',
+    sort='_cio_staged_at',
+) }}
 {%- set relation = cio_sync.input_relation('orders') -%}
 {%- set columns = cio_sync.source_columns(relation) -%}
 
 with source as (
     select * from {{ relation }}
+    {%- if cio_sync.is_incremental_run() %}
+    where {{ cio_sync.in_staging_window('orders', columns, cio_sync.window_start(this, 'orders')) }}
+    {%- endif %}
 ),
 
 typed as (
@@ -16,8 +28,10 @@ typed as (
         {{ cio_sync.stage_column(columns, 'orders', 'discount_code', 'text', required=false) }},
         {{ cio_sync.stage_column(columns, 'orders', 'currency', 'upper', required=false, length=3) }},
         {{ cio_sync.stage_column(columns, 'orders', 'is_test', 'boolean', required=false) }},
-        {{ cio_sync.raw_text(columns, 'order_total') }} as order_total_raw
+        {{ cio_sync.raw_text(columns, 'order_total') }} as order_total_raw,
+        {{ cio_sync.changed_at('orders', columns) }}
     from source
+    {{ cio_sync.compute_once() }}
 ),
 
 checked as (
@@ -38,4 +52,7 @@ deduplicated as (
     {{ cio_sync.deduplicate('checked', 'order_id', 'ordered_at desc, order_total desc') }}
 )
 
-select * from deduplicated
+{{ cio_sync.staged_rows('deduplicated', 'orders', [
+    'order_id', 'customer_id', 'ordered_at', 'order_total', 'email', 'status', 'discount_code', 'currency',
+    'is_test', 'order_total_raw', '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
+]) }}

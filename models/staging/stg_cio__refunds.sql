@@ -1,9 +1,21 @@
-{{ config(enabled=cio_sync.input_enabled('refunds')) }}
+{{ config(
+    enabled=cio_sync.input_enabled('refunds'),
+    materialized='incremental',
+    unique_key='refund_id',
+    incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.delete_keyless_rows('refunds') }}",
+    indexes=cio_sync.staged_at_index(),
+    dist='refund_id',
+    sort='_cio_staged_at',
+) }}
 {%- set relation = cio_sync.input_relation('refunds') -%}
 {%- set columns = cio_sync.source_columns(relation) -%}
 
 with source as (
     select * from {{ relation }}
+    {%- if cio_sync.is_incremental_run() %}
+    where {{ cio_sync.in_staging_window('refunds', columns, cio_sync.window_start(this, 'refunds')) }}
+    {%- endif %}
 ),
 
 typed as (
@@ -13,8 +25,10 @@ typed as (
         {{ cio_sync.stage_column(columns, 'refunds', 'refunded_at', 'timestamp') }},
         {{ cio_sync.stage_column(columns, 'refunds', 'amount', 'money') }},
         {{ cio_sync.stage_column(columns, 'refunds', 'reason', 'text', required=false, length=512) }},
-        {{ cio_sync.raw_text(columns, 'amount') }} as amount_raw
+        {{ cio_sync.raw_text(columns, 'amount') }} as amount_raw,
+        {{ cio_sync.changed_at('refunds', columns) }}
     from source
+    {{ cio_sync.compute_once() }}
 ),
 
 checked as (
@@ -33,4 +47,7 @@ deduplicated as (
     {{ cio_sync.deduplicate('checked', 'refund_id', 'refunded_at desc') }}
 )
 
-select * from deduplicated
+{{ cio_sync.staged_rows('deduplicated', 'refunds', [
+    'refund_id', 'order_id', 'refunded_at', 'amount', 'reason', 'amount_raw', '_cio_reason', '_cio_column',
+    '_cio_value', '_cio_changed_at',
+]) }}

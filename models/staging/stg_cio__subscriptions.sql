@@ -1,4 +1,13 @@
-{{ config(enabled=cio_sync.input_enabled('subscriptions')) }}
+{{ config(
+    enabled=cio_sync.input_enabled('subscriptions'),
+    materialized='incremental',
+    unique_key=['subscription_id', 'status', 'updated_at'],
+    incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.delete_keyless_rows('subscriptions') }}",
+    indexes=cio_sync.staged_at_index(),
+    dist='subscription_id',
+    sort='_cio_staged_at',
+) }}
 {%- set relation = cio_sync.input_relation('subscriptions') -%}
 {%- set columns = cio_sync.source_columns(relation) -%}
 
@@ -6,6 +15,9 @@
     A table holding only the current status works too: each build sees its latest change. -#}
 with source as (
     select * from {{ relation }}
+    {%- if cio_sync.is_incremental_run() %}
+    where {{ cio_sync.in_staging_window('subscriptions', columns, cio_sync.window_start(this, 'subscriptions')) }}
+    {%- endif %}
 ),
 
 typed as (
@@ -13,8 +25,10 @@ typed as (
         {{ cio_sync.stage_column(columns, 'subscriptions', 'subscription_id', 'id') }},
         {{ cio_sync.stage_column(columns, 'subscriptions', 'customer_id', 'id') }},
         {{ cio_sync.stage_column(columns, 'subscriptions', 'status', 'lower', length=64) }},
-        {{ cio_sync.stage_column(columns, 'subscriptions', 'updated_at', 'timestamp') }}
+        {{ cio_sync.stage_column(columns, 'subscriptions', 'updated_at', 'timestamp') }},
+        {{ cio_sync.changed_at('subscriptions', columns) }}
     from source
+    {{ cio_sync.compute_once() }}
 ),
 
 checked as (
@@ -33,4 +47,7 @@ deduplicated as (
     {{ cio_sync.deduplicate('checked', ['subscription_id', 'status', 'updated_at'], 'customer_id') }}
 )
 
-select * from deduplicated
+{{ cio_sync.staged_rows('deduplicated', 'subscriptions', [
+    'subscription_id', 'customer_id', 'status', 'updated_at', '_cio_reason', '_cio_column', '_cio_value',
+    '_cio_changed_at',
+]) }}

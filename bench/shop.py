@@ -1,0 +1,275 @@
+"""A messy D2C shop, generated in the warehouse with SQL, for building the dbt package at scale.
+
+The same rows on PostgreSQL and DuckDB (integer arithmetic only; no random(), no float division),
+in the input contract's column names, with what real shops send: ids with spaces, null ids,
+mixed-case emails with spaces, emails shared by two customers, test rows and test domains, text
+numbers (some not numbers), naive local times (America/New_York) beside timezone-aware ones,
+future timestamps, orders and lines repeated by joins, guest orders identified by email only,
+orders of unknown customers, cancelled orders, subscriptions with a status history, refunds of
+unknown orders, and a `loaded_at` on every row.
+
+Sizes follow the customers: 10 orders, ~15 lines and 3 checkouts per customer, a subscription
+per 10 customers (3 status rows each), a refund per 50 orders. `changes(step)` is what a shop
+does between two builds: 1% new orders (with their lines), 1% new checkouts, 0.5% of customers
+changed, a few recent orders cancelled.
+
+    from shop import Shop
+    shop = Shop(customers=20_000)
+    for sql in shop.create("postgres", "my_schema"): cursor.execute(sql)
+    for sql in shop.changes("postgres", "my_schema", step=1): cursor.execute(sql)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The shop's "now" (UTC): builds of the generated shop pin var cio_now to it.
+NOW = "2026-06-01 12:00:00"
+#: Local zone of the naive timestamps (var cio_source_timezone).
+TIMEZONE = "America/New_York"
+TABLES = ("raw_customers", "raw_orders", "raw_order_lines", "raw_checkouts", "raw_subscriptions", "raw_refunds")
+#: Seconds from the first order to two days before NOW; new orders of changes() come after.
+HISTORY_START = "2023-06-01 00:00:00"
+HISTORY_SECONDS = 1096 * 86400 - 2 * 86400 - 12 * 3600
+RECENT_START = "2026-05-30 12:00:00"  # NOW - 2 days
+RECENT_MS = (2 * 86400 - 3600) * 1000  # new rows of changes() fall before NOW - 1 hour
+MAX_STEPS = 10  # changes() steps that fit in the recent window
+
+
+def _ts(literal: str) -> str:
+    return f"cast('{literal}' as timestamp)"
+
+
+def _email(c: str) -> str:
+    """The email customer c has (before normalization), as customers and guest orders spell it."""
+    return (f"case when {c} % 211 = 0 then 'not-an-email'"
+            f" when {c} % 401 = 0 then 'qa' || cast({c} as varchar) || '@myshop.test'"
+            f" when {c} % 997 = 0 then 'user' || cast({c} - 1 as varchar) || '@example.com'"
+            f" when {c} % 5 = 0 then '  User' || cast({c} as varchar) || '@Example.COM '"
+            f" else 'user' || cast({c} as varchar) || '@example.com' end")
+
+
+def _money(cents: str, dialect: str) -> str:
+    """Text of a decimal amount from integer cents: '59.90'."""
+    div = "//" if dialect == "duckdb" else "/"
+    return f"cast(({cents}) {div} 100 as varchar) || '.' || lpad(cast(({cents}) % 100 as varchar), 2, '0')"
+
+
+def _series(first: int, last: int) -> str:
+    return f"generate_series(cast({first} as bigint), cast({last} as bigint)) as g(n)"
+
+
+@dataclass(frozen=True)
+class Shop:
+    customers: int
+
+    @property
+    def orders(self) -> int:
+        return 10 * self.customers
+
+    @property
+    def checkouts(self) -> int:
+        return 3 * self.customers
+
+    @property
+    def subscriptions(self) -> int:
+        return max(1, self.customers // 10)
+
+    @property
+    def refunds(self) -> int:
+        return max(1, self.orders // 50)
+
+    def step_sizes(self) -> dict[str, int]:
+        return {"orders": max(1, self.orders // 100), "checkouts": max(1, self.checkouts // 100),
+                "customers": max(1, self.customers // 200)}
+
+    # -- whole tables ----------------------------------------------------------------------------
+    def create(self, dialect: str, schema: str) -> list[str]:
+        """Statements that (re)create the six raw tables in `schema` (which must exist)."""
+        out = [f"drop table if exists {schema}.{table}" for table in TABLES]
+        out.append(f"create table {schema}.raw_customers as {self._customers(dialect)}")
+        out.append(f"create table {schema}.raw_orders as {self._orders(dialect, 1, self.orders, None)}")
+        out.append(f"create table {schema}.raw_order_lines as {self._lines(dialect, 1, self.orders, None)}")
+        out.append(f"create table {schema}.raw_checkouts as {self._checkouts(dialect, 1, self.checkouts, None)}")
+        out.append(f"create table {schema}.raw_subscriptions as {self._subscriptions(dialect)}")
+        out.append(f"create table {schema}.raw_refunds as {self._refunds(dialect)}")
+        if dialect == "postgres":
+            out += [f"analyze {schema}.{table}" for table in TABLES]
+        return out
+
+    def changes(self, dialect: str, schema: str, step: int) -> list[str]:
+        """What happens between two builds (step 1, 2, ... up to MAX_STEPS): 1% new orders with
+        their lines, 1% new checkouts, 0.5% of customers changed (consent, suppression), and the
+        newest orders of the last step partly cancelled. Every changed row gets a later loaded_at."""
+        if not 1 <= step <= MAX_STEPS:
+            raise ValueError(f"step must be 1..{MAX_STEPS}")
+        sizes = self.step_sizes()
+        o_first, o_last = self.orders + (step - 1) * sizes["orders"] + 1, self.orders + step * sizes["orders"]
+        k_first = self.checkouts + (step - 1) * sizes["checkouts"] + 1
+        k_last = self.checkouts + step * sizes["checkouts"]
+        loaded = f"{_ts(RECENT_START)} + {step * 4} * interval '1 hour'"
+        cid = "cast(substr(trim(customer_id), 2) as bigint)"
+        out = [
+            f"insert into {schema}.raw_orders {self._orders(dialect, o_first, o_last, sizes['orders'])}",
+            f"insert into {schema}.raw_order_lines {self._lines(dialect, o_first, o_last, sizes['orders'])}",
+            f"insert into {schema}.raw_checkouts {self._checkouts(dialect, k_first, k_last, sizes['checkouts'])}",
+            # 0.5% of customers: consent flipped, some suppressed, some with a new email spelling.
+            f"update {schema}.raw_customers set"
+            f" email_opt_in = not coalesce(email_opt_in, false),"
+            f" do_not_message = ({cid} % 7 = {step % 7}),"
+            f" email = case when {cid} % 3 = 0 then upper(email) else email end,"
+            f" loaded_at = {loaded}"
+            f" where customer_id is not null and {cid} % 200 = {step % 200}",
+        ]
+        if step > 1:  # some orders of the previous step are cancelled after the fact
+            prev_first = self.orders + (step - 2) * sizes["orders"] + 1
+            out.append(
+                f"update {schema}.raw_orders set status = 'cancelled', loaded_at = {loaded}"
+                f" where order_id is not null and cast(substr(order_id, 2) as bigint) between {prev_first}"
+                f" and {o_first - 1} and cast(substr(order_id, 2) as bigint) % 40 = 7")
+        if dialect == "postgres":
+            out += [f"analyze {schema}.{table}" for table in ("raw_customers", "raw_orders", "raw_order_lines",
+                                                              "raw_checkouts")]
+        return out
+
+    # -- row generators --------------------------------------------------------------------------
+    def _customers(self, dialect: str) -> str:
+        n_ = self.customers
+        step = max(1, (4 * 365 * 86400) // n_)
+        created = f"{_ts('2022-01-01 00:00:00')} + (n * {step} + (n * 7919) % {step}) * interval '1 second'"
+        return f"""
+select
+    case when n % 499 = 0 then null
+         when n % 7 = 0 then ' C' || cast(n as varchar) || ' '
+         else 'C' || cast(n as varchar) end as customer_id,
+    {_email('n')} as email,
+    case when n % 2003 = 0 then {_ts('2099-01-01 00:00:00')} else {created} end as created_at,
+    case n % 6 when 0 then 'yes' when 1 then 'No' when 2 then '1' when 3 then '0' when 4 then 'TRUE' end as sms_opt_in,
+    case when n % 9 = 0 then null else n % 3 <> 0 end as email_opt_in,
+    case when n % 1009 = 0 then 'true' when n % 2 = 0 then 'false' end as is_test,
+    n % 101 = 0 as do_not_message,
+    {created} + interval '1 minute' as loaded_at
+from {_series(1, n_)}
+cross join (values (1), (2)) as copies(k)
+where k = 1 or n % 250 = 0"""
+
+    def _order_time(self, first_new: int | None, batch: int | None) -> str:
+        """ordered_at (naive, local) of order n: history orders spread over three years in order of
+        n; orders of changes() in the two days before NOW."""
+        if first_new is None:
+            step = max(1, HISTORY_SECONDS // self.orders)
+            return f"{_ts(HISTORY_START)} + (n * {step} + (n * 7907) % {step}) * interval '1 second'"
+        ms = max(1, RECENT_MS // (MAX_STEPS * batch))
+        return f"{_ts(RECENT_START)} + ((n - {self.orders}) * {ms}) * interval '1 millisecond'"
+
+    def _orders(self, dialect: str, first: int, last: int, batch: int | None) -> str:
+        n_ = self.customers
+        c = f"(1 + (n * 48271) % {n_})"
+        at = self._order_time(None if batch is None else first, batch)
+        cents = "(1500 + (n * 7717) % 30000)"
+        return f"""
+select
+    case when n % 4999 = 0 then null else 'O' || cast(n as varchar) end as order_id,
+    case when n % 31 = 0 then null
+         when n % 211 = 5 then 'C' || cast({n_} + 1 + n % 1000 as varchar)
+         when {c} % 7 = 0 then ' C' || cast({c} as varchar) || ' '
+         else 'C' || cast({c} as varchar) end as customer_id,
+    case when n % 31 = 0 then upper({_email(c)})
+         when n % 3 = 0 then {_email(c)} end as email,
+    case when n % 20011 = 0 then {_ts('2099-01-01 00:00:00')} else {at} end as ordered_at,
+    case when n % 1999 = 0 then 'abc'
+         when n % 3 = 0 then ' ' || {_money(cents, dialect)} || ' '
+         else {_money(cents, dialect)} end as order_total,
+    case n % 40 when 0 then 'cancelled' when 1 then 'CANCELED ' when 2 then 'voided' when 3 then 'Refunded'
+         else 'paid' end as status,
+    case when n % 10 = 0 then 'SAVE10' when n % 17 = 0 then '' end as discount_code,
+    case when n % 4 = 0 then 'usd ' else 'USD' end as currency,
+    n % 3001 = 0 as is_test,
+    {at} + interval '5 minute' as loaded_at
+from {_series(first, last)}
+cross join (values (1), (2), (3)) as copies(k)
+where k = 1 or (k = 2 and n % 97 = 0) or n % 389 = 0"""
+
+    def _lines(self, dialect: str, first: int, last: int, batch: int | None) -> str:
+        sku = "(1 + (n * 31 + line * 17) % 400)"
+        qty = "(1 + (n + line) % 3)"
+        cents = f"({qty} * (500 + ({sku} * 37) % 9500))"
+        at = self._order_time(None if batch is None else first, batch)
+        categories = ("skincare", "supplements", "coffee", "tea", "haircare", 'skin "care" \\ serums', "pet food",
+                      "vitamins")
+        category = "case " + f"{sku} % 8" + "".join(
+            f" when {i} then '{name}'" for i, name in enumerate(categories)) + " end"
+        return f"""
+select
+    'O' || cast(n as varchar) as order_id,
+    case when n % 7001 = 0 and line = 1 then null else 'SKU-' || lpad(cast({sku} as varchar), 4, '0') end as sku,
+    case when n % 3001 = 0 then 'two'
+         when n % 5 = 0 then ' ' || cast({qty} as varchar) || ' '
+         else cast({qty} as varchar) end as quantity,
+    cast({_money(cents, dialect)} as numeric(18, 2)) as line_total,
+    {category} as product_category,
+    case when {sku} % 4 = 0 then 30 when {sku} % 4 = 1 then 60 end as replenishment_days,
+    {at} + interval '5 minute' as loaded_at
+from {_series(first, last)}
+cross join (values (1), (2)) as lines(line)
+cross join (values (1), (2)) as copies(k)
+where line <= 1 + n % 2 and (k = 1 or n % 101 = 0)"""
+
+    def _checkouts(self, dialect: str, first: int, last: int, batch: int | None) -> str:
+        n_ = self.customers
+        c = f"(1 + (n * 69621) % {n_})"
+        if batch is None:
+            step = max(1, HISTORY_SECONDS // self.checkouts)
+            local = f"{_ts(HISTORY_START)} + (n * {step} + (n * 6007) % {step}) * interval '1 second'"
+        else:
+            ms = max(1, RECENT_MS // (MAX_STEPS * batch))
+            local = f"{_ts(RECENT_START)} + ((n - {self.checkouts}) * {ms}) * interval '1 millisecond'"
+        aware = f"cast(cast({local} as varchar) || '+00' as timestamptz)"
+        cents = "(800 + (n * 4111) % 40000)"
+        return f"""
+select
+    case when n % 9973 = 0 then null else 'K' || cast(n as varchar) end as checkout_id,
+    case when n % 4 = 0 then null else 'C' || cast({c} as varchar) end as customer_id,
+    {_email(c)} as email,
+    case when n % 30011 = 0 then cast('2099-01-01 00:00:00+00' as timestamptz) else {aware} end as started_at,
+    case when n % 2999 = 0 then 'n/a' else {_money(cents, dialect)} end as cart_value,
+    'https://shop.example/cart/' || cast(n as varchar) as checkout_url,
+    cast(1 + n % 5 as integer) as item_count,
+    case n % 10 when 0 then 'no' when 1 then null else 'yes' end as in_stock,
+    n % 5003 = 0 as is_test,
+    {local} + interval '1 minute' as loaded_at
+from {_series(first, last)}"""
+
+    def _subscriptions(self, dialect: str) -> str:
+        n_, s_ = self.customers, self.subscriptions
+        step = max(1, (2 * 365 * 86400) // s_)
+        at = f"{_ts('2024-01-01 00:00:00')} + (n * {step} + change * 2592000) * interval '1 second'"
+        return f"""
+select
+    cast(n as integer) as subscription_id,
+    case when n % 97 = 0 then 'C' || cast({n_} + 5000 + n as varchar)
+         else 'C' || cast(1 + (n * 7727) % {n_} as varchar) end as customer_id,
+    case
+        when change = 1 then 'active'
+        when change = 2 then case n % 3 when 0 then 'paused' when 1 then 'Cancelled ' else 'active' end
+        else case n % 3 when 0 then 'active' when 1 then 'canceled' else 'PAUSED' end
+    end as status,
+    {at} as updated_at,
+    {at} as loaded_at
+from {_series(1, s_)}
+cross join (values (1), (2), (3)) as changes(change)"""
+
+    def _refunds(self, dialect: str) -> str:
+        step = max(1, HISTORY_SECONDS // self.orders)
+        order = "(n * 50 - 7)"
+        at = f"{_ts(HISTORY_START)} + ({order} * {step} + ({order} * 7907) % {step} + 259200) * interval '1 second'"
+        return f"""
+select
+    case when n % 3331 = 0 then null else 'R' || cast(n as varchar) end as refund_id,
+    case when n % 101 = 0 then 'O9' || cast(n as varchar) || '999' else 'O' || cast({order} as varchar) end
+        as order_id,
+    cast({at} as varchar) as refunded_at,
+    case when n % 997 = 0 then 'twelve' else {_money('(500 + (n * 3571) % 9000)', dialect)} end as amount,
+    case n % 4 when 0 then 'damaged' when 1 then 'changed mind' when 2 then 'late "delivery"' end as reason,
+    {at} as loaded_at
+from {_series(1, self.refunds)}"""

@@ -1,0 +1,113 @@
+{#- Which rows of an input an incremental staging build re-reads (docs/input-contract.md,
+    "Change detection").
+
+    An input's change time is its `loaded_at` column when it has one (when the row was last
+    written to the warehouse: _fivetran_synced, _airbyte_extracted_at, the source's updated_at),
+    else its event time. Staging re-reads the rows whose change time is at most
+    var cio_event_lookback_hours older than the newest change it holds. Customers have no event
+    time: without loaded_at they are re-read whole every build (suppression and consent changes
+    must never wait for a full refresh). Order lines without loaded_at follow their order. -#}
+
+{% macro input_keys(input_name) -%}
+    {{ return({
+        'customers': ['customer_id'],
+        'orders': ['order_id'],
+        'order_lines': ['order_id', 'sku'],
+        'checkouts': ['checkout_id'],
+        'subscriptions': ['subscription_id', 'status', 'updated_at'],
+        'refunds': ['refund_id'],
+    }[input_name]) }}
+{%- endmacro %}
+
+{% macro input_event_time(input_name) -%}
+    {{ return({
+        'customers': none,
+        'orders': 'ordered_at',
+        'order_lines': none,
+        'checkouts': 'started_at',
+        'subscriptions': 'updated_at',
+        'refunds': 'refunded_at',
+    }[input_name]) }}
+{%- endmacro %}
+
+{#- The UTC expression of an input's change time over its raw columns, or none. -#}
+{% macro change_time(input_name, columns) -%}
+    {%- if columns is not none and 'loaded_at' in columns -%}
+        {{ return(cio_sync.utc_timestamp(columns, 'loaded_at')) }}
+    {%- endif -%}
+    {%- set event = cio_sync.input_event_time(input_name) -%}
+    {{ return(none if event is none else cio_sync.utc_timestamp(columns, event)) }}
+{%- endmacro %}
+
+{#- A timestamp column of an input converted to UTC by its kind (see stage_column). -#}
+{% macro utc_timestamp(columns, name) -%}
+    {%- set kind = columns.get(name, 'text') if columns is not none else none -%}
+    {%- set expr = adapter.quote(name) if name != name | lower else name -%}
+    {{ return(cio_sync.to_utc(expr, 'aware' if kind == 'aware' else 'naive')) }}
+{%- endmacro %}
+
+{#- The text form of a key column, as stage_column('id') makes it. -#}
+{% macro staged_id(name) -%}
+    nullif(trim(cast({{ name }} as {{ cio_sync.type_string() }})), '')
+{%- endmacro %}
+
+{#- Predicate over the raw columns of an input: the rows an incremental build re-reads. A
+    timestamp column is first compared raw with a day of slack (no time zone is further from
+    UTC), so that only candidate rows pay for the conversion. -#}
+{% macro in_staging_window(input_name, columns, start) -%}
+    {%- set changed = cio_sync.change_time(input_name, columns) -%}
+    {%- if changed is not none -%}
+        {%- set name = 'loaded_at' if columns is not none and 'loaded_at' in columns else cio_sync.input_event_time(input_name) -%}
+        ({%- if columns is not none and columns.get(name) in ('timestamp', 'aware', 'date') -%}
+            {{ name }} >= {{ dbt.dateadd('day', -1, start) }} and {% endif -%}
+            {{ changed }} >= {{ start }} or {{ changed }} is null)
+    {%- elif input_name == 'order_lines' -%}
+        {#- Lines of the orders staging re-reads, and lines without an order. -#}
+        {%- set orders = cio_sync.input_relation('orders') -%}
+        ({{ cio_sync.staged_id('order_id') }} is null or {{ cio_sync.staged_id('order_id') }} in (
+            select {{ cio_sync.staged_id('order_id') }} from {{ orders }} where {{ cio_sync.in_lines_order_window(this) }}
+        ))
+    {%- else -%}
+        (1 = 1)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The same rows among the staged ones (the pre-hook deletes those without a key). -#}
+{% macro in_staged_window(input_name, columns) -%}
+    {%- if cio_sync.change_time(input_name, columns) is not none -%}
+        (_cio_changed_at >= {{ cio_sync.window_start(this, input_name) }} or _cio_changed_at is null)
+    {%- elif input_name == 'order_lines' -%}
+        {%- set orders = cio_sync.input_relation('orders') -%}
+        (order_id is null or order_id in (
+            select {{ cio_sync.staged_id('order_id') }} from {{ orders }} where {{ cio_sync.in_lines_order_window(this) }}
+        ))
+    {%- else -%}
+        (1 = 1)
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Start of the window: the newest change time among the rows of `relation` (a staging
+    model) with a key, where `condition` holds, minus the lookback. -#}
+{% macro window_start(relation, input_name, condition=none) -%}
+    coalesce(
+        (select {{ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72), 'max(_cio_changed_at)') }}
+         from {{ relation }}
+         where {% for key in cio_sync.input_keys(input_name) %}{{ key }} is not null and {% endfor %}{{ condition or '1 = 1' }}),
+        cast('1900-01-01' as {{ dbt.type_timestamp() }})
+    )
+{%- endmacro %}
+
+{#- For order lines that follow their orders: the orders window as it was when the lines were
+    last staged (orders staged since may have moved it on), as a predicate over raw orders. -#}
+{% macro in_lines_order_window(lines_relation) -%}
+    {%- set orders = cio_sync.input_relation('orders') -%}
+    {%- set columns = cio_sync.source_columns(orders) -%}
+    {%- set condition = '_cio_staged_at <= coalesce((select max(_cio_staged_at) from ' ~ lines_relation
+        ~ "), cast('1900-01-01' as " ~ dbt.type_timestamp() ~ '))' -%}
+    {{ cio_sync.in_staging_window('orders', columns, cio_sync.window_start(ref('stg_cio__orders'), 'orders', condition)) }}
+{%- endmacro %}
+
+{#- The _cio_changed_at column of a staging model: the input's change time, or a typed null. -#}
+{% macro changed_at(input_name, columns) -%}
+    {{ cio_sync.change_time(input_name, columns) or 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }} as _cio_changed_at
+{%- endmacro %}

@@ -1,0 +1,118 @@
+{#- How the package's models build incrementally (docs/models.md, "Incremental builds").
+
+    Staging re-reads the rows of an input whose change time (its loaded_at column, else its
+    event time) is at most var cio_event_lookback_hours older than the newest one it staged, and
+    writes only the rows that differ from what it holds, stamped with _cio_staged_at (the time of
+    the build, the warehouse's clock). Every model after staging recomputes only what depends on
+    rows stamped after its own last build (the build log the record_build() post-hook writes),
+    and replaces those rows: nothing is read twice, nothing is left stale. -#}
+
+{#- The time of this model's last build (the build log), or a time before any row when there is
+    none (a first incremental build after the log was emptied recomputes everything). -#}
+{% macro last_built_at() -%}
+    coalesce(
+        (select max(built_at) from {{ cio_sync.build_log_relation() }}
+         where relation_name = '{{ this | string | replace("'", "''") }}'),
+        cast('1900-01-01' as {{ dbt.type_timestamp() }})
+    )
+{%- endmacro %}
+
+{#- Rows of an upstream model stamped after this model's last build. -#}
+{% macro changed_since_last_build(alias='') -%}
+    {{ (alias ~ '.') if alias }}_cio_staged_at > {{ cio_sync.last_built_at() }}
+{%- endmacro %}
+
+{#- The _cio_staged_at stamp of the rows a model writes: the warehouse's clock, never cio_now. -#}
+{% macro staged_at() -%}
+    cast({{ cio_sync.utc_now_real() }} as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{#- Pre-hook of a staging model: its rows without a key inside the window are re-read from the
+    input, so they are deleted first (rows with a key are replaced by delete+insert). -#}
+{% macro delete_keyless_rows(input_name) -%}
+    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+        {%- set columns = cio_sync.source_columns(cio_sync.input_relation(input_name)) -%}
+        delete from {{ this }}
+        where ({% for key in cio_sync.input_keys(input_name) %}{{ key }} is null{{ ' or ' if not loop.last }}{% endfor %})
+            and {{ cio_sync.in_staged_window(input_name, columns) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of a model whose rows are replaced per key: deletes the rows of the keys the build
+    recomputes (`keys_sql` selects them), so a row whose key no longer qualifies is gone. -#}
+{% macro delete_rows_of(column, keys_sql) -%}
+    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+        delete from {{ this }} where {{ column }} in ({{ keys_sql }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- True when `a` and `b` hold the same value, nulls included. -#}
+{% macro same_value(a, b) -%}
+    ({{ a }} = {{ b }} or ({{ a }} is null and {{ b }} is null))
+{%- endmacro %}
+
+{#- A staged row differs from the one held for its key (compares every listed column). -#}
+{% macro row_differs(new, old, columns) -%}
+    not (
+        {%- for column in columns %}
+        {{ cio_sync.same_value(new ~ '.' ~ column, old ~ '.' ~ column) }}{{ ' and' if not loop.last }}
+        {%- endfor %}
+    )
+{%- endmacro %}
+
+{#- Post-hook: fresh statistics for the planner on PostgreSQL after a full build (later joins
+    need real row counts); nothing elsewhere (DuckDB keeps its own, Redshift analyzes on load). -#}
+{% macro analyze_after_build() -%}
+    {{ return(adapter.dispatch('analyze_after_build', 'cio_sync')()) }}
+{%- endmacro %}
+
+{% macro default__analyze_after_build() -%}{%- endmacro %}
+
+{% macro postgres__analyze_after_build() -%}
+    {%- if execute and flags.INTROSPECT and model is defined and config.get('materialized') in ('table', 'incremental') and not is_incremental() -%}
+        analyze {{ this }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro redshift__analyze_after_build() -%}{%- endmacro %}
+
+{#- Indexes a model gets on PostgreSQL: a BRIN index on _cio_staged_at, so later models find
+    the newly staged rows without reading the whole table. -#}
+{% macro staged_at_index() -%}
+    {{ return([{'columns': ['_cio_staged_at'], 'type': 'brin'}] if target.type == 'postgres' else []) }}
+{%- endmacro %}
+
+{#- Ends a subquery whose columns are expensive to compute so that PostgreSQL computes them
+    once per row instead of once per reference (it would otherwise inline them). -#}
+{% macro compute_once() -%}
+    {{ return(adapter.dispatch('compute_once', 'cio_sync')()) }}
+{%- endmacro %}
+
+{% macro default__compute_once() -%}{%- endmacro %}
+
+{% macro postgres__compute_once() -%}offset 0{%- endmacro %}
+
+{% macro redshift__compute_once() -%}{%- endmacro %}
+
+{#- The last step of a staging model: its rows with the _cio_staged_at stamp. In an incremental
+    build only the rows that are new or differ from the row held for their key (and rows without
+    a key, which the pre-hook deleted); `previous` names held columns to carry along as
+    _cio_previous_<name>, so later models can recompute what depended on the old value. -#}
+{% macro staged_rows(relation, input_name, columns, previous=[]) -%}
+    {%- set keys = cio_sync.input_keys(input_name) -%}
+select
+    {%- for column in columns %}
+    new.{{ column }},
+    {%- endfor %}
+    {%- for column in previous %}
+    {{ 'held.' ~ column if cio_sync.is_incremental_run() else 'cast(null as ' ~ cio_sync.type_string() ~ ')' }} as _cio_previous_{{ column }},
+    {%- endfor %}
+    {{ cio_sync.staged_at() }} as _cio_staged_at
+from {{ relation }} as new
+{%- if cio_sync.is_incremental_run() %}
+left join {{ this }} as held
+    on {% for key in keys %}held.{{ key }} = new.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+where held.{{ keys[0] }} is null
+    or {{ cio_sync.row_differs('new', 'held', columns) }}
+{%- endif %}
+{%- endmacro %}

@@ -1,0 +1,62 @@
+{#- What an incremental build of a time-dependent mart recomputes: rows that depend on the rows
+    that changed upstream since its last build, and rows that the passing of time may have
+    changed since then (a window that elapsed, units that ran out). "Since then" starts
+    var cio_event_lookback_hours before the last build, or before cio_now when that is earlier. -#}
+
+{% macro time_recompute_start() -%}
+    {{ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72),
+        'least(' ~ cio_sync.last_built_at() ~ ', ' ~ cio_sync.utc_now() ~ ')') }}
+{%- endmacro %}
+
+{#- cio_event_cart_abandoned: checkouts of persons whose checkouts or orders changed, and
+    checkouts whose window elapsed since the last build (a predicate over int_cio__checkouts). -#}
+{% macro cart_recompute() -%}
+    person_id in (
+        {{ cio_sync.persons_changed_in(ref('int_cio__checkouts')) }}
+        union
+        {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
+    )
+    or {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'started_at') }} > {{ cio_sync.time_recompute_start() }}
+{%- endmacro %}
+
+{% macro delete_abandoned_carts_to_recompute() -%}
+    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+        delete from {{ this }} where checkout_id in (
+            select checkout_id from {{ ref('int_cio__checkouts') }} where {{ cio_sync.cart_recompute() }}
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{#- cio_event_replenishment_due: persons whose orders changed, and persons with units that ran
+    out since the last build. -#}
+{% macro replenishment_persons_to_recompute() -%}
+    {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
+    union
+    select person_id from {{ ref('int_cio__replenishments') }}
+    where replenishment_due_at > {{ cio_sync.time_recompute_start() }}
+        and replenishment_due_at <= {{ cio_sync.utc_now() }}
+{%- endmacro %}
+
+{#- cio_people: the persons with a row changed since the last build in any input, as they are
+    now and as they were (a customer whose email changed, an order moved to another person). -#}
+{% macro people_to_recompute() -%}
+    {{ cio_sync.persons_changed_in(ref('int_cio__customers')) }}
+    union
+    {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
+    {%- for input_name, model in [('checkouts', 'int_cio__checkouts'), ('subscriptions', 'int_cio__subscriptions'),
+                                  ('refunds', 'int_cio__refunds')] if cio_sync.input_enabled(input_name) %}
+    union
+    {{ cio_sync.persons_changed_in(ref(model)) }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- Post-hook of cio_people: days_since_last_order follows the clock for people no input
+    changed (once a day, every buyer). -#}
+{% macro refresh_days_since_last_order() -%}
+    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+        {%- set days = dbt.datediff('last_order_at', cio_sync.utc_now(), 'day') -%}
+        update {{ this }} set days_since_last_order = {{ days }}
+        where last_order_at is not null
+            and (days_since_last_order is null or days_since_last_order <> {{ days }})
+    {%- endif -%}
+{%- endmacro %}
