@@ -36,7 +36,7 @@ demo: install $(IT)/dbt_packages/cio_sync
 TEST_WORKERS ?= 2
 test: install $(IT)/dbt_packages/cio_sync
 	$(BIN)/ruff check exporter bench
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check exporter bench

@@ -191,7 +191,7 @@ cross join (values (1), (2), (3)) as copies(k)
 where k = 1 or (k = 2 and n % 97 = 0) or n % 389 = 0"""
 
     def _lines(self, dialect: str, first: int, last: int, batch: int | None) -> str:
-        sku = "(1 + (n * 31 + line * 17) % 400)"
+        sku = "(1 + (n * 31 + line * 17) % 397)"
         qty = "(1 + (n + line) % 3)"
         cents = f"({qty} * (500 + ({sku} * 37) % 9500))"
         at = self._order_time(None if batch is None else first, batch)

@@ -13,13 +13,17 @@
 {%- endmacro %}
 
 {#- CTEs that resolve a row to a person: by customer_id first, then by a unique email match.
-    Use with resolve_person(); both need int_cio__customers. Only the customers the rows of
-    `relation` can match are read. -#}
+    Use with resolve_person(); both need int_cio__customers. In an incremental build only the
+    customers the rows of `relation` can match are read (a full build reads them all, which
+    keeps `relation` to one reference, so the planner knows its statistics). -#}
 {% macro person_lookups(relation) -%}
 cio_people_by_id as (
     select customer_id, person_id, email, do_not_message, _cio_reason as person_reason
     from {{ ref('int_cio__customers') }}
-    where customer_id in (select customer_id from {{ relation }})
+    where customer_id is not null
+    {%- if cio_sync.is_incremental_run() %}
+        and customer_id in (select customer_id from {{ relation }})
+    {%- endif %}
 ),
 
 cio_people_by_email as (
@@ -30,7 +34,10 @@ cio_people_by_email as (
         count(distinct person_id) as matches,
         max(case when do_not_message then 1 else 0 end) as do_not_message_flag
     from {{ ref('int_cio__customers') }}
-    where _cio_reason is null and email in (select email from {{ relation }})
+    where _cio_reason is null and email is not null
+    {%- if cio_sync.is_incremental_run() %}
+        and email in (select email from {{ relation }})
+    {%- endif %}
     group by email
 )
 {%- endmacro %}

@@ -116,3 +116,31 @@ where held.{{ keys[0] }} is null
     or {{ cio_sync.row_differs('new', 'held', columns) }}
 {%- endif %}
 {%- endmacro %}
+
+{#- A text key to partition or sort by, compared byte by byte: on PostgreSQL a sort under the
+    database's collation (en_US.UTF-8, C.UTF-8) compares with strcoll and cannot use abbreviated
+    keys, several times slower on millions of rows; byte order is also DuckDB's order. -#}
+{% macro sort_key(expr) -%}
+    {{ return(adapter.dispatch('sort_key', 'cio_sync')(expr)) }}
+{%- endmacro %}
+
+{% macro default__sort_key(expr) -%}{{ expr }}{%- endmacro %}
+
+{% macro postgres__sort_key(expr) -%}{{ expr }} collate "C"{%- endmacro %}
+
+{% macro redshift__sort_key(expr) -%}{{ expr }}{%- endmacro %}
+
+{#- Pre-hook of every package model on PostgreSQL: no JIT compilation for its statements (var
+    cio_postgres_jit). It costs about a second a statement and did not make these queries any
+    faster (docs/benchmarks.md); `set local` ends with the model's transaction. -#}
+{% macro session_settings() -%}
+    {{ return(adapter.dispatch('session_settings', 'cio_sync')()) }}
+{%- endmacro %}
+
+{% macro default__session_settings() -%}{%- endmacro %}
+
+{% macro postgres__session_settings() -%}
+    {%- if not var('cio_postgres_jit', false) -%}set local jit = off{%- endif -%}
+{%- endmacro %}
+
+{% macro redshift__session_settings() -%}{%- endmacro %}

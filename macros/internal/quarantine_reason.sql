@@ -25,14 +25,15 @@
 {%- endmacro %}
 
 {#- Keep one row per key: valid rows first, then by `order_by`. Rows multiplied by joins
-    upstream collapse here. Rows whose key is null are kept (each is quarantined). -#}
-{% macro deduplicate(relation, keys, order_by) -%}
+    upstream collapse here. Rows whose key is null are kept (each is quarantined). Keys are
+    text unless named in `other_keys`. -#}
+{% macro deduplicate(relation, keys, order_by, other_keys=[]) -%}
     {%- set keys = [keys] if keys is string else keys -%}
     select * from (
         select
             {{ relation }}.*,
             row_number() over (
-                partition by {{ keys | join(', ') }}
+                partition by {% for key in keys %}{{ key if key in other_keys else cio_sync.sort_key(key) }}{{ ', ' if not loop.last }}{% endfor %}
                 order by case when _cio_reason is null then 0 else 1 end, {{ order_by }}
             ) as _cio_row_number
         from {{ relation }}

@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('order_lines'),
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{{ cio_sync.delete_rows_of('person_id', cio_sync.persons_changed_in(ref('int_cio__orders'))) }}",
+    pre_hook="{{ cio_sync.delete_rows_of('person_id', cio_sync.persons_with_changed_orders()) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='person_id',
@@ -18,7 +18,7 @@ with purchases as (
     where _cio_reason is null
         and counts_as_purchase
     {%- if cio_sync.is_incremental_run() %}
-        and person_id in ({{ cio_sync.persons_changed_in(ref('int_cio__orders')) }})
+        and person_id in ({{ cio_sync.persons_with_changed_orders() }})
     {%- endif %}
 ),
 
@@ -44,8 +44,8 @@ ranked as (
         lines.product_category,
         {{ dbt.dateadd('day', 'lines.quantity * lines.replenishment_days', 'purchases.ordered_at') }} as replenishment_due_at,
         row_number() over (
-            partition by purchases.person_id, lines.sku
-            order by purchases.ordered_at desc, purchases.order_id desc
+            partition by {{ cio_sync.sort_key('purchases.person_id') }}, {{ cio_sync.sort_key('lines.sku') }}
+            order by purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
         ) as purchase_rank
     from lines
     inner join purchases

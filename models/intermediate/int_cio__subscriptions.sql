@@ -48,7 +48,9 @@ resolved as (
 select
     resolved.*,
     coalesce(
-        resolved.status <> lag(resolved.status) over (partition by resolved.subscription_id order by resolved.updated_at),
+        resolved.status <> lag(resolved.status) over (
+            partition by {{ cio_sync.sort_key('resolved.subscription_id') }} order by resolved.updated_at
+        ),
         true
     ) as is_status_change,
     {{ 'held.person_id' if cio_sync.is_incremental_run() else 'cast(null as ' ~ cio_sync.type_string() ~ ')' }} as _cio_previous_person_id,

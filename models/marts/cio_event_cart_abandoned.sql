@@ -36,7 +36,9 @@ last_purchase as (
     from {{ ref('int_cio__orders') }}
     where _cio_reason is null
         and counts_as_purchase
+    {%- if cio_sync.is_incremental_run() %}
         and person_id in (select person_id from candidates)
+    {%- endif %}
     group by person_id
 ),
 

@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{{ cio_sync.delete_rows_of('order_id', 'select order_id from ' ~ ref('int_cio__orders') ~ ' where ' ~ cio_sync.changed_since_last_build()) }}",
+    pre_hook="{{ cio_sync.delete_rows_of('order_id', cio_sync.orders_changed()) }}",
     contract={'enforced': true},
     tags=['cio'],
     dist=cio_sync.identifier(),
@@ -12,27 +12,38 @@
         overrides={'json_columns': ['items']} if cio_sync.input_enabled('order_lines') else {})},
 ) }}
 {#- One event per purchase. Incrementally: the events of the orders that changed since the last
-    build are replaced (an order cancelled or quarantined since loses its event). -#}
+    build, or whose lines did, are replaced (an order cancelled or quarantined since loses its
+    event). -#}
+{%- set with_lines = cio_sync.input_enabled('order_lines') -%}
 
 with orders as (
     select * from {{ ref('int_cio__orders') }}
     where _cio_reason is null
         and counts_as_purchase
     {%- if cio_sync.is_incremental_run() %}
-        and {{ cio_sync.changed_since_last_build() }}
+        and order_id in ({{ cio_sync.orders_changed() }})
     {%- endif %}
 )
 
 select
-    cast({{ cio_sync.event_key('order_placed', ['order_id']) }} as {{ cio_sync.type_string(32) }}) as event_id,
+    cast({{ cio_sync.event_key('order_placed', ['orders.order_id']) }} as {{ cio_sync.type_string(32) }}) as event_id,
     cast('order_placed' as {{ cio_sync.type_string(100) }}) as event_name,
-    cast(customer_id as {{ cio_sync.type_string() }}) as customer_id,
-    cast(email as {{ cio_sync.type_string() }}) as email,
-    cast(ordered_at as {{ dbt.type_timestamp() }}) as event_at,
-    cast(order_id as {{ cio_sync.type_string() }}) as order_id,
-    cast(order_total as {{ cio_sync.type_money() }}) as total,
-    cast(discount_code as {{ cio_sync.type_string() }}) as discount_code,
-    cast(currency as {{ cio_sync.type_string(3) }}) as currency,
-    cast(items as {{ cio_sync.type_string(65535) }}) as items,
-    cast(item_count as {{ dbt.type_int() }}) as item_count
+    cast(orders.customer_id as {{ cio_sync.type_string() }}) as customer_id,
+    cast(orders.email as {{ cio_sync.type_string() }}) as email,
+    cast(orders.ordered_at as {{ dbt.type_timestamp() }}) as event_at,
+    cast(orders.order_id as {{ cio_sync.type_string() }}) as order_id,
+    cast(orders.order_total as {{ cio_sync.type_money() }}) as total,
+    cast(orders.discount_code as {{ cio_sync.type_string() }}) as discount_code,
+    cast(orders.currency as {{ cio_sync.type_string(3) }}) as currency,
+    {%- if with_lines %}
+    cast(coalesce(lines.items, '[]') as {{ cio_sync.type_string(65535) }}) as items,
+    cast(coalesce(lines.item_count, 0) as {{ dbt.type_int() }}) as item_count
+    {%- else %}
+    cast(null as {{ cio_sync.type_string(65535) }}) as items,
+    cast(null as {{ dbt.type_int() }}) as item_count
+    {%- endif %}
 from orders
+{%- if with_lines %}
+left join {{ ref('int_cio__order_lines') }} as lines
+    on lines.order_id = orders.order_id
+{%- endif %}

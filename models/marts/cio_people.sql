@@ -45,7 +45,10 @@ persons as (
     from (
         select
             customers.*,
-            row_number() over (partition by person_id order by created_at, customer_id) as person_rank
+            row_number() over (
+                partition by {{ cio_sync.sort_key('person_id') }}
+                order by created_at, {{ cio_sync.sort_key('customer_id') }}
+            ) as person_rank
         from customers
     ) as ranked
     inner join (
@@ -79,13 +82,20 @@ last_category as (
     select person_id, top_category as product_category
     from (
         select
-            person_id,
-            top_category,
-            row_number() over (partition by person_id order by ordered_at desc, order_id desc) as category_rank
-        from {{ ref('int_cio__orders') }}
-        where _cio_reason is null and counts_as_purchase and top_category is not null
+            orders.person_id,
+            lines.top_category,
+            row_number() over (
+                partition by {{ cio_sync.sort_key('orders.person_id') }}
+                order by orders.ordered_at desc, {{ cio_sync.sort_key('orders.order_id') }} desc
+            ) as category_rank
+        from {{ ref('int_cio__orders') }} as orders
+        inner join {{ ref('int_cio__order_lines') }} as lines
+            on lines.order_id = orders.order_id
+        where orders._cio_reason is null
+            and orders.counts_as_purchase
+            and lines.top_category is not null
         {%- if recompute %}
-            and person_id in (select person_id from persons_to_recompute)
+            and orders.person_id in (select person_id from persons_to_recompute)
         {%- endif %}
     ) as ranked
     where category_rank = 1
@@ -114,14 +124,17 @@ subscriptions as (
         select
             person_id,
             status,
-            row_number() over (partition by person_id order by updated_at desc, subscription_id) as subscription_rank
+            row_number() over (
+                partition by {{ cio_sync.sort_key('person_id') }}
+                order by updated_at desc, {{ cio_sync.sort_key('subscription_id') }}
+            ) as subscription_rank
         from (
             select
                 person_id,
                 subscription_id,
                 status,
                 updated_at,
-                row_number() over (partition by subscription_id order by updated_at desc) as change_rank
+                row_number() over (partition by {{ cio_sync.sort_key('subscription_id') }} order by updated_at desc) as change_rank
             from {{ ref('int_cio__subscriptions') }}
             where _cio_reason is null
             {%- if recompute %}

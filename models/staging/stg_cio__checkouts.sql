@@ -59,5 +59,5 @@ deduplicated as (
 
 {{ cio_sync.staged_rows('deduplicated', 'checkouts', [
     'checkout_id', 'customer_id', 'email', 'started_at', 'cart_value', 'checkout_url', 'item_count', 'in_stock',
-    'is_test', 'cart_value_raw', '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
+    'is_test', '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
 ]) }}

@@ -54,5 +54,5 @@ deduplicated as (
 
 {{ cio_sync.staged_rows('deduplicated', 'orders', [
     'order_id', 'customer_id', 'ordered_at', 'order_total', 'email', 'status', 'discount_code', 'currency',
-    'is_test', 'order_total_raw', '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
+    'is_test', '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
 ]) }}

@@ -48,6 +48,6 @@ deduplicated as (
 )
 
 {{ cio_sync.staged_rows('deduplicated', 'refunds', [
-    'refund_id', 'order_id', 'refunded_at', 'amount', 'reason', 'amount_raw', '_cio_reason', '_cio_column',
+    'refund_id', 'order_id', 'refunded_at', 'amount', 'reason', '_cio_reason', '_cio_column',
     '_cio_value', '_cio_changed_at',
 ]) }}
