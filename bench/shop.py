@@ -99,16 +99,21 @@ class Shop:
 
     def changes(self, dialect: str, schema: str, step: int) -> list[str]:
         """What happens between two builds (step 1, 2, ... up to MAX_STEPS): 1% new orders with
-        their lines, 1% new checkouts, 0.5% of customers changed (consent, suppression), and the
-        newest orders of the last step partly cancelled. Every changed row gets a later loaded_at."""
+        their lines, 1% new checkouts, 0.5% of customers changed (consent, suppression, email
+        spelling), and a few of everything else a shop sees: new customers whose orders were
+        waiting for them, customers with a new email or turned into test rows, an order moved to
+        another customer, late lines, recent orders cancelled, new refunds and subscription
+        changes. Every new or changed row gets a later loaded_at."""
         if not 1 <= step <= MAX_STEPS:
             raise ValueError(f"step must be 1..{MAX_STEPS}")
         sizes = self.step_sizes()
         o_first, o_last = self.orders + (step - 1) * sizes["orders"] + 1, self.orders + step * sizes["orders"]
         k_first = self.checkouts + (step - 1) * sizes["checkouts"] + 1
         k_last = self.checkouts + step * sizes["checkouts"]
+        few = max(1, self.customers // 1000)
         loaded = f"{_ts(RECENT_START)} + {step * 4} * interval '1 hour'"
         cid = "cast(substr(trim(customer_id), 2) as bigint)"
+        oid = "cast(substr(order_id, 2) as bigint)"
         out = [
             f"insert into {schema}.raw_orders {self._orders(dialect, o_first, o_last, sizes['orders'])}",
             f"insert into {schema}.raw_order_lines {self._lines(dialect, o_first, o_last, sizes['orders'])}",
@@ -120,23 +125,41 @@ class Shop:
             f" email = case when {cid} % 3 = 0 then upper(email) else email end,"
             f" loaded_at = {loaded}"
             f" where customer_id is not null and {cid} % 200 = {step % 200}",
+            # A few customers with another email (their guest orders no longer match them), a
+            # few turned into test rows (their orders are quarantined with them).
+            f"update {schema}.raw_customers set email = 'moved' || cast({cid} as varchar) || '@example.net',"
+            f" loaded_at = {loaded} where customer_id is not null and {cid} % 1000 = {3 * step}",
+            f"update {schema}.raw_customers set is_test = 'true', loaded_at = {loaded}"
+            f" where customer_id is not null and {cid} % 2000 = {7 * step + 1}",
+            # New customers: orders of unknown customer ids were waiting for some of them.
+            f"insert into {schema}.raw_customers "
+            f"{self._customers(dialect, self.customers + (step - 1) * few + 1, self.customers + step * few, loaded)}",
+            # An order of the history moved to another customer.
+            f"update {schema}.raw_orders set customer_id = 'C' || cast(1 + ({oid} * 7) % {self.customers} as varchar),"
+            f" loaded_at = {loaded} where order_id is not null and {oid} <= {self.orders}"
+            f" and {oid} % 5000 = {17 + step}",
+            f"insert into {schema}.raw_refunds "
+            f"{self._refunds(dialect, self.refunds + (step - 1) * few + 1, self.refunds + step * few, loaded)}",
+            f"insert into {schema}.raw_subscriptions {self._subscriptions(dialect, 3 + step, loaded)}",
         ]
-        if step > 1:  # some orders of the previous step are cancelled after the fact
+        if step > 1:  # orders of the previous step: some cancelled, some with a line that came late
             prev_first = self.orders + (step - 2) * sizes["orders"] + 1
             out.append(
                 f"update {schema}.raw_orders set status = 'cancelled', loaded_at = {loaded}"
-                f" where order_id is not null and cast(substr(order_id, 2) as bigint) between {prev_first}"
-                f" and {o_first - 1} and cast(substr(order_id, 2) as bigint) % 40 = 7")
+                f" where order_id is not null and {oid} between {prev_first} and {o_first - 1} and {oid} % 40 = 7")
+            out.append(f"insert into {schema}.raw_order_lines "
+                       f"{self._lines(dialect, prev_first, o_first - 1, sizes['orders'], late=loaded)}")
         if dialect == "postgres":
-            out += [f"analyze {schema}.{table}" for table in ("raw_customers", "raw_orders", "raw_order_lines",
-                                                              "raw_checkouts")]
+            out += [f"analyze {schema}.{table}" for table in TABLES]
         return out
 
     # -- row generators --------------------------------------------------------------------------
-    def _customers(self, dialect: str) -> str:
+    def _customers(self, dialect: str, first: int = 1, last: int | None = None, loaded: str | None = None) -> str:
         n_ = self.customers
         step = max(1, (4 * 365 * 86400) // n_)
         created = f"{_ts('2022-01-01 00:00:00')} + (n * {step} + (n * 7919) % {step}) * interval '1 second'"
+        if loaded is not None:  # customers who sign up later: created when loaded
+            created = loaded
         return f"""
 select
     case when n % 499 = 0 then null
@@ -149,7 +172,7 @@ select
     case when n % 1009 = 0 then 'true' when n % 2 = 0 then 'false' end as is_test,
     n % 101 = 0 as do_not_message,
     {created} + interval '1 minute' as loaded_at
-from {_series(1, n_)}
+from {_series(first, last or n_)}
 cross join (values (1), (2)) as copies(k)
 where k = 1 or n % 250 = 0"""
 
@@ -190,7 +213,9 @@ from {_series(first, last)}
 cross join (values (1), (2), (3)) as copies(k)
 where k = 1 or (k = 2 and n % 97 = 0) or n % 389 = 0"""
 
-    def _lines(self, dialect: str, first: int, last: int, batch: int | None) -> str:
+    def _lines(self, dialect: str, first: int, last: int, batch: int | None, late: str | None = None) -> str:
+        """Lines of orders first..last; with `late` (a loaded_at), a third line of every 97th
+        order, arriving after its order."""
         sku = "(1 + (n * 31 + line * 17) % 397)"
         qty = "(1 + (n + line) % 3)"
         cents = f"({qty} * (500 + ({sku} * 37) % 9500))"
@@ -209,11 +234,11 @@ select
     cast({_money(cents, dialect)} as numeric(18, 2)) as line_total,
     {category} as product_category,
     case when {sku} % 4 = 0 then 30 when {sku} % 4 = 1 then 60 end as replenishment_days,
-    {at} + interval '5 minute' as loaded_at
+    {late or (at + " + interval '5 minute'")} as loaded_at
 from {_series(first, last)}
-cross join (values (1), (2)) as lines(line)
+cross join (values ({3 if late else 1}), ({3 if late else 2})) as lines(line)
 cross join (values (1), (2)) as copies(k)
-where line <= 1 + n % 2 and (k = 1 or n % 101 = 0)"""
+where {"n % 97 = 3 and line = 3 and k = 1" if late else "line <= 1 + n % 2 and (k = 1 or n % 101 = 0)"}"""
 
     def _checkouts(self, dialect: str, first: int, last: int, batch: int | None) -> str:
         n_ = self.customers
@@ -240,10 +265,14 @@ select
     {local} + interval '1 minute' as loaded_at
 from {_series(first, last)}"""
 
-    def _subscriptions(self, dialect: str) -> str:
+    def _subscriptions(self, dialect: str, change_row: int | None = None, loaded: str | None = None) -> str:
+        """Three status rows per subscription; with `change_row` (4, 5, ...), one more row for
+        every 50th subscription, changed at `loaded`."""
         n_, s_ = self.customers, self.subscriptions
         step = max(1, (2 * 365 * 86400) // s_)
         at = f"{_ts('2024-01-01 00:00:00')} + (n * {step} + change * 2592000) * interval '1 second'"
+        if loaded is not None:
+            at = loaded
         return f"""
 select
     cast(n as integer) as subscription_id,
@@ -252,17 +281,21 @@ select
     case
         when change = 1 then 'active'
         when change = 2 then case n % 3 when 0 then 'paused' when 1 then 'Cancelled ' else 'active' end
-        else case n % 3 when 0 then 'active' when 1 then 'canceled' else 'PAUSED' end
+        when change = 3 then case n % 3 when 0 then 'active' when 1 then 'canceled' else 'PAUSED' end
+        else case n % 3 when 0 then 'cancelled' when 1 then 'active' else 'paused' end
     end as status,
     {at} as updated_at,
     {at} as loaded_at
 from {_series(1, s_)}
-cross join (values (1), (2), (3)) as changes(change)"""
+cross join (values {"(" + str(change_row) + ")" if change_row else "(1), (2), (3)"}) as changes(change)
+{"where n % 50 = " + str(change_row % 50) if change_row else ""}"""
 
-    def _refunds(self, dialect: str) -> str:
+    def _refunds(self, dialect: str, first: int = 1, last: int | None = None, loaded: str | None = None) -> str:
         step = max(1, HISTORY_SECONDS // self.orders)
         order = "(n * 50 - 7)"
         at = f"{_ts(HISTORY_START)} + ({order} * {step} + ({order} * 7907) % {step} + 259200) * interval '1 second'"
+        if loaded is not None:  # refunds of recent orders, issued when loaded
+            at = loaded
         return f"""
 select
     case when n % 3331 = 0 then null else 'R' || cast(n as varchar) end as refund_id,
@@ -272,4 +305,4 @@ select
     case when n % 997 = 0 then 'twelve' else {_money('(500 + (n * 3571) % 9000)', dialect)} end as amount,
     case n % 4 when 0 then 'damaged' when 1 then 'changed mind' when 2 then 'late "delivery"' end as reason,
     {at} as loaded_at
-from {_series(1, self.refunds)}"""
+from {_series(first, last or self.refunds)}"""

@@ -105,7 +105,7 @@ select
     new.{{ column }},
     {%- endfor %}
     {%- for column in previous %}
-    {{ 'held.' ~ column if cio_sync.is_incremental_run() else 'cast(null as ' ~ cio_sync.type_string() ~ ')' }} as _cio_previous_{{ column }},
+    {{ cio_sync.held_value(column) }} as _cio_previous_{{ column }},
     {%- endfor %}
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from {{ relation }} as new
@@ -144,3 +144,9 @@ where held.{{ keys[0] }} is null
 {%- endmacro %}
 
 {% macro redshift__session_settings() -%}{%- endmacro %}
+
+{#- A text column of the row this model held for the key before this build (joined as `held`),
+    or null in a full build; cast alike in both, so the column's type never changes. -#}
+{% macro held_value(column) -%}
+    cast({{ ('held.' ~ column) if cio_sync.is_incremental_run() else 'null' }} as {{ cio_sync.type_string() }})
+{%- endmacro %}

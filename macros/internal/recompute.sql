@@ -8,22 +8,27 @@
         'least(' ~ cio_sync.last_built_at() ~ ', ' ~ cio_sync.utc_now() ~ ')') }}
 {%- endmacro %}
 
-{#- cio_event_cart_abandoned: checkouts of persons whose checkouts or orders changed, and
-    checkouts whose window elapsed since the last build (a predicate over int_cio__checkouts). -#}
-{% macro cart_recompute() -%}
-    person_id in (
-        {{ cio_sync.persons_changed_in(ref('int_cio__checkouts')) }}
-        union
-        {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
-    )
-    or {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'started_at') }} > {{ cio_sync.time_recompute_start() }}
+{#- cio_event_cart_abandoned: the persons whose checkouts or orders changed (as they are now
+    and as they were), and the checkouts whose window elapsed since the last build. -#}
+{% macro cart_persons_to_recompute() -%}
+    {{ cio_sync.persons_changed_in(ref('int_cio__checkouts')) }}
+    union
+    {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
 {%- endmacro %}
 
+{% macro cart_window_elapsed_since_last_build() -%}
+    {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'started_at') }} > {{ cio_sync.time_recompute_start() }}
+{%- endmacro %}
+
+{#- Its pre-hook: the rows of those persons (whoever holds the checkout now) and checkouts. -#}
 {% macro delete_abandoned_carts_to_recompute() -%}
     {%- if execute and flags.INTROSPECT and is_incremental() -%}
-        delete from {{ this }} where checkout_id in (
-            select checkout_id from {{ ref('int_cio__checkouts') }} where {{ cio_sync.cart_recompute() }}
-        )
+        delete from {{ this }}
+        where {{ cio_sync.identifier() }} in ({{ cio_sync.cart_persons_to_recompute() }})
+            or checkout_id in (
+                select checkout_id from {{ ref('int_cio__checkouts') }}
+                where {{ cio_sync.cart_window_elapsed_since_last_build() }}
+            )
     {%- endif -%}
 {%- endmacro %}
 

@@ -44,7 +44,7 @@ select
     {%- else %}
     true as counts_as_purchase,
     {%- endif %}
-    {{ 'held.person_id' if cio_sync.is_incremental_run() else 'cast(null as ' ~ cio_sync.type_string() ~ ')' }} as _cio_previous_person_id,
+    {{ cio_sync.held_value('person_id') }} as _cio_previous_person_id,
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from resolved
 {%- if cio_sync.is_incremental_run() %}

@@ -40,7 +40,7 @@ select
         case when orders.order_id is null or orders._cio_reason is not null then 'order_id' end) as _cio_column,
     coalesce(refunds._cio_value,
         case when orders.order_id is null or orders._cio_reason is not null then refunds.order_id end) as _cio_value,
-    {{ 'held.person_id' if cio_sync.is_incremental_run() else 'cast(null as ' ~ cio_sync.type_string() ~ ')' }} as _cio_previous_person_id,
+    {{ cio_sync.held_value('person_id') }} as _cio_previous_person_id,
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from refunds
 left join orders

@@ -16,7 +16,7 @@
     started (an order 10 minutes later suppresses it): the person's latest purchase is before
     the checkout. The event time is started_at + window, never the build time.
     Incrementally: every checkout of the persons whose checkouts or orders changed since the
-    last build, and the checkouts whose window elapsed since then (cart_recompute). -#}
+    last build, and the checkouts whose window elapsed since then. -#}
 {%- set window = var('cio_cart_abandon_minutes', 60) -%}
 
 with candidates as (
@@ -27,7 +27,10 @@ with candidates as (
         and coalesce(in_stock, true)
         and not do_not_message
     {%- if cio_sync.is_incremental_run() %}
-        and ({{ cio_sync.cart_recompute() }})
+        and (
+            person_id in ({{ cio_sync.cart_persons_to_recompute() }})
+            or {{ cio_sync.cart_window_elapsed_since_last_build() }}
+        )
     {%- endif %}
 ),
 
