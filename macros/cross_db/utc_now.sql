@@ -13,6 +13,8 @@
     cast(current_timestamp at time zone 'UTC' as {{ dbt.type_timestamp() }})
 {%- endmacro %}
 
+{#- sysdate: the start of the transaction, like current_timestamp elsewhere, so that a model's
+    rows and its build log entry carry the same time. -#}
 {% macro redshift__utc_now() -%}
-    cast(getdate() as {{ dbt.type_timestamp() }})
+    cast(sysdate as {{ dbt.type_timestamp() }})
 {%- endmacro %}

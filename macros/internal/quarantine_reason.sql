@@ -1,22 +1,36 @@
-{#- The first failing check of a row, as three columns: _cio_reason, _cio_column, _cio_value.
-    checks: list of (condition_sql, column_name, reason, value_sql); order is priority.
-    Rows with a reason never reach a mart; they land in cio_quarantine with it. -#}
-{% macro quarantine_reason(checks) -%}
-    case
+{#- `relation`'s rows with the first failing check of each, as three columns: _cio_reason,
+    _cio_column, _cio_value. checks: list of (condition_sql, column_name, reason, value_sql);
+    order is priority. Rows with a reason never reach a mart; they land in cio_quarantine with
+    it. The checks run once per row (_cio_check, the number of the first failing one). -#}
+{% macro flag_rows(relation, checks) -%}
+select
+    flagged.*,
+    case _cio_check
         {%- for condition, column, reason, value in checks %}
-        when {{ condition }} then '{{ reason }}'
+        when {{ loop.index }} then '{{ reason }}'
         {%- endfor %}
     end as _cio_reason,
-    case
+    case _cio_check
         {%- for condition, column, reason, value in checks %}
-        when {{ condition }} then '{{ column }}'
+        when {{ loop.index }} then '{{ column }}'
         {%- endfor %}
     end as _cio_column,
-    case
+    case _cio_check
         {%- for condition, column, reason, value in checks %}
-        when {{ condition }} then cast({{ value }} as {{ cio_sync.type_string(1024) }})
+        when {{ loop.index }} then cast({{ value }} as {{ cio_sync.type_string(1024) }})
         {%- endfor %}
     end as _cio_value
+from (
+    select
+        {{ relation }}.*,
+        case
+            {%- for condition, column, reason, value in checks %}
+            when {{ condition }} then {{ loop.index }}
+            {%- endfor %}
+        end as _cio_check
+    from {{ relation }}
+    {{ cio_sync.compute_once() }}
+) as flagged
 {%- endmacro %}
 
 {#- A timestamp later than now plus the allowed clock skew (var cio_future_tolerance_minutes). -#}

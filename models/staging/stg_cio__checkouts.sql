@@ -39,18 +39,15 @@ typed as (
 ),
 
 checked as (
-    select
-        typed.*,
-        {{ cio_sync.quarantine_reason([
-            ("checkout_id is null", "checkout_id", "null_key", "null"),
-            ("coalesce(is_test, false)", "is_test", "test_row", "'true'"),
-            (cio_sync.is_test_email("email"), "email", "test_row", "email"),
-            ("customer_id is null and email is null", "customer_id", "null_identifier", "null"),
-            ("started_at is null", "started_at", "null_timestamp", "null"),
-            (cio_sync.is_future("started_at"), "started_at", "future_timestamp", "started_at"),
-            ("cart_value is null", "cart_value", "invalid_number", "cart_value_raw"),
-        ]) }}
-    from typed
+    {{ cio_sync.flag_rows('typed', [
+        ("checkout_id is null", "checkout_id", "null_key", "null"),
+        ("coalesce(is_test, false)", "is_test", "test_row", "'true'"),
+        (cio_sync.is_test_email("email"), "email", "test_row", "email"),
+        ("customer_id is null and email is null", "customer_id", "null_identifier", "null"),
+        ("started_at is null", "started_at", "null_timestamp", "null"),
+        (cio_sync.is_future("started_at"), "started_at", "future_timestamp", "started_at"),
+        ("cart_value is null", "cart_value", "invalid_number", "cart_value_raw"),
+    ]) }}
 ),
 
 deduplicated as (

@@ -44,10 +44,7 @@ typed as (
 ),
 
 checked as (
-    select
-        typed.*,
-        {{ cio_sync.quarantine_reason(checks) }}
-    from typed
+    {{ cio_sync.flag_rows('typed', checks) }}
 ),
 
 deduplicated as (

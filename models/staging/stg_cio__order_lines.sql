@@ -35,15 +35,12 @@ typed as (
 ),
 
 checked as (
-    select
-        typed.*,
-        {{ cio_sync.quarantine_reason([
-            ("order_id is null", "order_id", "null_key", "null"),
-            ("sku is null", "sku", "null_key", "null"),
-            ("quantity is null", "quantity", "invalid_number", "quantity_raw"),
-            ("line_total is null", "line_total", "invalid_number", "line_total_raw"),
-        ]) }}
-    from typed
+    {{ cio_sync.flag_rows('typed', [
+        ("order_id is null", "order_id", "null_key", "null"),
+        ("sku is null", "sku", "null_key", "null"),
+        ("quantity is null", "quantity", "invalid_number", "quantity_raw"),
+        ("line_total is null", "line_total", "invalid_number", "line_total_raw"),
+    ]) }}
 ),
 
 deduplicated as (

@@ -35,17 +35,14 @@ typed as (
 ),
 
 checked as (
-    select
-        typed.*,
-        {{ cio_sync.quarantine_reason([
-            ("order_id is null", "order_id", "null_key", "null"),
-            ("coalesce(is_test, false)", "is_test", "test_row", "'true'"),
-            (cio_sync.is_test_email("email"), "email", "test_row", "email"),
-            ("ordered_at is null", "ordered_at", "null_timestamp", "null"),
-            (cio_sync.is_future("ordered_at"), "ordered_at", "future_timestamp", "ordered_at"),
-            ("order_total is null", "order_total", "invalid_number", "order_total_raw"),
-        ]) }}
-    from typed
+    {{ cio_sync.flag_rows('typed', [
+        ("order_id is null", "order_id", "null_key", "null"),
+        ("coalesce(is_test, false)", "is_test", "test_row", "'true'"),
+        (cio_sync.is_test_email("email"), "email", "test_row", "email"),
+        ("ordered_at is null", "ordered_at", "null_timestamp", "null"),
+        (cio_sync.is_future("ordered_at"), "ordered_at", "future_timestamp", "ordered_at"),
+        ("order_total is null", "order_total", "invalid_number", "order_total_raw"),
+    ]) }}
 ),
 
 deduplicated as (

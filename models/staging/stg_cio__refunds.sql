@@ -32,15 +32,12 @@ typed as (
 ),
 
 checked as (
-    select
-        typed.*,
-        {{ cio_sync.quarantine_reason([
-            ("refund_id is null", "refund_id", "null_key", "null"),
-            ("refunded_at is null", "refunded_at", "null_timestamp", "null"),
-            (cio_sync.is_future("refunded_at"), "refunded_at", "future_timestamp", "refunded_at"),
-            ("amount is null", "amount", "invalid_number", "amount_raw"),
-        ]) }}
-    from typed
+    {{ cio_sync.flag_rows('typed', [
+        ("refund_id is null", "refund_id", "null_key", "null"),
+        ("refunded_at is null", "refunded_at", "null_timestamp", "null"),
+        (cio_sync.is_future("refunded_at"), "refunded_at", "future_timestamp", "refunded_at"),
+        ("amount is null", "amount", "invalid_number", "amount_raw"),
+    ]) }}
 ),
 
 deduplicated as (

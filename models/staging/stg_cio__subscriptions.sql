@@ -32,15 +32,12 @@ typed as (
 ),
 
 checked as (
-    select
-        typed.*,
-        {{ cio_sync.quarantine_reason([
-            ("subscription_id is null", "subscription_id", "null_key", "null"),
-            ("status is null", "status", "null_key", "null"),
-            ("updated_at is null", "updated_at", "null_timestamp", "null"),
-            (cio_sync.is_future("updated_at"), "updated_at", "future_timestamp", "updated_at"),
-        ]) }}
-    from typed
+    {{ cio_sync.flag_rows('typed', [
+        ("subscription_id is null", "subscription_id", "null_key", "null"),
+        ("status is null", "status", "null_key", "null"),
+        ("updated_at is null", "updated_at", "null_timestamp", "null"),
+        (cio_sync.is_future("updated_at"), "updated_at", "future_timestamp", "updated_at"),
+    ]) }}
 ),
 
 deduplicated as (
