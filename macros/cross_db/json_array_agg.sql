@@ -13,6 +13,26 @@
     '[' || coalesce(listagg({{ object_expr }}, ',') within group (order by {{ order_by }}), '') || ']'
 {%- endmacro %}
 
+{#- The same array as a window function: every row of a partition gets the array of the whole
+    partition, in `order_by` order (nulls are left out). Computed in the sort a row_number() over
+    the same window needs anyway, so a per-group array costs no second sort. -#}
+{% macro json_array_window(object_expr, partition_by, order_by) -%}
+    {{ return(adapter.dispatch('json_array_window', 'cio_sync')(object_expr, partition_by, order_by)) }}
+{%- endmacro %}
+
+{% macro default__json_array_window(object_expr, partition_by, order_by) -%}
+    '[' || coalesce(string_agg({{ object_expr }}, ',') over (
+        partition by {{ partition_by }} order by {{ order_by }}
+        rows between unbounded preceding and unbounded following
+    ), '') || ']'
+{%- endmacro %}
+
+{% macro redshift__json_array_window(object_expr, partition_by, order_by) -%}
+    '[' || coalesce(listagg({{ object_expr }}, ',') within group (order by {{ order_by }}) over (
+        partition by {{ partition_by }}
+    ), '') || ']'
+{%- endmacro %}
+
 {#- A JSON object text from (key, sql_expr, kind) triples; kind is 'string' or 'number'.
     Nulls become JSON null; strings are escaped (backslash, quote, control characters). -#}
 {% macro json_object(fields) -%}

@@ -150,3 +150,8 @@ where held.{{ keys[0] }} is null
 {% macro held_value(column) -%}
     cast({{ ('held.' ~ column) if cio_sync.is_incremental_run() else 'null' }} as {{ cio_sync.type_string() }})
 {%- endmacro %}
+
+{#- A rank as 10 characters ('0000000003') that sort as the numbers do, to prefix a value with. -#}
+{% macro rank_prefix(rank) -%}
+    lpad(cast({{ rank }} as {{ cio_sync.type_string() }}), 10, '0')
+{%- endmacro %}

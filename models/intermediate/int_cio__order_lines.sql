@@ -9,9 +9,11 @@
 ) }}
 {#- What the valid lines of each order add up to (one row per order with a valid line): items
     (JSON text, the var cio_items_max most valuable lines, highest value first), item_count
-    (units) and top_category (category of the most valuable line that has one). Kept apart from
-    int_cio__orders so that the models that only need orders do not read the JSON.
+    (units) and top_category (category of the most valuable line that has one). Every figure is
+    a window over the lines of the order in value order, so one sort computes them all.
     Incrementally: orders with a line staged since the last build. -#}
+{%- set window = 'partition by ' ~ cio_sync.sort_key('order_id') ~ ' order by line_total desc, ' ~ cio_sync.sort_key('sku') -%}
+{%- set whole_order = window ~ ' rows between unbounded preceding and unbounded following' -%}
 
 with ranked as (
     select
@@ -20,10 +22,7 @@ with ranked as (
         quantity,
         line_total,
         product_category,
-        row_number() over (
-            partition by {{ cio_sync.sort_key('order_id') }}
-            order by line_total desc, {{ cio_sync.sort_key('sku') }}
-        ) as line_rank
+        row_number() over ({{ window }}) as line_rank
     from {{ ref('stg_cio__order_lines') }}
     where _cio_reason is null
     {%- if cio_sync.is_incremental_run() %}
@@ -33,25 +32,29 @@ with ranked as (
     {%- endif %}
 ),
 
-lines as (
+summarized as (
     select
-        ranked.*,
-        min(case when product_category is not null then line_rank end) over (
-            partition by {{ cio_sync.sort_key('order_id') }}
-        ) as top_category_rank
+        order_id,
+        line_rank,
+        {{ cio_sync.json_array_window('case when line_rank <= ' ~ var('cio_items_max', 20) ~ ' then ' ~ cio_sync.json_object([
+            ('sku', 'sku', 'string'),
+            ('quantity', 'quantity', 'number'),
+            ('line_total', 'line_total', 'number'),
+            ('product_category', 'product_category', 'string'),
+        ]) ~ ' end', cio_sync.sort_key('order_id'), 'line_total desc, ' ~ cio_sync.sort_key('sku')) }} as items,
+        sum(quantity) over ({{ whole_order }}) as item_count,
+        {#- The first category in value order: the least of the categories prefixed with their
+            line's rank (a window minimum, which needs no other order than the items'). #}
+        min(case when product_category is not null
+            then {{ cio_sync.rank_prefix('line_rank') }} || product_category end) over ({{ whole_order }}) as ranked_category
     from ranked
 )
 
 select
     order_id,
-    {{ cio_sync.json_array_agg('case when line_rank <= ' ~ var('cio_items_max', 20) ~ ' then ' ~ cio_sync.json_object([
-        ('sku', 'sku', 'string'),
-        ('quantity', 'quantity', 'number'),
-        ('line_total', 'line_total', 'number'),
-        ('product_category', 'product_category', 'string'),
-    ]) ~ ' end', 'line_rank') }} as items,
-    sum(quantity) as item_count,
-    max(case when line_rank = top_category_rank then product_category end) as top_category,
+    items,
+    item_count,
+    substr(ranked_category, 11, 256) as top_category,
     {{ cio_sync.staged_at() }} as _cio_staged_at
-from lines
-group by order_id
+from summarized
+where line_rank = 1
