@@ -62,10 +62,13 @@
             {{ name }} >= {{ dbt.dateadd('day', -1, start) }} and {% endif -%}
             {{ changed }} >= {{ start }} or {{ changed }} is null)
     {%- elif input_name == 'order_lines' -%}
-        {#- Lines of the orders staging re-reads, and lines without an order. -#}
+        {#- Lines of the orders staging re-reads, and lines without an order (their key is ''
+            here: a staged id is never empty), as one semi-join. -#}
         {%- set orders = cio_sync.input_relation('orders') -%}
-        ({{ cio_sync.staged_id('order_id') }} is null or {{ cio_sync.staged_id('order_id') }} in (
+        (coalesce({{ cio_sync.staged_id('order_id') }}, '') in (
             select {{ cio_sync.staged_id('order_id') }} from {{ orders }} where {{ cio_sync.in_lines_order_window(this) }}
+            union all
+            select ''
         ))
     {%- else -%}
         (1 = 1)
@@ -78,8 +81,10 @@
         (_cio_changed_at >= {{ cio_sync.window_start(this, input_name) }} or _cio_changed_at is null)
     {%- elif input_name == 'order_lines' -%}
         {%- set orders = cio_sync.input_relation('orders') -%}
-        (order_id is null or order_id in (
+        (coalesce(order_id, '') in (
             select {{ cio_sync.staged_id('order_id') }} from {{ orders }} where {{ cio_sync.in_lines_order_window(this) }}
+            union all
+            select ''
         ))
     {%- else -%}
         (1 = 1)
@@ -87,14 +92,13 @@
 {%- endmacro %}
 
 {#- Start of the window: the newest change time among the rows of `relation` (a staging
-    model) with a key, where `condition` holds, minus the lookback. -#}
+    model) with a key, where `condition` holds, minus the lookback (a literal, see
+    timestamp_value). -#}
 {% macro window_start(relation, input_name, condition=none) -%}
-    coalesce(
-        (select {{ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72), 'max(_cio_changed_at)') }}
-         from {{ relation }}
-         where {% for key in cio_sync.input_keys(input_name) %}{{ key }} is not null and {% endfor %}{{ condition or '1 = 1' }}),
-        cast('1900-01-01' as {{ dbt.type_timestamp() }})
-    )
+    {%- set sql = 'select ' ~ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72), 'max(_cio_changed_at)')
+        ~ ' from ' ~ relation ~ ' where ' ~ (cio_sync.input_keys(input_name) | join(' is not null and '))
+        ~ ' is not null and ' ~ (condition or '1 = 1') -%}
+    {{ return(cio_sync.timestamp_value(sql)) }}
 {%- endmacro %}
 
 {#- For order lines that follow their orders: the orders window as it was when the lines were

@@ -50,13 +50,23 @@ cio_people_by_email as (
     where {{ cio_sync.changed_since_last_build() }}
 {%- endmacro %}
 
-{#- A row (with customer_id and email columns) that a changed customer may resolve differently. -#}
-{% macro matches_changed_customer(customer_id='customer_id', email='email') -%}
-    ({{ customer_id }} in (select customer_id from changed_customers)
+{#- The keys of `relation` (a staging model with customer_id and, with `email`, an email
+    column) to resolve again: rows staged since this model's last build, and rows a changed
+    customer (the CTE changed_customers) may resolve differently: by its id, its email or the
+    email it had before. A union of semi-joins, never `or ... in (...)`: PostgreSQL turns the
+    latter into a subquery run for every row once it misjudges how many customers changed. -#}
+{% macro keys_to_resolve(relation, key, email=true) -%}
+    select {{ key }} from {{ relation }} where {{ cio_sync.changed_since_last_build() }}
+    union
+    select {{ key }} from {{ relation }} where customer_id in (select customer_id from changed_customers)
     {%- if email %}
-        or {{ email }} in (select email from changed_customers)
-        or {{ email }} in (select _cio_previous_email from changed_customers)
-    {%- endif %})
+    union
+    select {{ key }} from {{ relation }} where email in (
+        select email from changed_customers
+        union
+        select _cio_previous_email from changed_customers
+    )
+    {%- endif %}
 {%- endmacro %}
 
 {#- The persons whose rows in `relation` (an intermediate model) changed since this model's

@@ -8,13 +8,25 @@
     and replaces those rows: nothing is read twice, nothing is left stale. -#}
 
 {#- The time of this model's last build (the build log), or a time before any row when there is
-    none (a first incremental build after the log was emptied recomputes everything). -#}
+    none (a first incremental build after the log was emptied recomputes everything). Asked
+    when the model compiles and written into its SQL as a literal, so the planner can estimate
+    how many rows changed since (a subquery's value it cannot); a subquery when compiling
+    offline. -#}
 {% macro last_built_at() -%}
-    coalesce(
-        (select max(built_at) from {{ cio_sync.build_log_relation() }}
-         where relation_name = '{{ this | string | replace("'", "''") }}'),
-        cast('1900-01-01' as {{ dbt.type_timestamp() }})
-    )
+    {%- set sql = "select max(built_at) from " ~ cio_sync.build_log_relation()
+        ~ " where relation_name = '" ~ (this | string | replace("'", "''")) ~ "'" -%}
+    {{ return(cio_sync.timestamp_value(sql)) }}
+{%- endmacro %}
+
+{#- A timestamp query's value as a literal (asked now), or the query itself when the warehouse
+    cannot be asked; a time before any row when it is null. -#}
+{% macro timestamp_value(sql) -%}
+    {%- set floor = "cast('1900-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")" -%}
+    {%- if execute and flags.INTROSPECT -%}
+        {%- set value = run_query(sql).columns[0].values()[0] -%}
+        {{ return(floor if value is none else "cast('" ~ value ~ "' as " ~ dbt.type_timestamp() ~ ")") }}
+    {%- endif -%}
+    {{ return('coalesce((' ~ sql ~ '), ' ~ floor ~ ')') }}
 {%- endmacro %}
 
 {#- Rows of an upstream model stamped after this model's last build. -#}
@@ -130,9 +142,11 @@ where held.{{ keys[0] }} is null
 
 {% macro redshift__sort_key(expr) -%}{{ expr }}{%- endmacro %}
 
-{#- Pre-hook of every package model on PostgreSQL: no JIT compilation for its statements (var
-    cio_postgres_jit). It costs about a second a statement and did not make these queries any
-    faster (docs/benchmarks.md); `set local` ends with the model's transaction. -#}
+{#- Pre-hook of every package model on PostgreSQL (`set local`: for the model's transaction
+    only). No nested loops (var cio_postgres_nestloop): every join of the package is between
+    sets, and a misjudged row count (a filter on the last build's time cannot be estimated)
+    must never turn one into a loop over millions of rows. No JIT (var cio_postgres_jit): it
+    cost about a second a statement and made none faster (docs/benchmarks.md). -#}
 {% macro session_settings() -%}
     {{ return(adapter.dispatch('session_settings', 'cio_sync')()) }}
 {%- endmacro %}
@@ -140,7 +154,10 @@ where held.{{ keys[0] }} is null
 {% macro default__session_settings() -%}{%- endmacro %}
 
 {% macro postgres__session_settings() -%}
-    {%- if not var('cio_postgres_jit', false) -%}set local jit = off{%- endif -%}
+    {%- set settings = [] -%}
+    {%- if not var('cio_postgres_nestloop', false) -%}{%- do settings.append('set local enable_nestloop = off') -%}{%- endif -%}
+    {%- if not var('cio_postgres_jit', false) -%}{%- do settings.append('set local jit = off') -%}{%- endif -%}
+    {{ settings | join('; ') }}
 {%- endmacro %}
 
 {% macro redshift__session_settings() -%}{%- endmacro %}

@@ -20,15 +20,23 @@
     {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'started_at') }} > {{ cio_sync.time_recompute_start() }}
 {%- endmacro %}
 
-{#- Its pre-hook: the rows of those persons (whoever holds the checkout now) and checkouts. -#}
+{#- The checkouts it recomputes: every checkout of those persons, and those whose window elapsed. -#}
+{% macro carts_to_recompute() -%}
+    select checkout_id from {{ ref('int_cio__checkouts') }}
+    where person_id in ({{ cio_sync.cart_persons_to_recompute() }})
+    union
+    select checkout_id from {{ ref('int_cio__checkouts') }}
+    where {{ cio_sync.cart_window_elapsed_since_last_build() }}
+{%- endmacro %}
+
+{#- Its pre-hook: the rows of those persons (whoever holds the checkout now) and of those
+    checkouts, in two statements (each a semi-join). -#}
 {% macro delete_abandoned_carts_to_recompute() -%}
     {%- if execute and flags.INTROSPECT and is_incremental() -%}
         delete from {{ this }}
-        where {{ cio_sync.identifier() }} in ({{ cio_sync.cart_persons_to_recompute() }})
-            or checkout_id in (
-                select checkout_id from {{ ref('int_cio__checkouts') }}
-                where {{ cio_sync.cart_window_elapsed_since_last_build() }}
-            )
+        where {{ cio_sync.identifier() }} in ({{ cio_sync.cart_persons_to_recompute() }});
+        delete from {{ this }}
+        where checkout_id in ({{ cio_sync.carts_to_recompute() }})
     {%- endif -%}
 {%- endmacro %}
 

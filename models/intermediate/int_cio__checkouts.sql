@@ -22,7 +22,7 @@ checkouts as (
     select * from {{ ref('stg_cio__checkouts') }}
     where checkout_id is not null
     {%- if cio_sync.is_incremental_run() %}
-        and ({{ cio_sync.changed_since_last_build() }} or {{ cio_sync.matches_changed_customer() }})
+        and checkout_id in ({{ cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id') }})
     {%- endif %}
 ),
 

@@ -23,10 +23,7 @@ orders as (
     select * from {{ ref('stg_cio__orders') }}
     where order_id is not null
     {%- if cio_sync.is_incremental_run() %}
-        and (
-            {{ cio_sync.changed_since_last_build() }}
-            or {{ cio_sync.matches_changed_customer() }}
-        )
+        and order_id in ({{ cio_sync.keys_to_resolve(ref('stg_cio__orders'), 'order_id') }})
     {%- endif %}
 ),
 

@@ -14,8 +14,13 @@ with refunds as (
     select * from {{ ref('stg_cio__refunds') }}
     where refund_id is not null
     {%- if cio_sync.is_incremental_run() %}
-        and ({{ cio_sync.changed_since_last_build() }}
-            or order_id in (select order_id from {{ ref('int_cio__orders') }} where {{ cio_sync.changed_since_last_build() }}))
+        and refund_id in (
+            select refund_id from {{ ref('stg_cio__refunds') }} where {{ cio_sync.changed_since_last_build() }}
+            union
+            select refund_id from {{ ref('stg_cio__refunds') }} where order_id in (
+                select order_id from {{ ref('int_cio__orders') }} where {{ cio_sync.changed_since_last_build() }}
+            )
+        )
     {%- endif %}
 ),
 

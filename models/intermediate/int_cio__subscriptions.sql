@@ -33,8 +33,7 @@ subscriptions as (
     where subscription_id is not null and status is not null and updated_at is not null
     {%- if cio_sync.is_incremental_run() %}
         and subscription_id in (
-            select subscription_id from {{ ref('stg_cio__subscriptions') }}
-            where {{ cio_sync.changed_since_last_build() }} or {{ cio_sync.matches_changed_customer(email=none) }}
+            {{ cio_sync.keys_to_resolve(ref('stg_cio__subscriptions'), 'subscription_id', email=false) }}
         )
     {%- endif %}
 ),

@@ -27,10 +27,7 @@ with candidates as (
         and coalesce(in_stock, true)
         and not do_not_message
     {%- if cio_sync.is_incremental_run() %}
-        and (
-            person_id in ({{ cio_sync.cart_persons_to_recompute() }})
-            or {{ cio_sync.cart_window_elapsed_since_last_build() }}
-        )
+        and checkout_id in ({{ cio_sync.carts_to_recompute() }})
     {%- endif %}
 ),
 
