@@ -16,7 +16,7 @@ with too_long as (
         {%- for column in text_attributes %}
         sum(case when {{ cio_sync.byte_length(adapter.quote(column.name)) }} > {{ max_value_bytes }} then 1 else 0 end) as c{{ loop.index }}{{ ',' if not loop.last }}
         {%- endfor %}
-    from {{ model }}
+    from {{ cio_sync.sendable_rows(model) }}
 )
 {%- endif %}
 

@@ -1,7 +1,7 @@
 {#- Implementation of the generic test `consistent_event_names` (tests/generic/consistent_event_names.sql); dispatched so an adapter can override it. -#}
 {% macro default__test_consistent_event_names(model, column_name) %}
 with names as (
-    select distinct {{ column_name }} as event_name from {{ model }}
+    select distinct {{ column_name }} as event_name from {{ cio_sync.sendable_rows(model) }}
 ),
 
 checked as (

@@ -4,7 +4,7 @@ with counts as (
     select
         sum(case when {{ condition }} then 1 else 0 end) as matching_rows,
         count(*) as total_rows
-    from {{ model }}
+    from {{ cio_sync.sendable_rows(model) }}
 )
 
 select

@@ -13,7 +13,7 @@ select {{ column_name }} as identifier,
         when not {{ cio_sync.is_valid_email(column_name) }} then 'not an email'
         {%- endif %}
     end as problem
-from {{ model }}
+from {{ cio_sync.sendable_rows(model) }}
 where {{ column_name }} is null
     or {{ column_name }} <> trim({{ column_name }})
     or {{ column_name }} = ''

@@ -15,7 +15,7 @@ select '{{ column.name }}', 'nested type {{ column.dtype }}'
 {%- elif column.is_string() %}
 union all
 select '{{ column.name }}', 'JSON text value'
-from {{ model }}
+from {{ cio_sync.sendable_rows(model) }}
 where left(trim({{ adapter.quote(column.name) }}), 1) in ('{', '[')
 {%- endif %}
 {%- endfor %}

@@ -3,7 +3,7 @@
 {%- set column_name = column_name or cio_sync.identifier() -%}
 {%- set kind = kind or cio_sync.identifier_kind() -%}
 select {{ column_name }} as identifier
-from {{ model }}
+from {{ cio_sync.sendable_rows(model) }}
 where {{ column_name }} is not null
     and {% if kind == 'email' %}not {% endif %}({{ column_name }} like '%@%')
 {% endmacro %}
