@@ -87,8 +87,12 @@ def test_meta_cio_schema_rejects_bad_config(meta, message):
         jsonschema.validate(meta, meta_cio_schema())
 
 
-def test_unconfigured_optional_inputs_disable_their_models(duckdb_project_factory):
-    project = duckdb_project_factory("core_only", vars={f"cio_{name}": None for name in OPTIONAL_INPUTS})
+def test_optional_inputs_switched_off_disable_their_models(duckdb_project_factory):
+    project = duckdb_project_factory(
+        "core_only",
+        vars={**{f"cio_{name}": None for name in OPTIONAL_INPUTS},
+              **{f"cio_using_{name}": False for name in OPTIONAL_INPUTS}},
+    )
     project.run("build")
     manifest = project.manifest()
     enabled = package_models(manifest)
@@ -148,6 +152,35 @@ def test_missing_required_input_is_a_clear_error(duckdb_project_factory):
     project = duckdb_project_factory("no_orders", vars={"cio_orders": None})
     with pytest.raises(DbtFailed, match="input 'orders' is not configured. Set var 'cio_orders'"):
         project.run("parse")
+
+
+def test_an_optional_input_used_but_not_configured_names_both_vars(duckdb_project_factory):
+    project = duckdb_project_factory("no_refunds", vars={"cio_refunds": None})
+    with pytest.raises(DbtFailed, match="input 'refunds' is not configured. Set var 'cio_refunds'.*"
+                                        "set var 'cio_using_refunds' to false instead"):
+        project.run("parse")
+
+
+def test_only_staging_models_depend_on_the_input_relations(duckdb_build):
+    """The inputs are the project's own relations (here the example's seeds): in dbt's graph only
+    the staging models reach them, so nothing downstream joins raw inputs again."""
+    manifest = duckdb_build.manifest()
+    inputs = {uid for uid, node in manifest["nodes"].items() if node["package_name"] != "cio_sync"}
+    reaching = {node["name"] for node in package_models(manifest).values()
+                if set(node["depends_on"]["nodes"]) & inputs}
+    assert reaching and all(name.startswith("stg_cio__") for name in reaching), reaching
+
+
+def test_every_reason_counts_toward_an_inputs_quarantine_share(duckdb_project_factory):
+    """5 of the example's 12 orders are kept out, 3 of them by staging's checks (25%) and 2 when
+    they are resolved to a person (unknown customer, quarantined customer): 42%, over a limit
+    of 40%, so the guardrail fails. (Customers, 5 of 13 kept out, stay under it.)"""
+    project = duckdb_project_factory("quarantine_share", vars={"cio_max_quarantine_share": 0.4})
+    proc = project.run("build", "--select", "+int_cio__orders", check=False)
+    assert proc.returncode == 1
+    failed = {r["unique_id"].split(".")[2]: r.get("failures") for r in project.run_results()["results"]
+              if r["status"] == "fail"}
+    assert any(name.startswith("cio_sync_quarantine_share_int_cio__orders") for name in failed), failed
 
 
 def test_missing_required_column_names_input_and_column(duckdb_project_factory):

@@ -89,7 +89,11 @@ def test_redshift_overrides_are_used(redshift_compiled):
     sql = "\n".join(p.read_text() for p in redshift_compiled.rglob("*.sql")).lower()
     assert "listagg(" in sql and "within group" in sql  # json_array_agg
     assert "convert_timezone('america/new_york', 'utc'" in sql  # to_utc for naive columns
-    assert "getdate()" not in sql  # the example pins cio_now
+    # The example pins cio_now: the clock only stamps when rows were staged (sysdate, the
+    # transaction's start), never a business time.
+    assert "getdate()" not in sql
+    stamps = re.findall(r"sysdate[^,]{0,60}", sql)
+    assert stamps and all(re.search(r"as _cio_staged_at$", stamp.rstrip()) for stamp in stamps), stamps
     assert "varchar(65535)" in sql and "varchar(2048)" in sql  # real lengths, not text
 
 

@@ -43,7 +43,7 @@
 {#- cio_event_replenishment_due: persons whose orders changed, and persons with units that ran
     out since the last build. -#}
 {% macro replenishment_persons_to_recompute() -%}
-    {{ cio_sync.persons_with_changed_orders() }}
+    {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
     union
     select person_id from {{ ref('int_cio__replenishments') }}
     where replenishment_due_at > {{ cio_sync.time_recompute_start() }}
@@ -55,7 +55,7 @@
 {% macro people_to_recompute() -%}
     {{ cio_sync.persons_changed_in(ref('int_cio__customers')) }}
     union
-    {{ cio_sync.persons_with_changed_orders() }}
+    {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
     {%- for input_name, model in [('checkouts', 'int_cio__checkouts'), ('subscriptions', 'int_cio__subscriptions'),
                                   ('refunds', 'int_cio__refunds')] if cio_sync.input_enabled(input_name) %}
     union
@@ -72,26 +72,4 @@
         where last_order_at is not null
             and (days_since_last_order is null or days_since_last_order <> {{ days }})
     {%- endif -%}
-{%- endmacro %}
-
-{#- The orders that changed since this model's last build, or whose lines did. -#}
-{% macro orders_changed() -%}
-    select order_id from {{ ref('int_cio__orders') }} where {{ cio_sync.changed_since_last_build() }}
-    {%- if cio_sync.input_enabled('order_lines') %}
-    union
-    select order_id from {{ ref('int_cio__order_lines') }} where {{ cio_sync.changed_since_last_build() }}
-    {%- endif %}
-{%- endmacro %}
-
-{#- The persons whose orders changed since this model's last build, or whose order lines did
-    (as they are now and as they were). -#}
-{% macro persons_with_changed_orders() -%}
-    {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
-    {%- if cio_sync.input_enabled('order_lines') %}
-    union
-    select person_id from {{ ref('int_cio__orders') }}
-    where person_id is not null and order_id in (
-        select order_id from {{ ref('int_cio__order_lines') }} where {{ cio_sync.changed_since_last_build() }}
-    )
-    {%- endif %}
 {%- endmacro %}

@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('order_lines'),
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{{ cio_sync.delete_rows_of('person_id', cio_sync.persons_with_changed_orders()) }}",
+    pre_hook="{{ cio_sync.delete_rows_of('person_id', cio_sync.persons_changed_in(ref('int_cio__orders'))) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='person_id',
@@ -18,7 +18,7 @@ with purchases as (
     where _cio_reason is null
         and counts_as_purchase
     {%- if cio_sync.is_incremental_run() %}
-        and person_id in ({{ cio_sync.persons_with_changed_orders() }})
+        and person_id in ({{ cio_sync.persons_changed_in(ref('int_cio__orders')) }})
     {%- endif %}
 ),
 

@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{{ cio_sync.delete_rows_of('order_id', cio_sync.orders_changed()) }}",
+    pre_hook="{{ cio_sync.delete_rows_of('order_id', 'select order_id from ' ~ ref('int_cio__orders') ~ ' where ' ~ cio_sync.changed_since_last_build()) }}",
     contract={'enforced': true},
     tags=['cio'],
     dist=cio_sync.identifier(),
@@ -12,16 +12,15 @@
         overrides={'json_columns': ['items']} if cio_sync.input_enabled('order_lines') else {})},
 ) }}
 {#- One event per purchase. Incrementally: the events of the orders that changed since the last
-    build, or whose lines did, are replaced (an order cancelled or quarantined since loses its
-    event). -#}
-{%- set with_lines = cio_sync.input_enabled('order_lines') -%}
+    build (their lines included) are replaced (an order cancelled or quarantined since loses
+    its event). -#}
 
 with orders as (
     select * from {{ ref('int_cio__orders') }}
     where _cio_reason is null
         and counts_as_purchase
     {%- if cio_sync.is_incremental_run() %}
-        and order_id in ({{ cio_sync.orders_changed() }})
+        and {{ cio_sync.changed_since_last_build() }}
     {%- endif %}
 )
 
@@ -35,15 +34,6 @@ select
     cast(orders.order_total as {{ cio_sync.type_money() }}) as total,
     cast(orders.discount_code as {{ cio_sync.type_string() }}) as discount_code,
     cast(orders.currency as {{ cio_sync.type_string(3) }}) as currency,
-    {%- if with_lines %}
-    cast(coalesce(lines.items, '[]') as {{ cio_sync.type_string(65535) }}) as items,
-    cast(coalesce(lines.item_count, 0) as {{ dbt.type_int() }}) as item_count
-    {%- else %}
-    cast(null as {{ cio_sync.type_string(65535) }}) as items,
-    cast(null as {{ dbt.type_int() }}) as item_count
-    {%- endif %}
+    cast(orders.items as {{ cio_sync.type_string(65535) }}) as items,
+    cast(orders.item_count as {{ dbt.type_int() }}) as item_count
 from orders
-{%- if with_lines %}
-left join {{ ref('int_cio__order_lines') }} as lines
-    on lines.order_id = orders.order_id
-{%- endif %}

@@ -82,20 +82,18 @@ last_category as (
     select person_id, top_category as product_category
     from (
         select
-            orders.person_id,
-            lines.top_category,
+            person_id,
+            top_category,
             row_number() over (
-                partition by {{ cio_sync.sort_key('orders.person_id') }}
-                order by orders.ordered_at desc, {{ cio_sync.sort_key('orders.order_id') }} desc
+                partition by {{ cio_sync.sort_key('person_id') }}
+                order by ordered_at desc, {{ cio_sync.sort_key('order_id') }} desc
             ) as category_rank
-        from {{ ref('int_cio__orders') }} as orders
-        inner join {{ ref('int_cio__order_lines') }} as lines
-            on lines.order_id = orders.order_id
-        where orders._cio_reason is null
-            and orders.counts_as_purchase
-            and lines.top_category is not null
+        from {{ ref('int_cio__orders') }}
+        where _cio_reason is null
+            and counts_as_purchase
+            and top_category is not null
         {%- if recompute %}
-            and orders.person_id in (select person_id from persons_to_recompute)
+            and person_id in (select person_id from persons_to_recompute)
         {%- endif %}
     ) as ranked
     where category_rank = 1

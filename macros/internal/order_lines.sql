@@ -1,0 +1,42 @@
+{#- What the valid lines of each order add up to, one row per order with a valid line: items
+    (JSON text, the var cio_items_max most valuable lines, highest value first), item_count
+    (units) and top_category (category of the most valuable line that has one). Every figure
+    is a window over the lines of the order in value order, so one sort computes them all.
+    `condition`: which staged lines to read (all valid lines when none). -#}
+{% macro order_line_summaries(condition=none) -%}
+    {%- set window = 'partition by ' ~ cio_sync.sort_key('order_id') ~ ' order by line_total desc, ' ~ cio_sync.sort_key('sku') -%}
+    {%- set whole_order = window ~ ' rows between unbounded preceding and unbounded following' -%}
+    select
+        order_id,
+        items,
+        item_count,
+        substr(ranked_category, 11, 256) as top_category
+    from (
+        select
+            order_id,
+            line_rank,
+            {{ cio_sync.json_array_window('case when line_rank <= ' ~ var('cio_items_max', 20) ~ ' then ' ~ cio_sync.json_object([
+                ('sku', 'sku', 'string'),
+                ('quantity', 'quantity', 'number'),
+                ('line_total', 'line_total', 'number'),
+                ('product_category', 'product_category', 'string'),
+            ]) ~ ' end', cio_sync.sort_key('order_id'), 'line_total desc, ' ~ cio_sync.sort_key('sku')) }} as items,
+            sum(quantity) over ({{ whole_order }}) as item_count,
+            {#- The first category in value order: the least of the categories prefixed with
+                their line's rank (a window minimum, needing no other order than the items'). #}
+            min(case when product_category is not null
+                then {{ cio_sync.rank_prefix('line_rank') }} || product_category end) over ({{ whole_order }}) as ranked_category
+        from (
+            select
+                order_id,
+                sku,
+                quantity,
+                line_total,
+                product_category,
+                row_number() over ({{ window }}) as line_rank
+            from {{ ref('stg_cio__order_lines') }}
+            where _cio_reason is null{{ ' and (' ~ condition ~ ')' if condition }}
+        ) as ranked
+    ) as summarized
+    where line_rank = 1
+{%- endmacro %}
