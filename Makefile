@@ -44,10 +44,13 @@ lint: install
 clean:
 	rm -rf $(IT)/target $(IT)/dbt_packages $(IT)/logs target logs
 
-## bench: the benchmark, not part of test (~12–25 min at full size, by machine; BENCH_ROWS=100000 for a quick run);
-## needs the PostgreSQL of PG*; writes docs/benchmarks.md at full size (see bench/run.py)
+## bench: the benchmark, not part of test (~40–60 min at full size, by machine; BENCH_ROWS=100000
+## BENCH_CUSTOMERS=50000 for a quick run); needs the PostgreSQL of PG*; writes docs/benchmarks.md at
+## full size: the exporter (bench/run.py), then the dbt package on a generated shop (bench/package.py)
 BENCH_ROWS ?= 1000000
+BENCH_CUSTOMERS ?= 1000000
 .PHONY: bench
-bench: install
+bench: install $(IT)/dbt_packages/cio_sync
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py --rows $(BENCH_ROWS)
+	$(BIN)/python bench/package.py --customers $(BENCH_CUSTOMERS)

@@ -372,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                 if line.startswith("model name")), "?")
     results = {"meta": {"started": started.isoformat(timespec="seconds"), "customers": args.customers,
                         "git": commit, "machine": f"{os.cpu_count()} cores, {cpu}",
-                        "command": "make bench" if args.customers == 1_000_000 and argv is None and
-                        sys.argv[1:] == [] else "bench/package.py " + " ".join(sys.argv[1:])},
+                        "command": "make bench" if sys.argv[1:] in ([], ["--customers", "1000000"])
+                        else "bench/package.py " + " ".join(sys.argv[1:])},
                "adapters": []}
     for kind in [a.strip() for a in args.adapters.split(",") if a.strip()]:
         results["adapters"].append(run_adapter(kind, shop, args))
