@@ -44,8 +44,11 @@ def test_a_backfill_of_last_years_checkouts_sends_no_cart_abandoned(duckdb_proje
                      "('k900', 'c010', null, timestamptz '2025-03-01 10:00:00+00', '120', 'u', 1, 'true', false), "
                      "('k901', 'c011', null, timestamptz '2025-03-02 10:00:00+00', '130', 'u', 1, 'true', false)")
     rebuilt = ("cio_event_cart_abandoned", "cio_event_checkout_started")
-    # Rows this old are outside the incremental lookback: a backfill goes with --full-refresh.
-    project.run("build", "--select", *rebuilt, "--full-refresh")
+    # Rows this old (and without loaded_at) are outside the staging lookback: a backfill goes
+    # with --full-refresh of the models and everything upstream of them (but the seeds, which
+    # would reload the example's rows over the backfill).
+    upstream = ("--select", *(f"+{model}" for model in rebuilt), "--exclude", "resource_type:seed")
+    project.run("build", *upstream, "--full-refresh")
     second = run(project, server, state, rebuilt)
     assert second["cio_event_cart_abandoned"]["skipped"] == 2
     assert second["cio_event_checkout_started"]["skipped"] == 2
@@ -68,7 +71,8 @@ def test_backfill_rename_sends_under_a_separate_name(duckdb_project_factory, ser
         conn.execute("insert into raw_checkouts values "
                      "('k900', 'c010', null, timestamptz '2025-03-01 10:00:00+00', '120', 'u', 1, 'true', false)")
     rebuilt = ("cio_event_cart_abandoned", "cio_event_checkout_started")
-    project.run("build", "--select", *rebuilt, "--full-refresh")
+    upstream = ("--select", *(f"+{model}" for model in rebuilt), "--exclude", "resource_type:seed")
+    project.run("build", *upstream, "--full-refresh")
     run(project, server, state, rebuilt)
     assert sorted(e["name"] for e in server.events()) == ["cart_abandoned_backfill", "checkout_started_backfill"]
 

@@ -239,7 +239,7 @@ def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_
     # o1002 lies inside the lookback (cio_event_lookback_hours before the newest event), o1001 not.
     schema.execute("update raw_orders set order_total = '86.00' where order_id = 'o1002'")
     schema.execute("update raw_orders set order_total = '61.00' where order_id = 'o1001'")
-    project.run("run", "--select", "cio_event_order_placed")
+    project.run("run", "--select", "+cio_event_order_placed")
     rows = {k: str(v) for k, v in schema.query("select order_id, total from cio_event_order_placed")}
     assert len(rows) == 7
     assert (rows["o2001"], rows["o1002"], rows["o1001"]) == ("42.00", "86.00", "59.90")

@@ -92,7 +92,7 @@ def test_redshift_overrides_are_used(redshift_compiled):
     # The example pins cio_now: the clock only stamps when rows were staged (sysdate, the
     # transaction's start), never a business time.
     assert "getdate()" not in sql
-    stamps = re.findall(r"sysdate[^,]{0,60}", sql)
+    stamps = re.findall(r"sysdate[^,\n]{0,60}", sql)
     assert stamps and all(re.search(r"as _cio_staged_at$", stamp.rstrip()) for stamp in stamps), stamps
     assert "varchar(65535)" in sql and "varchar(2048)" in sql  # real lengths, not text
 

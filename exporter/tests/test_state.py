@@ -530,6 +530,7 @@ def test_status_reports_runs_rejects_lag_and_strict_fails_on_problems(build, ser
     strict = build.cio_export("status", "--select", "tag:cio_big", "cio_people", "--strict", "--state-schema", state)
     assert strict.returncode == 1 and f"big_people: {ROWS} open rejects" in strict.stderr
     # A drift guardrail that goes off, and a model that is late for its max_lag (1d).
+    [(last_order_at,)] = build.schema.query("select last_order_at from cio_people where customer_id = 'c001'")
     build.schema.execute("update cio_people set last_order_at = null where customer_id = 'c001'")
     build.schema.execute(f"update {state}.cio_runs set finished_at = finished_at - interval '2 days'")
     try:
@@ -538,6 +539,8 @@ def test_status_reports_runs_rejects_lag_and_strict_fails_on_problems(build, ser
         assert "cio_people: guardrail orders_without_last_order_at: 1 of 8 rows" in strict.stderr
         assert "big_events: never synced successfully" in strict.stderr or "big_events: late" in strict.stderr
     finally:
+        # cio_people is incremental: a build recomputes only people whose inputs changed.
+        build.schema.execute(f"update cio_people set last_order_at = '{last_order_at}' where customer_id = 'c001'")
         build.run("build", *BUILD_SELECTION)
 
 

@@ -93,11 +93,13 @@
 
 {#- Start of the window: the newest change time among the rows of `relation` (a staging
     model) with a key, where `condition` holds, minus the lookback (a literal, see
-    timestamp_value). -#}
+    timestamp_value). A change time in the future (a mistyped year: the row is quarantined)
+    does not count, or it would hold the window shut until that date. -#}
 {% macro window_start(relation, input_name, condition=none) -%}
     {%- set sql = 'select ' ~ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72), 'max(_cio_changed_at)')
         ~ ' from ' ~ relation ~ ' where ' ~ (cio_sync.input_keys(input_name) | join(' is not null and '))
-        ~ ' is not null and ' ~ (condition or '1 = 1') -%}
+        ~ ' is not null and not ' ~ cio_sync.is_future('_cio_changed_at')
+        ~ ' and ' ~ (condition or '1 = 1') -%}
     {{ return(cio_sync.timestamp_value(sql)) }}
 {%- endmacro %}
 
