@@ -37,6 +37,9 @@ from cio_sync._cloud import (
 from cio_sync.fake_server import FakeCustomerIO
 from cio_sync.testing.dbt_cloud import FakeDbtCloud, Step, signed_webhook
 
+# The serve tests share one receiver and its run ledger, in order: one worker runs them all.
+pytestmark = pytest.mark.xdist_group("cloud")
+
 SITE, KEY = "site-cloud", "key-cloud-0123456789abcdef"
 SECRET = "whsec-cloud-test-0123456789"
 ACCOUNT = 77
@@ -366,6 +369,10 @@ def test_a_run_whose_tests_failed_syncs_only_the_models_whose_gates_pass(serve, 
 
 
 def test_a_replayed_run_does_nothing_after_a_restart(serve, cloud, customerio, warehouse):
+    # The runs the tests above deliver, whichever of them ran first (a duplicate is a no-op).
+    for run_id in (5001, 5002, 5003):
+        assert serve.deliver(cloud.webhook_event(run_id)).status_code in (200, 202)
+        serve.wait_for(run_id)
     serve.stop()
     assert serve.records()[-1]["event"] == "serve.stopped"
     with duckdb.connect(warehouse["CIO_DUCKDB_PATH"]) as db:
