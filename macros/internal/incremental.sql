@@ -81,8 +81,15 @@
 {% macro default__analyze_after_build() -%}{%- endmacro %}
 
 {% macro postgres__analyze_after_build() -%}
-    {%- if execute and flags.INTROSPECT and model is defined and config.get('materialized') in ('table', 'incremental') and not is_incremental() -%}
-        analyze {{ this }}
+    {%- if execute and flags.INTROSPECT and model is defined and config.get('materialized') in ('table', 'incremental') -%}
+        {#- After an incremental build only the stamp's statistics: later models select the rows
+            stamped after their own last build, which PostgreSQL would otherwise estimate at one
+            row (the stamps are newer than the statistics' newest value). -#}
+        {%- if not is_incremental() -%}
+            analyze {{ this }}
+        {%- elif '_cio_staged_at' in cio_sync.relation_columns(this) | map(attribute='name') | map('lower') | list -%}
+            analyze {{ this }} (_cio_staged_at)
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
