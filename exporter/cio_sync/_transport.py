@@ -59,6 +59,8 @@ RETRY_AFTER_CAP = 300.0
 _REGIONS = ("us", "eu")
 _MESSAGE_LIMIT = 500
 """Longest piece of response text kept in an outcome or an error message."""
+_REASON_LIMIT = 64
+"""Longest reason code kept from an answer (the state's reason columns are this wide)."""
 
 _TOO_LARGE_REASONS = frozenset({"request_too_large", "payload_too_large", "request_entity_too_large"})
 
@@ -727,7 +729,7 @@ class TrackClient:
                 outcome.undelivered = everything
                 outcome.error = "HTTP 207 with an unreadable body: " + self._clip(response.text)
                 return outcome
-            outcome.rejected = [(i, *failed[i]) for i in sorted(failed)]
+            outcome.rejected = [(i, self._reason(failed[i][0]), self._clip(failed[i][1])) for i in sorted(failed)]
             outcome.accepted = [i for i in everything if i not in failed]
         elif 200 <= status < 300:
             outcome.accepted = everything
@@ -737,7 +739,7 @@ class TrackClient:
                 merged = self._send_halves(batch)
                 merged.attempts += outcome.attempts
                 return merged
-            reason = next((r for r, _ in entries if r), f"http_{status}")
+            reason = self._reason(next((r for r, _ in entries if r), f"http_{status}"))
             message = self._clip(f"HTTP {status}: " + "; ".join(m for _, m in entries))
             outcome.rejected = [(i, reason, message) for i in everything]
         else:
@@ -858,3 +860,10 @@ class TrackClient:
     def _clip(self, text: str) -> str:
         text = self._scrub(text)
         return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
+
+    def _reason(self, text: str) -> str:
+        """A reason code from the answer, secrets scrubbed, at most _REASON_LIMIT characters
+        (the state's reason columns): a server's reason is a short code, but it is still text
+        from outside."""
+        text = self._scrub(text)
+        return text if len(text) <= _REASON_LIMIT else text[: _REASON_LIMIT - 3] + "..."

@@ -48,6 +48,7 @@ FAULTS_OFF: dict[str, Any] = {
     "slow_accepts": True,
     "seed": None,
     "max_request_bytes": 500_000,
+    "echo_credentials": False,
 }
 
 
@@ -593,3 +594,36 @@ def test_logs_and_errors_never_show_the_key(srv: FakeCustomerIO, caplog) -> None
     assert_no_secret(caplog.text)
     assert_no_secret(repr(outcomes))
     assert_no_secret(repr(stats))
+
+
+def test_answers_that_echo_the_credentials_never_leak_them(srv: FakeCustomerIO, caplog) -> None:
+    """A server that quotes the Authorization header (and the key decoded from it) in every
+    answer's texts: 207 reasons and messages, 400s, 429s and 5xx bodies. None of it reaches an
+    outcome, an error or the log with the key in it; a reason stays within the state's 64
+    characters."""
+    caplog.set_level(logging.DEBUG)
+    srv.configure(echo_credentials=True)
+    invalid = event("b", event_id="not-a-ulid")
+    with TrackClient(settings_for(srv.url, max_retries=0)) as client:
+        [answered] = send_all(client, [batch_of([event("a"), invalid])])
+        assert answered.status == 207 and answered.accepted == [0]
+        [(index, reason, message)] = answered.rejected
+        assert index == 1 and "you sent Authorization: Basic ***" in message and len(reason) <= 64
+        assert reason.startswith("invalid_event_id")
+
+        srv.configure(max_request_bytes=100)  # a whole request refused: a 400
+        [too_large] = send_all(client, [batch_of([event("c")])])
+        assert too_large.status == 400 and too_large.rejected and "you sent" in too_large.rejected[0][2]
+
+        srv.configure(max_request_bytes=500_000, error_rate=1.0)  # 5xx, retries exhausted
+        [failed] = send_all(client, [batch_of([event("d")])])
+        assert failed.undelivered == [0] and "you sent" in (failed.error or "")
+
+        srv.configure(error_rate=0.0, rate_limit=1.0, rate_limit_burst=1.0)  # a 429
+        limited = send_all(client, [batch_of([event("e")]), batch_of([event("f")])])
+        assert any(o.status == 429 and "you sent" in (o.error or "") for o in limited), limited
+        stats = client.stats
+    outcomes = [answered, too_large, failed, *limited]
+    assert_no_secret(repr(outcomes))
+    assert_no_secret(repr(stats))
+    assert_no_secret(caplog.text)

@@ -82,6 +82,48 @@ def _json(status: int, content: Any, headers: Mapping[str, str] | None = None) -
     )
 
 
+def _echoing_send(scope: Scope, send: Send) -> Send:
+    """Wrap ``send`` so that the answer's texts quote the request's credentials (setting
+    echo_credentials): every string of a JSON body gets them appended, any other body is
+    replaced by them."""
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    try:
+        decoded = base64.b64decode(header.partition(" ")[2], validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        decoded = ""
+    echo = f" [you sent Authorization: {header}, that is {decoded}]"
+    started: list[Message] = []
+
+    def quote(value: Any) -> Any:
+        if isinstance(value, str):
+            return value + echo
+        if isinstance(value, list):
+            return [quote(v) for v in value]
+        if isinstance(value, dict):
+            return {k: (v if k == "batch_index" else quote(v)) for k, v in value.items()}
+        return value
+
+    async def echoing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            started.append(message)
+            return
+        if message["type"] != "http.response.body" or not started:
+            await send(message)
+            return
+        try:
+            body = orjson.dumps(quote(orjson.loads(message.get("body", b""))))
+        except orjson.JSONDecodeError:
+            body = echo.strip().encode()
+        if body == b"{}":
+            body = orjson.dumps({"meta": {"note": echo.strip()}})
+        start = started.pop()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return echoing
+
+
 def _unauthorized() -> Response:
     return _json(401, {"meta": {"error": "Unauthorized request"}})
 
@@ -227,6 +269,8 @@ class FakeTrackApp:
         if verdict.slow:
             counters.slow += 1
         context = RequestContext(body=body, accept=verdict.accept)
+        if self.settings.echo_credentials:
+            send = _echoing_send(scope, send)
         observed = self._observing_send(scope, send, context, verdict.delay)
         if verdict.outcome is Outcome.RATE_LIMITED:
             counters.rate_limited += 1

@@ -37,6 +37,9 @@ class Settings:
     seed: int | None = None
     #: Path prefixes the faults apply to, e.g. ("/api/v2/",) to spare the region preflight.
     fault_paths: tuple[str, ...] = ("/api/",)
+    #: A careless server: every answer on the fault paths (2xx, 207, 4xx, 429, 5xx) carries the
+    #: request's Authorization header and the key decoded from it in its texts.
+    echo_credentials: bool = False
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "drop_rate", "slow_rate"):
@@ -122,6 +125,7 @@ _CONVERTERS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     "slow_accepts": (_as_bool, False),
     "seed": (_as_int, True),
     "fault_paths": (_as_prefixes, False),
+    "echo_credentials": (_as_bool, False),
 }
 
 
