@@ -4,6 +4,7 @@ the rest of the model goes on."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,18 @@ class Item(msgspec.Struct, frozen=True, gc=False):
 
 #: identifiers up to this many characters are within Customer.io's limit whatever they hold
 _ID_CHARS = MAX_IDENTIFIER_BYTES // 4
+
+#: longest row key the state tables hold (their key columns are varchar(1024))
+MAX_KEY_CHARS = 1024
+
+
+def state_key(key: str) -> str:
+    """`key` as the state tables can hold it: a key longer than MAX_KEY_CHARS becomes its start,
+    `~` and the md5 of the whole key (so two long keys stay apart), MAX_KEY_CHARS in all."""
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    digest = hashlib.md5(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return key[: MAX_KEY_CHARS - len(digest) - 1] + "~" + digest
 
 def event_ulid(epoch_ms: int, hash_hex: str) -> str:
     """A deterministic ULID: 48-bit time part = the event time in ms, 80 random bits = the first
@@ -180,10 +193,10 @@ class Encoder:
                     return checked(row)
                 # No value can be over its limit in an item this small; a larger one is checked.
                 # Without nulls sent, a null is a NaN or an infinity (or text like one): checked.
-                if len(data) <= MAX_ATTRIBUTE_VALUE_BYTES and (nulls or b":null" not in data):
-                    key = row[1]
-                    return Item(data, identifier, identifier if key is None else str(key), None, row[2], None,
-                                not known)
+                key = identifier if row[1] is None else str(row[1])
+                if (len(data) <= MAX_ATTRIBUTE_VALUE_BYTES and (nulls or b":null" not in data)
+                        and len(key) <= MAX_KEY_CHARS):
+                    return Item(data, identifier, key, None, row[2], None, not known)
             return checked(row)
 
         return person
@@ -208,14 +221,24 @@ class Encoder:
                     return checked(row)
                 # A None attribute is left out, so a null in the item is a NaN or an infinity
                 # (msgspec writes them as null), or text that looks like one: the checked path.
-                if len(data) <= MAX_ITEM_BYTES and b":null" not in data:
-                    return Item(data, identifier, str(key), row[2], row[6], event_id, row[7] is None)
+                key = str(key)
+                if len(data) <= MAX_ITEM_BYTES and b":null" not in data and len(key) <= MAX_KEY_CHARS:
+                    return Item(data, identifier, key, row[2], row[6], event_id, row[7] is None)
             return checked(row)
 
         return event
 
     def _reject(self, key, column, reason, message) -> Reject:
-        return Reject(self.model.name, None if key is None else str(key), column, reason, message)
+        return Reject(self.model.name, None if key is None else state_key(str(key)), column, reason, message)
+
+    def _long_key(self, key, column: str | None) -> Reject | None:
+        """A reject for a row key the state cannot record (it would be sent and never recorded
+        as sent, or wedge every later run), else None."""
+        if len(str(key)) <= MAX_KEY_CHARS:
+            return None
+        return self._reject(key, column, "key_too_long",
+                            f"the row key is {len(str(key))} characters; cio-export keeps keys of up to "
+                            f"{MAX_KEY_CHARS} (use a shorter key column, e.g. a hash of this one)")
 
     def _identifier(self, value, key) -> str | Reject:
         if type(value) is str and 0 < len(value) <= _ID_CHARS and not value.isspace():
@@ -293,6 +316,9 @@ class Encoder:
         identifier = self._identifier(row[0], key)
         if isinstance(identifier, Reject):
             return identifier
+        too_long = self._long_key(key, self.model.key_column.name)
+        if too_long is not None:
+            return too_long
         known = row[3] is not None  # previous row hash: Customer.io has this person
         attributes = self._attributes(row, key, check_value_size=True, nulls=known and self.send_nulls)
         if isinstance(attributes, Reject):
@@ -315,6 +341,9 @@ class Encoder:
         key = row[1]
         if key is None:
             return self._reject(None, self.model.event_id.name, "null_event_id", "the event id is empty")
+        too_long = self._long_key(key, self.model.event_id.name)
+        if too_long is not None:
+            return too_long
         identifier = self._identifier(row[0], key)
         if isinstance(identifier, Reject):
             return identifier

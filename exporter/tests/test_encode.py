@@ -10,7 +10,7 @@ import pytest
 from ulid import ULID
 
 from cio_sync._batch import ENVELOPE_BYTES, BatchPacker
-from cio_sync._encode import Encoder, Item, Reject, event_ulid
+from cio_sync._encode import MAX_KEY_CHARS, Encoder, Item, Reject, event_ulid, state_key
 from cio_sync._errors import ConfigError
 from cio_sync._model import BOOLEAN, INTEGER, NESTED, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec, check_identifier_kinds
 
@@ -335,3 +335,21 @@ def test_packing_many_items_at_once_closes_the_same_batches_as_one_by_one(max_it
     got.append(many.flush())
     assert [(b.items, b.refs) for b in got] == [(b.items, b.refs) for b in expected]
     assert len(expected) > 10 and any(len(b.items) == 1 and len(b.items[0]) > 1_000 for b in expected)
+
+
+def test_a_row_key_longer_than_the_state_holds_is_rejected_not_sent():
+    """A key the state tables cannot record would be sent and never recorded as sent (resent
+    by every run) or wedge the model: the row is rejected, naming the key column, under a key
+    the state can hold that still tells two long keys apart."""
+    events = Encoder(spec(EVENT).resolve(EVENT_COLUMNS), snapshot=1, n_head=9)
+    long_key, other = "k" * 1500, "k" * 1499 + "x"
+    result = events.encode(event_row(event_id=long_key))
+    assert isinstance(result, Reject) and (result.reason, result.column) == ("key_too_long", "event_id")
+    assert len(result.row_key) == MAX_KEY_CHARS and result.row_key.startswith("k" * 900)
+    assert events.encode(event_row(event_id=other)).row_key != result.row_key
+    assert isinstance(events.encode(event_row(event_id="k" * MAX_KEY_CHARS)), Item)  # at the limit: sent
+
+    people = Encoder(spec({**PEOPLE, "key_column": "email"}).resolve(PEOPLE_COLUMNS), snapshot=1, n_head=5)
+    result = people.encode(person("c1", "n" * 2000, "a@b.co", 1, 1.0, 1, True))
+    assert isinstance(result, Reject) and (result.reason, result.column) == ("key_too_long", "email")
+    assert state_key("short") == "short"

@@ -345,6 +345,29 @@ def test_a_renamed_event_property_blocks_its_model_until_accepted(build, server)
         build.schema.execute("alter table big_events rename column title to label")
 
 
+def test_an_event_key_longer_than_the_state_holds_is_rejected_and_reruns_go_on(build, server):
+    """A 1,500-character event key: rejected with a reason and recorded, never sent (it could
+    never be recorded as sent), and the next run neither crashes nor sends it."""
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_events", state=state)
+    assert proc.returncode == 0, proc.stderr
+    long_key = "ev-" + "k" * 1500
+    build.schema.execute(f"insert into big_events values ('{long_key}', 'person-1', timestamp '2026-05-03', 1, 'x')")
+    try:
+        for _ in range(2):
+            server.reset()
+            proc, summary = export(build, server, "--select", "big_events", state=state)
+            assert proc.returncode == 1 and summary is not None, proc.stderr
+            [result] = summary["results"]
+            assert [(r["reason"], r["column"]) for r in result["rejects"]] == [("key_too_long", "event_id")]
+            assert server.events() == []
+        [(row_key, reason)] = build.schema.query(
+            f"select row_key, reason from {state}.cio_rejects where model = 'big_events'")
+        assert reason == "key_too_long" and len(row_key) == 1024 and row_key.startswith(long_key[:900])
+    finally:
+        build.schema.execute(f"delete from big_events where event_id = '{long_key}'")
+
+
 def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "big_events", state=state)
