@@ -477,6 +477,19 @@ class StateStore:
             return True
         now = utcnow()
         table = self.table("cio_leases")
+        expires = self._ts(datetime.fromtimestamp(now.timestamp() + ttl))
+        if self.kind == "postgres":
+            # One statement: two runs starting together cannot both find the lease free (the
+            # loser waits for the winner's insert, then finds a live lease: `locked`).
+            taken = self.execute(
+                f"insert into {table} as held (model, shard, holder, heartbeat_at, expires_at) values "
+                f"({self._lit(model)}, {self._lit(shard)}, {self._lit(holder)}, {self._ts(now)}, {expires}) "
+                "on conflict (model, shard) do update set holder = excluded.holder, "
+                "heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at "
+                f"where held.holder = excluded.holder or held.expires_at is null or held.expires_at <= {self._ts(now)} "
+                "returning holder")
+            self.commit()
+            return bool(taken)
         where = f"model = {self._lit(model)} and shard = {self._lit(shard)}"
         if self.kind == "redshift":
             self.execute(f"lock {table}")
@@ -486,8 +499,7 @@ class StateStore:
             return False
         self.execute(f"delete from {table} where {where}")
         self.execute(f"insert into {table} (model, shard, holder, heartbeat_at, expires_at) values "
-                     f"({self._lit(model)}, {self._lit(shard)}, {self._lit(holder)}, {self._ts(now)}, "
-                     f"{self._ts(datetime.fromtimestamp(now.timestamp() + ttl))})")
+                     f"({self._lit(model)}, {self._lit(shard)}, {self._lit(holder)}, {self._ts(now)}, {expires})")
         self.commit()
         return True
 

@@ -318,3 +318,44 @@ def test_outcomes_commit_without_waiting_for_the_disk_and_keys_in_flight_wait_fo
     assert any(s.startswith("delete") and "cio_inflight" in s for s in outcomes), outcomes
     assert schema.query(f"select count(*) from {schema.name}.cio_event_ledger") == [(2,)]
     assert schema.query(f"select count(*) from {schema.name}.cio_inflight") == [(0,)]
+
+
+def test_two_runs_taking_one_lease_together_one_is_locked_out_without_an_error(store):
+    """Run A has inserted the lease but not committed; run B asks for it meanwhile (B's insert
+    waits on A's). When A commits, B is told the lease is taken (`locked`), not a unique
+    violation."""
+    store, schema = store
+    store.acquire_lease("other", "all", "warm-up", 60)  # creates the state tables
+    other = psycopg2.connect(**pg_settings())
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(f"insert into {schema.name}.cio_leases values ('ev', 'all', 'run-a', now(), "
+                           "now() + interval '1 hour')")
+            outcome: dict = {}
+
+            def run_b() -> None:
+                try:
+                    outcome["taken"] = store.acquire_lease("ev", "all", "run-b", 60)
+                except Exception as exc:  # noqa: BLE001 - the failure this test is about
+                    outcome["error"] = exc
+
+            thread = threading.Thread(target=run_b)
+            thread.start()
+            # Synchronise on the event itself: B's statement waiting for A's row lock.
+            watcher = psycopg2.connect(**pg_settings())
+            try:
+                with watcher.cursor() as watching:
+                    for _ in range(100_000):
+                        watching.execute("select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
+                                         "and query like '%cio_leases%'")
+                        if watching.fetchone()[0] or not thread.is_alive():
+                            break
+            finally:
+                watcher.close()
+            other.commit()
+            thread.join()
+        assert outcome == {"taken": False}
+        assert store.execute(f"select holder from {schema.name}.cio_leases where model = 'ev'") == [("run-a",)]
+        store.commit()
+    finally:
+        other.close()
