@@ -23,6 +23,7 @@ from ._model import (
     MAX_IDENTIFIER_BYTES,
     MAX_ITEM_BYTES,
     NUMBER,
+    OUT_OF_RANGE_TIME,
     TEXT,
     TIMESTAMP,
     Column,
@@ -65,6 +66,8 @@ class Item(msgspec.Struct, frozen=True, gc=False):
 
 #: identifiers up to this many characters are within Customer.io's limit whatever they hold
 _ID_CHARS = MAX_IDENTIFIER_BYTES // 4
+
+_INFINITE_TIME = "the time is 'infinity' or '-infinity', which Customer.io cannot take: fix the source (or null it)"
 
 #: longest row key the state tables hold (their key columns are varchar(1024))
 MAX_KEY_CHARS = 1024
@@ -133,6 +136,7 @@ class Encoder:
         kinds = [c.kind for c in model.attributes]
         self.number_positions = tuple(i for i, k in enumerate(kinds) if k == NUMBER)
         self.text_positions = tuple(i for i, k in enumerate(kinds) if k == TEXT)
+        self.time_positions = tuple(i for i, k in enumerate(kinds) if k in (TIMESTAMP, DATE))
         self.general = bool(self.json_positions) or any(
             k not in (TEXT, NUMBER, INTEGER, BOOLEAN, TIMESTAMP, DATE) for k in kinds)
         # A person Customer.io already has (a previous hash in state) gets its nulls sent as
@@ -174,6 +178,7 @@ class Encoder:
             self.attributes_without_nulls, self.attributes_with_nulls, self.identifiers, self.item, self.encode_struct)
         head, numbers, snapshot, send_nulls, checked = (
             self.n_head, self.number_positions, self.snapshot, self.send_nulls, self._person_checked)
+        times = self.time_positions
 
         def person(row: tuple) -> Item | Reject:
             identifier = row[0]
@@ -181,6 +186,9 @@ class Encoder:
                 known = row[3] is not None  # previous row hash: Customer.io has this person
                 nulls = known and send_nulls
                 values = row[head:]
+                for i in times:
+                    if values[i] == OUT_OF_RANGE_TIME:
+                        return checked(row)
                 if nulls:  # nulls are sent: a NaN or an infinity must be found before (checked path)
                     for i in numbers:
                         value = values[i]
@@ -208,9 +216,13 @@ class Encoder:
         attributes, identifiers, item, encode = self.attributes_without_nulls, self.identifiers, self.item, \
             self.encode_struct
         head, valid_names, checked = self.n_head, self.valid_names, self._event_checked
+        times = tuple(head + i for i in self.time_positions)
 
         def event(row: tuple) -> Item | Reject:
             key, identifier, epoch_ms, name = row[1], row[0], row[3], row[5]
+            for i in times:
+                if row[i] == OUT_OF_RANGE_TIME:
+                    return checked(row)
             if (key is not None and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS
                     and not identifier.isspace() and epoch_ms is not None and epoch_ms >= 0 and name in valid_names):
                 try:
@@ -263,6 +275,9 @@ class Encoder:
             value = values[i]
             if value is not None and value - value != 0:  # nan or an infinity
                 return self._attributes_general(row, key, check_value_size, nulls)
+        for i in self.time_positions:
+            if values[i] == OUT_OF_RANGE_TIME:
+                return self._attributes_general(row, key, check_value_size, nulls)
         if check_value_size:
             for i in self.text_positions:
                 value = values[i]  # TEXT is also the kind of unrecognised types: not always a str
@@ -280,7 +295,11 @@ class Encoder:
                     attributes[self.names[i]] = None
                 continue
             if isinstance(value, float) and not math.isfinite(value):
-                return self._reject(key, self.columns[i], "not_a_number", f"{value} cannot be sent as a number")
+                return self._reject(key, self.columns[i], "not_a_number",
+                                    f"{value} cannot be sent as a number (a NaN, an infinity, or a numeric "
+                                    "beyond a double's range)")
+            if value == OUT_OF_RANGE_TIME and i in self.time_positions:
+                return self._reject(key, self.columns[i], "timestamp_out_of_range", _INFINITE_TIME)
             if i in self.json_positions and isinstance(value, str):
                 try:
                     value = orjson.loads(value)
@@ -350,6 +369,8 @@ class Encoder:
         timestamp, epoch_ms, hash_hex, name = row[2], row[3], row[4], row[5]
         if epoch_ms is None:
             return self._reject(key, self.model.timestamp.name, "null_timestamp", "the event time is empty")
+        if epoch_ms == OUT_OF_RANGE_TIME:
+            return self._reject(key, self.model.timestamp.name, "timestamp_out_of_range", _INFINITE_TIME)
         if epoch_ms < 0:
             return self._reject(
                 key, self.model.timestamp.name, "timestamp_before_1970", "event times before 1970 cannot be sent"

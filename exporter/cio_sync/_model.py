@@ -84,6 +84,12 @@ def column_kind(dtype: str) -> str:
     return TEXT
 
 
+#: what a time that is not finite ('infinity', '-infinity') reads as, in seconds and in ms: far
+#: outside any real time, so the encoder rejects its row (timestamp_out_of_range) instead of the
+#: conversion stopping the model's SELECT (PostgreSQL) or silently giving null (DuckDB)
+OUT_OF_RANGE_TIME = -(1 << 62)
+
+
 @dataclass(frozen=True)
 class Column:
     name: str

@@ -24,7 +24,7 @@ from ._batch import BatchPacker
 from ._dbt import Artifacts, DbtContext, close_adapter, gate, open_adapter, select_models
 from ._encode import Encoder, Reject
 from ._errors import ConfigError
-from ._model import ModelSpec, SyncModel, check_identifier_kinds
+from ._model import OUT_OF_RANGE_TIME, ModelSpec, SyncModel, check_identifier_kinds
 from ._output import Reporter
 from ._state import DEFAULT_SCHEMA, StateStore, utcnow
 from ._transport import Batch, BatchOutcome, TrackClient, TrackSettings
@@ -567,6 +567,8 @@ class Exporter:
                                                    now, None, self.run_id, "pending beyond dedupe_window")])
                                     continue
                                 result.resent += 1
+                            elif row[2] == OUT_OF_RANGE_TIME:
+                                pass  # no time to judge it by: the encoder rejects it
                             elif baseline_cutoff is not None and row[2] is not None and row[2] < baseline_cutoff:
                                 result.skipped += 1
                                 continue

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ConfigError
-from ._model import BOOLEAN, DATE, INTEGER, NUMBER, TIMESTAMP, Column, SyncModel
+from ._model import BOOLEAN, DATE, INTEGER, NUMBER, OUT_OF_RANGE_TIME, TIMESTAMP, Column, SyncModel
 
 FETCH_ROWS = 10_000
 PREFETCH = 1  # chunks fetched ahead (each ~10,000 rows): enough to hide the wait, little memory
@@ -28,6 +28,10 @@ PREFETCH = 1  # chunks fetched ahead (each ~10,000 rows): enough to hide the wai
 ROW_HASHES = ("md5", "pg_record")
 
 
+#: the largest double; a numeric beyond it cannot be converted (PostgreSQL stops the SELECT)
+_MAX_DOUBLE = "1.7976931348623157e308"
+
+
 class Dialect:
     """SQL fragments that differ between adapters (dispatched on adapter type, like the dbt macros)."""
 
@@ -35,10 +39,14 @@ class Dialect:
         self.quote = quote
 
     def unix_seconds(self, expr: str) -> str:
-        return f"cast(floor(extract(epoch from {expr})) as bigint)"
+        return self._finite(expr, f"cast(floor(extract(epoch from {expr})) as bigint)")
 
     def epoch_ms(self, expr: str) -> str:
-        return f"cast(floor(extract(epoch from {expr}) * 1000) as bigint)"
+        return self._finite(expr, f"cast(floor(extract(epoch from {expr}) * 1000) as bigint)")
+
+    def _finite(self, expr: str, converted: str) -> str:
+        """`converted` for a finite time, OUT_OF_RANGE_TIME for an infinite one, null for null."""
+        return f"case when isfinite({expr}) then {converted} when {expr} is not null then {OUT_OF_RANGE_TIME} end"
 
     def md5(self, expr: str) -> str:
         return f"md5({expr})"
@@ -46,7 +54,12 @@ class Dialect:
     def text(self, expr: str) -> str:
         return f"cast({expr} as varchar)"
 
-    def double(self, expr: str) -> str:
+    def double(self, expr: str, dtype: str = "") -> str:
+        """A number as a double; a numeric beyond a double's range becomes infinity, which the
+        encoder rejects (not_a_number) instead of the conversion stopping the SELECT."""
+        if dtype.lower().startswith(("numeric", "decimal")):
+            return (f"case when abs({expr}) <= {_MAX_DOUBLE} then cast({expr} as double precision) "
+                    f"when {expr} is not null then cast('Infinity' as double precision) end")
         return f"cast({expr} as double precision)"
 
     def hash_part(self, expr: str, kind: str) -> str:
@@ -102,6 +115,12 @@ class PostgresDialect(Dialect):
 class RedshiftDialect(PostgresDialect):
     fence = ""
 
+    def _finite(self, expr: str, converted: str) -> str:
+        return converted  # Redshift has no infinite times
+
+    def double(self, expr: str, dtype: str = "") -> str:
+        return f"cast({expr} as double precision)"  # numeric(38) is within a double's range
+
     def row_hash(self, parts: list[tuple[str, str]], kind: str) -> str:
         return Dialect.row_hash(self, parts, kind)  # no hash_record_extended: md5
 
@@ -119,7 +138,10 @@ class RedshiftDialect(PostgresDialect):
 
 class DuckDBDialect(Dialect):
     def epoch_ms(self, expr: str) -> str:
-        return f"epoch_ms(cast({expr} as timestamp))"
+        return self._finite(expr, f"epoch_ms(cast({expr} as timestamp))")
+
+    def double(self, expr: str, dtype: str = "") -> str:
+        return f"cast({expr} as double precision)"  # DECIMAL(38) is within a double's range
 
     def shard(self, expr: str, count: int) -> str:
         return f"mod(cast(('0x' || substr(md5({expr}), 1, 7)) as bigint), {count})"
@@ -163,7 +185,7 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
         if column.kind in (TIMESTAMP, DATE):
             return dialect.unix_seconds(expr)
         if column.kind == NUMBER:
-            return dialect.double(expr)
+            return dialect.double(expr, column.dtype)
         return expr
 
     head = {"__ident": dialect.text(q(model.identifier.name))}

@@ -368,6 +368,45 @@ def test_an_event_key_longer_than_the_state_holds_is_rejected_and_reruns_go_on(b
         build.schema.execute(f"delete from big_events where event_id = '{long_key}'")
 
 
+def test_values_no_double_or_time_can_hold_reject_their_row_not_the_model(build, server):
+    """'-infinity', 'infinity' and a numeric beyond a double: each rejects its own row with a
+    reason naming the column; the rest of the model is sent, and the next run does the same."""
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_people", "big_events", state=state)
+    assert proc.returncode == 0, proc.stderr
+    build.schema.execute("alter table big_people alter column score type numeric")
+    build.schema.execute("update big_people set created_at = '-infinity' where n = 1")
+    build.schema.execute("update big_people set score = 1e400 where n = 2")
+    build.schema.execute("update big_people set email = 'moved4@example.org' where n = 4")
+    build.schema.execute("insert into big_events values ('ev-inf', 'person-3', timestamp 'infinity', 3, 'x'), "
+                         "('ev-ok', 'person-3', timestamp '2026-05-03', 3, 'y')")
+    try:
+        server.reset()
+        proc, summary = export(build, server, "--select", "big_people", "big_events", state=state)
+        assert proc.returncode == 1 and summary is not None, proc.stderr
+        results = {r["model"]: r for r in summary["results"]}
+        rejects = {m: sorted((r["row_key"], r["column"], r["reason"]) for r in results[m]["rejects"])
+                   for m in results}
+        assert rejects == {
+            "big_people": [("person-1", "created_at", "timestamp_out_of_range"),
+                           ("person-2", "score", "not_a_number")],
+            "big_events": [("ev-inf", "event_at", "timestamp_out_of_range")],
+        }
+        # The rest of each model went out.
+        assert server.people()["id:person-4"]["attributes"]["email"] == "moved4@example.org"
+        assert [e["id"] for e in server.events()] == [expected_ulid("big_thing", "ev-ok", 1_777_766_400_000)]
+        # The next run goes on: the rejected rows wait, recorded, for a change.
+        proc, summary = export(build, server, "--select", "big_people", "big_events", state=state)
+        assert proc.returncode == 0 and [r["changed"] for r in summary["results"]] == [0, 0], proc.stderr
+        open_rejects = build.schema.query(f"select count(*) from {state}.cio_rejects where resolved_at is null")
+        assert open_rejects == [(3,)]
+    finally:
+        build.schema.execute("delete from big_events where event_id in ('ev-inf', 'ev-ok')")
+        build.schema.execute("update big_people set created_at = '2026-01-01', score = n * 1.5, "
+                             "email = 'p' || n || '@example.org' where n in (1, 2, 4)")
+        build.schema.execute("alter table big_people alter column score type double precision")
+
+
 def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "big_events", state=state)
