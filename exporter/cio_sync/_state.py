@@ -51,6 +51,7 @@ from itertools import accumulate, chain
 from typing import Any
 
 from ._errors import ConfigError
+from ._model import OUT_OF_RANGE_TIME
 
 SCHEMA_VERSION = 3
 DEFAULT_SCHEMA = "cio_sync_state"
@@ -390,6 +391,7 @@ class StateStore:
         select = (f"select {lit}, h.__key, cast(null as varchar(26)), 'baseline', h.__hash, h.__ts, "
                   f"cast(null as timestamp), cast(null as timestamp), cast(null as timestamp), {self._lit(run_id)}, "
                   f"'first sync: older than initial_window' from ({source_sql}) h where h.__ts < {int(cutoff)} "
+                  f"and h.__ts <> {OUT_OF_RANGE_TIME} "  # an infinite time is rejected, not history
                   f"and not exists (select 1 from {ledger} l where l.model = {lit} and l.event_key = h.__key)")
         count = self.execute(f"select count(*) from ({select}) b")[0][0]
         self.execute(f"insert into {ledger} ({', '.join(self._columns('cio_event_ledger'))}) {select}")

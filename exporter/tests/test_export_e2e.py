@@ -333,3 +333,24 @@ def test_fake_server_command_serves_the_track_api(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_infinite_times_on_duckdb_reject_their_rows_and_are_never_read_as_null(duckdb_project_factory, server):
+    """DuckDB reads the epoch of 'infinity' as null: a person's created_at would be blanked and
+    an event judged timeless. Each such row is rejected, naming the column; the rest is sent."""
+    import duckdb
+
+    project = duckdb_project_factory("infinite", vars={"cio_big_rows": 20, "cio_exporter_fixtures": True})
+    project.run("build", "--select", "tag:cio_big")
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("update big_people set created_at = '-infinity' where n = 1")
+        conn.execute("insert into big_events values ('ev-inf', 'person-3', timestamp 'infinity', 3, 'x')")
+    proc = project.cio_export("--select", "tag:cio_big", "--json", "--no-progress", env=credentials(server))
+    assert proc.returncode == 1, proc.stderr
+    results = {r["model"]: r for r in json.loads(proc.stdout)["results"]}
+    assert [(r["row_key"], r["column"], r["reason"]) for r in results["big_people"]["rejects"]] == [
+        ("person-1", "created_at", "timestamp_out_of_range")]
+    # person-1's event is held back with it.
+    assert sorted((r["row_key"], r["column"], r["reason"]) for r in results["big_events"]["rejects"]) == [
+        ("ev-1", "person_id", "held"), ("ev-inf", "event_at", "timestamp_out_of_range")]
+    assert len(server.people()) == 19 and len(server.events()) == 19
