@@ -226,7 +226,7 @@ class Encoder:
             if (key is not None and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS
                     and not identifier.isspace() and epoch_ms is not None and epoch_ms >= 0 and name in valid_names):
                 try:
-                    event_id = event_ulid(epoch_ms, row[4])
+                    event_id = row[9] or event_ulid(epoch_ms, row[4])
                     data = encode(item("person", identifiers(identifier), "event", self.rename.get(name, name),
                                        event_id, row[2], attributes(*row[head:])))
                 except (TypeError, ValueError, OverflowError):  # a lone surrogate, a time past 10889
@@ -388,7 +388,7 @@ class Encoder:
         attributes = self._attributes(row, key, check_value_size=False)
         if type(attributes) is Reject:
             return attributes
-        event_id = event_ulid(epoch_ms, hash_hex)
+        event_id = row[9] or event_ulid(epoch_ms, hash_hex)  # the id it already went out with, if any
         data = self._dump(
             {
                 "type": "person",

@@ -36,6 +36,7 @@ RESULTS_FILE = "cio_export_results.json"
 _DATA = attrgetter("data")
 _NEW = attrgetter("new")
 _ROW_KEY = attrgetter("row_key")
+_EVENT_ID = attrgetter("event_id")
 _PERSON_STATE = attrgetter("row_key", "identifier", "row_hash")
 _LEDGER_SENT = attrgetter("row_key", "event_id", "row_hash", "event_time")
 # Columns of a fetched row (see build_query): events' time and ledger status, people's previous identifier.
@@ -690,7 +691,8 @@ class Exporter:
             now = utcnow()  # the first attempt of the batch's events, if it is not answered
             for batch in batches:
                 batch.tag = (self.state.inflight(model.name, self.options.shard_label, self.run_id,
-                                                 list(map(_ROW_KEY, batch.refs))), now)
+                                                 list(map(_ROW_KEY, batch.refs)), list(map(_EVENT_ID, batch.refs))),
+                             now)
             seq = self.state.flush(force=True, only="inflight")
         gated.extend((seq, batch) for batch in batches)
 

@@ -53,7 +53,7 @@ from typing import Any
 from ._errors import ConfigError
 from ._model import OUT_OF_RANGE_TIME
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_SCHEMA = "cio_sync_state"
 FLUSH_SECONDS = 2.0
 FLUSH_ROWS = 10_000
@@ -63,6 +63,7 @@ WRITE_ORDER = {"people_new": 1, "people": 1, "sent_new": 2, "sent": 2}
 UNIQUE_VIOLATION = "23505"  # SQLSTATE
 ANALYZE_MIN_ROWS = 10_000  # new ledger rows before its statistics are refreshed (see _keep_ledger_analyzed)
 INFLIGHT_PART_CHARS = 60_000  # event keys of one cio_inflight row, as a JSON array (Redshift: varchar(65535))
+INFLIGHT_PART_IDS = 2_000  # event ids of one row: 2,000 x 29 characters of JSON
 
 #: PostgreSQL: columns COPYed rows leave out, which default to the writing transaction's time
 NOW_DEFAULTS = {"cio_event_ledger": ("first_attempt_at", "last_attempt_at", "sent_at"),
@@ -88,7 +89,7 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
     ),
     "cio_inflight": (
         (("model", T_KEY), ("shard", "varchar(16)"), ("run_id", "varchar(64)"), ("part", "integer"),
-         ("created_at", T_TS), ("event_keys", "varchar(65535)")),
+         ("created_at", T_TS), ("event_keys", "varchar(65535)"), ("event_ids", "varchar(65535)")),
         ("model", "shard", "run_id", "part"),
     ),
     "cio_rejects": (
@@ -276,6 +277,12 @@ class StateStore:
                 self.execute(f"alter table {self.table('cio_event_ledger')} set (fillfactor = 100)")
             # Version 3 adds cio_state_settings: a schema made before keeps its md5 row hashes
             # (any other would differ from every stored one: each person sent again).
+            # Version 4 adds cio_inflight.event_ids: the ids the keys went out with, so a resend
+            # after a crash uses them whatever changed in the rows since.
+            if 0 < current < 4 and not self.execute(
+                    "select 1 from information_schema.columns where table_schema = "
+                    f"{self._lit(self.schema)} and table_name = 'cio_inflight' and column_name = 'event_ids'"):
+                self.execute(f"alter table {self.table('cio_inflight')} add column event_ids varchar(65535)")
             self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values "
                          f"({SCHEMA_VERSION}, {self._ts(utcnow())})")
         self.commit()
@@ -434,19 +441,23 @@ class StateStore:
         lit = self._lit(model)
         where = (f"i.model = {lit} and (i.shard = {self._lit(shard)} or not exists (select 1 from {leases} l "
                  f"where l.model = i.model and l.shard = i.shard and l.expires_at > {self._ts(utcnow())}))")
-        found = self.execute(f"select i.shard, i.run_id, i.part, i.created_at, i.event_keys from {inflight} i "
-                             f"where {where}")
+        found = self.execute(f"select i.shard, i.run_id, i.part, i.created_at, i.event_keys, i.event_ids "
+                             f"from {inflight} i where {where}")
         if not found:
             self.commit()
             return 0
-        flights: dict[str, tuple] = {}  # event key -> (first in flight, last in flight, run of the last)
-        for _, run_id, _, created_at, keys in found:
-            for key in json.loads(keys):
-                first, last, last_run = flights.get(key, (created_at, created_at, run_id))
-                flights[key] = (min(first, created_at), max(last, created_at),
-                                run_id if created_at >= last else last_run)
-        rows = [(model, key, None, "pending", None, None, first, last, None, run_id, "in flight when its run stopped")
-                for key, (first, last, run_id) in flights.items()]
+        # event key -> (first in flight, last in flight, run of the last, id it went out with)
+        flights: dict[str, tuple] = {}
+        for _, run_id, _, created_at, keys, ids in found:
+            keys = json.loads(keys)
+            for key, event_id in zip(keys, json.loads(ids) if ids else [None] * len(keys), strict=True):
+                first, last, last_run, last_id = flights.get(key, (created_at, created_at, run_id, event_id))
+                newest = created_at >= last
+                flights[key] = (min(first, created_at), max(last, created_at), run_id if newest else last_run,
+                                (event_id or last_id) if newest else (last_id or event_id))
+        rows = [(model, key, event_id, "pending", None, None, first, last, None, run_id,
+                 "in flight when its run stopped")
+                for key, (first, last, run_id, event_id) in flights.items()]
         temp = self._stage("cio_event_ledger", rows)
         columns = ", ".join(self._columns("cio_event_ledger"))
         match = "l.model = t.model and l.event_key = t.event_key"
@@ -457,13 +468,14 @@ class StateStore:
         # a pending one resent again): pending, its first attempt kept.
         self.execute(f"update {ledger} as l set status = 'pending', last_attempt_at = t.last_attempt_at, "
                      "first_attempt_at = coalesce(l.first_attempt_at, t.first_attempt_at), run_id = t.run_id, "
+                     "event_id = coalesce(t.event_id, l.event_id), "
                      f"reason = t.reason from {temp} t where {match} and {unanswered}")
         conflict = " on conflict (model, event_key) do nothing" if self.kind != "redshift" else ""
         self.execute(f"insert into {ledger} ({columns}) select {columns} from {temp} t where not exists "
                      f"(select 1 from {ledger} l where {match}){conflict}")
         self.execute(f"drop table {temp}")
         self._delete_keys("cio_inflight", ("model", "shard", "run_id", "part"),
-                          {(model, shard_, run_id, part) for shard_, run_id, part, _, _ in found})
+                          {(model, shard_, run_id, part) for shard_, run_id, part, _, _, _ in found})
         self.commit()
         return int(count)
 
@@ -531,12 +543,15 @@ class StateStore:
         state when the rows were read (inserted as they are, falling back to an upsert)."""
         self._buffer(("people_new" if new else "people", model, run_id), rows)
 
-    def inflight(self, model: str, shard: str, run_id: str, keys: Sequence[str]) -> list[tuple]:
-        """The keys of one batch of events about to be sent: flush(force=True, only="inflight")
-        and wait for committed() before sending it. Kept as JSON arrays of keys, a few rows per
-        batch. Returns their row keys, for inflight_done() once the batch is answered."""
+    def inflight(self, model: str, shard: str, run_id: str, keys: Sequence[str],
+                 event_ids: Sequence[str] | None = None) -> list[tuple]:
+        """The keys of one batch of events about to be sent, and the ids they go out with:
+        flush(force=True, only="inflight") and wait for committed() before sending it. Kept as
+        JSON arrays of keys and of ids, a few rows per batch. Returns their row keys, for
+        inflight_done() once the batch is answered."""
         if self.read_only or not keys:
             return []
+        ids = list(event_ids) if event_ids is not None else [None] * len(keys)
         now = utcnow()
         # Each key costs its JSON text and a comma; when no key needs escaping (the common case,
         # checked on all of them at once) that is its length + 3.
@@ -548,12 +563,15 @@ class StateStore:
         parts, start, base = [], 0, 0
         while start < len(keys):  # as many keys as fit in INFLIGHT_PART_CHARS with the brackets, at least one
             stop = max(bisect_right(ends, base + INFLIGHT_PART_CHARS - 2, lo=start), start + 1)
-            parts.append(keys[start:stop])
+            stop = min(stop, start + INFLIGHT_PART_IDS)  # and whose ids fit too
+            parts.append((start, stop))
             base, start = ends[stop - 1], stop
         rows = []
-        for part in parts:
+        for start, stop in parts:
             self._inflight_parts += 1
-            rows.append((model, shard, run_id, self._inflight_parts, now, json.dumps(part, separators=(",", ":"))))
+            rows.append((model, shard, run_id, self._inflight_parts, now,
+                         json.dumps(keys[start:stop], separators=(",", ":")),
+                         json.dumps(ids[start:stop], separators=(",", ":"))))
         self._buffer("inflight", rows)
         return [row[:4] for row in rows]
 

@@ -160,7 +160,7 @@ class ModelQuery:
     People rows: identifier, stable key, row hash, previous hash, previous identifier, then
     one value per attribute. Event rows: identifier, event key, timestamp (Unix s), time in ms,
     id hash (md5 hex of name|event key), event name, row hash, ledger status, first attempt
-    (Unix s), then one value per attribute. Timestamps are already Unix seconds and numbers
+    (Unix s), recorded event id, then one value per attribute. Timestamps are already Unix seconds and numbers
     doubles; the row hash covers exactly what is sent, so it changes exactly when the payload
     would."""
 
@@ -227,10 +227,12 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
     if model.is_event:
         head = ["h.__ident", "h.__key", "h.__ts", "h.__ms", "h.__idhash", "h.__name", "h.__hash"]
         if state is None:
-            head += ["cast(null as varchar(16))", "cast(null as bigint)"]
+            head += ["cast(null as varchar(16))", "cast(null as bigint)", "cast(null as varchar(26))"]
             joins, conditions = "", []
         else:
-            head += ["l.status", dialect.unix_seconds("l.first_attempt_at")]
+            # l.event_id: the id an event already went out with (pending, or rejected and
+            # retried); a resend uses it, whatever has changed in the row since.
+            head += ["l.status", dialect.unix_seconds("l.first_attempt_at"), "l.event_id"]
             joins = f"\nleft join {state.ledger} l on l.model = {lit} and l.event_key = h.__key"
             rejected_retry = "true" if retry_rejects else "(l.row_hash <> h.__hash or l.reason like 'transient:%')"
             conditions = [f"(l.event_key is null or l.status = 'pending'"

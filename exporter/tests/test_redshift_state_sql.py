@@ -27,7 +27,7 @@ class RecordingCursor:
 
     def fetchall(self):
         if self.last.startswith("select i.shard"):  # what a stopped run left in flight
-            return [("all", "run", 1, datetime(2026, 5, 1), '["k0","k1"]')]
+            return [("all", "run", 1, datetime(2026, 5, 1), '["k0","k1"]', '["01ARZ3NDEKTSV4RRFFQ69G5FAV",null]')]
         return [(0,)] if "count(" in self.last or "max(version)" in self.last else []
 
     def close(self):

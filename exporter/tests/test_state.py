@@ -407,6 +407,29 @@ def test_values_no_double_or_time_can_hold_reject_their_row_not_the_model(build,
         build.schema.execute("alter table big_people alter column score type double precision")
 
 
+def test_a_resent_event_keeps_the_id_it_first_went_out_with_when_its_time_changed(build):
+    """Customer.io stored the events but the answers were lost (a slow server, the client timed
+    out): they are pending. Then a source correction moves every event by an hour, which would
+    give each a new id. The rerun resends them under the ids they went out with: Customer.io
+    deduplicates every one, nothing arrives twice."""
+    state = state_name()
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, slow_rate=1.0, slow_seconds=3, slow_accepts=True,
+                        fault_paths=["/api/v2/"]) as srv:
+        proc, summary = export(build, srv, "--select", "big_events", "--timeout", "1", "--max-retries", "0",
+                               state=state)
+        assert summary["results"][0]["undelivered"] == ROWS, proc.stderr
+        srv.configure(slow_rate=0.0)
+        stored = {e["id"] for e in srv.events()}
+        assert len(stored) == ROWS  # Customer.io has them all; cio-export does not know it
+        build.schema.execute("update big_events set event_at = event_at + interval '1 hour'")
+        try:
+            proc, summary = export(build, srv, "--select", "big_events", state=state)
+            assert proc.returncode == 0 and summary["results"][0]["resent"] == ROWS, proc.stderr
+            assert {e["id"] for e in srv.events()} == stored and srv.stats()["duplicates"] == ROWS
+        finally:
+            build.schema.execute("update big_events set event_at = event_at - interval '1 hour'")
+
+
 def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "big_events", state=state)

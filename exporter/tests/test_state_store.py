@@ -359,3 +359,39 @@ def test_two_runs_taking_one_lease_together_one_is_locked_out_without_an_error(s
         store.commit()
     finally:
         other.close()
+
+
+def test_events_recovered_from_a_killed_run_keep_the_ids_they_went_out_with(store):
+    """A run killed with events in flight: they become pending with the ids they were sent
+    under (a rerun resends them under those ids, whatever changed in their rows), the newest
+    flight's id when a key flew twice; an older cio-export's rows without ids recover too."""
+    store, schema = store
+    store.inflight("ev", "all", "dead-run", ["k1", "k2"], ["01AAAAAAAAAAAAAAAAAAAAAAA1", "01AAAAAAAAAAAAAAAAAAAAAAA2"])
+    store.inflight("ev", "all", "dead-run", ["k2"], ["01AAAAAAAAAAAAAAAAAAAAAAB2"])  # resent after a split
+    store.inflight("ev", "all", "dead-run", ["k3"])  # written by an older cio-export: no ids
+    store.flush(force=True, only="inflight")
+    store.sync()
+    assert store.recover_inflight("ev", "all") == 3
+    assert schema.query(f"select event_key, status, event_id from {schema.name}.cio_event_ledger order by 1") == [
+        ("k1", "pending", "01AAAAAAAAAAAAAAAAAAAAAAA1"), ("k2", "pending", "01AAAAAAAAAAAAAAAAAAAAAAB2"),
+        ("k3", "pending", None)]
+
+
+def test_a_version_3_schema_gains_the_ids_of_events_in_flight_and_recovers_its_old_rows(pg_schema_factory):
+    """A schema an older cio-export made (cio_inflight without event_ids, a row left by a killed
+    run): migrated to the current version, the row is recovered as pending without an id."""
+    from cio_sync._state import SCHEMA_VERSION
+
+    schema = pg_schema_factory("cio_v3")
+    StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=psycopg2.connect(**pg_settings()))).close()
+    schema.execute(f"alter table {schema.name}.cio_inflight drop column event_ids")
+    schema.execute(f"update {schema.name}.cio_state_version set version = 3")
+    schema.execute(f"insert into {schema.name}.cio_inflight values ('ev', 'all', 'old-run', 1, now(), '[\"k1\"]')")
+    store = StateStore(PostgresStandIn(), schema.name).attach(SimpleNamespace(handle=psycopg2.connect(**pg_settings())))
+    try:
+        assert schema.query(f"select max(version) from {schema.name}.cio_state_version") == [(SCHEMA_VERSION,)]
+        assert store.recover_inflight("ev", "all") == 1
+        assert schema.query(f"select event_key, status, event_id from {schema.name}.cio_event_ledger") == [
+            ("k1", "pending", None)]
+    finally:
+        store.close()
