@@ -81,9 +81,15 @@ def state_key(key: str) -> str:
     digest = hashlib.md5(key.encode("utf-8", "surrogatepass")).hexdigest()
     return key[: MAX_KEY_CHARS - len(digest) - 1] + "~" + digest
 
+def event_id_hash(name: str, key: str) -> str:
+    """The md5 (hex) an event's id is made from, as the warehouse computes it: over the name's
+    length in characters, `:`, the name, `|` and the key, so no two (name, key) pairs share it."""
+    return hashlib.md5(f"{len(name)}:{name}|{key}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def event_ulid(epoch_ms: int, hash_hex: str) -> str:
     """A deterministic ULID: 48-bit time part = the event time in ms, 80 random bits = the first
-    80 bits of md5(event name | event id). The same event always gets the same id, so a resend is
+    80 bits of event_id_hash(event name, event key). The same event always gets the same id, so a resend is
     deduplicated by Customer.io; two events of one checkout (different names) never share one.
 
     The text comes from ulid-transform's C encoder: one per event, it is about five times faster

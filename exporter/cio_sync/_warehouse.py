@@ -32,6 +32,12 @@ ROW_HASHES = ("md5", "pg_record")
 _MAX_DOUBLE = "1.7976931348623157e308"
 
 
+def id_hash_input(dialect: Dialect, name: str, key: str) -> str:
+    """The text an event's id hash is the md5 of: the name's length, `:`, the name, `|`, the key.
+    The length makes it unambiguous: name `a` with key `b|c` and name `a|b` with key `c` differ."""
+    return f"{dialect.text(dialect.length(name))} || ':' || {name} || '|' || {key}"
+
+
 class Dialect:
     """SQL fragments that differ between adapters (dispatched on adapter type, like the dbt macros)."""
 
@@ -50,6 +56,10 @@ class Dialect:
 
     def md5(self, expr: str) -> str:
         return f"md5({expr})"
+
+    def length(self, expr: str) -> str:
+        """Characters in a text."""
+        return f"length({expr})"
 
     def text(self, expr: str) -> str:
         return f"cast({expr} as varchar)"
@@ -159,7 +169,7 @@ class ModelQuery:
 
     People rows: identifier, stable key, row hash, previous hash, previous identifier, then
     one value per attribute. Event rows: identifier, event key, timestamp (Unix s), time in ms,
-    id hash (md5 hex of name|event key), event name, row hash, ledger status, first attempt
+    id hash (md5 hex, see id_hash_input), event name, row hash, ledger status, first attempt
     (Unix s), recorded event id, then one value per attribute. Timestamps are already Unix seconds and numbers
     doubles; the row hash covers exactly what is sent, so it changes exactly when the payload
     would."""
@@ -198,7 +208,7 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
             "__key": event_key,
             "__ts": dialect.unix_seconds(ts),
             "__ms": dialect.epoch_ms(ts),
-            "__idhash": dialect.md5(f"{name} || '|' || {event_key}"),
+            "__idhash": dialect.md5(id_hash_input(dialect, name, event_key)),
             "__name": name,
         })
     else:
@@ -231,7 +241,11 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
             joins, conditions = "", []
         else:
             # l.event_id: the id an event already went out with (pending, or rejected and
-            # retried); a resend uses it, whatever has changed in the row since.
+            # retried); a resend uses it, whatever has changed in the row since. A pending event
+            # recorded without its id (in flight under cio-export before state version 4) went
+            # out with the id hash of then: md5(name | key).
+            legacy = dialect.md5("h.__name || '|' || h.__key")
+            head[4] = f"case when l.status = 'pending' and l.event_id is null then {legacy} else h.__idhash end"
             head += ["l.status", dialect.unix_seconds("l.first_attempt_at"), "l.event_id"]
             joins = f"\nleft join {state.ledger} l on l.model = {lit} and l.event_key = h.__key"
             rejected_retry = "true" if retry_rejects else "(l.row_hash <> h.__hash or l.reason like 'transient:%')"

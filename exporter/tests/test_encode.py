@@ -10,7 +10,7 @@ import pytest
 from ulid import ULID
 
 from cio_sync._batch import ENVELOPE_BYTES, BatchPacker
-from cio_sync._encode import MAX_KEY_CHARS, Encoder, Item, Reject, event_ulid, state_key
+from cio_sync._encode import MAX_KEY_CHARS, Encoder, Item, Reject, event_id_hash, event_ulid, state_key
 from cio_sync._errors import ConfigError
 from cio_sync._model import BOOLEAN, INTEGER, NESTED, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec, check_identifier_kinds
 
@@ -117,7 +117,7 @@ def test_limits_at_the_boundary_are_accepted():
 
 
 def event_row(event_id="k1", name="order_placed", at=1_780_000_000, items='[{"sku":"A"}]', total=59.9):
-    digest = hashlib.md5(f"{name}|{event_id}".encode()).hexdigest()
+    digest = hashlib.md5(f"{len(name)}:{name}|{event_id}".encode()).hexdigest()
     return ("c1", event_id, at, at * 1000, digest, name, "h" * 32, None, None, None, total, items)
 
 
@@ -136,15 +136,18 @@ def test_event_item_shape_with_parsed_json_and_deterministic_ulid():
     }
     ulid = ULID.from_str(body["id"])
     assert int(ulid.milliseconds) == 1_780_000_000_000  # time part = event time
-    assert ulid.bytes[6:] == hashlib.md5(b"order_placed|k1").digest()[:10]  # 80 bits from (name, event id)
+    assert ulid.bytes[6:] == hashlib.md5(b"12:order_placed|k1").digest()[:10]  # 80 bits from (name, event id)
     assert Encoder(model, snapshot=2, n_head=10).encode(event_row()).data == item.data  # same event, same id
 
 
 def test_two_events_of_one_checkout_never_share_an_id():
-    started = event_ulid(1_780_000_000_000, hashlib.md5(b"checkout_started|k1").hexdigest())
-    abandoned = event_ulid(1_780_000_000_000, hashlib.md5(b"cart_abandoned|k1").hexdigest())
+    started = event_ulid(1_780_000_000_000, event_id_hash("checkout_started", "k1"))
+    abandoned = event_ulid(1_780_000_000_000, event_id_hash("cart_abandoned", "k1"))
     assert started != abandoned
-    assert event_ulid(1_780_000_000_000, hashlib.md5(b"cart_abandoned|k2").hexdigest()) != abandoned
+    assert event_ulid(1_780_000_000_000, event_id_hash("cart_abandoned", "k2")) != abandoned
+    # The name's length keeps (name, key) pairs apart whatever they hold.
+    assert event_id_hash("a", "b|c") != event_id_hash("a|b", "c")
+    assert event_id_hash("a", "b|c") == hashlib.md5(b"1:a|b|c").hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -257,7 +260,7 @@ def test_typed_path_sends_what_the_general_path_sends():
             else:
                 at = rng.randrange(0, 2_000_000_000)
                 name = rng.choice(["order_placed", "refund_issued"])
-                digest = hashlib.md5(f"{name}|k{n}".encode()).hexdigest()
+                digest = hashlib.md5(f"{len(name)}:{name}|k{n}".encode()).hexdigest()
                 row = (f"c{n}", f"k{n}", at, at * 1000 + rng.randrange(1000), digest, name, "h" * 32, None, None,
                        *values)
             a, b = typed.encode(row), general.encode(row)

@@ -76,7 +76,7 @@ def batch_items(server) -> int:
 
 
 def expected_ulid(name: str, key: str, event_at_ms: int) -> str:
-    digest = hashlib.md5(f"{name}|{key}".encode()).digest()[:10]
+    digest = hashlib.md5(f"{len(name)}:{name}|{key}".encode()).digest()[:10]
     return str(ULID.from_bytes(event_at_ms.to_bytes(6, "big") + digest))
 
 
@@ -428,6 +428,24 @@ def test_a_resent_event_keeps_the_id_it_first_went_out_with_when_its_time_change
             assert {e["id"] for e in srv.events()} == stored and srv.stats()["duplicates"] == ROWS
         finally:
             build.schema.execute("update big_events set event_at = event_at - interval '1 hour'")
+
+
+def test_an_event_left_pending_by_an_older_version_is_resent_under_that_versions_id(build, server):
+    """Before state version 4 an event recovered from a crash was recorded pending without its
+    id, and ids were the md5 of `name|key`. Resent now, it keeps that id (Customer.io ignores it),
+    while new events get the unambiguous hash."""
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_events", state=state)
+    assert proc.returncode == 0, proc.stderr
+    build.schema.execute(f"update {state}.cio_event_ledger set status = 'pending', event_id = null, "
+                         "first_attempt_at = now() at time zone 'utc' where event_key = 'ev-7'")
+    server.reset()
+    proc, summary = export(build, server, "--select", "big_events", state=state)
+    assert proc.returncode == 0 and summary["results"][0]["resent"] == 1, proc.stderr
+    legacy = hashlib.md5(b"big_thing|ev-7").digest()[:10]
+    at_ms = 1_777_593_600_000  # 2026-05-01
+    assert [e["id"] for e in server.events()] == [str(ULID.from_bytes(at_ms.to_bytes(6, "big") + legacy))]
+    assert expected_ulid("big_thing", "ev-7", at_ms) != server.events()[0]["id"]
 
 
 def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
