@@ -244,3 +244,29 @@ def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_
     assert len(rows) == 7
     assert (rows["o2001"], rows["o1002"], rows["o1001"]) == ("42.00", "86.00", "59.90")
     assert schema.query("select count(distinct event_id) from cio_event_order_placed") == [(7,)]
+
+
+def test_infinite_and_pre_1970_times_are_quarantined_on_postgres(tmp_path_factory, pg_schema_factory):
+    """'-infinity' passed every check ('infinity' is caught as a future time): the staging
+    models quarantine any time before 1970, so it never reaches a mart or cio-export."""
+    from conftest import PostgresBuild
+
+    schema = pg_schema_factory("cio_inf")
+    builds = pg_schema_factory("cio_inf_builds")
+    project = PostgresBuild(target="postgres", workdir=tmp_path_factory.mktemp("infinite"),
+                            env={"CIO_TEST_SCHEMA": schema.name}, vars={"cio_state_schema": builds.name})
+    project.schema = schema
+    project.run("seed")
+    schema.execute("insert into raw_customers (customer_id, email, created_at, is_test) "
+                   "values ('c900', 'c900@example.org', '-infinity', false)")
+    schema.execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
+                   " values ('o900', 'c001', '-infinity', '10.00', 'paid', 'USD', false),"
+                   " ('o901', 'c001', '1960-01-01 00:00:00', '10.00', 'paid', 'USD', false)")
+    project.run("run", "--select", "+cio_people", "+cio_event_order_placed", "cio_quarantine")
+    quarantined = schema.query("select source, row_key, column_name, reason from cio_quarantine "
+                               "where row_key in ('c900', 'o900', 'o901') order by row_key")
+    assert quarantined == [("customers", "c900", "created_at", "timestamp_out_of_range"),
+                           ("orders", "o900", "ordered_at", "timestamp_out_of_range"),
+                           ("orders", "o901", "ordered_at", "timestamp_out_of_range")]
+    assert schema.query("select count(*) from cio_people where customer_id = 'c900'") == [(0,)]
+    assert schema.query("select count(*) from cio_event_order_placed where order_id in ('o900', 'o901')") == [(0,)]

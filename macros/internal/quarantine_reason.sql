@@ -33,6 +33,12 @@ from (
 ) as flagged
 {%- endmacro %}
 
+{#- A timestamp before 1970 ('-infinity', a year typed as 0202): no Customer.io time can hold it
+    (event times are Unix seconds; cio-export rejects earlier ones). -#}
+{% macro is_before_1970(expr) -%}
+    ({{ expr }} < cast('1970-01-01 00:00:00' as {{ dbt.type_timestamp() }}))
+{%- endmacro %}
+
 {#- A timestamp later than now plus the allowed clock skew (var cio_future_tolerance_minutes). -#}
 {% macro is_future(expr) -%}
     ({{ expr }} > {{ dbt.dateadd('minute', var('cio_future_tolerance_minutes', 5), cio_sync.utc_now()) }})

@@ -46,6 +46,7 @@ checked as (
         ("customer_id is null and email is null", "customer_id", "null_identifier", "null"),
         ("started_at is null", "started_at", "null_timestamp", "null"),
         (cio_sync.is_future("started_at"), "started_at", "future_timestamp", "started_at"),
+        (cio_sync.is_before_1970("started_at"), "started_at", "timestamp_out_of_range", "started_at"),
         ("cart_value is null", "cart_value", "invalid_number", "cart_value_raw"),
     ]) }}
 ),

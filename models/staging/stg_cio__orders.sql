@@ -41,6 +41,7 @@ checked as (
         (cio_sync.is_test_email("email"), "email", "test_row", "email"),
         ("ordered_at is null", "ordered_at", "null_timestamp", "null"),
         (cio_sync.is_future("ordered_at"), "ordered_at", "future_timestamp", "ordered_at"),
+        (cio_sync.is_before_1970("ordered_at"), "ordered_at", "timestamp_out_of_range", "ordered_at"),
         ("order_total is null", "order_total", "invalid_number", "order_total_raw"),
     ]) }}
 ),

@@ -36,6 +36,7 @@ checked as (
         ("refund_id is null", "refund_id", "null_key", "null"),
         ("refunded_at is null", "refunded_at", "null_timestamp", "null"),
         (cio_sync.is_future("refunded_at"), "refunded_at", "future_timestamp", "refunded_at"),
+        (cio_sync.is_before_1970("refunded_at"), "refunded_at", "timestamp_out_of_range", "refunded_at"),
         ("amount is null", "amount", "invalid_number", "amount_raw"),
     ]) }}
 ),

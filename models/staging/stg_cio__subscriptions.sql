@@ -37,6 +37,7 @@ checked as (
         ("status is null", "status", "null_key", "null"),
         ("updated_at is null", "updated_at", "null_timestamp", "null"),
         (cio_sync.is_future("updated_at"), "updated_at", "future_timestamp", "updated_at"),
+        (cio_sync.is_before_1970("updated_at"), "updated_at", "timestamp_out_of_range", "updated_at"),
     ]) }}
 ),
 
