@@ -618,13 +618,18 @@ class Exporter:
                 progress(result)
             result.timing["last_row_at"] = time.time()
             result.timing.setdefault("first_row_at", result.timing["last_row_at"])  # no rows
+            departed = None
+            if kind_people and model.spec.option("on_delete") != "ignore" and state.available:
+                # Who left the model: from the snapshot its rows were read in (the checked build).
+                departed = reader.query(state.departed_people_sql(model.name, query.source_sql,
+                                                                  self._shard_filter(adapter)))
         last = packer.flush()
         if last is not None:
             self._gate([last], model, gated)
         self._release(sink, gated, model, result, everything=True)
         self._handle(sink.poll())
-        if kind_people and model.spec.option("on_delete") != "ignore" and state.available:
-            self._deletions(adapter, model, query, sink, result)
+        if departed:
+            self._deletions(model, departed, sink, result)
         progress(result)
 
     def _plain_chunk(self, rows: list[tuple], model: SyncModel, encoder: Encoder, result: ModelResult,
@@ -751,17 +756,19 @@ class Exporter:
         self.reporter.blocked(result)
         return False
 
-    def _deletions(self, adapter, model: SyncModel, query, sink, result: ModelResult) -> None:
-        """People this tool synced whose rows left the model: deleted or suppressed, within max_deletes."""
+    def _shard_filter(self, adapter) -> str | None:
+        """This shard's people in the state (a condition on s.person_key), or None."""
+        if self.options.shard is None:
+            return None
+        index, count = self.options.shard
+        return f"{dialect_for(adapter).shard('s.person_key', count)} = {index}"
+
+    def _deletions(self, model: SyncModel, departed: list[tuple], sink, result: ModelResult) -> None:
+        """People this tool synced whose rows left the model (person_key, identifier, synced
+        count, read in the model's snapshot): deleted or suppressed, within max_deletes."""
         action = model.spec.option("on_delete")
-        key_filter = None
-        if self.options.shard is not None:  # only this shard's people
-            index, count = self.options.shard
-            key_filter = f"{dialect_for(adapter).shard('s.person_key', count)} = {index}"
-        gone = self.state.departed_people(model.name, query.source_sql, key_filter)
-        if not gone:
-            return
-        synced = self.state.count_people(model.name, key_filter)
+        gone = [(key, identifier) for key, identifier, _ in departed]
+        synced = int(departed[0][2])
         cap = model.spec.meta.get("max_deletes")
         limit = (synced * float(cap[:-1]) / 100 if isinstance(cap, str) else cap) if cap is not None else None
         if limit is not None and len(gone) > limit:

@@ -405,14 +405,18 @@ class StateStore:
         self.commit()
         return int(count)
 
-    def departed_people(self, model: str, source_sql: str, key_filter: str | None = None) -> list[tuple[str, str]]:
-        """(person_key, identifier) of synced people whose rows are no longer in the model (an anti-join
-        in the warehouse). `key_filter` restricts to one shard (a condition on s.person_key)."""
+    def departed_people_sql(self, model: str, source_sql: str, key_filter: str | None = None) -> str:
+        """The query of (person_key, identifier) of synced people whose rows are no longer in the
+        model (an anti-join in the warehouse), and of how many are synced, as its third column.
+        Run it in the snapshot the model's rows were read in, never on the state connection: a
+        build swapped in after that read is not the checked one. `key_filter` restricts to one
+        shard (a condition on s.person_key)."""
         lit = self._lit(model)
         extra = f" and {key_filter}" if key_filter else ""
-        return [tuple(r) for r in self.execute(
-            f"select s.person_key, s.identifier from {self.table('cio_people_state')} s where s.model = {lit}{extra} "
-            f"and not exists (select 1 from ({source_sql}) h where h.__key = s.person_key)")]
+        people = self.table("cio_people_state")
+        return (f"select s.person_key, s.identifier, (select count(*) from {people} c where c.model = {lit}"
+                f"{extra.replace('s.person_key', 'c.person_key')}) from {people} s where s.model = {lit}{extra} "
+                f"and not exists (select 1 from ({source_sql}) h where h.__key = s.person_key)")
 
     def has_rows(self, model: str, events: bool) -> bool:
         """Whether the model has anything in state (people synced, or events in the ledger)."""

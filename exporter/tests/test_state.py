@@ -448,6 +448,65 @@ def test_an_event_left_pending_by_an_older_version_is_resent_under_that_versions
     assert expected_ulid("big_thing", "ev-7", at_ms) != server.events()[0]["id"]
 
 
+def test_who_left_is_computed_from_the_checked_build_even_if_another_is_swapped_in(build):
+    """A sync reads big_people (build A, checked) while a dbt build B that dropped 50 people
+    waits to swap its relation in. B's swap cannot land before the sync has decided who left:
+    the departures come from A's snapshot, nobody is deleted."""
+    import threading
+
+    import psycopg2
+    from conftest import pg_settings
+
+    state = state_name()
+    name = build.schema.name
+    with FakeCustomerIO(site_id=SITE, api_key=KEY) as srv:
+        proc, _ = export(build, srv, "--select", "big_people", state=state)
+        assert proc.returncode == 0, proc.stderr
+        build.schema.execute("create table big_people_b as select * from big_people where n > 50")
+        build.schema.execute("update big_people set score = score + 1")  # something to send: the sync takes a while
+        srv.configure(latency=0.2)
+        sync = build.cio_export_process("--select", "big_people", "--batch-bytes", "20000", "--json",
+                                        "--no-progress", env=credentials(srv), state_schema=state,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        swapped: dict = {}
+        watcher = psycopg2.connect(**pg_settings())
+        watcher.autocommit = True
+        try:
+            with watcher.cursor() as cursor:
+                # Synchronise on the sync's read: another backend holds a lock on big_people.
+                for _ in range(100_000):
+                    cursor.execute("select count(*) from pg_locks l join pg_class c on c.oid = l.relation "
+                                   "join pg_namespace n on n.oid = c.relnamespace where c.relname = 'big_people' "
+                                   f"and n.nspname = '{name}' and l.pid <> pg_backend_pid()")
+                    if cursor.fetchone()[0] or sync.poll() is not None:
+                        break
+            assert sync.poll() is None, "the sync ended before its read could be seen"
+
+            def swap() -> None:  # what dbt does with a rebuilt table: rename it in
+                with psycopg2.connect(**pg_settings()) as conn, conn.cursor() as cursor:
+                    cursor.execute(f"alter table {name}.big_people rename to big_people_a")
+                    cursor.execute(f"alter table {name}.big_people_b rename to big_people")
+                swapped["done"] = True
+
+            thread = threading.Thread(target=swap)
+            thread.start()
+            out, err = sync.communicate(timeout=600)
+            thread.join()
+            assert swapped == {"done": True}
+            summary = json.loads(out)
+            [result] = summary["results"]
+            assert result["deleted"] == 0 and result["status"] == "success", err
+            assert srv.deletions() == [] and len(srv.people()) == ROWS
+        finally:
+            watcher.close()
+            build.schema.execute("drop table if exists big_people_b")
+            if build.schema.query(f"select count(*) from pg_tables where schemaname = '{name}' "
+                                  "and tablename = 'big_people_a'") == [(1,)]:
+                build.schema.execute("drop table big_people")
+                build.schema.execute("alter table big_people_a rename to big_people")
+            build.schema.execute("update big_people set score = score - 1")
+
+
 def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "big_events", state=state)
