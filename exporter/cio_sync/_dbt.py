@@ -231,6 +231,22 @@ class Artifacts:
             self._tests_by_model = {key: sorted(set(value)) for key, value in index.items()}
         return list(self._tests_by_model.get(unique_id, ()))
 
+    def column_tested_unique(self, unique_id: str, column: str) -> bool:
+        """Whether a uniqueness test of `column` (dbt's `unique`, the package's
+        `unique_event_key`) on the node passed in this run."""
+        for test_id in self.tests_for(unique_id):
+            try:
+                test = self.node(test_id)
+            except KeyError:
+                continue
+            metadata = test.get("test_metadata") or {}
+            tested = test.get("column_name") or (metadata.get("kwargs") or {}).get("column_name")
+            result = self.result(test_id)
+            if (metadata.get("name") in _UNIQUE_TESTS and str(tested or "").strip('"').lower() == column.lower()
+                    and result is not None and result.get("status") == "pass"):
+                return True
+        return False
+
     def result(self, unique_id: str) -> dict | None:
         """The node's result in run_results.json (the last one, should it appear twice)."""
         if self.run_results is None:
@@ -335,6 +351,10 @@ class Gate:
     reason: str | None
     failing_tests: tuple[str, ...] = ()
     warning_tests: tuple[str, ...] = ()
+
+
+#: generic tests that prove a column unique
+_UNIQUE_TESTS = frozenset({"unique", "unique_event_key"})
 
 
 def _test_label(artifacts: Artifacts, unique_id: str) -> str:

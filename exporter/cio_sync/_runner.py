@@ -22,7 +22,7 @@ import orjson
 from . import __version__
 from ._batch import BatchPacker
 from ._dbt import Artifacts, DbtContext, close_adapter, gate, open_adapter, select_models
-from ._encode import Encoder, Reject
+from ._encode import Encoder, Reject, state_key
 from ._errors import ConfigError
 from ._model import OUT_OF_RANGE_TIME, ModelSpec, SyncModel, check_identifier_kinds
 from ._output import Reporter
@@ -42,6 +42,7 @@ _LEDGER_SENT = attrgetter("row_key", "event_id", "row_hash", "event_time")
 # Columns of a fetched row (see build_query): events' time and ledger status, people's previous identifier.
 _EVENT_TIME = itemgetter(2)
 _LEDGER_STATUS = itemgetter(7)
+_KEY_ROWS = itemgetter(10)  # rows to send that share the event key
 _PREVIOUS_IDENTIFIER = itemgetter(4)
 REJECT_SAMPLE = 100
 
@@ -506,8 +507,10 @@ class Exporter:
             where = f"{dialect.shard(dialect.text(adapter.quote(key_column.name)), count)} = {index}"
         tables = state.tables() if state.available else None
         first = opts.full_refresh or not (state.available and state.has_rows(model.name, model.is_event))
+        key_checked = not model.is_event or artifacts.column_tested_unique(model.spec.unique_id, model.event_id.name)
         query = build_query(model, dialect, relation, where=where, state=tables, full_refresh=opts.full_refresh,
-                            retry_rejects=opts.retry_rejects, first=first, row_hash=state.row_hash)
+                            retry_rejects=opts.retry_rejects, first=first, row_hash=state.row_hash,
+                            key_checked=key_checked)
         encoder = Encoder(model, snapshot, query.n_head)
         backfill = model.spec.option("backfill") if model.is_event else None
         renamer = None
@@ -557,6 +560,13 @@ class Exporter:
                     for row in rows:
                         enc_with = encoder
                         if not kind_people:
+                            if row[10] > 1:
+                                self._rejected(model, result, row, Reject(
+                                    model.name, state_key(str(row[1])), model.event_id.name, "duplicate_event_key",
+                                    f"{row[10]} rows to send share this event key: none is sent (Customer.io "
+                                    "would count each as an event); make the key unique and test it (`unique`)"),
+                                    now)
+                                continue
                             status, first_attempt = row[7], row[8]
                             if status == "pending":
                                 if first_attempt is not None and snapshot - first_attempt > dedupe_window:
@@ -641,7 +651,7 @@ class Exporter:
         baseline cut-off). Returns the items to send,
         the rejected rows recorded; None when some row needs the row-by-row path."""
         if model.is_event:
-            if set(map(_LEDGER_STATUS, rows)) != {None}:
+            if set(map(_LEDGER_STATUS, rows)) != {None} or max(map(_KEY_ROWS, rows)) > 1:
                 return None
             try:
                 if oldest is None or min(map(_EVENT_TIME, rows)) < oldest:

@@ -170,7 +170,8 @@ class ModelQuery:
     People rows: identifier, stable key, row hash, previous hash, previous identifier, then
     one value per attribute. Event rows: identifier, event key, timestamp (Unix s), time in ms,
     id hash (md5 hex, see id_hash_input), event name, row hash, ledger status, first attempt
-    (Unix s), recorded event id, then one value per attribute. Timestamps are already Unix seconds and numbers
+    (Unix s), recorded event id, how many rows to send share the event key, then one value per
+    attribute. Timestamps are already Unix seconds and numbers
     doubles; the row hash covers exactly what is sent, so it changes exactly when the payload
     would."""
 
@@ -187,7 +188,7 @@ class StateTables:
 
 
 def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str | None,
-                   fence: bool = False, row_hash: str = "md5") -> tuple[str, list[str]]:
+                   fence: bool = False, row_hash: str = "md5", key_rows: bool = False) -> tuple[str, list[str]]:
     q = dialect.quote
 
     def value(column: Column) -> str:
@@ -211,6 +212,8 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
             "__idhash": dialect.md5(id_hash_input(dialect, name, event_key)),
             "__name": name,
         })
+        if key_rows:  # rows of the model (of this shard: shards split by key) sharing the event key
+            head["__keyrows"] = f"count(*) over (partition by {event_key})"
     else:
         head["__key"] = dialect.text(q(model.key_column.name))
     attrs = {f"a{i}": value(c) for i, c in enumerate(model.attributes)}
@@ -226,12 +229,14 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
 
 def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str | None = None,
                 state: StateTables | None = None, full_refresh: bool = False,
-                retry_rejects: bool = False, first: bool = False, row_hash: str = "md5") -> ModelQuery:
+                retry_rejects: bool = False, first: bool = False, row_hash: str = "md5",
+                key_checked: bool = True) -> ModelQuery:
     """The model's SELECT: with `state`, only what changed since the last acknowledged sync
     (an anti-join in the warehouse; previous state is never loaded into memory). `first`: most
     rows are expected to be sent (nothing in state yet, or a full refresh). `row_hash`: how the
     state's hashes were made (one of ROW_HASHES)."""
-    source, names = _hashed_source(model, dialect, relation, where, fence=first, row_hash=row_hash)
+    source, names = _hashed_source(model, dialect, relation, where, fence=first, row_hash=row_hash,
+                                   key_rows=model.is_event and not key_checked)
     attrs = [n for n in names if n.startswith("a") and n[1:].isdigit()]
     lit = "'" + model.name.replace("'", "''") + "'"
     if model.is_event:
@@ -251,6 +256,9 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
             rejected_retry = "true" if retry_rejects else "(l.row_hash <> h.__hash or l.reason like 'transient:%')"
             conditions = [f"(l.event_key is null or l.status = 'pending'"
                           f" or (l.status = 'rejected' and {rejected_retry}))"]
+        # How many rows of the model share the event key: a model whose key no passing test
+        # proves unique pays a sort (see _hashed_source), a tested one nothing.
+        head.append("1" if key_checked else "h.__keyrows")
     else:
         head = ["h.__ident", "h.__key", "h.__hash"]
         if state is None:

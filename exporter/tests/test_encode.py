@@ -118,12 +118,12 @@ def test_limits_at_the_boundary_are_accepted():
 
 def event_row(event_id="k1", name="order_placed", at=1_780_000_000, items='[{"sku":"A"}]', total=59.9):
     digest = hashlib.md5(f"{len(name)}:{name}|{event_id}".encode()).hexdigest()
-    return ("c1", event_id, at, at * 1000, digest, name, "h" * 32, None, None, None, total, items)
+    return ("c1", event_id, at, at * 1000, digest, name, "h" * 32, None, None, None, 1, total, items)
 
 
 def test_event_item_shape_with_parsed_json_and_deterministic_ulid():
     model = spec(EVENT).resolve(EVENT_COLUMNS)
-    item = Encoder(model, snapshot=1, n_head=10).encode(event_row())
+    item = Encoder(model, snapshot=1, n_head=11).encode(event_row())
     body = orjson.loads(item.data)
     assert body == {
         "type": "person",
@@ -137,7 +137,7 @@ def test_event_item_shape_with_parsed_json_and_deterministic_ulid():
     ulid = ULID.from_str(body["id"])
     assert int(ulid.milliseconds) == 1_780_000_000_000  # time part = event time
     assert ulid.bytes[6:] == hashlib.md5(b"12:order_placed|k1").digest()[:10]  # 80 bits from (name, event id)
-    assert Encoder(model, snapshot=2, n_head=10).encode(event_row()).data == item.data  # same event, same id
+    assert Encoder(model, snapshot=2, n_head=11).encode(event_row()).data == item.data  # same event, same id
 
 
 def test_two_events_of_one_checkout_never_share_an_id():
@@ -160,7 +160,7 @@ def test_two_events_of_one_checkout_never_share_an_id():
 )
 def test_event_rejects(row, reason):
     model = spec(EVENT).resolve(EVENT_COLUMNS)
-    result = Encoder(model, snapshot=1, n_head=10).encode(row)
+    result = Encoder(model, snapshot=1, n_head=11).encode(row)
     assert isinstance(result, Reject) and result.reason == reason and result.row_key == "k1"
 
 
@@ -283,12 +283,12 @@ def test_typed_path_sends_what_the_general_path_sends():
 )
 def test_typed_events_are_checked_like_the_others(change, column, reason):
     model = spec(TYPED_EVENT).resolve(TYPED_EVENT_COLUMNS)
-    encoder = Encoder(model, snapshot=1, n_head=10)
+    encoder = Encoder(model, snapshot=1, n_head=11)
     good = event_row(items="SAVE10", total=59.9) + (True, 2)
     assert isinstance(encoder.encode(good), Item)  # its name is now known: the next rows take the typed path
     at = change.get("at", 1_780_000_000)
     name = change.get("name", "order_placed")
-    row = (change.get("customer", "c1"), "k1", at, at * 1000, good[4], name, "h" * 32, None, None, None,
+    row = (change.get("customer", "c1"), "k1", at, at * 1000, good[4], name, "h" * 32, None, None, None, 1,
            change.get("total", 59.9), change.get("coupon", "SAVE10"), True, 2)
     result = encoder.encode(row)
     assert isinstance(result, Reject), result
@@ -344,7 +344,7 @@ def test_a_row_key_longer_than_the_state_holds_is_rejected_not_sent():
     """A key the state tables cannot record would be sent and never recorded as sent (resent
     by every run) or wedge the model: the row is rejected, naming the key column, under a key
     the state can hold that still tells two long keys apart."""
-    events = Encoder(spec(EVENT).resolve(EVENT_COLUMNS), snapshot=1, n_head=10)
+    events = Encoder(spec(EVENT).resolve(EVENT_COLUMNS), snapshot=1, n_head=11)
     long_key, other = "k" * 1500, "k" * 1499 + "x"
     result = events.encode(event_row(event_id=long_key))
     assert isinstance(result, Reject) and (result.reason, result.column) == ("key_too_long", "event_id")

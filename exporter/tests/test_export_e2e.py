@@ -353,3 +353,14 @@ def test_infinite_times_on_duckdb_reject_their_rows_and_are_never_read_as_null(d
     assert sorted((r["row_key"], r["column"], r["reason"]) for r in results["big_events"]["rejects"]) == [
         ("ev-1", "person_id", "held"), ("ev-inf", "event_at", "timestamp_out_of_range")]
     assert len(server.people()) == 19 and len(server.events()) == 19
+
+
+def test_a_passing_uniqueness_test_of_the_event_key_spares_the_duplicate_check(duckdb_build):
+    """The package's event marts test their key (unique_event_key): cio-export reads them
+    without a sort for duplicate keys. A model without such a test gets the check."""
+    from cio_sync._dbt import Artifacts
+
+    artifacts = Artifacts.load(duckdb_build.target_path)
+    placed = "model.cio_sync.cio_event_order_placed"
+    assert artifacts.column_tested_unique(placed, "event_id")
+    assert not artifacts.column_tested_unique(placed, "customer_id")

@@ -507,6 +507,34 @@ def test_who_left_is_computed_from_the_checked_build_even_if_another_is_swapped_
             build.schema.execute("update big_people set score = score - 1")
 
 
+def test_two_rows_sharing_an_event_key_are_rejected_never_sent_twice(build, server):
+    """big_events has no uniqueness test: two rows with one event key (and different times,
+    hence different ids) are both rejected (duplicate_event_key, naming the key column), on
+    this run and the next; the rest goes out."""
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_events", state=state)
+    assert proc.returncode == 0, proc.stderr
+    build.schema.execute("insert into big_events values ('ev-dup', 'person-1', timestamp '2026-05-03', 1, 'x'), "
+                         "('ev-dup', 'person-1', timestamp '2026-05-04', 1, 'y'), "
+                         "('ev-new', 'person-2', timestamp '2026-05-04', 2, 'z')")
+    try:
+        # The first run rejects both rows; the next reads again the one whose hash the ledger
+        # does not hold, and rejects it again: neither is ever sent.
+        for expected in (2, 1):
+            server.reset()
+            proc, summary = export(build, server, "--select", "big_events", state=state)
+            [result] = summary["results"]
+            assert [(r["row_key"], r["column"], r["reason"]) for r in result["rejects"]] == \
+                [("ev-dup", "event_id", "duplicate_event_key")] * expected, result
+            assert [e for e in server.events() if e["attributes"].get("label") in ("x", "y")] == []
+        assert build.schema.query(f"select status, reason from {state}.cio_event_ledger where event_key = 'ev-dup'") \
+            == [("rejected", "duplicate_event_key")]
+        assert build.schema.query(f"select status from {state}.cio_event_ledger where event_key = 'ev-new'") \
+            == [("sent",)]
+    finally:
+        build.schema.execute("delete from big_events where event_id in ('ev-dup', 'ev-new')")
+
+
 def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "big_events", state=state)
