@@ -504,7 +504,7 @@ class Exporter:
         if opts.shard is not None:
             index, count = opts.shard
             key_column = model.event_id if model.is_event else model.key_column
-            where = f"{dialect.shard(dialect.text(adapter.quote(key_column.name)), count)} = {index}"
+            where = f"{dialect.shard(dialect.text(dialect.quote(key_column.name)), count)} = {index}"
         tables = state.tables() if state.available else None
         first = opts.full_refresh or not (state.available and state.has_rows(model.name, model.is_event))
         key_checked = not model.is_event or artifacts.column_tested_unique(model.spec.unique_id, model.event_id.name)

@@ -157,10 +157,16 @@ class DuckDBDialect(Dialect):
         return f"mod(cast(('0x' || substr(md5({expr}), 1, 7)) as bigint), {count})"
 
 
+def quote_identifier(name: str) -> str:
+    """`name` as a quoted SQL identifier, a `"` in it doubled (dbt's adapter.quote leaves it as it
+    is, which breaks the statement): every adapter here quotes with double quotes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def dialect_for(adapter) -> Dialect:
     kind = adapter.type()
     cls = {"postgres": PostgresDialect, "redshift": RedshiftDialect, "duckdb": DuckDBDialect}.get(kind, Dialect)
-    return cls(adapter.quote)
+    return cls(quote_identifier)
 
 
 @dataclass(frozen=True)

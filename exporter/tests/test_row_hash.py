@@ -129,3 +129,18 @@ def test_a_schema_made_before_keeps_md5_and_its_people_are_not_sent_again(pg_sch
         assert diff(store, schema) == []
     finally:
         store.close()
+
+
+def test_a_column_name_with_a_double_quote_is_read_and_hashed(pg_schema_factory):
+    """`say "hi"` is a valid PostgreSQL column name; the model's query quotes it (dbt's
+    adapter.quote does not double the quote, which broke the statement)."""
+    from cio_sync._warehouse import dialect_for
+
+    schema = pg_schema_factory("cio_quote")
+    schema.execute(f"create schema {schema.name}")
+    schema.execute(f'create table {schema.name}.people (customer_id text, "say ""hi""" text)')
+    schema.execute(f"insert into {schema.name}.people values ('c1', 'hello')")
+    model = people_model([Column("customer_id", TEXT), Column('say "hi"', TEXT)])
+    adapter = SimpleNamespace(type=lambda: "postgres", quote=PostgresStandIn.quote)
+    query = build_query(model, dialect_for(adapter), f"{schema.name}.people")
+    assert [(r[0], r[-1]) for r in schema.query(query.sql)] == [("c1", "hello")]
