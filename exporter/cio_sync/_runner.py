@@ -685,8 +685,9 @@ class Exporter:
         if model.is_event:
             self.state.ledger([(model.name, reject.row_key, None, "rejected", row_hash, row[2], None, now, None,
                                 self.run_id, reject.reason)])
-        else:
-            self.rejected_people.add(reject.row_key)
+        elif isinstance(row[0], str) and row[0]:
+            # Events name their person by identifier, whatever the people model's key_column.
+            self.rejected_people.add(row[0])
 
     @staticmethod
     def _held(model: SyncModel, result: ModelResult, item) -> None:

@@ -184,10 +184,10 @@ def test_rows_over_the_limits_are_rejected_by_name_and_the_rest_delivered(duckdb
     results = {r["model"]: r for r in json.loads(proc.stdout)["results"]}
     people = results["limits_people"]
     rejects = {(r["row_key"], r["column"], r["reason"]) for r in people["rejects"]}
-    assert rejects == {
-        ("p2", "note", "value_too_long"),
-        ("p4", "score", "not_a_number"),
-        ("i" * 151, "person_id", "identifier_too_long"),
+    assert rejects == {  # by the stable key, person_key
+        ("k-p2", "note", "value_too_long"),
+        ("k-p4", "score", "not_a_number"),
+        ("k-" + "i" * 151, "person_id", "identifier_too_long"),
     }
     assert set(server.people()) == {"id:p1", "id:p5"}
     assert server.people()["id:p1"]["attributes"] == {"note": "fine", "score": 1.5, "seen_at": 1777629600, "flag": True}
@@ -196,7 +196,7 @@ def test_rows_over_the_limits_are_rejected_by_name_and_the_rest_delivered(duckdb
     assert {(r["row_key"], r["reason"]) for r in events["rejects"]} == {("e2", "held"), ("e3", "invalid_json")}
     [event] = server.events()
     assert event["attributes"] == {"payload": {"a": [1, 2]}}
-    assert "limits_people: row p2, column note: value_too_long" in proc.stderr
+    assert "limits_people: row k-p2, column note: value_too_long" in proc.stderr
 
 
 def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factory, server):
