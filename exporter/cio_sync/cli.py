@@ -136,6 +136,44 @@ def _fail(reporter, exc: CioSyncError) -> None:
     sys.exit(exc.exit_code)
 
 
+#: exit code of a run that lost its warehouse connection (as for undelivered rows: run again)
+EXIT_CONNECTION_LOST = 3
+#: exit code of a run ended by an error cio-export did not expect (a bug: report it)
+EXIT_UNEXPECTED = 4
+
+
+def _is_connection_loss(exc: BaseException) -> bool:
+    """A dropped or refused warehouse connection (the drivers' OperationalError/InterfaceError,
+    dbt's FailedToConnectError, an OSError), anywhere in the exception's chain."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionError) or type(seen).__name__ in (
+                "OperationalError", "InterfaceError", "FailedToConnectError", "ConnectionException"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _write_failure(ctx, dry_run: bool, message: str, code: int) -> None:
+    """A run that ended in an error still writes its results file (no earlier run's file is
+    left to be mistaken for this one's): no model results, the error and the exit code."""
+    if ctx is None:
+        return
+    import time
+    import uuid
+
+    from ._runner import RunSummary, write_results
+
+    try:
+        write_results(RunSummary(invocation_id=str(uuid.uuid4()), dbt_invocation_id=None, dry_run=dry_run,
+                                 started_at=time.time(), results=[], error=message, exit_code=code),
+                      ctx.target_path)
+    except OSError:
+        pass
+
+
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="cio-export")
 def main() -> None:
@@ -229,12 +267,13 @@ def run(
 
     Exit codes: 0 everything delivered; 1 rows rejected or models blocked by a failing build or
     test; 2 configuration or usage error (nothing sent); 3 delivery incomplete (retries
-    exhausted: run again)."""
+    exhausted, or the warehouse connection lost: run again); 4 an unexpected error (a bug)."""
     from ._config import track_settings_from_env
     from ._output import Reporter
     from ._runner import Exporter, RunOptions, write_results
 
     reporter = Reporter(json_mode=json_output, progress=progress)
+    ctx = None
     try:
         if outbox and not dry_run:
             raise ConfigError("--outbox needs --dry-run")
@@ -280,7 +319,17 @@ def run(
             reporter.note("--ignore-test-failures: models whose dbt tests FAILED will be synced")
         summary = Exporter(options, reporter).run()
     except CioSyncError as exc:
+        _write_failure(ctx, dry_run, str(exc), exc.exit_code)
         _fail(reporter, exc)
+    except Exception as exc:  # noqa: BLE001 - anything unexpected ends as a result, not a traceback
+        code = EXIT_CONNECTION_LOST if _is_connection_loss(exc) else EXIT_UNEXPECTED
+        message = f"unexpected {type(exc).__name__}: {exc}".strip().splitlines()[0]
+        _write_failure(ctx, dry_run, message, code)
+        reporter.error(message + ("; the warehouse connection was lost: run again" if code == EXIT_CONNECTION_LOST
+                                  else "; please report it with the command line and this message"))
+        if os.environ.get("CIO_EXPORT_TRACEBACK"):
+            raise
+        sys.exit(code)
     path = write_results(summary, ctx.target_path)
     reporter.finish(summary, path)
     if json_output:

@@ -535,6 +535,42 @@ def test_two_rows_sharing_an_event_key_are_rejected_never_sent_twice(build, serv
         build.schema.execute("delete from big_events where event_id in ('ev-dup', 'ev-new')")
 
 
+def test_a_lost_warehouse_connection_ends_in_one_line_a_results_file_and_exit_3(build):
+    """The connection reading the model is killed mid-sync: no traceback, exit 3 (run again),
+    and a results file that says so, never the previous run's."""
+    import psycopg2
+    from conftest import pg_settings
+
+    state = state_name()
+    results_file = build.target_path / "cio_export_results.json"
+    results_file.write_text('{"previous": "run"}')
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.2) as srv:
+        sync = build.cio_export_process("--select", "big_people", "--batch-bytes", "20000", "--no-progress",
+                                        env=credentials(srv), state_schema=state,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        watcher = psycopg2.connect(**pg_settings())
+        watcher.autocommit = True
+        try:
+            with watcher.cursor() as cursor:
+                killed = 0
+                for _ in range(100_000):  # until the sync's reader holds big_people, then kill it
+                    cursor.execute("select pg_terminate_backend(l.pid) from pg_locks l join pg_class c "
+                                   "on c.oid = l.relation join pg_namespace n on n.oid = c.relnamespace "
+                                   f"where c.relname = 'big_people' and n.nspname = '{build.schema.name}' "
+                                   "and l.pid <> pg_backend_pid()")
+                    killed = len(cursor.fetchall())
+                    if killed or sync.poll() is not None:
+                        break
+            out, err = sync.communicate(timeout=600)
+        finally:
+            watcher.close()
+    assert killed, "the sync ended before its read could be seen"
+    assert sync.returncode == 3, err
+    assert "Traceback" not in err and "the warehouse connection was lost: run again" in err
+    written = json.loads(results_file.read_text())
+    assert written["exit_code"] == 3 and "unexpected" in written["error"] and written["results"] == []
+
+
 def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "big_events", state=state)
