@@ -140,6 +140,25 @@ def _fail(reporter, exc: CioSyncError) -> None:
 EXIT_CONNECTION_LOST = 3
 #: exit code of a run ended by an error cio-export did not expect (a bug: report it)
 EXIT_UNEXPECTED = 4
+#: exit code of a run stopped by Ctrl-C or SIGTERM (as for undelivered rows: run again)
+EXIT_STOPPED = 3
+
+
+class _stop_on_sigterm:
+    """SIGTERM is handled like Ctrl-C while the run goes on (KeyboardInterrupt in the main
+    thread), so schedulers that stop a job with it get the same orderly end."""
+
+    def __enter__(self) -> None:
+        import signal
+
+        def interrupt(signum, frame) -> None:
+            raise KeyboardInterrupt
+
+        self._signal = signal
+        self._previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def __exit__(self, *exc) -> None:
+        self._signal.signal(self._signal.SIGTERM, self._previous)
 
 
 def _is_connection_loss(exc: BaseException) -> bool:
@@ -317,7 +336,15 @@ def run(
             reporter.note("--skip-build-proof: relations are sent without proof of which dbt run built them")
         if ignore_test_failures:
             reporter.note("--ignore-test-failures: models whose dbt tests FAILED will be synced")
-        summary = Exporter(options, reporter).run()
+        with _stop_on_sigterm():
+            summary = Exporter(options, reporter).run()
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM (a scheduler, Kubernetes): sending stops; what was acknowledged is
+        # recorded, the leases are released, events in flight are resent by the next run.
+        message = "stopped by a signal before the end: run again (what was in flight is resent safely)"
+        _write_failure(ctx, dry_run, message, EXIT_STOPPED)
+        reporter.error(message)
+        sys.exit(EXIT_STOPPED)
     except CioSyncError as exc:
         _write_failure(ctx, dry_run, str(exc), exc.exit_code)
         _fail(reporter, exc)

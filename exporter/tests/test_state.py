@@ -571,6 +571,32 @@ def test_a_lost_warehouse_connection_ends_in_one_line_a_results_file_and_exit_3(
     assert written["exit_code"] == 3 and "unexpected" in written["error"] and written["results"] == []
 
 
+def test_sigterm_stops_a_run_in_order_and_the_next_run_completes_it(build):
+    """SIGTERM (what schedulers send) while events are in flight: one line, exit 3, a results
+    file saying so, the lease released at once (the next run need not wait for its expiry),
+    and the next run delivers every event once."""
+    state = state_name()
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.5) as srv:
+        sync = build.cio_export_process("--select", "big_events", "--batch-bytes", "20000", "--no-progress",
+                                        "--lease-ttl", "3600", env=credentials(srv), state_schema=state,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(1_000_000):  # until the server has answered some of its requests
+            if srv.stats()["requests"] > 3 or sync.poll() is not None:
+                break
+        assert sync.poll() is None, "the run ended before it could be stopped"
+        sync.send_signal(signal.SIGTERM)
+        out, err = sync.communicate(timeout=600)
+        assert sync.returncode == 3, err
+        assert "Traceback" not in err and "stopped by a signal" in err
+        written = json.loads((build.target_path / "cio_export_results.json").read_text())
+        assert written["exit_code"] == 3 and written["results"] == []
+        assert build.schema.query(f"select count(*) from {state}.cio_leases") == [(0,)]
+        srv.configure(latency=0.0)
+        proc, summary = export(build, srv, "--select", "big_events", state=state)
+        assert proc.returncode == 0, proc.stderr
+        assert len({e["id"] for e in srv.events()}) == ROWS
+
+
 def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "big_events", state=state)
