@@ -467,6 +467,10 @@ class Exporter:
             result.finished_at = result.timing["committed_at"] = time.time()
             if result.status == "pending" and not opts.dry_run:
                 state.save_payload_schema(model.name, model.spec.identifier_kind, model.payload_schema())
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run log says so, the lease goes below
+            state.run_finished(self.run_id, model.name, status="stopped", scanned=result.rows_scanned,
+                               sent=result.items_accepted, message="stopped by a signal")
+            raise
         finally:
             self._tick = None
             state.release_lease(model.name, shard, self.run_id)

@@ -591,6 +591,7 @@ def test_sigterm_stops_a_run_in_order_and_the_next_run_completes_it(build):
         written = json.loads((build.target_path / "cio_export_results.json").read_text())
         assert written["exit_code"] == 3 and written["results"] == []
         assert build.schema.query(f"select count(*) from {state}.cio_leases") == [(0,)]
+        assert build.schema.query(f"select status from {state}.cio_runs") == [("stopped",)]
         srv.configure(latency=0.0)
         proc, summary = export(build, srv, "--select", "big_events", state=state)
         assert proc.returncode == 0, proc.stderr
