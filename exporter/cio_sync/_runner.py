@@ -530,7 +530,11 @@ class Exporter:
             # except those newer than initial_window. (A dry run only counts them.)
             cutoff = snapshot - duration_seconds(model.spec.option("initial_window"))
             if state.writable:
-                result.skipped += state.record_baseline(model.name, query.source_sql, cutoff, self.run_id)
+                proof = None
+                if opts.require_build_proof:
+                    schema = model.spec.meta.get("build_log_schema") or opts.build_log_schema
+                    proof = (state.build_proof_sql(model.spec.unique_id, relation, schema), artifacts.invocation_id)
+                result.skipped += state.record_baseline(model.name, query.source_sql, cutoff, self.run_id, proof)
             else:
                 baseline_cutoff = cutoff
         max_age = duration_seconds(model.spec.option("max_event_age")) if model.is_event else None

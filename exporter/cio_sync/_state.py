@@ -390,16 +390,21 @@ class StateStore:
         return (f"select invocation_id from {builds} where model_unique_id = {self._lit(unique_id)}"
                 f" and relation_name = {self._lit(relation_name)} order by built_at desc limit 1")
 
-    def record_baseline(self, model: str, source_sql: str, cutoff: int, run_id: str) -> int:
+    def record_baseline(self, model: str, source_sql: str, cutoff: int, run_id: str,
+                        proof: tuple[str, str] | None = None) -> int:
         """First sync of an event model: record every event older than `cutoff` (Unix s) as
-        baseline, set-based in the warehouse. Returns how many."""
+        baseline, set-based in the warehouse. Returns how many. `proof`: (build_proof_sql, the
+        checked invocation id): in the same statement as the rows, so a relation a later
+        build swapped in is never taken for history (nothing is recorded then; the read that
+        follows finds the wrong proof and blocks the model)."""
         ledger = self.table("cio_event_ledger")
         lit = self._lit(model)
+        guard = f"and ({proof[0]}) = {self._lit(proof[1])} " if proof else ""
         select = (f"select {lit}, h.__key, cast(null as varchar(26)), 'baseline', h.__hash, h.__ts, "
                   f"cast(null as timestamp), cast(null as timestamp), cast(null as timestamp), {self._lit(run_id)}, "
                   f"'first sync: older than initial_window' from ({source_sql}) h where h.__ts < {int(cutoff)} "
                   f"and h.__ts <> {OUT_OF_RANGE_TIME} "  # an infinite time is rejected, not history
-                  f"and not exists (select 1 from {ledger} l where l.model = {lit} and l.event_key = h.__key)")
+                  f"{guard}and not exists (select 1 from {ledger} l where l.model = {lit} and l.event_key = h.__key)")
         count = self.execute(f"select count(*) from ({select}) b")[0][0]
         self.execute(f"insert into {ledger} ({', '.join(self._columns('cio_event_ledger'))}) {select}")
         self.commit()

@@ -303,6 +303,31 @@ def test_an_overlapping_dbt_build_cannot_get_an_untested_relation_sent(build, se
         build.run("build", *BUILD_SELECTION)
 
 
+def test_a_first_sync_never_records_history_from_a_relation_another_build_swapped_in(build, server, tmp_path):
+    """The first sync of an event model records its old events as baseline (never sent). If a
+    dbt invocation B rebuilt the relation after the checked invocation A, the baseline must not
+    be taken from B's rows: nothing is recorded and the model is blocked. (The proof is checked
+    before the baseline and again in the baseline's own statement, which closes the window
+    between the two; this test shows the outcome, not the race.)"""
+    target_a = tmp_path / "target_a"
+    target_a.mkdir()
+    for name in ("manifest.json", "run_results.json"):
+        (target_a / name).write_text((build.target_path / name).read_text())
+    build.run("run", "--select", "big_events", "--target-path", str(tmp_path / "target_b"))  # invocation B
+    # B's relation holds an event older than initial_window (36500d here): baseline material.
+    build.schema.execute("insert into big_events values ('ev-1900', 'person-1', timestamp '1900-05-01', 1, 'x')")
+    state = state_name()
+    try:
+        proc = build.cio_export("--select", "big_events", "--json", "--no-progress", env=credentials(server),
+                                target_path=target_a, state_schema=state)
+        [result] = json.loads(proc.stdout)["results"]
+        assert proc.returncode == 1 and result["status"] == "blocked", proc.stderr
+        assert build.schema.query(f"select count(*) from {state}.cio_event_ledger") == [(0,)]
+        assert server.events() == []
+    finally:  # back to one complete build for the other tests
+        build.run("build", *BUILD_SELECTION)
+
+
 def test_mass_disappearance_over_max_deletes_deletes_nobody(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "big_people", state=state)
