@@ -22,7 +22,7 @@ import orjson
 from . import __version__
 from ._batch import BatchPacker
 from ._dbt import Artifacts, DbtContext, close_adapter, gate, open_adapter, select_models
-from ._encode import Encoder, Reject, state_key
+from ._encode import MAX_KEY_CHARS, Encoder, Reject, state_key
 from ._errors import ConfigError
 from ._model import OUT_OF_RANGE_TIME, ModelSpec, SyncModel, check_identifier_kinds
 from ._output import Reporter
@@ -468,6 +468,7 @@ class Exporter:
             if result.status == "pending" and not opts.dry_run:
                 state.save_payload_schema(model.name, model.spec.identifier_kind, model.payload_schema())
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run log says so, the lease goes below
+            state.abandon_open_work()
             state.run_finished(self.run_id, model.name, status="stopped", scanned=result.rows_scanned,
                                sent=result.items_accepted, message="stopped by a signal")
             raise
@@ -568,12 +569,15 @@ class Exporter:
                     for row in rows:
                         enc_with = encoder
                         if not kind_people:
-                            if row[10] > 1:
-                                self._rejected(model, result, row, Reject(
+                            if row[1] is not None and row[10] > 1:
+                                duplicate = Reject(
                                     model.name, state_key(str(row[1])), model.event_id.name, "duplicate_event_key",
                                     f"{row[10]} rows to send share this event key: none is sent (Customer.io "
-                                    "would count each as an event); make the key unique and test it (`unique`)"),
-                                    now)
+                                    "would count each as an event); make the key unique and test it (`unique`)")
+                                if row[7] == "pending":  # it may have arrived: stays pending (dedupe_window)
+                                    result.reject(duplicate)
+                                else:
+                                    self._rejected(model, result, row, duplicate, now)
                                 continue
                             status, first_attempt = row[7], row[8]
                             if status == "pending":
@@ -591,7 +595,8 @@ class Exporter:
                             elif baseline_cutoff is not None and row[2] is not None and row[2] < baseline_cutoff:
                                 result.skipped += 1
                                 continue
-                            elif status is None and row[2] is not None and snapshot - row[2] > max_age:
+                            elif (status is None and row[2] is not None and snapshot - row[2] > max_age
+                                  and row[1] is not None and len(str(row[1])) <= MAX_KEY_CHARS):
                                 if backfill == "skip":
                                     result.skipped += 1
                                     state.ledger([(model.name, str(row[1]), None, "backfill", row[6], row[2], None,

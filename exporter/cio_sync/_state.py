@@ -279,10 +279,16 @@ class StateStore:
             # (any other would differ from every stored one: each person sent again).
             # Version 4 adds cio_inflight.event_ids: the ids the keys went out with, so a resend
             # after a crash uses them whatever changed in the rows since.
-            if 0 < current < 4 and not self.execute(
-                    "select 1 from information_schema.columns where table_schema = "
-                    f"{self._lit(self.schema)} and table_name = 'cio_inflight' and column_name = 'event_ids'"):
-                self.execute(f"alter table {self.table('cio_inflight')} add column event_ids varchar(65535)")
+            if 0 < current < 4:
+                if self.kind == "redshift":  # no "if not exists" there: two runs migrating take turns
+                    self.execute(f"lock {self.table('cio_inflight')}")
+                    if not self.execute(
+                            "select 1 from information_schema.columns where table_schema = "
+                            f"{self._lit(self.schema)} and table_name = 'cio_inflight' and column_name = 'event_ids'"):
+                        self.execute(f"alter table {self.table('cio_inflight')} add column event_ids varchar(65535)")
+                else:
+                    self.execute(f"alter table {self.table('cio_inflight')} add column if not exists "
+                                 "event_ids varchar(65535)")
             self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values "
                          f"({SCHEMA_VERSION}, {self._ts(utcnow())})")
         self.commit()
@@ -400,9 +406,13 @@ class StateStore:
         ledger = self.table("cio_event_ledger")
         lit = self._lit(model)
         guard = f"and ({proof[0]}) = {self._lit(proof[1])} " if proof else ""
+        # Keys the ledger can hold, once each (a key shared by old rows is history all the same;
+        # a null or too long key is left to the read, which rejects it).
+        source = (f"(select s.*, row_number() over (partition by s.__key order by s.__ts) as __n "
+                  f"from ({source_sql}) s where s.__key is not null and length(s.__key) <= 1024)")
         select = (f"select {lit}, h.__key, cast(null as varchar(26)), 'baseline', h.__hash, h.__ts, "
                   f"cast(null as timestamp), cast(null as timestamp), cast(null as timestamp), {self._lit(run_id)}, "
-                  f"'first sync: older than initial_window' from ({source_sql}) h where h.__ts < {int(cutoff)} "
+                  f"'first sync: older than initial_window' from {source} h where h.__n = 1 and h.__ts < {int(cutoff)} "
                   f"and h.__ts <> {OUT_OF_RANGE_TIME} "  # an infinite time is rejected, not history
                   f"{guard}and not exists (select 1 from {ledger} l where l.model = {lit} and l.event_key = h.__key)")
         count = self.execute(f"select count(*) from ({select}) b")[0][0]
@@ -742,6 +752,15 @@ class StateStore:
                 self._write(buffers, direct=False)
                 return
             raise
+
+    def abandon_open_work(self) -> None:
+        """After an interruption (Ctrl-C, SIGTERM) between two statements of one change: the
+        handed-over writes are let finish (each is a whole transaction), what the interrupted
+        change left open is rolled back, never committed half done by the next write."""
+        try:
+            self.sync()
+        finally:
+            self._rollback()
 
     def _rollback(self) -> None:
         if self.kind != "duckdb":

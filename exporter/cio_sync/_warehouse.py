@@ -259,7 +259,10 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
             head[4] = f"case when l.status = 'pending' and l.event_id is null then {legacy} else h.__idhash end"
             head += ["l.status", dialect.unix_seconds("l.first_attempt_at"), "l.event_id"]
             joins = f"\nleft join {state.ledger} l on l.model = {lit} and l.event_key = h.__key"
-            rejected_retry = "true" if retry_rejects else "(l.row_hash <> h.__hash or l.reason like 'transient:%')"
+            # A key rejected as shared by several rows is looked at again every run: once its
+            # other rows are gone, the one left goes out whatever its hash.
+            rejected_retry = "true" if retry_rejects else ("(l.row_hash <> h.__hash or l.reason like 'transient:%'"
+                                                           " or l.reason = 'duplicate_event_key')")
             conditions = [f"(l.event_key is null or l.status = 'pending'"
                           f" or (l.status = 'rejected' and {rejected_retry}))"]
         # How many rows of the model share the event key: a model whose key no passing test

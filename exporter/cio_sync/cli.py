@@ -150,15 +150,19 @@ class _stop_on_sigterm:
 
     def __enter__(self) -> None:
         import signal
+        import threading
 
         def interrupt(signum, frame) -> None:
             raise KeyboardInterrupt
 
         self._signal = signal
-        self._previous = signal.signal(signal.SIGTERM, interrupt)
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():  # only there can a handler be set
+            self._previous = signal.signal(signal.SIGTERM, interrupt)
 
     def __exit__(self, *exc) -> None:
-        self._signal.signal(self._signal.SIGTERM, self._previous)
+        if self._previous is not None:
+            self._signal.signal(self._signal.SIGTERM, self._previous)
 
 
 def _is_connection_loss(exc: BaseException) -> bool:

@@ -248,7 +248,7 @@ def test_typed_path_sends_what_the_general_path_sends():
     rng = random.Random(7)
     people = spec(PEOPLE).resolve(PEOPLE_COLUMNS)
     events = spec(TYPED_EVENT).resolve(TYPED_EVENT_COLUMNS)
-    for model, n_head in ((people, 5), (events, 9)):
+    for model, n_head in ((people, 5), (events, 11)):
         typed, general = Encoder(model, snapshot=1_780_000_000, n_head=n_head), Encoder(model, 1_780_000_000, n_head)
         general.encode = general._event_checked if model.is_event else general._person_checked
         assert typed.fast
@@ -262,7 +262,7 @@ def test_typed_path_sends_what_the_general_path_sends():
                 name = rng.choice(["order_placed", "refund_issued"])
                 digest = hashlib.md5(f"{len(name)}:{name}|k{n}".encode()).hexdigest()
                 row = (f"c{n}", f"k{n}", at, at * 1000 + rng.randrange(1000), digest, name, "h" * 32, None, None,
-                       *values)
+                       None, 1, *values)
             a, b = typed.encode(row), general.encode(row)
             assert isinstance(a, Item) and isinstance(b, Item), (row, a, b)
             assert orjson.loads(a.data) == orjson.loads(b.data), row

@@ -395,3 +395,16 @@ def test_a_version_3_schema_gains_the_ids_of_events_in_flight_and_recovers_its_o
             ("k1", "pending", None)]
     finally:
         store.close()
+
+
+def test_a_first_syncs_baseline_takes_each_key_once_and_leaves_unusable_keys_to_the_read(store):
+    """Old events sharing a key, with no key, or with a key longer than the ledger holds: the
+    baseline records each usable key once and does not fail (it used to stop every first sync)."""
+    store, schema = store
+    store.acquire_lease("warm-up", "all", "run", 60)  # creates the state tables
+    source = ("select 'k1' as __key, 'h1' as __hash, 5 as __ts union all select 'k1', 'h2', 6 "
+              f"union all select null, 'h3', 5 union all select '{'x' * 1500}', 'h4', 5 "
+              "union all select 'k2', 'h5', 50")
+    assert store.record_baseline("ev", source, 10, "run") == 1
+    assert schema.query(f"select event_key, row_hash, status from {schema.name}.cio_event_ledger") == [
+        ("k1", "h1", "baseline")]
