@@ -28,8 +28,10 @@ PREFETCH = 1  # chunks fetched ahead (each ~10,000 rows): enough to hide the wai
 ROW_HASHES = ("md5", "pg_record")
 
 
-#: the largest double; a numeric beyond it cannot be converted (PostgreSQL stops the SELECT)
+#: the largest double and the smallest normal one; a numeric beyond them cannot be converted
+#: (PostgreSQL stops the SELECT), whether 1e400 or 1e-330
 _MAX_DOUBLE = "1.7976931348623157e308"
+_MIN_DOUBLE = "2.2250738585072014e-308"
 
 
 def id_hash_input(dialect: Dialect, name: str, key: str) -> str:
@@ -65,10 +67,12 @@ class Dialect:
         return f"cast({expr} as varchar)"
 
     def double(self, expr: str, dtype: str = "") -> str:
-        """A number as a double; a numeric beyond a double's range becomes infinity, which the
-        encoder rejects (not_a_number) instead of the conversion stopping the SELECT."""
+        """A number as a double; a numeric beyond a double's range (too large, or too close to
+        zero) becomes infinity, which the encoder rejects (not_a_number) instead of the
+        conversion stopping the SELECT."""
         if dtype.lower().startswith(("numeric", "decimal")):
-            return (f"case when abs({expr}) <= {_MAX_DOUBLE} then cast({expr} as double precision) "
+            return (f"case when abs({expr}) <= {_MAX_DOUBLE} and ({expr} = 0 or abs({expr}) >= {_MIN_DOUBLE}) "
+                    f"then cast({expr} as double precision) "
                     f"when {expr} is not null then cast('Infinity' as double precision) end")
         return f"cast({expr} as double precision)"
 

@@ -402,6 +402,7 @@ def test_values_no_double_or_time_can_hold_reject_their_row_not_the_model(build,
     build.schema.execute("alter table big_people alter column score type numeric")
     build.schema.execute("update big_people set created_at = '-infinity' where n = 1")
     build.schema.execute("update big_people set score = 1e400 where n = 2")
+    build.schema.execute("update big_people set score = 1e-330 where n = 5")
     build.schema.execute("update big_people set email = 'moved4@example.org' where n = 4")
     build.schema.execute("insert into big_events values ('ev-inf', 'person-3', timestamp 'infinity', 3, 'x'), "
                          "('ev-ok', 'person-3', timestamp '2026-05-03', 3, 'y')")
@@ -414,7 +415,7 @@ def test_values_no_double_or_time_can_hold_reject_their_row_not_the_model(build,
                    for m in results}
         assert rejects == {
             "big_people": [("person-1", "created_at", "timestamp_out_of_range"),
-                           ("person-2", "score", "not_a_number")],
+                           ("person-2", "score", "not_a_number"), ("person-5", "score", "not_a_number")],
             "big_events": [("ev-inf", "event_at", "timestamp_out_of_range")],
         }
         # The rest of each model went out.
@@ -424,11 +425,11 @@ def test_values_no_double_or_time_can_hold_reject_their_row_not_the_model(build,
         proc, summary = export(build, server, "--select", "big_people", "big_events", state=state)
         assert proc.returncode == 0 and [r["changed"] for r in summary["results"]] == [0, 0], proc.stderr
         open_rejects = build.schema.query(f"select count(*) from {state}.cio_rejects where resolved_at is null")
-        assert open_rejects == [(3,)]
+        assert open_rejects == [(4,)]
     finally:
         build.schema.execute("delete from big_events where event_id in ('ev-inf', 'ev-ok')")
         build.schema.execute("update big_people set created_at = '2026-01-01', score = n * 1.5, "
-                             "email = 'p' || n || '@example.org' where n in (1, 2, 4)")
+                             "email = 'p' || n || '@example.org' where n in (1, 2, 4, 5)")
         build.schema.execute("alter table big_people alter column score type double precision")
 
 
