@@ -8,7 +8,11 @@
         {{ return(none) }}
     {%- endif -%}
     {%- set value = var('cio_' ~ input_name, none) -%}
-    {%- if value is none or (value | string | trim) == '' -%}
+    {%- if (value is none or (value | string | trim) == '') and not execute -%}
+        {#- Parsing: a model a project disables (say the whole staging folder) is never run, so
+            an input it would read need not be configured; one that runs fails below. -#}
+        {{ return(none) }}
+    {%- elif value is none or (value | string | trim) == '' -%}
         {%- set switch = '' if input_name in ('customers', 'orders') else
             " If your shop has no " ~ input_name ~ ", set var 'cio_using_" ~ input_name ~ "' to false instead." -%}
         {{ exceptions.raise_compiler_error(
