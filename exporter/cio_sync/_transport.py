@@ -729,7 +729,8 @@ class TrackClient:
                 outcome.undelivered = everything
                 outcome.error = "HTTP 207 with an unreadable body: " + self._clip(response.text)
                 return outcome
-            outcome.rejected = [(i, self._reason(failed[i][0]), self._clip(failed[i][1])) for i in sorted(failed)]
+            outcome.rejected = [(i, self._clip(reason, _REASON_LIMIT), self._clip(message))
+                                for i, (reason, message) in sorted(failed.items())]
             outcome.accepted = [i for i in everything if i not in failed]
         elif 200 <= status < 300:
             outcome.accepted = everything
@@ -739,7 +740,7 @@ class TrackClient:
                 merged = self._send_halves(batch)
                 merged.attempts += outcome.attempts
                 return merged
-            reason = self._reason(next((r for r, _ in entries if r), f"http_{status}"))
+            reason = self._clip(next((r for r, _ in entries if r), f"http_{status}"), _REASON_LIMIT)
             message = self._clip(f"HTTP {status}: " + "; ".join(m for _, m in entries))
             outcome.rejected = [(i, reason, message) for i in everything]
         else:
@@ -857,13 +858,8 @@ class TrackClient:
             text = text.replace(secret, "***")
         return text
 
-    def _clip(self, text: str) -> str:
+    def _clip(self, text: str, limit: int = _MESSAGE_LIMIT) -> str:
+        """Text from an answer, secrets scrubbed, at most `limit` characters (a reason code gets
+        _REASON_LIMIT, the width of the state's reason columns)."""
         text = self._scrub(text)
-        return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."
-
-    def _reason(self, text: str) -> str:
-        """A reason code from the answer, secrets scrubbed, at most _REASON_LIMIT characters
-        (the state's reason columns): a server's reason is a short code, but it is still text
-        from outside."""
-        text = self._scrub(text)
-        return text if len(text) <= _REASON_LIMIT else text[: _REASON_LIMIT - 3] + "..."
+        return text if len(text) <= limit else text[: limit - 3] + "..."
