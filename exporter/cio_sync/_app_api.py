@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 from . import __version__
+from ._config import base_url_from_env
 from ._errors import CioSyncError, ConfigError, CredentialsError
 from ._transport import _RetryingGets, _ssl_context, _Throttle
 
@@ -79,7 +80,7 @@ def app_settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any
         raise ConfigError(f"CUSTOMERIO_REGION must be 'us' or 'eu', not '{region}'")
     fields: dict[str, Any] = {
         "api_key": env.get("CUSTOMERIO_APP_API_KEY", "").strip(),
-        "base_url": env.get("CUSTOMERIO_APP_URL", "").strip().rstrip("/") or APP_HOSTS[region],
+        "base_url": base_url_from_env(env, "CUSTOMERIO_APP_URL") or APP_HOSTS[region],
         "ca_bundle": env.get("CUSTOMERIO_CA_BUNDLE", "").strip() or None,
     }
     rate = env.get("CUSTOMERIO_APP_RATE_LIMIT", "").strip()

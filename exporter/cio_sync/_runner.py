@@ -385,7 +385,7 @@ class Exporter:
         if sink is None:
             client = TrackClient(opts.track)
             try:
-                client.preflight()
+                client.preflight(on_retry=self.reporter.note)
             except BaseException:
                 client.close()
                 raise

@@ -521,15 +521,16 @@ class TrackClient:
 
     # ------------------------------------------------------------ preflight
 
-    def preflight(self) -> dict:
+    def preflight(self, on_retry: Callable[[str], None] | None = None) -> dict:
         """Check credentials and region with ``GET /api/v1/accounts/region``; returns its JSON.
+        ``on_retry`` is told about each failed attempt before the wait for the next one.
 
         Raises :class:`CredentialsError` on 401/403, :class:`RegionMismatchError` when the
         workspace is in the other region (unless ``region_check`` is off), and
         :class:`ConfigError` when the API cannot be reached or answers something unexpected.
         """
         s = self.settings
-        result = self._attempt("GET", REGION_PATH, None, items=0)
+        result = self._attempt("GET", REGION_PATH, None, items=0, on_retry=on_retry)
         if result.fatal is not None:
             raise result.fatal
         response = result.response
@@ -768,7 +769,8 @@ class TrackClient:
             offset += len(part)
         return merged
 
-    def _attempt(self, method: str, path: str, body: bytes | None, *, items: int) -> _Attempt:
+    def _attempt(self, method: str, path: str, body: bytes | None, *, items: int,
+                 on_retry: Callable[[str], None] | None = None) -> _Attempt:  # fmt: skip
         """Send one request, retrying transient failures; return the final response or error."""
         s = self.settings
         result = _Attempt()
@@ -835,6 +837,9 @@ class TrackClient:
                 "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
                 method, path, result.error, delay, result.attempts, s.max_retries + 1,
             )  # fmt: skip
+            if on_retry is not None:
+                on_retry(f"{method} {s.base_url}{path}: {result.error}; retrying in {delay:.1f} s "
+                         f"(attempt {result.attempts} of {s.max_retries + 1})")  # fmt: skip
             if self._stop.wait(delay):
                 if result.error is None:
                     result.error = "stopped while waiting to retry"

@@ -364,3 +364,30 @@ def test_a_passing_uniqueness_test_of_the_event_key_spares_the_duplicate_check(d
     placed = "model.cio_sync.cio_event_order_placed"
     assert artifacts.column_tested_unique(placed, "event_id")
     assert not artifacts.column_tested_unique(placed, "customer_id")
+
+
+@pytest.mark.parametrize("url", ["", "   ", "track.customer.io", "ftp://127.0.0.1:1", "https://", "https://host:port"])
+def test_an_empty_or_malformed_track_url_is_a_configuration_error_never_the_production_host(duckdb_build, url):
+    env = {"CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": KEY, "CUSTOMERIO_TRACK_URL": url}
+    proc = duckdb_build.cio_export("--select", "tag:cio", "--no-progress", env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "CUSTOMERIO_TRACK_URL" in output
+    assert "https://track" not in output, output  # the production host was never tried
+
+
+def test_an_unreachable_track_url_reports_each_retry_then_fails_as_configuration(duckdb_build):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: connection refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"CUSTOMERIO_SITE_ID": SITE, "CUSTOMERIO_API_KEY": KEY, "CUSTOMERIO_TRACK_URL": f"http://127.0.0.1:{port}"}
+    proc = duckdb_build.cio_export("--select", "tag:cio", "--no-progress", "--max-retries", "2", env=env)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output
+    retries = [line for line in output.splitlines() if "retrying in" in line]
+    assert len(retries) == 2, output
+    assert f"http://127.0.0.1:{port}/api/v1/accounts/region" in retries[0]
+    assert "attempt 1 of 3" in retries[0] and "attempt 2 of 3" in retries[1]
+    assert "cannot reach the Customer.io Track API" in output
