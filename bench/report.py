@@ -482,12 +482,13 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
         w(_table(["peer", "run", "rows", "seconds", "rows/s", "errors"], peers) + "\n")
     doc.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(lines)
-    # The package's section is bench/package.py's (make bench runs it next): kept as it stands.
-    from package import BEGIN, END
+    # The package's section is bench/package.py's (make bench runs it next): kept as it stands,
+    # with the reading written by hand after it.
+    from package import BEGIN
 
     old = doc.read_text() if doc.exists() else ""
-    if BEGIN in old and END in old:
-        text = text.rstrip("\n") + "\n\n" + old[old.index(BEGIN):old.index(END) + len(END)] + "\n"
+    if BEGIN in old:
+        text = text.rstrip("\n") + "\n\n" + old[old.index(BEGIN):].rstrip("\n") + "\n"
     doc.write_text(text)
 
 

@@ -75,6 +75,39 @@ def batch_items(server) -> int:
     return sum(r.get("items", 0) for r in server.requests() if r.get("path") == "/api/v2/batch")
 
 
+def answered_batches(server) -> int:
+    """Batches the server has answered (with HELD settings, the batch endpoint is the only
+    path counted)."""
+    return server.stats()["requests"]
+
+
+def wait_for(condition, process, what: str, limit: float = 300.0) -> None:
+    """Poll `condition` until it holds; fail if `process` ended first (or after `limit` seconds,
+    a bound on a hang, never a timing assumption)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert process.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.02)
+
+
+def hold_run_when(server, process, reached, step: int = 4) -> None:
+    """With a server started with answers_allowed=0 on /api/v2/: let it answer `step` batches at
+    a time until `reached(stats)` holds, then leave the run waiting on a held answer. The run is
+    stopped mid-send at that point on any machine, however fast or busy."""
+    while True:
+        wait_for(lambda: server.stats()["held"] >= 1, process, "an answer held")
+        if reached(server.stats()):
+            return
+        answered = answered_batches(server)
+        server.configure(answers_allowed=step)
+        wait_for(lambda n=answered + step: answered_batches(server) >= n, process, f"{step} more answers")
+
+
+HELD = {"fault_paths": ("/api/v2/",), "answers_allowed": 0}
+"""Server settings that hold every batch's answer until the test lets it go (see hold_run_when)."""
+
+
 def expected_ulid(name: str, key: str, event_at_ms: int) -> str:
     digest = hashlib.md5(f"{len(name)}:{name}|{key}".encode()).digest()[:10]
     return str(ULID.from_bytes(event_at_ms.to_bytes(6, "big") + digest))
@@ -141,20 +174,16 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
     event arrives, each event exactly once under its one deterministic id, state consistent."""
     state = state_name()
     build.state_schemas.append(state)
-    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.03) as srv:
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
         env = credentials(srv)
         proc = build.cio_export_process(
             "--select", "tag:cio_big", "--no-progress", "--batch-bytes", "6000", "--concurrency", "2",
             "--lease-ttl", "5", env=env, state_schema=state, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = int(2 * ROWS * kill_at)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            stats = srv.stats()
-            if sum(stats["items_accepted"].values()) >= target:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
+        try:
+            hold_run_when(srv, proc, lambda stats: sum(stats["items_accepted"].values()) >= target)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         in_flight = build.schema.query(f"select count(*) from {state}.cio_inflight")[0][0]
         if kill_at == 0.9:  # killed while sending events: the batches in flight were recorded first
@@ -169,7 +198,7 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
             assert events_status["in_flight"] == events_status["in_flight_stopped"] == len(keys) > 0
             text = build.cio_export("status", "--select", "big_events", "--state-schema", state, env=env)
             assert f"{len(keys)} events in flight since" in text.stdout + text.stderr
-        srv.configure(latency=0.0)
+        srv.configure(answers_allowed=None)
         rerun = build.cio_export("--select", "tag:cio_big", "--no-progress", "--lease-ttl", "5", env=env,
                                  state_schema=state)
         assert rerun.returncode == 0, rerun.stderr
@@ -489,8 +518,8 @@ def test_who_left_is_computed_from_the_checked_build_even_if_another_is_swapped_
         proc, _ = export(build, srv, "--select", "big_people", state=state)
         assert proc.returncode == 0, proc.stderr
         build.schema.execute("create table big_people_b as select * from big_people where n > 50")
-        build.schema.execute("update big_people set score = score + 1")  # something to send: the sync takes a while
-        srv.configure(latency=0.2)
+        build.schema.execute("update big_people set score = score + 1")  # something to send
+        srv.configure(**HELD)  # the sync cannot finish its read until the test lets its answers go
         sync = build.cio_export_process("--select", "big_people", "--batch-bytes", "20000", "--json",
                                         "--no-progress", env=credentials(srv), state_schema=state,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -516,6 +545,9 @@ def test_who_left_is_computed_from_the_checked_build_even_if_another_is_swapped_
 
             thread = threading.Thread(target=swap)
             thread.start()
+            # (the swap now waits for the sync's lock, or has happened if the sync holds none:
+            # either way the sync must not see it)
+            srv.configure(answers_allowed=None)
             out, err = sync.communicate(timeout=600)
             thread.join()
             assert swapped == {"done": True}
@@ -576,7 +608,7 @@ def test_a_lost_warehouse_connection_ends_in_one_line_a_results_file_and_exit_3(
     state = state_name()
     results_file = build.target_path / "cio_export_results.json"
     results_file.write_text('{"previous": "run"}')
-    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.2) as srv:
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
         sync = build.cio_export_process("--select", "big_people", "--batch-bytes", "20000", "--no-progress",
                                         env=credentials(srv), state_schema=state,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -593,6 +625,7 @@ def test_a_lost_warehouse_connection_ends_in_one_line_a_results_file_and_exit_3(
                     killed = len(cursor.fetchall())
                     if killed or sync.poll() is not None:
                         break
+            srv.configure(answers_allowed=None)
             out, err = sync.communicate(timeout=600)
         finally:
             watcher.close()
@@ -608,14 +641,12 @@ def test_sigterm_stops_a_run_in_order_and_the_next_run_completes_it(build):
     file saying so, the lease released at once (the next run need not wait for its expiry),
     and the next run delivers every event once."""
     state = state_name()
-    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.5) as srv:
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
         sync = build.cio_export_process("--select", "big_events", "--batch-bytes", "20000", "--no-progress",
                                         "--lease-ttl", "3600", env=credentials(srv), state_schema=state,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(1_000_000):  # until the server has answered some of its requests
-            if srv.stats()["requests"] > 3 or sync.poll() is not None:
-                break
-        assert sync.poll() is None, "the run ended before it could be stopped"
+        # some answered, the next ones held: stopped while events are in flight
+        hold_run_when(srv, sync, lambda stats: stats["requests"] >= 3, step=3)
         sync.send_signal(signal.SIGTERM)
         out, err = sync.communicate(timeout=600)
         assert sync.returncode == 3, err
@@ -624,7 +655,7 @@ def test_sigterm_stops_a_run_in_order_and_the_next_run_completes_it(build):
         assert written["exit_code"] == 3 and written["results"] == []
         assert build.schema.query(f"select count(*) from {state}.cio_leases") == [(0,)]
         assert build.schema.query(f"select status from {state}.cio_runs") == [("stopped",)]
-        srv.configure(latency=0.0)
+        srv.configure(answers_allowed=None)
         proc, summary = export(build, srv, "--select", "big_events", state=state)
         assert proc.returncode == 0, proc.stderr
         assert len({e["id"] for e in srv.events()}) == ROWS
@@ -665,29 +696,36 @@ def in_flight(build, state: str) -> int:
 def test_the_lease_is_kept_alive_while_the_sender_makes_the_run_wait(build):
     """Answers may take minutes (slow responses, retries): while every send slot is taken, and
     while the last answers are awaited, the run keeps its lease alive, so a second run started
-    then is locked out, not let in to recover the first one's in-flight events as its own."""
+    then is locked out, not let in to recover the first one's in-flight events as its own. The
+    server holds each answer until the test lets it go: the first run waits exactly as long as
+    the test needs, on any machine."""
     state = state_name()
     build.state_schemas.append(state)
-    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=12.0) as srv:
-        env = credentials(srv)
-        # one slot and two batches: the second waits 12 s for the slot, then 12 s for its answer
+    leases = f"{state}.cio_leases"
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
+        # one slot and two batches: the second waits for the slot while the first's answer is
+        # held, then its own answer is held
         first = build.cio_export_process(
             "--select", "big_events", "--no-progress", "--json", "--lease-ttl", "5", "--concurrency", "1",
-            "--batch-bytes", "400000", env=env, state_schema=state, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+            "--batch-bytes", "400000", "--timeout", "3600", env=credentials(srv), state_schema=state,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not in_flight(build, state):  # its first batch is being sent
-                time.sleep(0.05)
-            started = time.monotonic()
-            for at in (4, 16):  # a second run asks for the lease 7-9 s in (waiting for the slot), then 19-21 s in
-                time.sleep(max(0.0, started + at - time.monotonic()))
-                with FakeCustomerIO(site_id=SITE, api_key=KEY) as other:  # (its own preflight is not slowed down)
+            for answered in (0, 1):
+                wait_for(lambda n=answered: srv.stats()["held"] == 1 and answered_batches(srv) == n, first,
+                         f"batch {answered + 1} held")
+                # the lease as it stands, then past the moment it would have expired had it not been renewed
+                expires_at = build.schema.query(f"select max(expires_at) from {leases}")[0][0]
+                wait_for(lambda e=expires_at: build.schema.query(
+                    f"select now() at time zone 'utc' > timestamp '{e}' + interval '1 second'")[0][0], first,
+                    "the lease's first expiry passed")
+                with FakeCustomerIO(site_id=SITE, api_key=KEY) as other:
                     second, summary = export(build, other, "--select", "big_events", "--lease-ttl", "5", state=state)
                     assert other.events() == []
-                assert first.poll() is None, "the first run ended before the second asked for the lease"
-                assert second.returncode == 1 and summary["results"][0]["status"] == "locked", (at, second.stderr)
-            out, err = first.communicate(timeout=60)
+                assert first.poll() is None
+                assert second.returncode == 1 and summary["results"][0]["status"] == "locked", (answered, second.stderr)
+                srv.configure(answers_allowed=1)  # this answer goes out; the next one is held
+            srv.configure(answers_allowed=None)
+            out, err = first.communicate(timeout=300)
         finally:
             first.kill()
         assert first.returncode == 0, err
@@ -734,22 +772,16 @@ def test_a_killed_shard_disturbs_no_other_and_its_own_rerun_completes_it(build):
     inflight_sql = f"select shard, run_id, part, event_keys from {state}.cio_inflight order by 1, 2, 3"
     lease_sql = (f"select count(*) from {state}.cio_leases where model = 'big_events' and shard = '0/2' "
                  "and expires_at > now() at time zone 'utc'")
-    with FakeCustomerIO(site_id=SITE, api_key=KEY, latency=0.03) as srv:
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
         env = credentials(srv)
         # (a lease that outlives any wait below: the test expires it itself)
         shard_0 = ("--select", "tag:cio_big", "--no-progress", "--batch-bytes", "6000", "--concurrency", "2",
                    "--lease-ttl", "300", "--shard", "0/2")
         killed = build.cio_export_process(*shard_0, env=env, state_schema=state, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL)
-        sending = False
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and killed.poll() is None:
-                events_in = srv.stats()["items_accepted"].get("event", 0)
-                if sending := events_in >= 100 and in_flight(build, state) > 0:
-                    break
-                time.sleep(0.02)
-            assert sending and killed.poll() is None, "shard 0 ended (or never sent events) before the kill"
+            hold_run_when(srv, killed, lambda stats: stats["items_accepted"].get("event", 0) >= 100)
+            assert in_flight(build, state) > 0
         finally:
             killed.kill()
         killed.wait(timeout=10)
@@ -762,7 +794,7 @@ def test_a_killed_shard_disturbs_no_other_and_its_own_rerun_completes_it(build):
         left_keys = {key for *_, keys in left for key in json.loads(keys)}
 
         # Shard 1 while shard 0's lease is live: its whole share; shard 0's flight untouched.
-        srv.configure(latency=0.0)
+        srv.configure(answers_allowed=None)
         other, summary = export(build, srv, "--select", "tag:cio_big", "--shard", "1/2", state=state)
         assert other.returncode == 0, other.stderr
         assert {r["model"]: r["status"] for r in summary["results"]} == {"big_people": "success",

@@ -192,6 +192,7 @@ class FakeTrackApp:
         self.settings = settings
         self.store = store
         self.faults = FaultInjector(settings, time.monotonic())
+        self._answers_left = settings.answers_allowed
         self.closing = False
         """Set on shutdown so injected delays end early instead of stalling the exit."""
         self._credentials = f"{site_id}:{api_key}".encode()
@@ -237,6 +238,8 @@ class FakeTrackApp:
         self.settings = settings
         self.faults.configure(settings, time.monotonic())
         self.store.resize_request_log(settings.request_log_size)
+        if "answers_allowed" in changes:
+            self._answers_left = settings.answers_allowed
         return settings
 
     def reset(self) -> None:
@@ -295,6 +298,7 @@ class FakeTrackApp:
 
         async def observed(message: Message) -> None:
             if message["type"] == "http.response.start":
+                await self._answer_permit()
                 if delay:
                     await self._pause(delay)
                 status = message["status"]
@@ -312,6 +316,20 @@ class FakeTrackApp:
             await send(message)
 
         return observed
+
+    async def _answer_permit(self) -> None:
+        """Wait while no more answers are allowed (setting answers_allowed), then take one."""
+        if self._answers_left is None:
+            return
+        counters = self.store.counters
+        counters.held += 1
+        try:
+            while not self.closing and self._answers_left is not None and self._answers_left <= 0:
+                await asyncio.sleep(_PAUSE_STEP / 10)
+        finally:
+            counters.held -= 1
+        if self._answers_left is not None:
+            self._answers_left -= 1
 
     async def _pause(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

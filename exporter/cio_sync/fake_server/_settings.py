@@ -40,6 +40,10 @@ class Settings:
     #: A careless server: every answer on the fault paths (2xx, 207, 4xx, 429, 5xx) carries the
     #: request's Authorization header and the key decoded from it in its texts.
     echo_credentials: bool = False
+    #: How many more answers on the fault paths may go out; later ones wait (stats: ``held``)
+    #: until this is set again. None: no limit. Lets a test hold a client mid-send for as long
+    #: as it needs, instead of guessing a latency.
+    answers_allowed: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "drop_rate", "slow_rate"):
@@ -55,6 +59,8 @@ class Settings:
         for name in ("max_request_bytes", "max_item_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
+        if self.answers_allowed is not None and self.answers_allowed < 0:
+            raise ValueError("answers_allowed must not be negative (null: no limit)")
         if self.request_log_size < 0:
             raise ValueError("request_log_size must not be negative")
         if not self.region:
@@ -126,6 +132,7 @@ _CONVERTERS: dict[str, tuple[Callable[[Any], Any], bool]] = {
     "seed": (_as_int, True),
     "fault_paths": (_as_prefixes, False),
     "echo_credentials": (_as_bool, False),
+    "answers_allowed": (_as_int, True),
 }
 
 

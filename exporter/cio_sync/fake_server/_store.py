@@ -40,6 +40,7 @@ class Counters:
         self.errors_injected = 0
         self.dropped = 0
         self.slow = 0
+        self.held = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class Counters:
             "errors_injected": self.errors_injected,
             "dropped": self.dropped,
             "slow": self.slow,
+            "held": self.held,
         }
 
 
