@@ -43,7 +43,13 @@ RUN_RESULTS_FILE = "run_results.json"
 _PASSING_TEST_STATUSES = frozenset({"pass", "warn"})
 _MODEL_SUCCESS = "success"
 # dbt commands that write run_results.json with "success" for models they did not build.
-_NON_BUILDING_COMMANDS = frozenset({"compile", "show", "docs", "generate", "parse", "list", "ls"})
+_NON_BUILDING_COMMANDS = frozenset({"compile", "show", "docs", "generate", "parse", "list", "ls", "run-operation",
+                                    "debug", "source", "freshness"})  # fmt: skip
+_REBUILD_ADVICE = (
+    "run `dbt build` (models and their tests in one invocation) right before cio-export; give any "
+    "dbt command run in between its own --target-path (e.g. `dbt run-operation print_sync_summary "
+    "--target-path target/summary`), since every dbt command replaces target/run_results.json"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,13 +392,21 @@ def gate(artifacts: Artifacts, unique_id: str, *, ignore_test_failures: bool = F
         )
     command = (artifacts.run_results.get("args") or {}).get("which")
     if command in _NON_BUILDING_COMMANDS:
-        return fail(f"run_results.json is from `dbt {command}`, which builds nothing: run `dbt build`")
+        return fail(f"run_results.json is from `dbt {command}`, which builds no model: {_REBUILD_ADVICE}")
+    if command == "test":
+        # After `dbt run` then `dbt test`, nothing in the artifacts shows that the tests ran on
+        # the relation the run built and that no other build replaced it in between: run_results
+        # of the run is gone, and the tests' results name no build.
+        return fail("run_results.json is from `dbt test`, which builds no model: cio-export needs the "
+                    "model's build and its tests in one invocation, so that the tests it checks are the "
+                    f"tests of the rows it sends; {_REBUILD_ADVICE}")
     if (artifacts.run_results.get("args") or {}).get("empty") is True:
         return fail("run_results.json is from a build with --empty: run `dbt build` without it")
 
     model_result = artifacts.result(unique_id)
     if model_result is None:
-        return fail("no result in run_results.json for this model")
+        return fail(f"the last dbt command (`dbt {command or '?'}`, invocation {results_invocation}) did not "
+                    f"build this model: no result for it in run_results.json; {_REBUILD_ADVICE}")
     status = model_result.get("status")
     if status != _MODEL_SUCCESS:
         message = model_result.get("message")
@@ -406,7 +420,8 @@ def gate(artifacts: Artifacts, unique_id: str, *, ignore_test_failures: bool = F
         label = _test_label(artifacts, test_id)
         if test_result is None:
             failing.append(test_id)
-            problems.append(f"test {label} has no result in run_results.json")
+            problems.append(f"test {label} did not run (`dbt run` runs no tests: use `dbt build`)" if command == "run"
+                            else f"test {label} has no result in run_results.json (was it excluded from the build?)")
             continue
         test_status = test_result.get("status")
         if test_status == "warn":

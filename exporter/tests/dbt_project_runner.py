@@ -36,7 +36,8 @@ class DbtProject:
     def target_path(self) -> Path:
         return self.workdir / "target"
 
-    def run(self, *args: str, check: bool = True, vars: dict | None = None) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True, vars: dict | None = None,
+            target_path: Path | None = None) -> subprocess.CompletedProcess:  # fmt: skip
         ensure_deps()
         merged_vars = {**(self.vars or {}), **(vars or {})}
         cmd = [
@@ -49,7 +50,7 @@ class DbtProject:
             "--target",
             self.target,
             "--target-path",
-            str(self.target_path),
+            str(target_path or self.target_path),
             "--log-path",
             str(self.workdir / "logs"),
         ]

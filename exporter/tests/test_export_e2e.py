@@ -391,3 +391,40 @@ def test_an_unreachable_track_url_reports_each_retry_then_fails_as_configuration
     assert f"http://127.0.0.1:{port}/api/v1/accounts/region" in retries[0]
     assert "attempt 1 of 3" in retries[0] and "attempt 2 of 3" in retries[1]
     assert "cannot reach the Customer.io Track API" in output
+
+
+def test_the_readme_order_syncs_and_a_dbt_command_in_between_is_named_with_what_to_do(duckdb_project_factory,
+                                                                                     tmp_path):
+    project = duckdb_project_factory("readme_order", vars=dict(SEND_HISTORY))
+
+    def dry_run():
+        proc = project.cio_export("--select", "tag:cio", "--dry-run", "--no-progress", "--outbox",
+                                  str(tmp_path / "out"))
+        return proc, proc.stdout + proc.stderr
+
+    project.run("build")
+    # the README's step 3: the summary in a target path of its own leaves the build's artifacts alone
+    project.run("run-operation", "print_sync_summary", target_path=project.workdir / "summary")
+    proc, output = dry_run()
+    assert proc.returncode == 0, output
+
+    project.run("run-operation", "print_sync_summary")  # in the build's target path
+    proc, output = dry_run()
+    assert proc.returncode == 1
+    assert "BLOCKED" in output and "run_results.json is from `dbt run-operation`, which builds no model" in output
+    assert "--target-path target/summary" in output
+
+    project.run("run")
+    project.run("test")
+    proc, output = dry_run()
+    assert proc.returncode == 1 and "run_results.json is from `dbt test`, which builds no model" in output
+
+    project.run("run")
+    proc, output = dry_run()
+    assert proc.returncode == 1 and "did not run (`dbt run` runs no tests: use `dbt build`)" in output
+
+    project.run("run", "--select", "cio_people")
+    proc, output = dry_run()
+    assert proc.returncode == 1
+    assert "cio_event_order_placed: BLOCKED, not synced: the last dbt command (`dbt run`" in output
+    assert "did not build this model" in output

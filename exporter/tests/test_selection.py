@@ -321,7 +321,9 @@ def test_gate_on_edited_run_results(artifacts):
     missing = edited(artifacts, drop_result(PEOPLE))
     for ignore in (False, True):
         result = gate(missing, PEOPLE, ignore_test_failures=ignore)
-        assert not result.passed and result.reason == "no result in run_results.json for this model"
+        assert not result.passed and result.reason.startswith(
+            f"the last dbt command (`dbt build`, invocation {artifacts.invocation_id}) did not build this model")
+        assert "run `dbt build`" in result.reason
 
     untested = gate(edited(artifacts, drop_result(failing)), PEOPLE)
     assert not untested.passed and "has no result" in untested.reason and untested.failing_tests == (failing,)
