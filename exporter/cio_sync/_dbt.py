@@ -20,6 +20,7 @@ from cio_sync._errors import ConfigError
 
 if TYPE_CHECKING:
     from dbt.adapters.base import BaseAdapter, BaseRelation
+    from dbt.config.runtime import RuntimeConfig
     from dbt.contracts.graph.manifest import Manifest
 
 __all__ = [
@@ -28,11 +29,13 @@ __all__ = [
     "Gate",
     "close_adapter",
     "gate",
+    "load_config",
     "open_adapter",
     "parse_vars",
     "relation_for",
     "relation_name",
     "resolve_profiles_dir",
+    "state_schema_for",
     "select_models",
 ]
 
@@ -440,20 +443,14 @@ def gate(artifacts: Artifacts, unique_id: str, *, ignore_test_failures: bool = F
 # --------------------------------------------------------------------------------------------
 
 
-def open_adapter(ctx: DbtContext, artifacts: Artifacts) -> BaseAdapter:
-    """dbt's adapter for the project's profile and target, with macros resolved from the loaded
-    manifest. Profiles are loaded by dbt itself (env_var(), IAM, SSL, ...). The connection is
-    tried once, so profile and connection problems surface here as ConfigError."""
+def load_config(ctx: DbtContext) -> RuntimeConfig:
+    """dbt's RuntimeConfig of the project, profile and target (env_var(), IAM, SSL, ... resolved
+    by dbt itself). Profile problems surface as ConfigError."""
     from argparse import Namespace
 
-    from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
     from dbt.config.runtime import RuntimeConfig
-    from dbt.context.providers import generate_runtime_macro_context
-    from dbt.context.query_header import generate_query_header_context
     from dbt.flags import set_from_args
-    from dbt.mp_context import get_mp_context
     from dbt_common.context import set_invocation_context
-    from dbt_common.events.base_types import EventLevel
     from dbt_common.exceptions import DbtBaseException
 
     set_invocation_context(os.environ)
@@ -468,11 +465,38 @@ def open_adapter(ctx: DbtContext, artifacts: Artifacts) -> BaseAdapter:
     cwd = os.getcwd()
     try:
         set_from_args(args, None)
-        config = RuntimeConfig.from_args(args)
+        return RuntimeConfig.from_args(args)
     except DbtBaseException as exc:
         raise ConfigError(f"Cannot load the dbt profile for {ctx.project_dir}: {exc}") from exc
     finally:
         os.chdir(cwd)
+
+
+def state_schema_for(ctx: DbtContext, option: str | None = None) -> str:
+    """Where cio-export keeps its state: --state-schema (or CIO_SYNC_STATE_SCHEMA), else var
+    cio_state_schema as dbt resolves it for the package's models in this project and target
+    (where the package's on-run-start and post-hooks write build proofs), else cio_sync_state."""
+    from ._state import DEFAULT_SCHEMA
+
+    if option:
+        return option
+    if "cio_state_schema" in ctx.vars:  # --vars: no need to load the project
+        return ctx.vars["cio_state_schema"] or DEFAULT_SCHEMA
+    return project_var(load_config(ctx), "cio_state_schema") or DEFAULT_SCHEMA
+
+
+def open_adapter(ctx: DbtContext, artifacts: Artifacts) -> BaseAdapter:
+    """dbt's adapter for the project's profile and target, with macros resolved from the loaded
+    manifest. Profiles are loaded by dbt itself (env_var(), IAM, SSL, ...). The connection is
+    tried once, so profile and connection problems surface here as ConfigError."""
+    from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
+    from dbt.context.providers import generate_runtime_macro_context
+    from dbt.context.query_header import generate_query_header_context
+    from dbt.mp_context import get_mp_context
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.exceptions import DbtBaseException
+
+    config = load_config(ctx)
 
     # The adapter factory keeps one adapter per type, whatever its config: start afresh so this
     # profile/target is the one in use (an earlier open_adapter or dbt invocation may differ).
@@ -488,6 +512,30 @@ def open_adapter(ctx: DbtContext, artifacts: Artifacts) -> BaseAdapter:
     except DbtBaseException as exc:
         raise ConfigError(f"Cannot connect with dbt target {config.target_name!r}: {exc}") from exc
     return adapter
+
+
+def project_var(config: RuntimeConfig, name: str, package: str = "cio_sync") -> Any:
+    """A var as dbt resolves it for the models of `package` in this project and target: --vars,
+    then dbt_project.yml's `vars: {<package>: {<name>: ...}}`, then its global `vars: {<name>: ...}`
+    (a value with Jinja, such as `"{{ target.name }}_state"`, rendered against the target); None
+    when none of them sets it."""
+    cli_vars = getattr(config, "cli_vars", None) or {}
+    if name in cli_vars:
+        return cli_vars[name]
+    project_vars = config.vars.vars if hasattr(config.vars, "vars") else {}
+    scoped = project_vars.get(package)
+    if isinstance(scoped, dict) and name in scoped:
+        value = scoped[name]
+    elif name in project_vars and not isinstance(project_vars[name], dict):
+        value = project_vars[name]
+    else:
+        return None
+    if isinstance(value, str) and "{" in value:
+        from dbt.clients.jinja import get_rendered
+        from dbt.context.target import TargetContext
+
+        value = get_rendered(value, TargetContext(config.to_target_dict(), cli_vars).to_dict())
+    return value
 
 
 def close_adapter(adapter: BaseAdapter) -> None:

@@ -97,6 +97,15 @@ class Column:
     dtype: str = ""
 
 
+def _identifier_type(column: Column) -> bool:
+    """Whether a column's type can hold a Customer.io identifier: an integer, or text (character
+    types and uuid; TEXT is also the kind of every unrecognised type, such as time or interval)."""
+    if column.kind == INTEGER:
+        return True
+    dtype = column.dtype.upper()
+    return column.kind == TEXT and (not dtype or any(name in dtype for name in ("CHAR", "TEXT", "STRING", "UUID")))
+
+
 def _path(error: jsonschema.ValidationError) -> str:
     return "meta.cio" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
 
@@ -183,9 +192,10 @@ class ModelSpec:
         event_name = need("event_name_column", self.meta.get("event_name_column"))
         if timestamp is not None and timestamp.kind not in (TIMESTAMP, DATE):
             problems.append(f"meta.cio.timestamp_column: '{timestamp.name}' is {timestamp.dtype}, not a timestamp")
-        if identifier is not None and identifier.kind not in (TEXT, INTEGER):
+        if identifier is not None and not _identifier_type(identifier):
             problems.append(
-                f"meta.cio.identifier.column: '{identifier.name}' is {identifier.dtype}; use text or integer"
+                f"meta.cio.identifier.column: '{identifier.name}' is {identifier.dtype}, which would send ids like "
+                "'2020-01-02' or '1 day' (a new profile per customer); select it as text or an integer"
             )
         for key in ("json_columns", "exclude", "attributes"):
             for column in self.meta.get(key, []):

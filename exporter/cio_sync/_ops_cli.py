@@ -104,7 +104,6 @@ def _build(cli, main: click.Group) -> list[click.Command]:
         twice (also across restarts), and syncs one run at a time per job in a child process
         (`cio-export cloud-run`). GET /health reports the queues and the latest runs."""
         from ._cloud import (
-            DEFAULT_STATE_SCHEMA,
             ChildLauncher,
             JobConfig,
             JsonLog,
@@ -133,8 +132,7 @@ def _build(cli, main: click.Group) -> list[click.Command]:
             schema = (
                 state_schema
                 or (serve_config.state_schema if serve_config else None)
-                or ctx.vars.get("cio_state_schema")
-                or DEFAULT_STATE_SCHEMA
+                or cli._state_schema(None, ctx)
             )
             ledger = RunLedger(ctx, schema)
             remembered = ledger.open()

@@ -53,6 +53,7 @@ class ModelStatus:
 class Thresholds:
     max_open_rejects: int = 0
     volume_factor: float = 5.0  # last run's events vs the recent average: outside [avg/f, avg*f] is odd
+    volume_min_events: int = 100  # ... when either is at least this many (a quiet night is not odd)
     history: int = 10
 
 
@@ -95,7 +96,8 @@ def model_status(state: StateStore, spec: ModelSpec, relation: str | None, thres
         status.problems.append(f"{status.open_rejects} open rejects (threshold {thresholds.max_open_rejects})")
     if spec.kind == "event" and status.recent_average_sent and status.last_sent is not None:
         average, factor = status.recent_average_sent, thresholds.volume_factor
-        if status.last_sent > average * factor or status.last_sent < average / factor:
+        if max(status.last_sent, average) >= thresholds.volume_min_events and (
+                status.last_sent > average * factor or status.last_sent < average / factor):
             status.problems.append(f"event volume {status.last_sent} far from the recent average {average:.0f}")
     if adapter is not None and relation is not None:
         for guardrail in spec.meta.get("guardrails", []):

@@ -114,9 +114,9 @@ def _synced_specs(ctx, artifacts, select: tuple[str, ...], exclude: tuple[str, .
 
 
 def _state_schema(option: str | None, ctx) -> str:
-    from ._state import DEFAULT_SCHEMA
+    from ._dbt import state_schema_for
 
-    return option or ctx.vars.get("cio_state_schema") or DEFAULT_SCHEMA
+    return state_schema_for(ctx, option)
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -317,6 +317,7 @@ def run(
                 max_request_bytes=batch_bytes,
             )
         )
+        build_log_schema = _state_schema(None, ctx)  # var cio_state_schema: where the package writes build proofs
         options = RunOptions(
             dbt=ctx,
             select=_flatten(select) or ("tag:cio",),
@@ -327,8 +328,8 @@ def run(
             batch_bytes=batch_bytes,
             ignore_test_failures=ignore_test_failures,
             allow_mixed_identifiers=allow_mixed_identifiers,
-            state_schema=_state_schema(state_schema, ctx),
-            build_log_schema=_state_schema(None, ctx),
+            state_schema=state_schema or build_log_schema,
+            build_log_schema=build_log_schema,
             full_refresh=full_refresh,
             retry_rejects=retry_rejects,
             accept_schema_change=accept_schema_change,
@@ -433,8 +434,11 @@ def validate(
               help="With --strict: open rejects allowed per model.")
 @click.option("--volume-factor", type=click.FloatRange(min=1), default=5.0, show_default=True,
               help="With --strict: a run sending this many times more or fewer events than the recent average is odd.")
+@click.option("--volume-min-events", type=click.IntRange(min=0), default=100, show_default=True,
+              help="With --strict: volume is judged only when the run or the recent average sent at least this many "
+              "events (a quiet night is not odd).")
 def status(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema,
-           json_output, strict, max_open_rejects, volume_factor) -> None:
+           json_output, strict, max_open_rejects, volume_factor, volume_min_events) -> None:
     """How each synced model is doing: last run, outcome, rows sent, open rejects and their top
     reasons, time since the last success, lag between event time and send time (p50/p95)."""
     from rich.table import Table
@@ -449,7 +453,8 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
         ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         artifacts = Artifacts.load(ctx.target_path)
         specs = _synced_specs(ctx, artifacts, _flatten(select) or ("tag:cio",), _flatten(exclude))
-        thresholds = Thresholds(max_open_rejects=max_open_rejects, volume_factor=volume_factor)
+        thresholds = Thresholds(max_open_rejects=max_open_rejects, volume_factor=volume_factor,
+                                volume_min_events=volume_min_events)
         adapter = open_adapter(ctx, artifacts)
         statuses = []
         try:

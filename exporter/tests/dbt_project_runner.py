@@ -72,7 +72,8 @@ class DbtProject:
         state_schema: str | None = None,
     ) -> subprocess.CompletedProcess:
         """Run cio-export on this build as a user would, in a subprocess. Each call gets a fresh
-        state schema unless `state_schema` names one (to rerun on the same state)."""
+        state schema unless `state_schema` names one (to rerun on the same state), or is ""
+        (no --state-schema: cio-export finds it as users' runs do)."""
         cmd, full_env = self._cio_export_command(args, env, target_path, state_schema)
         return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=self.workdir)
 
@@ -88,7 +89,7 @@ class DbtProject:
     ) -> tuple[list[str], dict[str, str]]:
         if state_schema is None:
             state_schema = f"cio_state_{uuid.uuid4().hex[:10]}"
-        if state_schema not in self.state_schemas:
+        if state_schema and state_schema not in self.state_schemas:
             self.state_schemas.append(state_schema)
         cmd = [
             str(Path(sys.executable).with_name("cio-export")), *args,
@@ -97,7 +98,7 @@ class DbtProject:
             "--target", self.target,
             "--target-path", str(target_path or self.target_path),
         ]
-        if args and args[0] in ("run", "reset") or not args or args[0].startswith("-"):
+        if state_schema and (args and args[0] in ("run", "reset") or not args or args[0].startswith("-")):
             cmd += ["--state-schema", state_schema]
         if self.vars:
             cmd += ["--vars", json.dumps(self.vars)]

@@ -428,3 +428,36 @@ def test_the_readme_order_syncs_and_a_dbt_command_in_between_is_named_with_what_
     assert proc.returncode == 1
     assert "cio_event_order_placed: BLOCKED, not synced: the last dbt command (`dbt run`" in output
     assert "did not build this model" in output
+
+
+def test_dev_and_prod_builds_in_one_database_keep_their_own_state_from_the_projects_var(tmp_path, server):
+    """Two targets of one project in one database (schemas dev and prod), the state schema set
+    per target in dbt_project.yml (here through an env_var, as `{{ target.name }}_...` would) and
+    never passed to cio-export: the dev sync first, then prod still delivers every person and
+    event, and each sync's state and build proofs sit in its own schema."""
+    from conftest import DuckDbBuild
+
+    database = str(tmp_path / "warehouse.duckdb")
+    builds = {
+        name: DuckDbBuild(target="duckdb", workdir=tmp_path / name, vars=dict(SEND_HISTORY),
+                          env={"CIO_DUCKDB_PATH": database, "CIO_TEST_SCHEMA": name,
+                               "CIO_TEST_STATE_SCHEMA": f"cio_state_{name}"})
+        for name in ("dev", "prod")
+    }
+    accepted = {}
+    for name, build in builds.items():
+        build.workdir.mkdir()
+        build.run("build")
+        server.reset()
+        proc = build.cio_export("--select", "tag:cio", "--json", "--no-progress", env=credentials(server),
+                                state_schema="")
+        assert proc.returncode == 0, proc.stderr
+        accepted[name] = {r["model"]: r["items_accepted"] for r in json.loads(proc.stdout)["results"]}
+        assert len(server.people()) == len(expected_profiles())
+    assert accepted["prod"] == accepted["dev"] and accepted["prod"]["cio_people"] == len(expected_profiles())
+    states = builds["prod"].query("select schema_name from information_schema.schemata "
+                                  "where schema_name like 'cio_state_%' order by 1")
+    assert states == [("cio_state_dev",), ("cio_state_prod",)]
+    for name, build in builds.items():
+        [(runs,)] = build.query(f"select count(*) from cio_state_{name}.cio_runs where status = 'success'")
+        assert runs == len(accepted[name])

@@ -861,6 +861,63 @@ def test_status_reports_runs_rejects_lag_and_strict_fails_on_problems(build, ser
         build.run("build", *BUILD_SELECTION)
 
 
+def test_strict_status_lets_a_quiet_night_pass_and_flags_a_drop_and_a_stale_people_sync(build, server):
+    """Event volume is judged only from volume_min_events (100) up: runs sending 0, 3, 0 events
+    are a quiet night; 0 after ~500 a run is not. cio_people carries the package's default
+    max_lag (var cio_max_lag_people, 26h): three days without a successful sync is late."""
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_events", "cio_people", state=state)
+    assert proc.returncode == 0, proc.stderr
+    runs = f"{state}.cio_runs"
+
+    def history(*sent: int) -> None:
+        build.schema.execute(f"delete from {runs} where model = 'big_events'")
+        for i, n in enumerate(sent):  # oldest first, the last one an hour ago at the latest
+            build.schema.execute(
+                f"insert into {runs} (run_id, model, shard, started_at, finished_at, sent, status) values "
+                f"('r{i}', 'big_events', 'all', now() at time zone 'utc' - interval '{len(sent) - i} hours', "
+                f"now() at time zone 'utc' - interval '{len(sent) - i} hours', {n}, 'success')")
+
+    def strict():
+        proc = build.cio_export("status", "--select", "big_events", "cio_people", "--strict", "--state-schema", state)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    history(0, 3, 0, 2, 0)
+    code, output = strict()
+    assert code == 0 and "event volume" not in output, output
+    history(510, 480, 530, 0)
+    code, output = strict()
+    assert code == 1 and "big_events: event volume 0 far from the recent average 507" in output, output
+    history(510, 480, 530, 505)
+    build.schema.execute(f"update {runs} set finished_at = finished_at - interval '3 days' where model = 'cio_people'")
+    code, output = strict()
+    assert code == 1 and "cio_people: late: last success" in output and "max_lag is 26h" in output, output
+    assert "event volume" not in output
+
+
+@pytest.mark.parametrize("expression", ["n * interval '1 day'", "time '00:00' + n * interval '1 second'",
+                                        "date '2020-01-01' + n"])
+def test_an_identifier_column_of_another_type_than_text_or_integer_is_a_configuration_error(build, server,
+                                                                                            expression):
+    """big_people rebuilt by hand with person_id as an interval, a time or a date: validate and
+    run both refuse it (exit 2) before anything is sent."""
+    state = state_name()
+    build.schema.execute("alter table big_people rename to big_people_kept")
+    try:
+        build.schema.execute(f"create table big_people as select {expression} as person_id, email, n, score, even, "
+                             "created_at from big_people_kept")
+        validate = build.cio_export("validate", "--select", "big_people", state_schema=state)
+        run, _ = export(build, server, "--select", "big_people", state=state)
+        for proc in (validate, run):
+            output = proc.stdout + proc.stderr
+            assert proc.returncode == 2, output
+            assert "meta.cio.identifier.column: 'person_id' is" in output and "a new profile per customer" in output
+        assert server.people() == {}
+    finally:
+        build.schema.execute("drop table if exists big_people")
+        build.schema.execute("alter table big_people_kept rename to big_people")
+
+
 def test_an_email_change_is_reported_or_merged_never_delete_and_create(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "tag:cio_identity", state=state)

@@ -18,6 +18,16 @@
         ) }}
     {%- endif -%}
     {%- set kind = columns.get(name, 'text') if known else none -%}
+    {%- if as_type == 'id' and present and kind not in (none, 'text', 'integer') -%}
+        {#- A key or identifier of another type would become a Customer.io id like
+            "2020-01-02" or "1 day": a new profile per customer, and no test can tell. -#}
+        {{ exceptions.raise_compiler_error(
+            "cio_sync: input '" ~ input ~ "' (var cio_" ~ input ~ ") has column '" ~ name ~ "' of type "
+            ~ kind ~ ", but keys and identifiers must be text or integers. Select the real id as '" ~ name
+            ~ "' in the relation you configured (cast it to text or bigint if it is stored as another type; "
+            ~ "see docs/input-contract.md)."
+        ) }}
+    {%- endif -%}
     {%- if not present -%}
         {%- set expr = 'null' -%}
         {%- set kind = 'text' -%}

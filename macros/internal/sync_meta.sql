@@ -25,7 +25,7 @@
             {%- do exclude.extend(columns) -%}
         {%- endif -%}
     {%- endfor -%}
-    {{ return({
+    {%- set meta = {
         'kind': 'people',
         'identifier': {'column': identifier, 'kind': cio_sync.identifier_kind()},
         'exclude': exclude,
@@ -35,10 +35,21 @@
         'inputs': inputs,
         'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
         'guardrails': [{'name': 'orders_without_last_order_at', 'condition': 'orders_count > 0 and last_order_at is null'}],
-    }) }}
+    } -%}
+    {%- do meta.update(cio_sync.with_max_lag('cio_max_lag_people', '26h')) -%}
+    {{ return(meta) }}
 {%- endmacro %}
 
-{% macro event_meta(event_name, inputs, extra_exclude=[], overrides={}) -%}
+{#- {'max_lag': the var named `var_name`} (a duration), or {} when the var is empty or null: what
+    a mart's meta.cio is updated with, so that `cio-export status --strict` flags a stopped sync. -#}
+{% macro with_max_lag(var_name, default) -%}
+    {%- set value = var(var_name, default) -%}
+    {{ return({'max_lag': value} if value else {}) }}
+{%- endmacro %}
+
+{#- `cadence`: 'cart' for the cart-recovery events (var cio_max_lag_cart_events), else 'daily'
+    (var cio_max_lag_events). -#}
+{% macro event_meta(event_name, inputs, extra_exclude=[], overrides={}, cadence='daily') -%}
     {%- set identifier = cio_sync.identifier() -%}
     {%- set exclude = ['event_name', 'email' if identifier == 'customer_id' else 'customer_id'] + extra_exclude -%}
     {%- set meta = {
@@ -54,6 +65,8 @@
         'inputs': inputs,
         'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
     } -%}
+    {%- do meta.update(cio_sync.with_max_lag('cio_max_lag_cart_events', '3h') if cadence == 'cart'
+        else cio_sync.with_max_lag('cio_max_lag_events', '26h')) -%}
     {%- do meta.update(overrides) -%}
     {{ return(meta) }}
 {%- endmacro %}

@@ -8,7 +8,7 @@
     tags=['cio'],
     dist=cio_sync.identifier(),
     sort='event_at',
-    meta={'cio': cio_sync.event_meta('cart_abandoned', ['checkouts', 'orders'])},
+    meta={'cio': cio_sync.event_meta('cart_abandoned', ['checkouts', 'orders'], cadence='cart')},
 ) }}
 {#- A checkout becomes cart_abandoned once its window (var cio_cart_abandon_minutes) has fully
     elapsed, when the cart is worth more than var cio_cart_min_value, is in stock (when known),

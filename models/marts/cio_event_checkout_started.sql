@@ -8,7 +8,7 @@
     tags=['cio'],
     dist=cio_sync.identifier(),
     sort='event_at',
-    meta={'cio': cio_sync.event_meta('checkout_started', ['checkouts'])},
+    meta={'cio': cio_sync.event_meta('checkout_started', ['checkouts'], cadence='cart')},
 ) }}
 {#- One event per checkout. Incrementally: the events of the checkouts that changed since the
     last build are replaced. -#}
