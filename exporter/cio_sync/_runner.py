@@ -442,7 +442,8 @@ class Exporter:
         if not state.acquire_lease(model.name, shard, self.run_id, opts.lease_ttl):
             result.status = "locked"
             result.message = (f"another cio-export run holds the lease on {model.name} (shard {shard}); "
-                              "skipped. A killed run's lease expires after --lease-ttl.")
+                              "skipped (a killed run's lease is freed at once on PostgreSQL, after --lease-ttl "
+                              "elsewhere).")
             self.reporter.blocked(result)
             return
         try:

@@ -39,6 +39,7 @@ between threads) and DuckDB write inline.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -126,6 +127,13 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
 
 
 _local = threading.local()  # .writer is True on the writer thread
+
+
+def lease_lock_key(schema: str, model: str, shard: str) -> int:
+    """PostgreSQL: the advisory lock key (a signed 64-bit integer) of the (model, shard) lease of
+    the state schema `schema`."""
+    digest = hashlib.md5(f"{schema}\x00{model}\x00{shard}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def utcnow() -> datetime:
@@ -454,12 +462,13 @@ class StateStore:
         dedupe_window and reports them uncertain beyond it. Returns how many became pending."""
         if not self.writable:
             return 0
-        inflight, leases, ledger = self.table("cio_inflight"), self.table("cio_leases"), self.table("cio_event_ledger")
+        inflight, ledger = self.table("cio_inflight"), self.table("cio_event_ledger")
         if self.kind == "redshift":
             self.execute(f"lock {inflight}")  # two shards' runs recovering at once take turns (no keys there)
         lit = self._lit(model)
-        where = (f"i.model = {lit} and (i.shard = {self._lit(shard)} or not exists (select 1 from {leases} l "
-                 f"where l.model = i.model and l.shard = i.shard and l.expires_at > {self._ts(utcnow())}))")
+        others_live = sorted(self.live_lease_shards(model) - {shard})
+        where = f"i.model = {lit}" + (
+            f" and i.shard not in ({', '.join(map(self._lit, others_live))})" if others_live else "")
         found = self.execute(f"select i.shard, i.run_id, i.part, i.created_at, i.event_keys, i.event_ids "
                              f"from {inflight} i where {where}")
         if not found:
@@ -504,25 +513,33 @@ class StateStore:
         return self.execute(f"select count(*) from {table} s where s.model = {self._lit(model)}{extra}")[0][0]
 
     # -- leases --------------------------------------------------------------------------------
+    def lease_lock_key(self, model: str, shard: str) -> int:
+        return lease_lock_key(self.schema, model, shard)
+
     def acquire_lease(self, model: str, shard: str, holder: str, ttl: float) -> bool:
-        """Take the (model, shard) lease unless a live one is held by someone else."""
+        """Take the (model, shard) lease unless a live one is held by someone else.
+
+        On PostgreSQL the lease is a session-level advisory lock on the state connection, which
+        PostgreSQL releases the moment the holder's connection ends: a killed run's lease is free
+        at once, whatever its row in cio_leases says (the row, renewed by heartbeats, is what
+        `status` shows). Elsewhere the row is the lease, and a killed run's expires after `ttl`."""
         if not self.writable:
             return True
         now = utcnow()
         table = self.table("cio_leases")
         expires = self._ts(datetime.fromtimestamp(now.timestamp() + ttl))
         if self.kind == "postgres":
-            # One statement: two runs starting together cannot both find the lease free (the
-            # loser waits for the winner's insert, then finds a live lease: `locked`).
-            taken = self.execute(
-                f"insert into {table} as held (model, shard, holder, heartbeat_at, expires_at) values "
+            [(locked,)] = self.execute(f"select pg_try_advisory_lock({self.lease_lock_key(model, shard)})")
+            if not locked:  # a live session holds it
+                self.commit()
+                return False
+            self.execute(
+                f"insert into {table} (model, shard, holder, heartbeat_at, expires_at) values "
                 f"({self._lit(model)}, {self._lit(shard)}, {self._lit(holder)}, {self._ts(now)}, {expires}) "
                 "on conflict (model, shard) do update set holder = excluded.holder, "
-                "heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at "
-                f"where held.holder = excluded.holder or held.expires_at is null or held.expires_at <= {self._ts(now)} "
-                "returning holder")
+                "heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at")
             self.commit()
-            return bool(taken)
+            return True
         where = f"model = {self._lit(model)} and shard = {self._lit(shard)}"
         if self.kind == "redshift":
             self.execute(f"lock {table}")
@@ -555,6 +572,28 @@ class StateStore:
         self.execute(f"delete from {self.table('cio_leases')} where model = {self._lit(model)} and shard = "
                      f"{self._lit(shard)} and holder = {self._lit(holder)}")
         self.commit()
+        if self.kind == "postgres":
+            self.execute(f"select pg_advisory_unlock({self.lease_lock_key(model, shard)})")
+            self.commit()
+
+    def live_lease_shards(self, model: str) -> set[str]:
+        """The shards of `model` whose lease a live run holds: on PostgreSQL those whose advisory
+        lock is held (a killed run's row stays until overwritten, but its lock is gone), elsewhere
+        those whose row has not expired."""
+        rows = self.execute(f"select shard, expires_at from {self.table('cio_leases')} "
+                            f"where model = {self._lit(model)}")
+        if self.kind != "postgres":
+            now = utcnow()
+            return {shard for shard, expires_at in rows if expires_at is not None and expires_at > now}
+        live = set()
+        for shard, _ in rows:
+            key = self.lease_lock_key(model, shard) & 0xFFFFFFFFFFFFFFFF
+            held = self.execute("select count(*) from pg_locks where locktype = 'advisory' and granted and "
+                                f"objsubid = 1 and classid::bigint = {key >> 32} and objid::bigint = {key & 0xFFFFFFFF}"
+                                " and database = (select oid from pg_database where datname = current_database())")
+            if held[0][0]:
+                live.add(shard)
+        return live
 
     # -- buffered writes ---------------------------------------------------------------------
     def people_synced(self, model: str, run_id: str, rows: Iterable[tuple], new: bool = False) -> None:

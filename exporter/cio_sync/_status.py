@@ -120,9 +120,7 @@ def _in_flight(state: StateStore, status: ModelStatus, lit: str) -> None:
     try:
         flights = state.execute(f"select shard, created_at, event_keys from {state.table('cio_inflight')} "
                                 f"where model = {lit}")
-        live = {shard for (shard,) in state.execute(
-            f"select shard from {state.table('cio_leases')} where model = {lit} "
-            f"and expires_at > {state._ts(utcnow())}")}
+        live = state.live_lease_shards(status.model)
     except Exception:  # noqa: BLE001 - a state schema from before cio_inflight (status does not migrate)
         state._rollback()
         return

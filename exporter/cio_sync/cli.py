@@ -251,7 +251,8 @@ def main() -> None:
 @click.option("--skip-build-proof", is_flag=True,
               help="Do not require proof (the cio_sync.record_build() post-hook) of which dbt run built a relation.")
 @click.option("--lease-ttl", type=click.FloatRange(min=5), default=120.0, show_default=True,
-              help="Seconds a model's lease lives without a heartbeat (a killed run's lease expires after this).")
+              help="Seconds a model's lease lives without a heartbeat (Redshift, DuckDB: a killed run's lease expires "
+              "after this; PostgreSQL frees it at once).")
 @click.option("--dbt-cloud-run", default=None, help="Sync this dbt Cloud run (the artifacts of its dbt build step).")
 @click.option("--dbt-cloud-job", default=None, help="Sync the latest finished run of this dbt Cloud job.")
 @click.option("--shard", type=str, default=None, metavar="K/N",

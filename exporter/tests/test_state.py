@@ -17,6 +17,7 @@ import pytest
 from conftest import SEND_HISTORY, PgSchema, PostgresBuild
 from ulid import ULID
 
+from cio_sync._state import lease_lock_key
 from cio_sync.fake_server import FakeCustomerIO
 
 SITE, KEY = "site-state", "key-state-0123456789"
@@ -104,6 +105,22 @@ def hold_run_when(server, process, reached, step: int = 4) -> None:
         wait_for(lambda n=answered + step: answered_batches(server) >= n, process, f"{step} more answers")
 
 
+def lease_held(build, state: str, model: str, shard: str = "all") -> bool:
+    """Whether a session holds the (model, shard) lease of `state`: its advisory lock."""
+    key = lease_lock_key(state, model, shard) & 0xFFFFFFFFFFFFFFFF
+    return build.schema.query(
+        "select count(*) from pg_locks where locktype = 'advisory' and granted and objsubid = 1 "
+        f"and classid::bigint = {key >> 32} and objid::bigint = {key & 0xFFFFFFFF}")[0][0] > 0
+
+
+def wait_until_released(build, state: str, *leases: tuple[str, str]) -> None:
+    """Until PostgreSQL has ended a killed run's session, which frees its leases."""
+    deadline = time.monotonic() + 120
+    while any(lease_held(build, state, *lease) for lease in leases):
+        assert time.monotonic() < deadline, f"a killed run's leases {leases} were never freed"
+        time.sleep(0.05)
+
+
 HELD = {"fault_paths": ("/api/v2/",), "answers_allowed": 0}
 """Server settings that hold every batch's answer until the test lets it go (see hold_run_when)."""
 
@@ -178,7 +195,7 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
         env = credentials(srv)
         proc = build.cio_export_process(
             "--select", "tag:cio_big", "--no-progress", "--batch-bytes", "6000", "--concurrency", "2",
-            "--lease-ttl", "5", env=env, state_schema=state, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            "--lease-ttl", "3600", env=env, state_schema=state, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = int(2 * ROWS * kill_at)
         try:
             hold_run_when(srv, proc, lambda stats: sum(stats["items_accepted"].values()) >= target)
@@ -188,7 +205,8 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
         in_flight = build.schema.query(f"select count(*) from {state}.cio_inflight")[0][0]
         if kill_at == 0.9:  # killed while sending events: the batches in flight were recorded first
             assert in_flight > 0
-        time.sleep(5.5)  # the killed run's lease (--lease-ttl 5) expires
+        # Its session ends with it, and so do its leases (no waiting for --lease-ttl, an hour)
+        wait_until_released(build, state, ("big_people", "all"), ("big_events", "all"))
         if kill_at == 0.9:  # status shows what the killed run left in flight, for the next run to recover
             keys = {key for (text,) in build.schema.query(f"select event_keys from {state}.cio_inflight")
                     for key in json.loads(text)}
@@ -199,8 +217,7 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
             text = build.cio_export("status", "--select", "big_events", "--state-schema", state, env=env)
             assert f"{len(keys)} events in flight since" in text.stdout + text.stderr
         srv.configure(answers_allowed=None)
-        rerun = build.cio_export("--select", "tag:cio_big", "--no-progress", "--lease-ttl", "5", env=env,
-                                 state_schema=state)
+        rerun = build.cio_export("--select", "tag:cio_big", "--no-progress", env=env, state_schema=state)
         assert rerun.returncode == 0, rerun.stderr
         if kill_at == 0.9:
             status = build.cio_export("status", "--select", "big_events", "--json", "--state-schema", state, env=env)
@@ -661,19 +678,34 @@ def test_sigterm_stops_a_run_in_order_and_the_next_run_completes_it(build):
         assert len({e["id"] for e in srv.events()}) == ROWS
 
 
-def test_a_live_lease_skips_the_model_and_an_expired_one_does_not(build, server):
+def test_a_live_lease_skips_the_model_and_a_dead_holders_is_taken_over_at_once(build, server):
+    """On PostgreSQL a lease is an advisory lock of the holder's session: while another session
+    holds it the model is skipped (`locked`); once that session ends, the lease row it left
+    (valid for another hour) is taken over by the very next run."""
+    import psycopg2
+    from conftest import pg_settings
+
     state = state_name()
     proc, _ = export(build, server, "--select", "big_events", state=state)
     assert proc.returncode == 0
-    build.schema.execute(
-        f"insert into {state}.cio_leases values ('big_events', 'all', 'other-run', now(), "
-        "now() at time zone 'utc' + interval '1 hour')"
-    )
-    proc, summary = export(build, server, "--select", "big_events", state=state)
-    assert proc.returncode == 1 and summary["results"][0]["status"] == "locked"
-    build.schema.execute(f"update {state}.cio_leases set expires_at = now() at time zone 'utc' - interval '1 minute'")
+    holder = psycopg2.connect(**pg_settings())
+    holder.autocommit = True
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(f"select pg_advisory_lock({lease_lock_key(state, 'big_events', 'all')})")
+        build.schema.execute(
+            f"insert into {state}.cio_leases values ('big_events', 'all', 'other-run', now(), "
+            "now() at time zone 'utc' + interval '1 hour')"
+        )
+        proc, summary = export(build, server, "--select", "big_events", state=state)
+        assert proc.returncode == 1 and summary["results"][0]["status"] == "locked"
+        assert "another cio-export run holds the lease on big_events" in proc.stdout + proc.stderr
+    finally:
+        holder.close()  # the holder's session ends (as when its process is killed)
+    wait_until_released(build, state, ("big_events", "all"))
     proc, summary = export(build, server, "--select", "big_events", state=state)
     assert proc.returncode == 0 and summary["results"][0]["status"] == "success"
+    assert build.schema.query(f"select count(*) from {state}.cio_leases") == [(0,)]
 
 
 def test_reset_forgets_people_and_full_refresh_resends_them_but_never_events(build, server):
@@ -745,9 +777,14 @@ def test_shards_never_overlap_cover_every_row_and_run_independently(build, serve
     assert sum(a["big_people"] for a in accepted) == ROWS and sum(a["big_events"] for a in accepted) == ROWS
     assert all(a["big_people"] > ROWS / 6 for a in accepted)  # a real split
     assert len(server.people()) == ROWS and len(server.events()) == ROWS
-    # One shard's live lease (a crashed or running process) does not stop another shard.
-    build.schema.execute(f"insert into {state}.cio_leases values ('big_people', '0/3', 'crashed', now(), "
-                         "now() at time zone 'utc' + interval '1 hour')")
+    # One shard's live lease (a running process: a session holding its lock) does not stop another shard.
+    import psycopg2
+    from conftest import pg_settings
+
+    holder = psycopg2.connect(**pg_settings())
+    holder.autocommit = True
+    with holder.cursor() as cursor:
+        cursor.execute(f"select pg_advisory_lock({lease_lock_key(state, 'big_people', '0/3')})")
     build.schema.execute("update big_people set score = -1 where n <= 30")
     try:
         proc, summary = export(build, server, "--select", "big_people", "--shard", "0/3", state=state)
@@ -759,62 +796,62 @@ def test_shards_never_overlap_cover_every_row_and_run_independently(build, serve
         changed_in_2 = summary["results"][0]["items_accepted"]
         assert 0 < changed_in_1 + changed_in_2 < 30  # shard 0's share of the 30 waits for its lease
     finally:
+        holder.close()
         build.schema.execute("update big_people set score = n * 1.5 where n <= 30")
 
 
 def test_a_killed_shard_disturbs_no_other_and_its_own_rerun_completes_it(build):
-    """SIGKILL one shard's process while it sends events: the other shard, run while the killed
-    one's lease is still live, syncs its whole share and leaves the killed shard's in-flight events
-    alone; once that lease has expired, the killed shard's rerun resends them under the same ids.
-    In the end every person and event has arrived, each event under one id, nothing in flight."""
+    """One shard's process is held mid-send (events in flight) while the other shard runs: that
+    one syncs its whole share and leaves the live shard's in-flight events alone. Then the held
+    process is SIGKILLed: its lease is free at once, and its rerun resends what it left in flight
+    under the same ids. In the end every person and event has arrived, each event under one id,
+    nothing in flight."""
     state = state_name()
     build.state_schemas.append(state)
     inflight_sql = f"select shard, run_id, part, event_keys from {state}.cio_inflight order by 1, 2, 3"
-    lease_sql = (f"select count(*) from {state}.cio_leases where model = 'big_events' and shard = '0/2' "
-                 "and expires_at > now() at time zone 'utc'")
     with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
         env = credentials(srv)
-        # (a lease that outlives any wait below: the test expires it itself)
         shard_0 = ("--select", "tag:cio_big", "--no-progress", "--batch-bytes", "6000", "--concurrency", "2",
-                   "--lease-ttl", "300", "--shard", "0/2")
+                   "--lease-ttl", "3600", "--shard", "0/2")
         killed = build.cio_export_process(*shard_0, env=env, state_schema=state, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL)
         try:
             hold_run_when(srv, killed, lambda stats: stats["items_accepted"].get("event", 0) >= 100)
             assert in_flight(build, state) > 0
+            # (its last state write lands within moments of its answers being held: read until two reads agree)
+            left, previous = build.schema.query(inflight_sql), None
+            while left != previous:
+                time.sleep(0.3)
+                previous, left = left, build.schema.query(inflight_sql)
+            assert left and {shard for shard, *_ in left} == {"0/2"}
+            left_keys = {key for *_, keys in left for key in json.loads(keys)}
+
+            # Shard 1 while shard 0 runs (its answers held): its whole share; shard 0's flight untouched.
+            with FakeCustomerIO(site_id=SITE, api_key=KEY) as other_server:
+                other, summary = export(build, other_server, "--select", "tag:cio_big", "--shard", "1/2", state=state)
+                other_events, other_people = other_server.events(), len(other_server.people())
+            assert other.returncode == 0, other.stderr
+            assert {r["model"]: r["status"] for r in summary["results"]} == {"big_people": "success",
+                                                                              "big_events": "success"}
+            shard_1 = {r["model"]: r["items_accepted"] for r in summary["results"]}
+            assert lease_held(build, state, "big_events", "0/2")  # (the premise: shard 0 still ran)
+            assert build.schema.query(inflight_sql) == left
+            keys_sql = ", ".join(f"'{key}'" for key in left_keys)
+            assert build.schema.query(f"select count(*) from {state}.cio_event_ledger "
+                                      f"where event_key in ({keys_sql})") == [(0,)]
         finally:
             killed.kill()
         killed.wait(timeout=10)
-        # (a commit the killed run had sent lands within moments: read until two reads agree)
-        left, previous = build.schema.query(inflight_sql), None
-        while left != previous:
-            time.sleep(0.3)
-            previous, left = left, build.schema.query(inflight_sql)
-        assert left and {shard for shard, *_ in left} == {"0/2"}
-        left_keys = {key for *_, keys in left for key in json.loads(keys)}
 
-        # Shard 1 while shard 0's lease is live: its whole share; shard 0's flight untouched.
+        # Its lease is free at once (no waiting for --lease-ttl, an hour): the rerun recovers its flight.
+        wait_until_released(build, state, ("big_people", "0/2"), ("big_events", "0/2"))
         srv.configure(answers_allowed=None)
-        other, summary = export(build, srv, "--select", "tag:cio_big", "--shard", "1/2", state=state)
-        assert other.returncode == 0, other.stderr
-        assert {r["model"]: r["status"] for r in summary["results"]} == {"big_people": "success",
-                                                                          "big_events": "success"}
-        shard_1 = {r["model"]: r["items_accepted"] for r in summary["results"]}
-        assert build.schema.query(lease_sql) == [(1,)]  # (the premise: shard 0 still held its lease)
-        assert build.schema.query(inflight_sql) == left
-        keys_sql = ", ".join(f"'{key}'" for key in left_keys)
-        assert build.schema.query(f"select count(*) from {state}.cio_event_ledger "
-                                  f"where event_key in ({keys_sql})") == [(0,)]
-
-        # The killed run's lease expires; shard 0's rerun recovers its flight and completes the shard.
-        build.schema.execute(f"update {state}.cio_leases set expires_at = now() at time zone 'utc' - "
-                             "interval '1 second' where model = 'big_events' and shard = '0/2'")
         rerun = build.cio_export(*shard_0, env=env, state_schema=state)
         assert rerun.returncode == 0, rerun.stderr
         assert "were in flight when an earlier run stopped" in rerun.stderr
 
-        events = srv.events()
-        assert len(srv.people()) == ROWS and len(events) == ROWS
+        events = srv.events() + other_events
+        assert len(srv.people()) + other_people == ROWS and len(events) == ROWS
     assert 0 < shard_1["big_people"] < ROWS and 0 < shard_1["big_events"] < ROWS
     by_key: dict[int, set[str]] = {}
     for event in events:
