@@ -13,7 +13,7 @@ import pytest
 from conftest import pg_settings
 from test_redshift_state_sql import RedshiftAdapterStandIn
 
-from cio_sync._state import StateStore, utcnow
+from cio_sync._state import StateStore, lease_lock_key, utcnow
 
 
 class PostgresStandIn(RedshiftAdapterStandIn):
@@ -321,44 +321,31 @@ def test_outcomes_commit_without_waiting_for_the_disk_and_keys_in_flight_wait_fo
 
 
 def test_two_runs_taking_one_lease_together_one_is_locked_out_without_an_error(store):
-    """Run A has inserted the lease but not committed; run B asks for it meanwhile (B's insert
-    waits on A's). When A commits, B is told the lease is taken (`locked`), not a unique
-    violation."""
+    """Run A holds the lease (its session's advisory lock) and has inserted the lease row but not
+    committed; run B asks for it meanwhile: B is told the lease is taken (`locked`) at once, not
+    made to wait and not given a unique violation. When A's session ends, B gets it."""
     store, schema = store
     store.acquire_lease("other", "all", "warm-up", 60)  # creates the state tables
     other = psycopg2.connect(**pg_settings())
     try:
         with other.cursor() as cursor:
+            cursor.execute(f"select pg_advisory_lock({lease_lock_key(schema.name, 'ev', 'all')})")
             cursor.execute(f"insert into {schema.name}.cio_leases values ('ev', 'all', 'run-a', now(), "
                            "now() + interval '1 hour')")
             outcome: dict = {}
-
-            def run_b() -> None:
-                try:
-                    outcome["taken"] = store.acquire_lease("ev", "all", "run-b", 60)
-                except Exception as exc:  # noqa: BLE001 - the failure this test is about
-                    outcome["error"] = exc
-
-            thread = threading.Thread(target=run_b)
-            thread.start()
-            # Synchronise on the event itself: B's statement waiting for A's row lock.
-            watcher = psycopg2.connect(**pg_settings())
             try:
-                with watcher.cursor() as watching:
-                    for _ in range(100_000):
-                        watching.execute("select count(*) from pg_stat_activity where wait_event_type = 'Lock' "
-                                         "and query like '%cio_leases%'")
-                        if watching.fetchone()[0] or not thread.is_alive():
-                            break
-            finally:
-                watcher.close()
-            other.commit()
-            thread.join()
+                outcome["taken"] = store.acquire_lease("ev", "all", "run-b", 60)
+            except Exception as exc:  # noqa: BLE001 - the failure this test is about
+                outcome["error"] = exc
+        other.commit()
         assert outcome == {"taken": False}
         assert store.execute(f"select holder from {schema.name}.cio_leases where model = 'ev'") == [("run-a",)]
         store.commit()
     finally:
-        other.close()
+        other.close()  # run A's session ends (it finished, or was killed)
+    assert store.acquire_lease("ev", "all", "run-b", 60) is True
+    assert store.execute(f"select holder from {schema.name}.cio_leases where model = 'ev'") == [("run-b",)]
+    store.release_lease("ev", "all", "run-b")
 
 
 def test_events_recovered_from_a_killed_run_keep_the_ids_they_went_out_with(store):
