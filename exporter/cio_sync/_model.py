@@ -3,8 +3,10 @@ resolved against the columns of the relation that was built."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -142,12 +144,21 @@ class ModelSpec:
         """The spec of a manifest node, or None when the node has no meta.cio (not a sync model).
 
         Raises ConfigError naming the model, the key and what is expected when meta.cio is invalid."""
-        meta = (node.get("config") or {}).get("meta", {}).get("cio")
-        if meta is None:
-            meta = (node.get("meta") or {}).get("cio")
+        node_meta = (node.get("config") or {}).get("meta") or {}
+        if node_meta.get("cio") is None:
+            node_meta = node.get("meta") or {}
+        meta = node_meta.get("cio")
         if meta is None:
             return None
         name = node["name"]
+        # meta.cio_overrides: keys that replace meta.cio's own, so that one key of a model whose
+        # meta.cio someone else wrote (the package's marts) is changed without restating the rest
+        # (dbt merges meta by its top-level keys: a `+meta: {cio: ...}` would replace all of cio).
+        overrides = node_meta.get("cio_overrides")
+        if overrides is not None:
+            if not isinstance(overrides, dict):
+                raise ConfigError(f"model {name}: meta.cio_overrides must be a mapping of meta.cio keys")
+            meta = {**meta, **overrides}
         validator = jsonschema.Draft202012Validator(meta_schema())
         errors = sorted(validator.iter_errors(meta), key=lambda e: list(e.absolute_path))
         if errors:
@@ -272,6 +283,15 @@ class SyncModel:
     @property
     def event_name(self) -> str | None:
         return self.spec.meta.get("event_name")
+
+    def without(self, columns: Iterable[str]) -> SyncModel:
+        """This model without the attribute columns named in `columns` (any case)."""
+        drop = {name.lower() for name in columns}
+        kept = [(column, name) for column, name in zip(self.attributes, self.attribute_names, strict=True)
+                if column.name.lower() not in drop]
+        return dataclasses.replace(
+            self, attributes=tuple(c for c, _ in kept), attribute_names=tuple(n for _, n in kept),
+            json_columns=frozenset(c.name for c, _ in kept if c.name in self.json_columns))
 
     def payload_schema(self) -> dict[str, str]:
         """Attribute name -> kind, as sent: the shape templates and segments depend on."""

@@ -93,6 +93,7 @@ class ModelResult:
     deleted: int = 0
     merged: int = 0
     batches: int = 0
+    unsupplied: tuple[str, ...] = ()  # people attributes null in every row: not sent
     failing_tests: tuple[str, ...] = ()
     warning_tests: tuple[str, ...] = ()
     reject_reasons: Counter = field(default_factory=Counter)
@@ -134,6 +135,7 @@ class ModelResult:
             "items_accepted": self.items_accepted,
             "rejected": self.rejected,
             "held": self.held,
+            "unsupplied_attributes": list(self.unsupplied),
             "undelivered": self.undelivered,
             "batches": self.batches,
             "changed": self.changed,
@@ -447,6 +449,7 @@ class Exporter:
             self.reporter.blocked(result)
             return
         try:
+            model = self._without_unsupplied(adapter, model, result)
             problem = self._payload_schema_problem(model)
             if problem:
                 result.status, result.message = "blocked", problem
@@ -476,6 +479,29 @@ class Exporter:
         finally:
             self._tick = None
             state.release_lease(model.name, shard, self.run_id)
+
+    def _without_unsupplied(self, adapter, model: SyncModel, result: ModelResult) -> SyncModel:
+        """A people model without its attributes that are null in every row (an input column the
+        shop does not have, `null as email`): sending those nulls would erase what another
+        integration set on every profile, and the user supplied no value. Events leave nulls out
+        anyway. meta.cio.send_null_columns: true sends them."""
+        if model.is_event or not model.attributes or model.spec.meta.get("send_null_columns"):
+            return model
+        dialect = dialect_for(adapter)
+        relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
+                                           identifier=model.spec.alias).render()
+        counts = ", ".join(f"count({dialect.quote(c.name)})" for c in model.attributes)
+        _, table = adapter.execute(f"select count(*), {counts} from {relation}", fetch=True)
+        total, *filled = table.rows[0]
+        if not total:
+            return model
+        empty = tuple(c.name for c, n in zip(model.attributes, filled, strict=True) if not n)
+        if not empty:
+            return model
+        result.unsupplied = empty
+        self.reporter.note(f"{model.name}: {', '.join(empty)} null in every row: not sent, so values set in "
+                           "Customer.io by another source are kept (meta.cio.send_null_columns sends them)")
+        return model.without(empty)
 
     def _payload_schema_problem(self, model: SyncModel) -> str | None:
         """A changed payload shape blocks the model until --accept-schema-change."""

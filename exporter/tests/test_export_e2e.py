@@ -461,3 +461,40 @@ def test_dev_and_prod_builds_in_one_database_keep_their_own_state_from_the_proje
     for name, build in builds.items():
         [(runs,)] = build.query(f"select count(*) from cio_state_{name}.cio_runs where status = 'success'")
         assert runs == len(accepted[name])
+
+
+def test_a_shop_without_emails_or_opt_ins_never_blanks_what_another_source_set(duckdb_project_factory, server,
+                                                                               tmp_path):
+    """An input without opt-in columns and with `null as email`: those people attributes are
+    null in every row, so they are never sent; the email and opt-in another integration set on a
+    profile survive the first sync and a later change of that person."""
+    import httpx
+
+    customers = ("(select * exclude (sms_opt_in, email_opt_in) replace (cast(null as varchar) as email) "
+                 "from {{ ref('raw_customers') }})")
+    project = duckdb_project_factory("emailless", vars={**SEND_HISTORY, "cio_customers": customers})
+    project.run("build", "--select", "+cio_people")
+    other_source = {"email": "jane@elsewhere.example", "sms_opt_in": True, "email_opt_in": True}
+    answer = httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [
+        {"type": "person", "identifiers": {"id": "c001"}, "action": "identify", "attributes": other_source}]})
+    assert answer.status_code == 200, answer.text
+    state = "cio_state_emailless"
+
+    def sync():
+        proc = project.cio_export("--select", "cio_people", "--json", "--no-progress", env=credentials(server),
+                                  state_schema=state)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        [result] = json.loads(proc.stdout)["results"]
+        assert sorted(result["unsupplied_attributes"]) == ["email", "email_opt_in", "sms_opt_in"]
+        assert "null in every row: not sent" in proc.stderr
+        return result
+
+    assert sync()["items_accepted"] > 1
+    import duckdb
+
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:  # the person changes in the warehouse
+        conn.execute("update cio_people set lifetime_value = lifetime_value + 1 where customer_id = 'c001'")
+    assert sync()["items_accepted"] == 1
+    attributes = server.person("id", "c001")["attributes"]
+    assert {key: attributes.get(key) for key in other_source} == other_source
+    assert "lifetime_value" in attributes

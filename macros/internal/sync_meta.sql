@@ -16,7 +16,7 @@
     {%- set identifier = cio_sync.identifier() -%}
     {#- Time-relative columns change every day for every buyer: segment on last_order_at
         with a relative-date condition in Customer.io instead. -#}
-    {%- set exclude = ['days_since_last_order'] -%}
+    {%- set exclude = ['days_since_last_order'] + (var('cio_people_exclude', []) or []) -%}
     {%- set inputs = ['customers', 'orders'] -%}
     {%- for input_name, columns in cio_sync.people_columns_by_input().items() -%}
         {%- if cio_sync.input_enabled(input_name) -%}
@@ -30,7 +30,7 @@
         'identifier': {'column': identifier, 'kind': cio_sync.identifier_kind()},
         'exclude': exclude,
         'attribute_prefix': var('cio_attribute_prefix', '') or '',
-        'null_as': 'null',
+        'null_as': var('cio_people_null_as', 'null'),
         'on_delete': 'ignore',
         'inputs': inputs,
         'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
