@@ -356,3 +356,18 @@ def test_a_row_key_longer_than_the_state_holds_is_rejected_not_sent():
     result = people.encode(person("c1", "n" * 2000, "a@b.co", 1, 1.0, 1, True))
     assert isinstance(result, Reject) and (result.reason, result.column) == ("key_too_long", "email")
     assert state_key("short") == "short"
+
+
+def test_meta_cio_overrides_change_one_key_and_keep_the_rest():
+    """dbt merges meta by its top-level keys: cio_overrides changes one key of a meta.cio written
+    elsewhere (the package's marts) without restating it; the result is validated as a whole."""
+    people = {"kind": "people", "identifier": {"column": "customer_id", "kind": "id"}, "exclude": ["secret"],
+              "null_as": "null"}
+    node = {"unique_id": "model.p.m", "name": "m", "relation_name": '"db"."s"."m"', "database": "db", "schema": "s",
+            "alias": "m", "config": {"meta": {"cio": people, "cio_overrides": {"null_as": "omit"}}}}
+    merged = ModelSpec.from_node(node)
+    assert merged.meta["null_as"] == "omit" and merged.meta["exclude"] == ["secret"]
+    assert merged.meta["identifier"] == people["identifier"]
+    node["config"]["meta"]["cio_overrides"] = {"null_as": "blank"}
+    with pytest.raises(ConfigError, match="null_as"):
+        ModelSpec.from_node(node)
