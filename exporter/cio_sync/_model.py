@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "backfill": "skip",
     "dedupe_window": "7d",
     "on_delete": "ignore",
+    "max_identifier_changes": "5%",
 }
 
 #: Column kinds, from the warehouse's type names. They decide how a value is read and sent.

@@ -64,6 +64,7 @@ class RunOptions:
     full_refresh: bool = False
     retry_rejects: bool = False
     accept_schema_change: bool = False
+    accept_identifier_changes: bool = False
     require_build_proof: bool = True
     lease_ttl: float = 120.0
     shard: tuple[int, int] | None = None  # (K, N): rows whose key hashes to K of N
@@ -310,6 +311,13 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+
+def _query(adapter, sql: str) -> list[tuple]:
+    """Rows of one query on the adapter's connection, before a model's snapshot is taken (the
+    snapshot reader starts a transaction of its own)."""
+    _, table = adapter.execute(sql, fetch=True)
+    return [tuple(row) for row in table.rows]
+
 class Exporter:
     def __init__(self, options: RunOptions, reporter: Reporter) -> None:
         self.options = options
@@ -450,7 +458,7 @@ class Exporter:
             return
         try:
             model = self._without_unsupplied(adapter, model, result)
-            problem = self._payload_schema_problem(model)
+            problem = self._payload_schema_problem(model) or self._identifier_change_problem(adapter, model)
             if problem:
                 result.status, result.message = "blocked", problem
                 self.reporter.blocked(result)
@@ -491,8 +499,7 @@ class Exporter:
         relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
                                            identifier=model.spec.alias).render()
         counts = ", ".join(f"count({dialect.quote(c.name)})" for c in model.attributes)
-        _, table = adapter.execute(f"select count(*), {counts} from {relation}", fetch=True)
-        total, *filled = table.rows[0]
+        [(total, *filled)] = _query(adapter, f"select count(*), {counts} from {relation}")
         if not total:
             return model
         empty = tuple(c.name for c, n in zip(model.attributes, filled, strict=True) if not n)
@@ -502,6 +509,55 @@ class Exporter:
         self.reporter.note(f"{model.name}: {', '.join(empty)} null in every row: not sent, so values set in "
                            "Customer.io by another source are kept (meta.cio.send_null_columns sends them)")
         return model.without(empty)
+
+    def _identifier_change_problem(self, adapter, model: SyncModel) -> str | None:
+        """Too many known people about to get a new identifier (a customer_id rebuilt from another
+        column or type, an email normalised differently) blocks the model before anything is
+        sent: each would become a second profile in Customer.io. Counted as the people whose key
+        keeps its row with another identifier, plus, as people cannot be matched otherwise, the
+        smaller of how many synced people left and how many unknown ones appeared."""
+        opts, state = self.options, self.state
+        if model.is_event or opts.accept_identifier_changes or not state.available \
+                or not state.has_rows(model.name, False):
+            return None
+        dialect = dialect_for(adapter)
+        relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
+                                           identifier=model.spec.alias).render()
+        q = dialect.quote
+        key, ident = dialect.text(q(model.key_column.name)), dialect.text(q(model.identifier.name))
+        rows_where, state_where = "", ""
+        if opts.shard is not None:
+            index, count = opts.shard
+            rows_where = f" where {dialect.shard(key, count)} = {index}"
+            state_where = f" and {dialect.shard('person_key', count)} = {index}"
+        joined = (f"(select {key} as k, {ident} as i from {relation}{rows_where}) h full outer join "
+                  f"(select person_key, identifier from {state.table('cio_people_state')} where model = "
+                  f"{state._lit(model.name)}{state_where}) s on s.person_key = h.k")
+        [(known, changed, appeared, left)] = _query(adapter, (
+            "select count(s.person_key), "
+            "count(case when h.k is not null and s.person_key is not null and s.identifier <> h.i then 1 end), "
+            "count(case when s.person_key is null and h.k is not null then 1 end), "
+            f"count(case when h.k is null then 1 end) from {joined}"))
+        known, changed, appeared, left = int(known), int(changed), int(appeared), int(left)
+        changes = changed + min(appeared, left)
+        cap = model.spec.option("max_identifier_changes")
+        limit = known * float(cap[:-1]) / 100 if isinstance(cap, str) else cap
+        if not known or changes <= limit:
+            return None
+        sample = _query(adapter, (
+            f"select s.identifier, h.i from {joined} where h.k is not null and s.person_key is not null "
+            "and s.identifier <> h.i order by 1 limit 5"))
+        if len(sample) < 5:
+            sample += [(old, new) for (old,), (new,) in zip(
+                _query(adapter, f"select s.identifier from {joined} where h.k is null order by 1 limit 5"),
+                _query(adapter, f"select h.i from {joined} where s.person_key is null order by 1 limit 5"),
+                strict=False)][: 5 - len(sample)]
+        examples = ", ".join(f"{old!r} -> {new!r}" for old, new in sample)
+        return (f"{changes} of {known} known people would get a new identifier ({changed} keep their key with "
+                f"another identifier; {left} synced people left while {appeared} unknown ones appeared), over "
+                f"max_identifier_changes ({cap}): each would become a second profile in Customer.io. Nothing was "
+                f"sent. Examples: {examples}. Check how {model.identifier.name} is built (another column, another "
+                "type); if the change is intended, rerun with --accept-identifier-changes.")
 
     def _payload_schema_problem(self, model: SyncModel) -> str | None:
         """A changed payload shape blocks the model until --accept-schema-change."""

@@ -248,6 +248,9 @@ def main() -> None:
 @click.option("--retry-rejects", is_flag=True, help="Retry rows rejected before even if they have not changed.")
 @click.option("--accept-schema-change", is_flag=True,
               help="Sync models whose payload shape changed (attributes removed, renamed or retyped).")
+@click.option("--accept-identifier-changes", is_flag=True,
+              help="Sync people models although more known people than max_identifier_changes (5%) get a new "
+              "identifier.")
 @click.option("--skip-build-proof", is_flag=True,
               help="Do not require proof (the cio_sync.record_build() post-hook) of which dbt run built a relation.")
 @click.option("--lease-ttl", type=click.FloatRange(min=5), default=120.0, show_default=True,
@@ -281,6 +284,7 @@ def run(
     full_refresh,
     retry_rejects,
     accept_schema_change,
+    accept_identifier_changes,
     skip_build_proof,
     lease_ttl,
     dbt_cloud_run,
@@ -334,6 +338,7 @@ def run(
             full_refresh=full_refresh,
             retry_rejects=retry_rejects,
             accept_schema_change=accept_schema_change,
+            accept_identifier_changes=accept_identifier_changes,
             require_build_proof=not skip_build_proof,
             lease_ttl=lease_ttl,
             shard=_parse_shard(shard),

@@ -955,6 +955,30 @@ def test_an_identifier_column_of_another_type_than_text_or_integer_is_a_configur
         build.schema.execute("alter table big_people_kept rename to big_people")
 
 
+def test_a_run_giving_many_known_people_a_new_identifier_is_blocked_until_accepted(build, server):
+    """big_people rebuilt with another person_id for 20% of its people (a changed expression):
+    over max_identifier_changes (5%), the model is blocked before anything is sent or deleted,
+    with how many and examples; --accept-identifier-changes lets it through."""
+    state = state_name()
+    proc, _ = export(build, server, "--select", "big_people", state=state)
+    assert proc.returncode == 0, proc.stderr
+    server.reset()
+    build.schema.execute("update big_people set person_id = 'p-' || cast(n as varchar) where n <= 600")
+    try:
+        proc, summary = export(build, server, "--select", "big_people", state=state)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 1 and summary["results"][0]["status"] == "blocked", output
+        message = summary["results"][0]["message"]
+        assert message.startswith(f"600 of {ROWS} known people would get a new identifier"), message
+        assert "'person-1' -> 'p-1'" in message and "--accept-identifier-changes" in message
+        assert server.requests() == [] or all(r.get("path") != "/api/v2/batch" for r in server.requests())
+        assert server.deletions() == []
+        proc, summary = export(build, server, "--select", "big_people", "--accept-identifier-changes", state=state)
+        assert summary["results"][0]["items_accepted"] == 600, proc.stderr
+    finally:
+        build.schema.execute("update big_people set person_id = 'person-' || cast(n as varchar) where n <= 600")
+
+
 def test_an_email_change_is_reported_or_merged_never_delete_and_create(build, server):
     state = state_name()
     proc, _ = export(build, server, "--select", "tag:cio_identity", state=state)
