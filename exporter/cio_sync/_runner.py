@@ -65,6 +65,7 @@ class RunOptions:
     retry_rejects: bool = False
     accept_schema_change: bool = False
     accept_identifier_changes: bool = False
+    accept_relation_change: bool = False
     require_build_proof: bool = True
     lease_ttl: float = 120.0
     shard: tuple[int, int] | None = None  # (K, N): rows whose key hashes to K of N
@@ -458,7 +459,8 @@ class Exporter:
             return
         try:
             model = self._without_unsupplied(adapter, model, result)
-            problem = self._payload_schema_problem(model) or self._identifier_change_problem(adapter, model)
+            problem = (self._scope_problem(model) or self._payload_schema_problem(model)
+                       or self._identifier_change_problem(adapter, model))
             if problem:
                 result.status, result.message = "blocked", problem
                 self.reporter.blocked(result)
@@ -498,9 +500,12 @@ class Exporter:
         dialect = dialect_for(adapter)
         relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
                                            identifier=model.spec.alias).render()
-        counts = ", ".join(f"count({dialect.quote(c.name)})" for c in model.attributes)
-        [(total, *filled)] = _query(adapter, f"select count(*), {counts} from {relation}")
-        if not total:
+        # One probe per column that stops at its first non-null value: a scan only for a column
+        # that is null throughout (or nearly).
+        probes = ", ".join(f"(select 1 from {relation} where {dialect.quote(c.name)} is not null limit 1)"
+                           for c in model.attributes)
+        [(any_row, *filled)] = _query(adapter, f"select (select 1 from {relation} limit 1), {probes}")
+        if not any_row:
             return model
         empty = tuple(c.name for c, n in zip(model.attributes, filled, strict=True) if not n)
         if not empty:
@@ -509,6 +514,41 @@ class Exporter:
         self.reporter.note(f"{model.name}: {', '.join(empty)} null in every row: not sent, so values set in "
                            "Customer.io by another source are kept (meta.cio.send_null_columns sends them)")
         return model.without(empty)
+
+    def _scope_problem(self, model: SyncModel) -> str | None:
+        """A model's state describes one relation and one Customer.io workspace. A run reading
+        another relation under the same model name (a dev target beside prod in one state schema)
+        or sending to another workspace would take the other's deliveries for its own and skip
+        what it never sent: refused, with what to do. The first run records both."""
+        opts, state = self.options, self.state
+        if not state.available:
+            return None
+        site_id = opts.track.site_id if opts.track is not None else None
+        relation = model.spec.relation_name
+        known = state.model_scope(model.name)
+        if known is None:
+            if state.has_rows(model.name, model.is_event):  # state from before scopes were recorded: adopted
+                self.reporter.note(f"{model.name}: its state is now recorded as that of {relation}"
+                                   + (f" sent to workspace {site_id}" if site_id else ""))
+            state.record_model_scope(model.name, relation, site_id)
+            return None
+        known_relation, known_site = known
+        if site_id and known_site and site_id != known_site:
+            return (f"the state of {model.name} in {state.schema} belongs to Customer.io workspace {known_site}; this "
+                    f"run sends to workspace {site_id}. It would count the other workspace's deliveries as its own. "
+                    "Give each workspace its own state schema (--state-schema, or var cio_state_schema per target: "
+                    "docs/exporter.md, 'Dev and prod targets').")
+        if relation != known_relation:
+            if not opts.accept_relation_change:
+                return (f"the state of {model.name} in {state.schema} was made syncing {known_relation}; this run "
+                        f"reads {relation}. Two targets sharing a state schema would each skip what the other sent. "
+                        "Give each target its own state schema (var cio_state_schema, e.g. "
+                        "\"cio_state_{{ target.name }}\": docs/exporter.md, 'Dev and prod targets'); if the relation "
+                        "moved on purpose (same people, same workspace), rerun with --accept-relation-change.")
+            state.record_model_scope(model.name, relation, site_id)
+        elif site_id and not known_site:
+            state.record_model_scope(model.name, relation, site_id)
+        return None
 
     def _identifier_change_problem(self, adapter, model: SyncModel) -> str | None:
         """Too many known people about to get a new identifier (a customer_id rebuilt from another

@@ -20,6 +20,9 @@ Tables (schema `cio_sync_state` unless configured), created and migrated here:
 - cio_builds         written by the dbt package's post-hook: which invocation built a relation.
 - cio_state_settings how this schema's state was made: `row_hash`, the function of the rows'
                      hashes (see StateStore.row_hash).
+- cio_model_scopes   what each model's state describes: the relation it was synced from and the
+                     Customer.io workspace (site id) it was sent to; a run reading another
+                     relation or sending to another workspace is refused (see Exporter._scope_problem).
 
 Writes go through a second connection (a commit on the reading connection would close its
 streaming cursor) and are set-based: COPY into a temporary table then one upsert on PostgreSQL,
@@ -123,6 +126,10 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         (),
     ),
     "cio_state_settings": ((("name", "varchar(64)"), ("value", T_KEY)), ("name",)),
+    "cio_model_scopes": (
+        (("model", T_KEY), ("relation_name", T_KEY), ("site_id", "varchar(256)"), ("recorded_at", T_TS)),
+        ("model",),
+    ),
 }
 
 
@@ -1019,8 +1026,35 @@ class StateStore:
         self.commit()
 
     # -- resets ----------------------------------------------------------------------------
+    def model_scope(self, model: str) -> tuple[str, str | None] | None:
+        """(relation name, site id) the model's state was made with, or None."""
+        try:
+            rows = self.execute(f"select relation_name, site_id from {self.table('cio_model_scopes')} "
+                                f"where model = {self._lit(model)}")
+        except Exception:  # noqa: BLE001 - read-only on a schema older than the table
+            self._rollback()
+            return None
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def record_model_scope(self, model: str, relation_name: str, site_id: str | None) -> None:
+        """Record (or, after an accepted change, replace) what the model's state describes; a
+        site id already recorded is kept when this run has none (a dry run)."""
+        if not self.writable:
+            return
+        table = self.table("cio_model_scopes")
+        known = self.model_scope(model)
+        site_id = site_id or (known[1] if known else None)
+        self.execute(f"delete from {table} where model = {self._lit(model)}")
+        self.execute(f"insert into {table} (model, relation_name, site_id, recorded_at) values ({self._lit(model)}, "
+                     f"{self._lit(relation_name)}, {self._lit(site_id)}, {self._ts(utcnow())})")
+        self.commit()
+
+    def forget_scope(self, model: str) -> None:
+        self.execute(f"delete from {self.table('cio_model_scopes')} where model = {self._lit(model)}")
+
     def forget_people(self, model: str) -> int:
         n = self.count_people(model)
+        self.forget_scope(model)
         self.execute(f"delete from {self.table('cio_people_state')} where model = {self._lit(model)}")
         self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")
         self.execute(f"delete from {self.table('cio_rejects')} where model = {self._lit(model)}")
@@ -1030,6 +1064,7 @@ class StateStore:
     def forget_events(self, model: str) -> int:
         ledger = self.table("cio_event_ledger")
         n = self.execute(f"select count(*) from {ledger} where model = {self._lit(model)}")[0][0]
+        self.forget_scope(model)
         self.execute(f"delete from {self.table('cio_event_ledger')} where model = {self._lit(model)}")
         self.execute(f"delete from {self.table('cio_inflight')} where model = {self._lit(model)}")
         self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")

@@ -248,6 +248,8 @@ def main() -> None:
 @click.option("--retry-rejects", is_flag=True, help="Retry rows rejected before even if they have not changed.")
 @click.option("--accept-schema-change", is_flag=True,
               help="Sync models whose payload shape changed (attributes removed, renamed or retyped).")
+@click.option("--accept-relation-change", is_flag=True,
+              help="Sync models whose relation moved (another database or schema) since their state was made.")
 @click.option("--accept-identifier-changes", is_flag=True,
               help="Sync people models although more known people than max_identifier_changes (5%) get a new "
               "identifier.")
@@ -285,6 +287,7 @@ def run(
     retry_rejects,
     accept_schema_change,
     accept_identifier_changes,
+    accept_relation_change,
     skip_build_proof,
     lease_ttl,
     dbt_cloud_run,
@@ -339,6 +342,7 @@ def run(
             retry_rejects=retry_rejects,
             accept_schema_change=accept_schema_change,
             accept_identifier_changes=accept_identifier_changes,
+            accept_relation_change=accept_relation_change,
             require_build_proof=not skip_build_proof,
             lease_ttl=lease_ttl,
             shard=_parse_shard(shard),

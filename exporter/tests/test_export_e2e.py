@@ -498,3 +498,41 @@ def test_a_shop_without_emails_or_opt_ins_never_blanks_what_another_source_set(d
     attributes = server.person("id", "c001")["attributes"]
     assert {key: attributes.get(key) for key in other_source} == other_source
     assert "lifetime_value" in attributes
+
+
+def test_a_state_schema_shared_by_two_targets_or_two_workspaces_is_refused_not_mixed_up(tmp_path, server):
+    """dev synced first into a state schema; prod (another relation) pointed at the same state
+    schema is blocked with what to do, and so is dev sending to another workspace; nothing is
+    sent by either, and dev's own rerun still works."""
+    from conftest import DuckDbBuild
+
+    database = str(tmp_path / "warehouse.duckdb")
+    builds = {name: DuckDbBuild(target="duckdb", workdir=tmp_path / name, vars=dict(SEND_HISTORY),
+                                env={"CIO_DUCKDB_PATH": database, "CIO_TEST_SCHEMA": name})
+              for name in ("dev", "prod")}
+    for build in builds.values():
+        build.workdir.mkdir()
+        build.run("build", "--select", "+cio_people")
+
+    def sync(build, srv, *args):
+        env = {**credentials(srv), "CUSTOMERIO_SITE_ID": srv.site_id}
+        proc = build.cio_export("--select", "cio_people", "--json", "--no-progress", *args, env=env,
+                                state_schema="shared_state")
+        return proc, json.loads(proc.stdout)["results"][0]
+
+    proc, result = sync(builds["dev"], server)
+    assert proc.returncode == 0 and result["items_accepted"] > 0, proc.stderr
+    server.reset()
+    proc, result = sync(builds["prod"], server)
+    assert proc.returncode == 1 and result["status"] == "blocked"
+    assert "the state of cio_people in shared_state was made syncing" in result["message"]
+    assert '"dev"."cio_people"' in result["message"] and '"prod"."cio_people"' in result["message"]
+    assert "cio_state_{{ target.name }}" in result["message"] and server.people() == {}
+    with FakeCustomerIO(site_id="another-workspace", api_key=KEY) as other:
+        proc, result = sync(builds["dev"], other)
+        assert proc.returncode == 1 and result["status"] == "blocked"
+        assert "belongs to Customer.io workspace site-e2e; this run sends to workspace another-workspace" \
+            in result["message"]
+        assert other.people() == {}
+    proc, result = sync(builds["dev"], server)
+    assert proc.returncode == 0 and result["status"] == "success", proc.stderr
