@@ -312,13 +312,6 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-
-def _query(adapter, sql: str) -> list[tuple]:
-    """Rows of one query on the adapter's connection, before a model's snapshot is taken (the
-    snapshot reader starts a transaction of its own)."""
-    _, table = adapter.execute(sql, fetch=True)
-    return [tuple(row) for row in table.rows]
-
 class Exporter:
     def __init__(self, options: RunOptions, reporter: Reporter) -> None:
         self.options = options
@@ -458,9 +451,8 @@ class Exporter:
             self.reporter.blocked(result)
             return
         try:
-            model = self._without_unsupplied(adapter, model, result)
-            problem = (self._scope_problem(model) or self._payload_schema_problem(model)
-                       or self._identifier_change_problem(adapter, model))
+            # (a people model's payload shape is checked in its read's snapshot: see _people_checks)
+            problem = self._scope_problem(model) or (self._payload_schema_problem(model) if model.is_event else None)
             if problem:
                 result.status, result.message = "blocked", problem
                 self.reporter.blocked(result)
@@ -472,7 +464,7 @@ class Exporter:
             # While the sender makes it wait (every slot taken, the last answers awaited: slow
             # responses and retries can outlast a lease), the lease is kept alive.
             self._tick = lambda: state.heartbeat_if_due(model.name, shard, self.run_id, opts.lease_ttl)
-            self._sync_model(adapter, artifacts, model, snapshot, sink, result)
+            model = self._sync_model(adapter, artifacts, model, snapshot, sink, result)
             # The model's own tail: every batch answered, the state it produced committed.
             self._handle(sink.drain(tick=self._tick))
             result.timing["last_ack_at"] = time.time()
@@ -490,21 +482,27 @@ class Exporter:
             self._tick = None
             state.release_lease(model.name, shard, self.run_id)
 
-    def _without_unsupplied(self, adapter, model: SyncModel, result: ModelResult) -> SyncModel:
+    def _people_checks(self, reader, dialect, relation: str, model: SyncModel,
+                       result: ModelResult) -> tuple[SyncModel, str | None]:
+        """In the snapshot a people model's rows are read in (so that what is decided is what is
+        sent): the model without its unsupplied attributes, and what blocks it, if anything."""
+        model = self._without_unsupplied(reader, dialect, relation, model, result)
+        return model, self._payload_schema_problem(model) or self._identifier_change_problem(
+            reader, dialect, relation, model)
+
+    def _without_unsupplied(self, reader, dialect, relation: str, model: SyncModel,
+                            result: ModelResult) -> SyncModel:
         """A people model without its attributes that are null in every row (an input column the
         shop does not have, `null as email`): sending those nulls would erase what another
         integration set on every profile, and the user supplied no value. Events leave nulls out
         anyway. meta.cio.send_null_columns: true sends them."""
-        if model.is_event or not model.attributes or model.spec.meta.get("send_null_columns"):
+        if not model.attributes or model.spec.meta.get("send_null_columns"):
             return model
-        dialect = dialect_for(adapter)
-        relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
-                                           identifier=model.spec.alias).render()
         # One probe per column that stops at its first non-null value: a scan only for a column
         # that is null throughout (or nearly).
         probes = ", ".join(f"(select 1 from {relation} where {dialect.quote(c.name)} is not null limit 1)"
                            for c in model.attributes)
-        [(any_row, *filled)] = _query(adapter, f"select (select 1 from {relation} limit 1), {probes}")
+        [(any_row, *filled)] = reader.query(f"select (select 1 from {relation} limit 1), {probes}")
         if not any_row:
             return model
         empty = tuple(c.name for c, n in zip(model.attributes, filled, strict=True) if not n)
@@ -550,19 +548,15 @@ class Exporter:
             state.record_model_scope(model.name, relation, site_id)
         return None
 
-    def _identifier_change_problem(self, adapter, model: SyncModel) -> str | None:
+    def _identifier_change_problem(self, reader, dialect, relation: str, model: SyncModel) -> str | None:
         """Too many known people about to get a new identifier (a customer_id rebuilt from another
         column or type, an email normalised differently) blocks the model before anything is
         sent: each would become a second profile in Customer.io. Counted as the people whose key
         keeps its row with another identifier, plus, as people cannot be matched otherwise, the
         smaller of how many synced people left and how many unknown ones appeared."""
         opts, state = self.options, self.state
-        if model.is_event or opts.accept_identifier_changes or not state.available \
-                or not state.has_rows(model.name, False):
+        if opts.accept_identifier_changes or not state.available or not state.has_rows(model.name, False):
             return None
-        dialect = dialect_for(adapter)
-        relation = adapter.Relation.create(database=model.spec.database, schema=model.spec.schema,
-                                           identifier=model.spec.alias).render()
         q = dialect.quote
         key, ident = dialect.text(q(model.key_column.name)), dialect.text(q(model.identifier.name))
         rows_where, state_where = "", ""
@@ -573,24 +567,24 @@ class Exporter:
         joined = (f"(select {key} as k, {ident} as i from {relation}{rows_where}) h full outer join "
                   f"(select person_key, identifier from {state.table('cio_people_state')} where model = "
                   f"{state._lit(model.name)}{state_where}) s on s.person_key = h.k")
-        [(known, changed, appeared, left)] = _query(adapter, (
+        [(known, changed, appeared, left)] = reader.query(
             "select count(s.person_key), "
             "count(case when h.k is not null and s.person_key is not null and s.identifier <> h.i then 1 end), "
             "count(case when s.person_key is null and h.k is not null then 1 end), "
-            f"count(case when h.k is null then 1 end) from {joined}"))
+            f"count(case when h.k is null then 1 end) from {joined}")
         known, changed, appeared, left = int(known), int(changed), int(appeared), int(left)
         changes = changed + min(appeared, left)
         cap = model.spec.option("max_identifier_changes")
         limit = known * float(cap[:-1]) / 100 if isinstance(cap, str) else cap
         if not known or changes <= limit:
             return None
-        sample = _query(adapter, (
+        sample = reader.query(
             f"select s.identifier, h.i from {joined} where h.k is not null and s.person_key is not null "
-            "and s.identifier <> h.i order by 1 limit 5"))
+            "and s.identifier <> h.i order by 1 limit 5")
         if len(sample) < 5:
             sample += [(old, new) for (old,), (new,) in zip(
-                _query(adapter, f"select s.identifier from {joined} where h.k is null order by 1 limit 5"),
-                _query(adapter, f"select h.i from {joined} where s.person_key is null order by 1 limit 5"),
+                reader.query(f"select s.identifier from {joined} where h.k is null order by 1 limit 5"),
+                reader.query(f"select h.i from {joined} where s.person_key is null order by 1 limit 5"),
                 strict=False)][: 5 - len(sample)]
         examples = ", ".join(f"{old!r} -> {new!r}" for old, new in sample)
         return (f"{changes} of {known} known people would get a new identifier ({changed} keep their key with "
@@ -622,7 +616,8 @@ class Exporter:
         return None
 
     def _sync_model(self, adapter, artifacts: Artifacts, model: SyncModel, snapshot: int, sink,
-                    result: ModelResult) -> None:
+                    result: ModelResult) -> SyncModel:
+        """Sync one model; returns it as synced (a people model without its unsupplied attributes)."""
         opts, state = self.options, self.state
         result.started_at = time.time()
         dialect = dialect_for(adapter)
@@ -647,7 +642,7 @@ class Exporter:
             renamer.rename = {model.event_name: f"{model.event_name}_backfill"} if model.event_name else {}
         with SnapshotReader(adapter, opts.fetch_rows) as reader:  # before anything is recorded
             if not self._built_by_checked_run(reader, model, relation, artifacts, result):
-                return
+                return model
         baseline_cutoff = None
         if model.is_event and not (state.available and state.has_history(model.name)):
             # First sync: existing events are history, recorded as baseline, never sent,
@@ -679,7 +674,17 @@ class Exporter:
             oldest = snapshot - max_age if baseline_cutoff is None else max(snapshot - max_age, baseline_cutoff)
         with SnapshotReader(adapter, opts.fetch_rows) as reader:
             if not self._built_by_checked_run(reader, model, relation, artifacts, result):
-                return
+                return model
+            if kind_people:
+                model, problem = self._people_checks(reader, dialect, relation, model, result)
+                if problem:
+                    result.status, result.message = "blocked", problem
+                    self.reporter.blocked(result)
+                    return model
+                query = build_query(model, dialect, relation, where=where, state=tables,
+                                    full_refresh=opts.full_refresh, retry_rejects=opts.retry_rejects, first=first,
+                                    row_hash=state.row_hash)
+                encoder = Encoder(model, snapshot, query.n_head)
             for rows in reader.stream(query.sql, materialize=not first):
                 if not result.rows_scanned:
                     result.timing["first_row_at"] = time.time()
@@ -777,6 +782,7 @@ class Exporter:
         if departed:
             self._deletions(model, departed, sink, result)
         progress(result)
+        return model
 
     def _plain_chunk(self, rows: list[tuple], model: SyncModel, encoder: Encoder, result: ModelResult,
                      oldest: int | None, now) -> list | None:
