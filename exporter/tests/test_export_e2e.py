@@ -536,3 +536,38 @@ def test_a_state_schema_shared_by_two_targets_or_two_workspaces_is_refused_not_m
         assert other.people() == {}
     proc, result = sync(builds["dev"], server)
     assert proc.returncode == 0 and result["status"] == "success", proc.stderr
+
+
+def test_customer_columns_named_in_a_var_reach_customer_io_as_people_attributes(duckdb_project_factory, server):
+    """var cio_customer_attributes passes the customers input's own columns (first_name, ...)
+    through staging to cio_people_attributes, synced as a second identify: Customer.io gets them
+    beside cio_people's attributes, typed; a null one is not sent."""
+    customers = ("(select *, case when customer_id = 'c002' then null else '  Name ' || customer_id || ' ' end "
+                 "as first_name, length(customer_id) as id_length from {{ ref('raw_customers') }})")
+    project = duckdb_project_factory("passthrough", vars={**SEND_HISTORY, "cio_customers": customers,
+                                                          "cio_customer_attributes": ["first_name", "id_length"]})
+    project.run("build", "--select", "+cio_people", "+cio_people_attributes")
+    [(persons,)] = project.query("select count(*) from cio_people")
+    assert project.query("select count(*) from cio_people_attributes") == [(persons,)]
+    proc = project.cio_export("--select", "cio_people", "cio_people_attributes", "--json", "--no-progress",
+                              env=credentials(server))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    people = server.people()
+    assert people["id:c001"]["attributes"]["first_name"] == "Name c001"
+    assert people["id:c001"]["attributes"]["id_length"] == 4
+    assert "lifetime_value" in people["id:c001"]["attributes"]  # cio_people's own
+    assert "first_name" not in people["id:c002"]["attributes"]
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    (["first_name"], "var cio_customer_attributes names 'first_name', which input 'customers' (var cio_customers) "
+                     "does not have"),
+    (["lifetime_value"], "var cio_customer_attributes names 'lifetime_value': give plain lower-case column names"),
+])
+def test_a_customer_attribute_the_input_lacks_or_that_is_taken_stops_the_build(duckdb_project_factory, names,
+                                                                                message):
+    project = duckdb_project_factory("passthrough_bad")
+    project.run("seed", "--select", "raw_customers")
+    proc = project.run("compile", "--select", "stg_cio__customers", vars={"cio_customer_attributes": names},
+                       check=False)
+    assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-3000:]

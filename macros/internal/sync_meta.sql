@@ -40,6 +40,21 @@
     {{ return(meta) }}
 {%- endmacro %}
 
+{#- meta.cio of cio_people_attributes: people like cio_people's, its columns all attributes. -#}
+{% macro people_attributes_meta() -%}
+    {%- set meta = {
+        'kind': 'people',
+        'identifier': {'column': cio_sync.identifier(), 'kind': cio_sync.identifier_kind()},
+        'attribute_prefix': var('cio_attribute_prefix', '') or '',
+        'null_as': var('cio_people_null_as', 'null'),
+        'on_delete': 'ignore',
+        'inputs': ['customers'],
+        'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
+    } -%}
+    {%- do meta.update(cio_sync.with_max_lag('cio_max_lag_people', '26h')) -%}
+    {{ return(meta) }}
+{%- endmacro %}
+
 {#- {'max_lag': the var named `var_name`} (a duration), or {} when the var is empty or null: what
     a mart's meta.cio is updated with, so that `cio-export status --strict` flags a stopped sync. -#}
 {% macro with_max_lag(var_name, default) -%}

@@ -11,6 +11,9 @@ select
     sms_opt_in,
     email_opt_in,
     coalesce(do_not_message, false) as do_not_message,
+    {%- for name, _ in cio_sync.customer_attributes(none) %}
+    {{ name }},
+    {%- endfor %}
     _cio_reason,
     _cio_column,
     _cio_value,

@@ -10,6 +10,7 @@
 {%- set relation = cio_sync.input_relation('customers') -%}
 {%- set columns = cio_sync.source_columns(relation) -%}
 {%- set identifier = var('cio_identifier', 'customer_id') -%}
+{%- set extra = cio_sync.customer_attributes(columns) -%}
 
 {%- set checks = [
     ("customer_id is null", "customer_id", "null_identifier" if identifier == "customer_id" else "null_key", "null"),
@@ -39,6 +40,9 @@ typed as (
         {{ cio_sync.stage_column(columns, 'customers', 'email_opt_in', 'boolean', required=false) }},
         {{ cio_sync.stage_column(columns, 'customers', 'is_test', 'boolean', required=false) }},
         {{ cio_sync.stage_column(columns, 'customers', 'do_not_message', 'boolean', required=false) }},
+        {%- for name, as_type in extra %}
+        {{ cio_sync.stage_column(columns, 'customers', name, as_type) }},
+        {%- endfor %}
         {{ cio_sync.changed_at('customers', columns) }}
     from source
     {{ cio_sync.compute_once() }}
@@ -56,5 +60,6 @@ deduplicated as (
     the old email are matched again. -#}
 {{ cio_sync.staged_rows('deduplicated', 'customers', [
     'customer_id', 'email', 'created_at', 'sms_opt_in', 'email_opt_in', 'is_test', 'do_not_message',
+] + (extra | map(attribute=0) | list) + [
     '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
 ], previous=['email']) }}

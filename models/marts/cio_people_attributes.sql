@@ -1,0 +1,28 @@
+{{ config(
+    enabled=(var('cio_customer_attributes', []) | length > 0),
+    materialized='view',
+    tags=['cio'],
+    meta={'cio': cio_sync.people_attributes_meta()},
+) }}
+{#- The customers input's own columns named in var cio_customer_attributes (first_name,
+    country, ...), one row per valid person, sent as a second identify beside cio_people's: a
+    view over int_cio__customers (its rows are already staged, typed and deduplicated). With
+    cio_identifier = email, the earliest created customer row of a person gives them, as in
+    cio_people. Enabled only when the var names columns. -#}
+{%- set identifier = cio_sync.identifier() -%}
+select
+    person_id as {{ identifier }}
+    {%- for name, _ in cio_sync.customer_attributes(none) %},
+    {{ name }}
+    {%- endfor %}
+from (
+    select
+        customers.*,
+        row_number() over (
+            partition by {{ cio_sync.sort_key('person_id') }}
+            order by created_at, {{ cio_sync.sort_key('customer_id') }}
+        ) as person_rank
+    from {{ ref('int_cio__customers') }} as customers
+    where _cio_reason is null
+) as ranked
+where person_rank = 1
