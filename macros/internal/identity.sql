@@ -137,3 +137,13 @@ cio_people_by_email as (
             and by_id.customer_id is null
     ) as resolved
 {%- endmacro %}
+
+{#- Over customer rows (of int_cio__customers): 1 for the row that speaks for its person, the
+    earliest created (then the least customer_id). With cio_identifier = email several
+    customer rows share a person. -#}
+{% macro person_rank() -%}
+    row_number() over (
+        partition by {{ cio_sync.sort_key('person_id') }}
+        order by created_at, {{ cio_sync.sort_key('customer_id') }}
+    )
+{%- endmacro %}

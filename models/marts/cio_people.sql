@@ -45,10 +45,7 @@ persons as (
     from (
         select
             customers.*,
-            row_number() over (
-                partition by {{ cio_sync.sort_key('person_id') }}
-                order by created_at, {{ cio_sync.sort_key('customer_id') }}
-            ) as person_rank
+            {{ cio_sync.person_rank() }} as person_rank
         from customers
     ) as ranked
     inner join (

@@ -18,10 +18,7 @@ select
 from (
     select
         customers.*,
-        row_number() over (
-            partition by {{ cio_sync.sort_key('person_id') }}
-            order by created_at, {{ cio_sync.sort_key('customer_id') }}
-        ) as person_rank
+        {{ cio_sync.person_rank() }} as person_rank
     from {{ ref('int_cio__customers') }} as customers
     where _cio_reason is null
 ) as ranked
