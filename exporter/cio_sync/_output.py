@@ -72,7 +72,9 @@ class Reporter:
         self._line(
             f"{result.model}: {result.status}: {result.changed} changed rows, {result.items_accepted} accepted, "
             f"{result.rejected} rejected, {result.held} held, {result.skipped} skipped, "
-            f"{result.undelivered} undelivered" + (f" ({result.message})" if result.message else "")
+            f"{result.undelivered} undelivered"
+            + (f", {result.waiting} waiting for their person's first identify" if result.waiting else "")
+            + (f" ({result.message})" if result.message else "")
         )
 
     def finish(self, summary, results_path=None) -> None:

@@ -44,6 +44,7 @@ _EVENT_TIME = itemgetter(2)
 _LEDGER_STATUS = itemgetter(7)
 _KEY_ROWS = itemgetter(10)  # rows to send that share the event key
 _PREVIOUS_IDENTIFIER = itemgetter(4)
+_PERSON_KNOWN = itemgetter(11)  # Customer.io has acknowledged an identify of the event's person
 REJECT_SAMPLE = 100
 
 
@@ -87,6 +88,7 @@ class ModelResult:
     items_accepted: int = 0
     rejected: int = 0
     held: int = 0
+    waiting: int = 0  # events of people Customer.io has not identified yet: sent by a later run
     undelivered: int = 0
     changed: int = 0
     skipped: int = 0
@@ -137,6 +139,7 @@ class ModelResult:
             "items_accepted": self.items_accepted,
             "rejected": self.rejected,
             "held": self.held,
+            "waiting_for_person": self.waiting,
             "unsupplied_attributes": list(self.unsupplied),
             "undelivered": self.undelivered,
             "batches": self.batches,
@@ -317,6 +320,7 @@ class Exporter:
         self.options = options
         self.reporter = reporter
         self.rejected_people: set[str] = set()
+        self.people_specs: list[ModelSpec] = []  # the people models of this run's selection
         self.run_id = str(uuid.uuid4())
         self.state: StateStore | None = None
         # key -> (result, identifier kind, old identifier, new identifier): merged once the new
@@ -372,6 +376,7 @@ class Exporter:
         summary = RunSummary(invocation_id=self.run_id, dbt_invocation_id=artifacts.invocation_id,
                              dry_run=opts.dry_run, started_at=started, results=[])
         specs, results = self.plan(artifacts)
+        self.people_specs = [spec for spec in specs if spec.kind == "people"]
         mark = summary.mark
         mark("artifacts_seconds", started)  # manifest, run results, selection, gates
         summary.results = sorted(results, key=lambda r: (r.kind != "people", r.model))
@@ -633,7 +638,7 @@ class Exporter:
         key_checked = not model.is_event or artifacts.column_tested_unique(model.spec.unique_id, model.event_id.name)
         query = build_query(model, dialect, relation, where=where, state=tables, full_refresh=opts.full_refresh,
                             retry_rejects=opts.retry_rejects, first=first, row_hash=state.row_hash,
-                            key_checked=key_checked)
+                            key_checked=key_checked, people_models=self._people_models_for(model))
         encoder = Encoder(model, snapshot, query.n_head)
         backfill = model.spec.option("backfill") if model.is_event else None
         renamer = None
@@ -755,6 +760,9 @@ class Exporter:
                         elif encoded.identifier in rejected_people:
                             self._held(model, result, encoded)
                             continue
+                        elif not row[11] and row[7] != "pending":  # (a resend went out once already)
+                            self._waiting(model, result, encoded)
+                            continue
                         ready.append(encoded)
                 if ready and result.first_item is None:
                     result.first_item = ready[0].data
@@ -793,7 +801,8 @@ class Exporter:
         baseline cut-off). Returns the items to send,
         the rejected rows recorded; None when some row needs the row-by-row path."""
         if model.is_event:
-            if set(map(_LEDGER_STATUS, rows)) != {None} or max(map(_KEY_ROWS, rows)) > 1:
+            if set(map(_LEDGER_STATUS, rows)) != {None} or max(map(_KEY_ROWS, rows)) > 1 \
+                    or not all(map(_PERSON_KNOWN, rows)):
                 return None
             try:
                 if oldest is None or min(map(_EVENT_TIME, rows)) < oldest:
@@ -830,6 +839,25 @@ class Exporter:
         elif isinstance(row[0], str) and row[0]:
             # Events name their person by identifier, whatever the people model's key_column.
             self.rejected_people.add(row[0])
+
+    def _people_models_for(self, model: SyncModel) -> tuple[str, ...]:
+        """For an event model: the people models whose acknowledged identifies its events wait
+        for, those of its identifier kind selected in this run or with people in the state. Empty
+        (nothing waits) when the project syncs no people that way, or has never synced any."""
+        if not model.is_event or self.state is None or not self.state.available:
+            return ()
+        kind = model.spec.identifier_kind
+        selected = {spec.name for spec in self.people_specs if spec.identifier_kind == kind}
+        return tuple(sorted(selected | set(self.state.people_models_of_kind(kind))))
+
+    @staticmethod
+    def _waiting(model: SyncModel, result: ModelResult, item) -> None:
+        result.waiting += 1
+        if len(result.reject_sample) < REJECT_SAMPLE:
+            result.reject_sample.append(Reject(
+                model.name, item.row_key, model.identifier.name, "waiting_for_person",
+                "Customer.io has not acknowledged an identify of this person yet (its people model is locked, "
+                "blocked or has not synced it): the event waits, and a later run sends it"))
 
     @staticmethod
     def _held(model: SyncModel, result: ModelResult, item) -> None:

@@ -395,6 +395,15 @@ class StateStore:
                             f"where model = {self._lit(model)}")
         return (rows[0][0], json.loads(rows[0][1])) if rows else None
 
+    def people_models_of_kind(self, identifier_kind: str) -> list[str]:
+        """People models that have synced people into this state schema with this identifier kind."""
+        if not self.available:
+            return []
+        schemas, people = self.table("cio_payload_schemas"), self.table("cio_people_state")
+        rows = self.execute(f"select model from {schemas} where identifier_kind = {self._lit(identifier_kind)} "
+                            f"and exists (select 1 from {people} s where s.model = {schemas}.model) order by 1")
+        return [name for (name,) in rows]
+
     def save_payload_schema(self, model: str, identifier_kind: str, schema: dict) -> None:
         if not self.writable:
             return

@@ -240,11 +240,13 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
 def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str | None = None,
                 state: StateTables | None = None, full_refresh: bool = False,
                 retry_rejects: bool = False, first: bool = False, row_hash: str = "md5",
-                key_checked: bool = True) -> ModelQuery:
+                key_checked: bool = True, people_models: tuple[str, ...] = ()) -> ModelQuery:
     """The model's SELECT: with `state`, only what changed since the last acknowledged sync
     (an anti-join in the warehouse; previous state is never loaded into memory). `first`: most
     rows are expected to be sent (nothing in state yet, or a full refresh). `row_hash`: how the
-    state's hashes were made (one of ROW_HASHES)."""
+    state's hashes were made (one of ROW_HASHES). `people_models`: for an event model, the
+    people models whose acknowledged identifies an event's person must be among (the last
+    head column says whether it is; true when there are none)."""
     source, names = _hashed_source(model, dialect, relation, where, fence=first, row_hash=row_hash,
                                    key_rows=model.is_event and not key_checked)
     attrs = [n for n in names if n.startswith("a") and n[1:].isdigit()]
@@ -272,6 +274,15 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
         # How many rows of the model share the event key: a model whose key no passing test
         # proves unique pays a sort (see _hashed_source), a tested one nothing.
         head.append("1" if key_checked else "h.__keyrows")
+        if state is not None and people_models:
+            # Whether Customer.io has acknowledged an identify of the event's person (any of the
+            # project's people models): an event of a person it has never identified waits.
+            names = ", ".join("'" + name.replace("'", "''") + "'" for name in people_models)
+            head.append("p.identifier is not null")
+            joins += (f"\nleft join (select distinct identifier from {state.people} where model in ({names})) p"
+                      " on p.identifier = h.__ident")
+        else:
+            head.append("true")
     else:
         head = ["h.__ident", "h.__key", "h.__hash"]
         if state is None:
