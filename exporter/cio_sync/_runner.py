@@ -272,7 +272,7 @@ class OutboxSink:
     def drain(self, tick=None) -> list[BatchOutcome]:
         return self.poll()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         for handle in self._files.values():
             handle.close()
 
@@ -299,8 +299,10 @@ class ClientSink:
     def stats(self) -> dict:
         return self.client.stats
 
-    def close(self) -> None:
-        self.client.close()
+    def close(self, wait: bool = True) -> None:
+        """`wait=False` (a run that ends in an error or a signal): no retry and no queued batch
+        is started any more; only the requests already on the wire are let finish."""
+        self.client.close(wait=wait)
 
 
 def duration_seconds(text: str) -> int:
@@ -401,6 +403,7 @@ class Exporter:
             sink = ClientSink(client)
         mark("preflight_seconds")
         adapter = None
+        completed = False
         try:
             adapter = open_adapter(opts.dbt, artifacts)
             with adapter.connection_named("cio-export"):
@@ -427,8 +430,11 @@ class Exporter:
                 for model in ordered:
                     self._log_run_end(model, by_id[model.spec.unique_id])
                 mark("models_seconds")
+                completed = True
         finally:
-            sink.close()
+            # A run stopped by a signal or an error does not wait for retries and queued
+            # batches: what is in flight is resent by the next run under the same ids.
+            sink.close(wait=completed)
             if self.state is not None:
                 self.state.close()
             if adapter is not None:

@@ -343,6 +343,11 @@ def test_two_runs_taking_one_lease_together_one_is_locked_out_without_an_error(s
         store.commit()
     finally:
         other.close()  # run A's session ends (it finished, or was killed)
+    key = lease_lock_key(schema.name, "ev", "all") & 0xFFFFFFFFFFFFFFFF
+    for _ in range(100_000):  # until PostgreSQL has ended that session (moments after the close)
+        if not schema.query("select count(*) from pg_locks where locktype = 'advisory' and objsubid = 1 and "
+                            f"classid::bigint = {key >> 32} and objid::bigint = {key & 0xFFFFFFFF}")[0][0]:
+            break
     assert store.acquire_lease("ev", "all", "run-b", 60) is True
     assert store.execute(f"select holder from {schema.name}.cio_leases where model = 'ev'") == [("run-b",)]
     store.release_lease("ev", "all", "run-b")
