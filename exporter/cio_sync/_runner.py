@@ -26,7 +26,7 @@ from ._encode import MAX_KEY_CHARS, Encoder, Reject, state_key
 from ._errors import ConfigError
 from ._model import OUT_OF_RANGE_TIME, ModelSpec, SyncModel, check_identifier_kinds
 from ._output import Reporter
-from ._state import DEFAULT_SCHEMA, StateStore, utcnow
+from ._state import DEFAULT_SCHEMA, StateStore, lease_holder, utcnow
 from ._transport import Batch, BatchOutcome, TrackClient, TrackSettings
 from ._warehouse import FETCH_ROWS, SnapshotReader, build_query, dialect_for, relation_columns
 
@@ -324,6 +324,7 @@ class Exporter:
         self.rejected_people: set[str] = set()
         self.people_specs: list[ModelSpec] = []  # the people models of this run's selection
         self.run_id = str(uuid.uuid4())
+        self.lease_holder = lease_holder(self.run_id)  # who holds this run's leases: run, host, process
         self.state: StateStore | None = None
         # key -> (result, identifier kind, old identifier, new identifier): merged once the new
         # identify is acknowledged (meta.cio.on_identifier_change: merge).
@@ -454,7 +455,7 @@ class Exporter:
                    result: ModelResult) -> None:
         opts, state = self.options, self.state
         shard = opts.shard_label
-        if not state.acquire_lease(model.name, shard, self.run_id, opts.lease_ttl):
+        if not state.acquire_lease(model.name, shard, self.lease_holder, opts.lease_ttl):
             result.status = "locked"
             result.message = (f"another cio-export run holds the lease on {model.name} (shard {shard}); "
                               "skipped (a killed run's lease is freed at once on PostgreSQL, after --lease-ttl "
@@ -474,7 +475,7 @@ class Exporter:
                                    "recorded as pending (resent with their ids within dedupe_window)")
             # While the sender makes it wait (every slot taken, the last answers awaited: slow
             # responses and retries can outlast a lease), the lease is kept alive.
-            self._tick = lambda: state.heartbeat_if_due(model.name, shard, self.run_id, opts.lease_ttl)
+            self._tick = lambda: state.heartbeat_if_due(model.name, shard, self.lease_holder, opts.lease_ttl)
             model = self._sync_model(adapter, artifacts, model, snapshot, sink, result)
             # The model's own tail: every batch answered, the state it produced committed.
             self._handle(sink.drain(tick=self._tick))
@@ -491,7 +492,7 @@ class Exporter:
             raise
         finally:
             self._tick = None
-            state.release_lease(model.name, shard, self.run_id)
+            state.release_lease(model.name, shard, self.lease_holder)
 
     def _people_checks(self, reader, dialect, relation: str, model: SyncModel,
                        result: ModelResult) -> tuple[SyncModel, str | None]:
@@ -778,7 +779,7 @@ class Exporter:
                 self._release(sink, gated, model, result)
                 self._handle(sink.poll())
                 state.flush()
-                state.heartbeat_if_due(model.name, opts.shard_label, self.run_id, opts.lease_ttl)
+                state.heartbeat_if_due(model.name, opts.shard_label, self.lease_holder, opts.lease_ttl)
                 self.allocator.trim()
                 progress(result)
             result.timing["last_row_at"] = time.time()

@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import threading
 import time
 import uuid
@@ -134,6 +136,28 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
 
 
 _local = threading.local()  # .writer is True on the writer thread
+
+
+def lease_holder(run_id: str) -> str:
+    """A lease's holder as written in cio_leases: the run, and the host and process running it
+    (within the column's 64 characters), so that a run on the same host can tell a dead one."""
+    return f"{run_id}@{socket.gethostname()[:16]}:{os.getpid()}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """Whether a lease holder is known dead: a process of this host that no longer exists. A
+    holder on another host, or written by an older cio-export, cannot be checked (False)."""
+    _, at, place = holder.rpartition("@")
+    host, _, pid = place.rpartition(":")
+    if not at or host != socket.gethostname()[:16] or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists (another user's process): alive
+        return False
+    return False
 
 
 def lease_lock_key(schema: str, model: str, shard: str) -> int:
@@ -560,7 +584,8 @@ class StateStore:
         if self.kind == "redshift":
             self.execute(f"lock {table}")
         rows = self.execute(f"select holder, expires_at from {table} where {where}")
-        if rows and rows[0][0] != holder and rows[0][1] is not None and rows[0][1] > now:
+        if rows and rows[0][0] != holder and rows[0][1] is not None and rows[0][1] > now \
+                and not holder_is_dead(rows[0][0]):  # a killed run of this host frees it at once
             self.commit()
             return False
         self.execute(f"delete from {table} where {where}")
@@ -595,14 +620,15 @@ class StateStore:
     def live_lease_shards(self, model: str) -> set[str]:
         """The shards of `model` whose lease a live run holds: on PostgreSQL those whose advisory
         lock is held (a killed run's row stays until overwritten, but its lock is gone), elsewhere
-        those whose row has not expired."""
-        rows = self.execute(f"select shard, expires_at from {self.table('cio_leases')} "
+        those whose row has not expired and whose holder is not known dead."""
+        rows = self.execute(f"select shard, expires_at, holder from {self.table('cio_leases')} "
                             f"where model = {self._lit(model)}")
         if self.kind != "postgres":
             now = utcnow()
-            return {shard for shard, expires_at in rows if expires_at is not None and expires_at > now}
+            return {shard for shard, expires_at, holder in rows
+                    if expires_at is not None and expires_at > now and not holder_is_dead(holder or "")}
         live = set()
-        for shard, _ in rows:
+        for shard, _, _ in rows:
             key = self.lease_lock_key(model, shard) & 0xFFFFFFFFFFFFFFFF
             held = self.execute("select count(*) from pg_locks where locktype = 'advisory' and granted and "
                                 f"objsubid = 1 and classid::bigint = {key >> 32} and objid::bigint = {key & 0xFFFFFFFF}"

@@ -571,3 +571,42 @@ def test_a_customer_attribute_the_input_lacks_or_that_is_taken_stops_the_build(d
     proc = project.run("compile", "--select", "stg_cio__customers", vars={"cio_customer_attributes": names},
                        check=False)
     assert proc.returncode != 0 and message in proc.stdout, proc.stdout[-3000:]
+
+
+def test_on_duckdb_a_lease_left_by_a_dead_process_of_this_host_is_taken_over_at_once(duckdb_project_factory,
+                                                                                    server):
+    """Where the lease is a row (DuckDB, Redshift), a holder on this host whose process is gone
+    is known dead: its lease, an hour from expiry, is taken over by the next run; a live one
+    (this test's own process) still locks the model."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import duckdb
+
+    project = duckdb_project_factory("lease_duckdb", vars=dict(SEND_HISTORY))
+    project.run("build", "--select", "+cio_people")
+    state = "cio_state_lease"
+
+    def sync():
+        proc = project.cio_export("--select", "cio_people", "--json", "--no-progress", env=credentials(server),
+                                  state_schema=state)
+        return proc, json.loads(proc.stdout)["results"][0]["status"]
+
+    def hold(pid: int) -> None:
+        with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+            conn.execute(f"delete from {state}.cio_leases")
+            conn.execute(f"insert into {state}.cio_leases values ('cio_people', 'all', "
+                         f"'other-run@{socket.gethostname()[:16]}:{pid}', current_timestamp::timestamp, "
+                         "current_timestamp::timestamp + interval 1 hour)")
+
+    assert sync()[1] == "success"
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    hold(dead)
+    proc, status = sync()
+    assert proc.returncode == 0 and status == "success", proc.stderr
+    hold(os.getpid())
+    proc, status = sync()
+    assert proc.returncode == 1 and status == "locked"
