@@ -627,3 +627,17 @@ def test_answers_that_echo_the_credentials_never_leak_them(srv: FakeCustomerIO, 
     assert_no_secret(repr(outcomes))
     assert_no_secret(repr(stats))
     assert_no_secret(caplog.text)
+
+
+def test_a_401_that_echoes_the_credentials_never_leaks_them(srv: FakeCustomerIO, caplog) -> None:
+    """A server that quotes the Authorization header in its 401: the credentials error is built
+    from the settings alone, so neither the key nor the Basic credentials reach it or the log."""
+    caplog.set_level(logging.DEBUG)
+    srv.configure(echo_credentials=True)
+    settings = settings_for(srv.url, api_key=WRONG_KEY)
+    with TrackClient(settings) as client, pytest.raises(CredentialsError) as caught:
+        client.preflight()
+    basic = base64.b64encode(f"{SITE}:{WRONG_KEY}".encode()).decode()
+    for text in (str(caught.value), repr(caught.value), caplog.text, str(client.stats)):
+        assert WRONG_KEY not in text and basic not in text
+    assert [r["status"] for r in srv.requests()] == [401]
