@@ -641,3 +641,43 @@ def test_a_401_that_echoes_the_credentials_never_leaks_them(srv: FakeCustomerIO,
     for text in (str(caught.value), repr(caught.value), caplog.text, str(client.stats)):
         assert WRONG_KEY not in text and basic not in text
     assert [r["status"] for r in srv.requests()] == [401]
+
+
+@pytest.mark.parametrize("status", [200, 207, 400, 500])
+def test_a_garbage_answer_that_quotes_the_credentials_never_leaks_them(status: int, caplog) -> None:
+    """A server (a proxy, a broken gateway) answering the batch with a body that is not JSON and
+    quotes the Authorization header and the key decoded from it: whatever the status, nothing
+    that leaves the client (outcome, error, log, stats) holds either."""
+    import http.server
+    import threading
+
+    class Garbage(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            auth = self.headers.get("Authorization", "")
+            decoded = base64.b64decode(auth.split()[-1]).decode() if auth else ""
+            body = f"<html>oops {auth} / {decoded} \x00\xff not json".encode("latin-1")
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    caplog.set_level(logging.DEBUG)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Garbage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with TrackClient(settings_for(f"http://127.0.0.1:{server.server_address[1]}", max_retries=0)) as client:
+            outcomes = send_all(client, [batch_of([event("a")])])
+            stats = client.stats
+    finally:
+        server.shutdown()
+    assert_no_secret(repr(outcomes))
+    assert_no_secret(repr(stats))
+    assert_no_secret(caplog.text)
+    [outcome] = outcomes
+    if status in (400, 500):  # the body's text is kept (clipped), its secrets replaced
+        assert "oops" in repr(outcome) and "***" in repr(outcome), outcome
