@@ -555,7 +555,7 @@ class Exporter:
                         "Give each target its own state schema (var cio_state_schema, e.g. "
                         "\"cio_state_{{ target.name }}\": docs/exporter.md, 'Dev and prod targets'); if the relation "
                         "moved on purpose (same people, same workspace), rerun with --accept-relation-change.")
-            state.record_model_scope(model.name, relation, site_id)
+            state.record_model_scope(model.name, relation, site_id or known_site)
         elif site_id and not known_site:
             state.record_model_scope(model.name, relation, site_id)
         return None
@@ -590,15 +590,17 @@ class Exporter:
         limit = known * float(cap[:-1]) / 100 if isinstance(cap, str) else cap
         if not known or changes <= limit:
             return None
-        sample = reader.query(
-            f"select s.identifier, h.i from {joined} where h.k is not null and s.person_key is not null "
-            "and s.identifier <> h.i order by 1 limit 5")
-        if len(sample) < 5:
-            sample += [(old, new) for (old,), (new,) in zip(
-                reader.query(f"select s.identifier from {joined} where h.k is null order by 1 limit 5"),
-                reader.query(f"select h.i from {joined} where s.person_key is null order by 1 limit 5"),
-                strict=False)][: 5 - len(sample)]
-        examples = ", ".join(f"{old!r} -> {new!r}" for old, new in sample)
+        examples = []
+        if changed:  # the key pairs the old identifier with the new one
+            pairs = reader.query(f"select s.identifier, h.i from {joined} where h.k is not null and "
+                                 "s.person_key is not null and s.identifier <> h.i order by 1 limit 5")
+            examples.append("same key: " + ", ".join(f"{old!r} -> {new!r}" for old, new in pairs))
+        if min(appeared, left):  # nothing pairs them: each side on its own
+            for label, column, condition in (("left", "s.identifier", "h.k is null"),
+                                             ("appeared", "h.i", "s.person_key is null")):
+                found = reader.query(f"select {column} from {joined} where {condition} order by 1 limit 5")
+                examples.append(f"{label}: " + ", ".join(repr(value) for (value,) in found))
+        examples = "; ".join(examples)
         return (f"{changes} of {known} known people would get a new identifier ({changed} keep their key with "
                 f"another identifier; {left} synced people left while {appeared} unknown ones appeared), over "
                 f"max_identifier_changes ({cap}): each would become a second profile in Customer.io. Nothing was "
@@ -642,11 +644,18 @@ class Exporter:
             where = f"{dialect.shard(dialect.text(dialect.quote(key_column.name)), count)} = {index}"
         tables = state.tables() if state.available else None
         first = opts.full_refresh or not (state.available and state.has_rows(model.name, model.is_event))
-        key_checked = not model.is_event or artifacts.column_tested_unique(model.spec.unique_id, model.event_id.name)
-        query = build_query(model, dialect, relation, where=where, state=tables, full_refresh=opts.full_refresh,
-                            retry_rejects=opts.retry_rejects, first=first, row_hash=state.row_hash,
-                            key_checked=key_checked, people_models=self._people_models_for(model))
-        encoder = Encoder(model, snapshot, query.n_head)
+
+        def prepare(model: SyncModel):
+            key_checked = not model.is_event or artifacts.column_tested_unique(model.spec.unique_id,
+                                                                               model.event_id.name)
+            query = build_query(model, dialect, relation, where=where, state=tables, full_refresh=opts.full_refresh,
+                                retry_rejects=opts.retry_rejects, first=first, row_hash=state.row_hash,
+                                key_checked=key_checked, people_models=self._people_models_for(model))
+            return query, Encoder(model, snapshot, query.n_head)
+
+        # An event model's query is set now (a first sync's baseline uses it before the read); a
+        # people model's in the read's snapshot, once its unsupplied attributes are known.
+        query, encoder = prepare(model) if model.is_event else (None, None)
         backfill = model.spec.option("backfill") if model.is_event else None
         renamer = None
         if backfill == "rename":
@@ -693,10 +702,7 @@ class Exporter:
                     result.status, result.message = "blocked", problem
                     self.reporter.blocked(result)
                     return model
-                query = build_query(model, dialect, relation, where=where, state=tables,
-                                    full_refresh=opts.full_refresh, retry_rejects=opts.retry_rejects, first=first,
-                                    row_hash=state.row_hash)
-                encoder = Encoder(model, snapshot, query.n_head)
+                query, encoder = prepare(model)
             for rows in reader.stream(query.sql, materialize=not first):
                 if not result.rows_scanned:
                     result.timing["first_row_at"] = time.time()
@@ -768,7 +774,7 @@ class Exporter:
                             self._held(model, result, encoded)
                             continue
                         elif not row[11] and row[7] != "pending":  # (a resend went out once already)
-                            self._waiting(model, result, encoded)
+                            result.waiting += 1  # a count, not a reject: a later run sends it
                             continue
                         ready.append(encoded)
                 if ready and result.first_item is None:
@@ -847,24 +853,18 @@ class Exporter:
             # Events name their person by identifier, whatever the people model's key_column.
             self.rejected_people.add(row[0])
 
-    def _people_models_for(self, model: SyncModel) -> tuple[str, ...]:
+    def _people_models_for(self, model: SyncModel) -> tuple[tuple[str, bool], ...]:
         """For an event model: the people models whose acknowledged identifies its events wait
-        for, those of its identifier kind selected in this run or with people in the state. Empty
-        (nothing waits) when the project syncs no people that way, or has never synced any."""
+        for, those of its identifier kind selected in this run or with people in the state, each
+        with whether its key is its identifier (known for the selected ones). Empty (nothing
+        waits) when the project syncs no people that way, or has never synced any."""
         if not model.is_event or self.state is None or not self.state.available:
             return ()
         kind = model.spec.identifier_kind
-        selected = {spec.name for spec in self.people_specs if spec.identifier_kind == kind}
-        return tuple(sorted(selected | set(self.state.people_models_of_kind(kind))))
-
-    @staticmethod
-    def _waiting(model: SyncModel, result: ModelResult, item) -> None:
-        result.waiting += 1
-        if len(result.reject_sample) < REJECT_SAMPLE:
-            result.reject_sample.append(Reject(
-                model.name, item.row_key, model.identifier.name, "waiting_for_person",
-                "Customer.io has not acknowledged an identify of this person yet (its people model is locked, "
-                "blocked or has not synced it): the event waits, and a later run sends it"))
+        keyed = {spec.name: spec.meta.get("key_column") in (None, spec.identifier_column)
+                 for spec in self.people_specs if spec.identifier_kind == kind}
+        names = set(keyed) | set(self.state.people_models_of_kind(kind))
+        return tuple((name, keyed.get(name, False)) for name in sorted(names))
 
     @staticmethod
     def _held(model: SyncModel, result: ModelResult, item) -> None:

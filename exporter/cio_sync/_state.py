@@ -1072,13 +1072,10 @@ class StateStore:
         return (rows[0][0], rows[0][1]) if rows else None
 
     def record_model_scope(self, model: str, relation_name: str, site_id: str | None) -> None:
-        """Record (or, after an accepted change, replace) what the model's state describes; a
-        site id already recorded is kept when this run has none (a dry run)."""
+        """Record (or, after an accepted change, replace) what the model's state describes."""
         if not self.writable:
             return
         table = self.table("cio_model_scopes")
-        known = self.model_scope(model)
-        site_id = site_id or (known[1] if known else None)
         self.execute(f"delete from {table} where model = {self._lit(model)}")
         self.execute(f"insert into {table} (model, relation_name, site_id, recorded_at) values ({self._lit(model)}, "
                      f"{self._lit(relation_name)}, {self._lit(site_id)}, {self._ts(utcnow())})")

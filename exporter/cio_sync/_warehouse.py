@@ -237,20 +237,25 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
     return source, names
 
 
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str | None = None,
                 state: StateTables | None = None, full_refresh: bool = False,
                 retry_rejects: bool = False, first: bool = False, row_hash: str = "md5",
-                key_checked: bool = True, people_models: tuple[str, ...] = ()) -> ModelQuery:
+                key_checked: bool = True, people_models: tuple[tuple[str, bool], ...] = ()) -> ModelQuery:
     """The model's SELECT: with `state`, only what changed since the last acknowledged sync
     (an anti-join in the warehouse; previous state is never loaded into memory). `first`: most
     rows are expected to be sent (nothing in state yet, or a full refresh). `row_hash`: how the
     state's hashes were made (one of ROW_HASHES). `people_models`: for an event model, the
-    people models whose acknowledged identifies an event's person must be among (the last
-    head column says whether it is; true when there are none)."""
+    people models (name, whether its key is the identifier) whose acknowledged identifies an
+    event's person must be among (the last head column says whether it is; true when there
+    are none)."""
     source, names = _hashed_source(model, dialect, relation, where, fence=first, row_hash=row_hash,
                                    key_rows=model.is_event and not key_checked)
     attrs = [n for n in names if n.startswith("a") and n[1:].isdigit()]
-    lit = "'" + model.name.replace("'", "''") + "'"
+    lit = _lit(model.name)
     if model.is_event:
         head = ["h.__ident", "h.__key", "h.__ts", "h.__ms", "h.__idhash", "h.__name", "h.__hash"]
         if state is None:
@@ -276,11 +281,21 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
         head.append("1" if key_checked else "h.__keyrows")
         if state is not None and people_models:
             # Whether Customer.io has acknowledged an identify of the event's person (any of the
-            # project's people models): an event of a person it has never identified waits.
-            names = ", ".join("'" + name.replace("'", "''") + "'" for name in people_models)
-            head.append("p.identifier is not null")
-            joins += (f"\nleft join (select distinct identifier from {state.people} where model in ({names})) p"
-                      " on p.identifier = h.__ident")
+            # project's people models): an event of a person it has never identified waits. A
+            # model keyed by its identifier is probed by its primary key (work per diff row);
+            # the identifiers of the others (a key_column, or not known here) are collected.
+            known = []
+            for i, (name, keyed) in enumerate(people_models):
+                if keyed:
+                    joins += (f"\nleft join {state.people} p{i} on p{i}.model = {_lit(name)}"
+                              f" and p{i}.person_key = h.__ident")
+                    known.append(f"p{i}.person_key is not null")
+            others = ", ".join(_lit(name) for name, keyed in people_models if not keyed)
+            if others:
+                joins += (f"\nleft join (select distinct identifier from {state.people} where model in ({others})) po"
+                          " on po.identifier = h.__ident")
+                known.append("po.identifier is not null")
+            head.append("(" + " or ".join(known) + ")")
         else:
             head.append("true")
     else:

@@ -538,14 +538,18 @@ def test_a_state_schema_shared_by_two_targets_or_two_workspaces_is_refused_not_m
     assert proc.returncode == 0 and result["status"] == "success", proc.stderr
 
 
-def test_customer_columns_named_in_a_var_reach_customer_io_as_people_attributes(duckdb_project_factory, server):
+@pytest.mark.parametrize(("identifier", "jane", "bob"), [("customer_id", "id:c001", "id:c002"),
+                                                     ("email", "email:jane.doe@example.com", "email:bob@example.org")])
+def test_customer_columns_named_in_a_var_reach_customer_io_as_people_attributes(duckdb_project_factory, server,
+                                                                               identifier, jane, bob):
     """var cio_customer_attributes passes the customers input's own columns (first_name, ...)
     through staging to cio_people_attributes, synced as a second identify: Customer.io gets them
     beside cio_people's attributes, typed; a null one is not sent."""
     customers = ("(select *, case when customer_id = 'c002' then null else '  Name ' || customer_id || ' ' end "
                  "as first_name, length(customer_id) as id_length from {{ ref('raw_customers') }})")
     project = duckdb_project_factory("passthrough", vars={**SEND_HISTORY, "cio_customers": customers,
-                                                          "cio_customer_attributes": ["first_name", "id_length"]})
+                                                          "cio_customer_attributes": ["first_name", "id_length"],
+                                                          "cio_identifier": identifier})
     project.run("build", "--select", "+cio_people", "+cio_people_attributes")
     [(persons,)] = project.query("select count(*) from cio_people")
     assert project.query("select count(*) from cio_people_attributes") == [(persons,)]
@@ -553,10 +557,10 @@ def test_customer_columns_named_in_a_var_reach_customer_io_as_people_attributes(
                               env=credentials(server))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     people = server.people()
-    assert people["id:c001"]["attributes"]["first_name"] == "Name c001"
-    assert people["id:c001"]["attributes"]["id_length"] == 4
-    assert "lifetime_value" in people["id:c001"]["attributes"]  # cio_people's own
-    assert "first_name" not in people["id:c002"]["attributes"]
+    assert people[jane]["attributes"]["first_name"] == "Name c001"
+    assert people[jane]["attributes"]["id_length"] == 4
+    assert "lifetime_value" in people[jane]["attributes"]  # cio_people's own
+    assert "first_name" not in people[bob]["attributes"]
 
 
 @pytest.mark.parametrize(("names", "message"), [

@@ -978,13 +978,26 @@ def test_a_run_giving_many_known_people_a_new_identifier_is_blocked_until_accept
         assert proc.returncode == 1 and summary["results"][0]["status"] == "blocked", output
         message = summary["results"][0]["message"]
         assert message.startswith(f"600 of {ROWS} known people would get a new identifier"), message
-        assert "'person-1' -> 'p-1'" in message and "--accept-identifier-changes" in message
+        assert "left: 'person-1', 'person-10'," in message and "appeared: 'p-1', 'p-10'," in message
+        assert "same key:" not in message and "--accept-identifier-changes" in message
         assert server.requests() == [] or all(r.get("path") != "/api/v2/batch" for r in server.requests())
         assert server.deletions() == []
         proc, summary = export(build, server, "--select", "big_people", "--accept-identifier-changes", state=state)
         assert summary["results"][0]["items_accepted"] == 600, proc.stderr
     finally:
         build.schema.execute("update big_people set person_id = 'person-' || cast(n as varchar) where n <= 600")
+    # With a stable key_column the key pairs each old identifier with its new one.
+    proc, _ = export(build, server, "--select", "email_people_report", state=state)
+    assert proc.returncode == 0, proc.stderr
+    build.schema.execute("update big_people set email = 'new' || email where n in (3, 4, 5)")
+    try:
+        proc, summary = export(build, server, "--select", "email_people_report", state=state)
+        message = summary["results"][0]["message"]
+        assert summary["results"][0]["status"] == "blocked" and message.startswith("3 of 20 known people"), message
+        assert "same key: 'p3@example.org' -> 'newp3@example.org', 'p4@example.org' -> 'newp4@example.org'" in message
+        assert "left:" not in message
+    finally:
+        build.schema.execute("update big_people set email = substr(email, 4) where n in (3, 4, 5)")
 
 
 def test_events_of_people_never_identified_wait_and_go_out_after_their_people(build, server):

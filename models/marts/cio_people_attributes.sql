@@ -6,10 +6,11 @@
 ) }}
 {#- The customers input's own columns named in var cio_customer_attributes (first_name,
     country, ...), one row per valid person, sent as a second identify beside cio_people's: a
-    view over int_cio__customers (its rows are already staged, typed and deduplicated). With
-    cio_identifier = email, the earliest created customer row of a person gives them, as in
-    cio_people. Enabled only when the var names columns. -#}
+    view over int_cio__customers (its rows are already staged, typed and deduplicated by
+    customer). With cio_identifier = email several customer rows can share a person: the
+    earliest created one gives them, as in cio_people. Enabled only when the var names columns. -#}
 {%- set identifier = cio_sync.identifier() -%}
+{%- set by_email = identifier == 'email' -%}
 select
     person_id as {{ identifier }}
     {%- for name, _ in cio_sync.customer_attributes(none) %},
@@ -17,9 +18,13 @@ select
     {%- endfor %}
 from (
     select
-        customers.*,
+        customers.*
+        {%- if by_email %},
         {{ cio_sync.person_rank() }} as person_rank
+        {%- endif %}
     from {{ ref('int_cio__customers') }} as customers
     where _cio_reason is null
 ) as ranked
+{%- if by_email %}
 where person_rank = 1
+{%- endif %}
