@@ -302,6 +302,22 @@ class SyncModel:
         }
 
 
+def people_specs_of(nodes: Iterable[dict]) -> list[ModelSpec]:
+    """The enabled people models among manifest nodes, whether selected or not. A model whose
+    meta.cio is invalid is left out: it is reported when it is selected."""
+    specs = []
+    for node in nodes:
+        if node.get("resource_type") != "model" or not (node.get("config") or {}).get("enabled", True):
+            continue
+        try:
+            spec = ModelSpec.from_node(node)
+        except ConfigError:
+            continue
+        if spec is not None and spec.kind == "people" and spec.meta.get("enabled") is not False:
+            specs.append(spec)
+    return specs
+
+
 def check_identifier_kinds(models: list[ModelSpec], allow_mixed: bool = False) -> None:
     """All selected models must identify people the same way, unless explicitly allowed."""
     kinds = {m.identifier_kind for m in models if not m.meta.get("allow_mixed_identifiers")}

@@ -24,7 +24,7 @@ from ._batch import BatchPacker
 from ._dbt import Artifacts, DbtContext, close_adapter, gate, open_adapter, select_models
 from ._encode import MAX_KEY_CHARS, Encoder, Reject, state_key
 from ._errors import ConfigError
-from ._model import OUT_OF_RANGE_TIME, ModelSpec, SyncModel, check_identifier_kinds
+from ._model import OUT_OF_RANGE_TIME, ModelSpec, SyncModel, check_identifier_kinds, people_specs_of
 from ._output import Reporter
 from ._state import DEFAULT_SCHEMA, StateStore, lease_holder, utcnow
 from ._transport import Batch, BatchOutcome, TrackClient, TrackSettings
@@ -322,7 +322,8 @@ class Exporter:
         self.options = options
         self.reporter = reporter
         self.rejected_people: set[str] = set()
-        self.people_specs: list[ModelSpec] = []  # the people models of this run's selection
+        self.people_specs: list[ModelSpec] = []  # the project's people models, selected or not
+        self.waits_for: dict[str, list[str]] = {}  # event model -> the people models its events wait for
         self.run_id = str(uuid.uuid4())
         self.lease_holder = lease_holder(self.run_id)  # who holds this run's leases: run, host, process
         self.state: StateStore | None = None
@@ -379,7 +380,7 @@ class Exporter:
         summary = RunSummary(invocation_id=self.run_id, dbt_invocation_id=artifacts.invocation_id,
                              dry_run=opts.dry_run, started_at=started, results=[])
         specs, results = self.plan(artifacts)
-        self.people_specs = [spec for spec in specs if spec.kind == "people"]
+        self.people_specs = people_specs_of((artifacts.manifest_dict.get("nodes") or {}).values())
         mark = summary.mark
         mark("artifacts_seconds", started)  # manifest, run results, selection, gates
         summary.results = sorted(results, key=lambda r: (r.kind != "people", r.model))
@@ -444,6 +445,12 @@ class Exporter:
             result.finish()
             if result.status != "blocked" or result.message:
                 self.reporter.model_done(result)
+            if result.waiting:
+                people = ", ".join(self.waits_for.get(result.model, ())) or "the project's people models"
+                self.reporter.note(
+                    f"{result.model}: {result.waiting} events wait for their person's first identify by {people}; "
+                    "they go out with the first run after it. If Customer.io gets these people from another "
+                    "source, set meta.cio.enabled: false on those people models.")
         summary.transport = dict(sink.stats)
         mark("shutdown_seconds")  # closing connections and the sender
         summary.elapsed = time.time() - started
@@ -855,16 +862,18 @@ class Exporter:
 
     def _people_models_for(self, model: SyncModel) -> tuple[tuple[str, bool], ...]:
         """For an event model: the people models whose acknowledged identifies its events wait
-        for, those of its identifier kind selected in this run or with people in the state, each
-        with whether its key is its identifier (known for the selected ones). Empty (nothing
-        waits) when the project syncs no people that way, or has never synced any."""
+        for, those of its identifier kind in the project (selected in this run or not, synced
+        yet or not) or with people in the state, each with whether its key is its identifier
+        (known for the project's). Empty (nothing waits) when the project syncs no people that
+        way and never has."""
         if not model.is_event or self.state is None or not self.state.available:
             return ()
         kind = model.spec.identifier_kind
         keyed = {spec.name: spec.meta.get("key_column") in (None, spec.identifier_column)
                  for spec in self.people_specs if spec.identifier_kind == kind}
-        names = set(keyed) | set(self.state.people_models_of_kind(kind))
-        return tuple((name, keyed.get(name, False)) for name in sorted(names))
+        names = sorted(set(keyed) | set(self.state.people_models_of_kind(kind)))
+        self.waits_for[model.name] = names
+        return tuple((name, keyed.get(name, False)) for name in names)
 
     @staticmethod
     def _held(model: SyncModel, result: ModelResult, item) -> None:

@@ -362,7 +362,9 @@ def test_a_run_whose_tests_failed_syncs_only_the_models_whose_gates_pass(serve, 
     assert serve.deliver(cloud.webhook_event(5003)).status_code == 202
     assert serve.wait_for(5003)["status"] == "partial"
     assert customerio.people() == {}  # cio_people's test failed
-    assert {e["name"] for e in customerio.events()} >= {"order_placed", "checkout_started"}
+    # This job's state has never synced cio_people: the events wait for their people's first
+    # identify instead of reaching profiles Customer.io does not have.
+    assert customerio.events() == []
     finished = next(r for r in serve.records() if r["event"] == "sync.finished" and r["run_id"] == "5003")
     assert finished["models"]["cio_people"] == "blocked"
     assert finished["models"]["cio_event_order_placed"] == "success"

@@ -12,7 +12,7 @@ from ulid import ULID
 from cio_sync._batch import ENVELOPE_BYTES, BatchPacker
 from cio_sync._encode import MAX_KEY_CHARS, Encoder, Item, Reject, event_id_hash, event_ulid, state_key
 from cio_sync._errors import ConfigError
-from cio_sync._model import BOOLEAN, INTEGER, NESTED, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec, check_identifier_kinds
+from cio_sync._model import BOOLEAN, INTEGER, NESTED, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec, check_identifier_kinds, people_specs_of
 
 
 def spec(meta: dict, name: str = "m") -> ModelSpec:
@@ -196,6 +196,27 @@ def test_mixed_identifier_kinds_are_an_error_unless_allowed():
             spec({**EVENT, "identifier": {"column": "email", "kind": "email"}, "allow_mixed_identifiers": True}, "e2"),
         ]
     )
+
+
+def test_the_people_models_events_wait_for_are_the_projects_enabled_ones_selected_or_not():
+    """A project's people models make its events wait for a first identify; one switched off
+    (meta.cio.enabled: false, or a disabled dbt model) does not, nor does one whose meta.cio is
+    invalid (it is reported when selected), nor a test or an event model."""
+
+    def node(name, meta, **extra):
+        return {"resource_type": "model", "unique_id": f"model.p.{name}", "name": name,
+                "relation_name": f'"db"."s"."{name}"', "database": "db", "schema": "s", "alias": name,
+                "config": {"meta": {"cio": meta}, **extra}}
+
+    nodes = [
+        node("people", PEOPLE),
+        node("people_off", {**PEOPLE, "enabled": False}),
+        node("people_disabled", PEOPLE, enabled=False),
+        node("people_broken", {"kind": "people"}),
+        node("events", EVENT),
+        {**node("a_test", PEOPLE), "resource_type": "test"},
+    ]
+    assert [s.name for s in people_specs_of(nodes)] == ["people"]
 
 
 def test_batches_close_strictly_under_the_limit_and_lose_nothing():

@@ -64,6 +64,16 @@ def state_name() -> str:
     return f"cio_state_{uuid.uuid4().hex[:10]}"
 
 
+def state_with_people(build) -> str:
+    """A new state schema in which big_people has been synced (to a server of its own), so
+    that big_events' events do not wait for their people's first identify."""
+    state = state_name()
+    with FakeCustomerIO(site_id=SITE, api_key=KEY) as srv:
+        proc, _ = export(build, srv, "--select", "big_people", state=state)
+    assert proc.returncode == 0, proc.stderr
+    return state
+
+
 def export(build, server, *args, state: str, env=None):
     proc = build.cio_export(
         *args, "--json", "--no-progress", env={**credentials(server), **(env or {})}, state_schema=state
@@ -399,7 +409,7 @@ def test_mass_disappearance_over_max_deletes_deletes_nobody(build, server):
 
 
 def test_a_renamed_event_property_blocks_its_model_until_accepted(build, server):
-    state = state_name()
+    state = state_with_people(build)
     proc, _ = export(build, server, "--select", "big_events", state=state)
     assert proc.returncode == 0, proc.stderr
     build.schema.execute("alter table big_events rename column label to title")
@@ -484,7 +494,7 @@ def test_a_resent_event_keeps_the_id_it_first_went_out_with_when_its_time_change
     out): they are pending. Then a source correction moves every event by an hour, which would
     give each a new id. The rerun resends them under the ids they went out with: Customer.io
     deduplicates every one, nothing arrives twice."""
-    state = state_name()
+    state = state_with_people(build)
     with FakeCustomerIO(site_id=SITE, api_key=KEY, slow_rate=1.0, slow_seconds=3, slow_accepts=True,
                         fault_paths=["/api/v2/"]) as srv:
         proc, summary = export(build, srv, "--select", "big_events", "--timeout", "1", "--max-retries", "0",
@@ -506,7 +516,7 @@ def test_an_event_left_pending_by_an_older_version_is_resent_under_that_versions
     """Before state version 4 an event recovered from a crash was recorded pending without its
     id, and ids were the md5 of `name|key`. Resent now, it keeps that id (Customer.io ignores it),
     while new events get the unambiguous hash."""
-    state = state_name()
+    state = state_with_people(build)
     proc, _ = export(build, server, "--select", "big_events", state=state)
     assert proc.returncode == 0, proc.stderr
     build.schema.execute(f"update {state}.cio_event_ledger set status = 'pending', event_id = null, "
@@ -586,7 +596,7 @@ def test_two_rows_sharing_an_event_key_are_rejected_never_sent_twice(build, serv
     """big_events has no uniqueness test: two rows with one event key (and different times,
     hence different ids) are both rejected (duplicate_event_key, naming the key column), on
     this run and the next; the rest goes out."""
-    state = state_name()
+    state = state_with_people(build)
     proc, _ = export(build, server, "--select", "big_events", state=state)
     assert proc.returncode == 0, proc.stderr
     build.schema.execute("insert into big_events values ('ev-dup', 'person-1', timestamp '2026-05-03', 1, 'x'), "
@@ -657,7 +667,7 @@ def test_sigterm_stops_a_run_in_order_and_the_next_run_completes_it(build):
     """SIGTERM (what schedulers send) while events are in flight: one line, exit 3, a results
     file saying so, the lease released at once (the next run need not wait for its expiry),
     and the next run delivers every event once."""
-    state = state_name()
+    state = state_with_people(build)
     with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
         sync = build.cio_export_process("--select", "big_events", "--batch-bytes", "20000", "--no-progress",
                                         "--lease-ttl", "3600", env=credentials(srv), state_schema=state,
@@ -674,7 +684,7 @@ def test_sigterm_stops_a_run_in_order_and_the_next_run_completes_it(build):
         written = json.loads((build.target_path / "cio_export_results.json").read_text())
         assert written["exit_code"] == 3 and written["results"] == []
         assert build.schema.query(f"select count(*) from {state}.cio_leases") == [(0,)]
-        assert build.schema.query(f"select status from {state}.cio_runs") == [("stopped",)]
+        assert build.schema.query(f"select status from {state}.cio_runs where model = 'big_events'") == [("stopped",)]
         srv.configure(answers_allowed=None)
         proc, summary = export(build, srv, "--select", "big_events", state=state)
         assert proc.returncode == 0, proc.stderr
@@ -734,7 +744,7 @@ def test_the_lease_is_kept_alive_while_the_sender_makes_the_run_wait(build):
     then is locked out, not let in to recover the first one's in-flight events as its own. The
     server holds each answer until the test lets it go: the first run waits exactly as long as
     the test needs, on any machine."""
-    state = state_name()
+    state = state_with_people(build)
     build.state_schemas.append(state)
     leases = f"{state}.cio_leases"
     with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
@@ -1004,8 +1014,8 @@ def test_events_of_people_never_identified_wait_and_go_out_after_their_people(bu
     """big_people is locked by another run (a session holding its lease) when big_events runs
     with it, as after a crash on a warehouse whose leases expire: no event goes out for a person
     Customer.io has never identified; they wait (counted, said) and the run after the people
-    are synced sends every one of them. Events of an event-only selection in a state schema
-    where no people were ever synced do not wait (the project syncs its people elsewhere)."""
+    are synced sends every one of them. An event-only selection waits too in a state schema
+    where the project's people models never synced, saying which models it waits for."""
     import psycopg2
     from conftest import pg_settings
 
@@ -1030,8 +1040,16 @@ def test_events_of_people_never_identified_wait_and_go_out_after_their_people(bu
     assert {r["model"]: (r["items_accepted"], r["waiting_for_person"]) for r in summary["results"]} == {
         "big_people": (ROWS, 0), "big_events": (ROWS, 0)}
     assert len(server.events()) == ROWS
-    other, _ = export(build, server, "--select", "big_events", state=state_name())
-    assert other.returncode == 0 and "waiting" not in other.stderr
+    server.reset()
+    fresh = state_name()
+    proc, summary = export(build, server, "--select", "big_events", state=fresh)
+    assert proc.returncode == 0 and summary["results"][0]["waiting_for_person"] == ROWS, proc.stderr
+    assert f"big_events: {ROWS} events wait for their person's first identify by " in proc.stderr
+    assert "big_people" in proc.stderr and "meta.cio.enabled: false" in proc.stderr
+    assert server.events() == []
+    proc, _ = export(build, server, "--select", "big_people", state=fresh)
+    proc, summary = export(build, server, "--select", "big_events", state=fresh)
+    assert summary["results"][0]["items_accepted"] == ROWS and len(server.events()) == ROWS, proc.stderr
 
 
 def test_an_email_change_is_reported_or_merged_never_delete_and_create(build, server):
@@ -1058,7 +1076,7 @@ def test_an_email_change_is_reported_or_merged_never_delete_and_create(build, se
 
 
 def test_pending_events_are_resent_within_the_dedupe_window_and_reported_uncertain_beyond(build, server):
-    state = state_name()
+    state = state_with_people(build)
     proc, _ = export(build, server, "--select", "big_events", state=state)
     assert proc.returncode == 0
     ledger = f"{state}.cio_event_ledger"
@@ -1094,7 +1112,7 @@ def test_a_changed_identifier_kind_refuses_to_run_until_reset(build, server):
 
 
 def test_reset_events_rebaselines_without_replaying(build, server):
-    state = state_name()
+    state = state_with_people(build)
     export(build, server, "--select", "big_events", state=state)
     proc = build.cio_export("reset", "--select", "big_events", "--events", "--yes", state_schema=state)
     assert proc.returncode == 0 and f"big_events: forgot {ROWS} ledger entries" in proc.stderr
