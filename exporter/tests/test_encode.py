@@ -12,7 +12,18 @@ from ulid import ULID
 from cio_sync._batch import ENVELOPE_BYTES, BatchPacker
 from cio_sync._encode import MAX_KEY_CHARS, Encoder, Item, Reject, event_id_hash, event_ulid, state_key
 from cio_sync._errors import ConfigError
-from cio_sync._model import BOOLEAN, INTEGER, NESTED, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec, check_identifier_kinds, people_specs_of
+from cio_sync._model import (
+    BOOLEAN,
+    INTEGER,
+    NESTED,
+    NUMBER,
+    TEXT,
+    TIMESTAMP,
+    Column,
+    ModelSpec,
+    check_identifier_kinds,
+    people_specs_of,
+)
 
 
 def spec(meta: dict, name: str = "m") -> ModelSpec:

@@ -237,7 +237,8 @@ def test_mixed_identifiers_are_refused_unless_allowed(duckdb_project_factory, se
     # Allowed: it runs. The event waits for its person's identify by one of the project's
     # people models identified by email (none has synced jane.doe@example.com).
     assert proc.returncode == 0, proc.stderr
-    assert "email_events: 1 events wait for their person's first identify by email_people_merge" in proc.stderr, proc.stderr
+    waits = "email_events: 1 events wait for their person's first identify by email_people_merge"
+    assert waits in proc.stderr, proc.stderr
     assert server.events() == [] and len(server.people()) == 8
 
 
