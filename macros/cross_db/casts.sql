@@ -30,28 +30,42 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A value parsed as a number of the given type, or null when it is not a plain decimal
-    number ('129.00', ' 42 ', '-3.5'). Numbers pass through. -#}
+{#- A value parsed as a number of the given type (money: numeric(18,2); an integer type), or
+    null when it is not a plain decimal number ('129.00', ' 42 ', '-3.5') or does not fit the
+    type: one bad value is a quarantined row, never a failed build. An integer is rounded
+    ('2.5' is 3). Numbers pass through when they fit. -#}
 {% macro safe_cast_number(expr, source_kind='text', data_type=none) -%}
     {%- set data_type = data_type or cio_sync.type_money() -%}
     {{ return(adapter.dispatch('safe_cast_number', 'cio_sync')(expr, source_kind, data_type)) }}
 {%- endmacro %}
 
-{% macro default__safe_cast_number(expr, source_kind, data_type) -%}
-    {%- if source_kind == 'number' -%}
-        cast({{ expr }} as {{ data_type }})
-    {%- else -%}
-        try_cast(trim(cast({{ expr }} as {{ cio_sync.type_string() }})) as {{ data_type }})
-    {%- endif -%}
+{#- The bound every adapter applies: money under 10^15, an integer under 10^9 (so that no
+    value, rounded, overflows numeric(18,2) or a 32-bit integer); more is invalid_number. -#}
+{% macro number_digits(data_type) -%}
+    {{ return(15 if data_type | lower == cio_sync.type_money() | lower else 9) }}
 {%- endmacro %}
 
+{% macro default__safe_cast_number(expr, source_kind, data_type) -%}
+    {%- set value = 'try_cast(' ~ (expr if source_kind == 'number' else 'trim(cast(' ~ expr ~ ' as ' ~ cio_sync.type_string() ~ '))') ~ ' as ' ~ data_type ~ ')' -%}
+    case when abs({{ value }}) < 1{{ "0" * cio_sync.number_digits(data_type) }} then {{ value }} end
+{%- endmacro %}
+
+{#- PostgreSQL and Redshift have no try_cast: a value is checked before it is cast, with the
+    digits before the point bounded (number_digits). -#}
 {% macro postgres__safe_cast_number(expr, source_kind, data_type) -%}
+    {%- set is_money = data_type | lower == cio_sync.type_money() | lower -%}
+    {%- set digits = cio_sync.number_digits(data_type) -%}
     {%- if source_kind == 'number' -%}
-        cast({{ expr }} as {{ data_type }})
+        case when abs({{ expr }}) < 1{{ "0" * digits }} then cast({{ expr }} as {{ data_type }}) end
     {%- else -%}
+        {%- set text = 'trim(cast(' ~ expr ~ ' as ' ~ cio_sync.type_string() ~ '))' -%}
         case
-            when trim(cast({{ expr }} as {{ cio_sync.type_string() }})) ~ '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$'
-            then cast(trim(cast({{ expr }} as {{ cio_sync.type_string() }})) as {{ data_type }})
+            {%- if not is_money %}
+            when {{ text }} ~ '^[+-]?0*[0-9]{1,{{ digits }}}$'
+            then cast({{ text }} as {{ data_type }})
+            {%- endif %}
+            when {{ text }} ~ '^[+-]?0*([0-9]{1,{{ digits }}}([.][0-9]*)?|[.][0-9]+)$'
+            then cast({{ 'cast(' ~ text ~ ' as numeric)' if not is_money else text }} as {{ data_type }})
         end
     {%- endif -%}
 {%- endmacro %}
