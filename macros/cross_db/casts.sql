@@ -46,8 +46,20 @@
 {%- endmacro %}
 
 {% macro default__safe_cast_number(expr, source_kind, data_type) -%}
-    {%- set value = 'try_cast(' ~ (expr if source_kind == 'number' else 'trim(cast(' ~ expr ~ ' as ' ~ cio_sync.type_string() ~ '))') ~ ' as ' ~ data_type ~ ')' -%}
-    case when abs({{ value }}) < 1{{ "0" * cio_sync.number_digits(data_type) }} then {{ value }} end
+    {%- set digits = cio_sync.number_digits(data_type) -%}
+    {%- if source_kind == 'number' -%}
+        case when abs({{ expr }}) < 1{{ "0" * digits }} then try_cast({{ expr }} as {{ data_type }}) end
+    {%- else -%}
+        {%- set text = 'trim(cast(' ~ expr ~ ' as ' ~ cio_sync.type_string() ~ '))' -%}
+        case when regexp_full_match({{ text }}, '{{ cio_sync.number_pattern(digits) }}')
+            then try_cast({{ text }} as {{ data_type }}) end
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A plain decimal number of at most `digits` digits before the point (leading zeros aside):
+    no exponent, no hexadecimal, no 'nan' or 'infinity', on every adapter. -#}
+{% macro number_pattern(digits) -%}
+    {{ return('^[+-]?0*([0-9]{1,' ~ digits ~ '}([.][0-9]*)?|[.][0-9]+)$') }}
 {%- endmacro %}
 
 {#- PostgreSQL and Redshift have no try_cast: a value is checked before it is cast, with the
@@ -64,7 +76,7 @@
             when {{ text }} ~ '^[+-]?0*[0-9]{1,{{ digits }}}$'
             then cast({{ text }} as {{ data_type }})
             {%- endif %}
-            when {{ text }} ~ '^[+-]?0*([0-9]{1,{{ digits }}}([.][0-9]*)?|[.][0-9]+)$'
+            when {{ text }} ~ '{{ cio_sync.number_pattern(digits) }}'
             then cast({{ 'cast(' ~ text ~ ' as numeric)' if not is_money else text }} as {{ data_type }})
         end
     {%- endif -%}
