@@ -70,13 +70,16 @@ cio_people_by_email as (
 {%- endmacro %}
 
 {#- The persons whose rows in `relation` (an intermediate model) changed since this model's
-    last build: their person now and the one before, so that both are recomputed. -#}
+    last build: their person now and the one before, so that both are recomputed. For use in
+    `in (...)` only: it may hold a null, which matches nothing. No `is not null` filter: the
+    statistics cannot tell that the rows with a previous person are the recent ones, and
+    PostgreSQL would estimate one row where there are thousands. -#}
 {% macro persons_changed_in(relation) -%}
     select person_id from {{ relation }}
-    where {{ cio_sync.changed_since_last_build() }} and person_id is not null
+    where {{ cio_sync.changed_since_last_build() }}
     union
     select _cio_previous_person_id from {{ relation }}
-    where {{ cio_sync.changed_since_last_build() }} and _cio_previous_person_id is not null
+    where {{ cio_sync.changed_since_last_build() }}
 {%- endmacro %}
 
 {#- Select `columns` of `relation` plus the resolved person: person_id, customer_id, email,

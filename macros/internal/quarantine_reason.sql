@@ -46,7 +46,9 @@ from (
 
 {#- Keep one row per key: valid rows first, then by `order_by`. Rows multiplied by joins
     upstream collapse here. Rows whose key is null are kept (each is quarantined). Keys are
-    text unless named in `other_keys`. -#}
+    text unless named in `other_keys`. The first row is a boolean, not `row_number() = 1` in
+    the filter: PostgreSQL estimates half the rows for a boolean and 0.5% for the comparison,
+    and a join on a side a hundred times too small is planned wrong. -#}
 {% macro deduplicate(relation, keys, order_by, other_keys=[]) -%}
     {%- set keys = [keys] if keys is string else keys -%}
     select * from (
@@ -55,10 +57,10 @@ from (
             row_number() over (
                 partition by {% for key in keys %}{{ key if key in other_keys else cio_sync.sort_key(key) }}{{ ', ' if not loop.last }}{% endfor %}
                 order by case when _cio_reason is null then 0 else 1 end, {{ order_by }}
-            ) as _cio_row_number
+            ) = 1 as _cio_first_of_key
         from {{ relation }}
     ) ranked
-    where _cio_row_number = 1
+    where _cio_first_of_key
     {%- for key in keys %} or {{ key }} is null{% endfor %}
 {%- endmacro %}
 

@@ -46,7 +46,7 @@ ranked as (
         row_number() over (
             partition by {{ cio_sync.sort_key('purchases.person_id') }}, {{ cio_sync.sort_key('lines.sku') }}
             order by purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
-        ) as purchase_rank
+        ) = 1 as is_latest_purchase
     from lines
     inner join purchases
         on purchases.order_id = lines.order_id
@@ -64,4 +64,4 @@ select
     replenishment_due_at,
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from ranked
-where purchase_rank = 1
+where is_latest_purchase

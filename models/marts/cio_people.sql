@@ -33,28 +33,31 @@ customers as (
 
 persons as (
     {#- With cio_identifier = email several customer rows can share a person: the earliest
-        created one gives customer_id and created_at; suppression holds if any says so. #}
+        created one gives customer_id and created_at; suppression holds if any says so (a
+        window over the same partition, so one sort). Ranks are kept as booleans: PostgreSQL
+        estimates half the rows for a boolean filter where it guesses 0.5% for `rank = 1`,
+        and every join after it would be planned on a side hundreds of times too small. #}
     select
-        ranked.person_id,
-        ranked.customer_id,
-        ranked.email,
-        ranked.created_at,
-        ranked.sms_opt_in,
-        ranked.email_opt_in,
-        flags.do_not_message
+        person_id,
+        customer_id,
+        email,
+        created_at,
+        sms_opt_in,
+        email_opt_in,
+        do_not_message
     from (
         select
-            customers.*,
-            {{ cio_sync.person_rank() }} as person_rank
+            person_id,
+            customer_id,
+            email,
+            created_at,
+            sms_opt_in,
+            email_opt_in,
+            {{ cio_sync.person_rank() }} = 1 as is_first,
+            max(case when do_not_message then 1 else 0 end) over (partition by {{ cio_sync.sort_key('person_id') }}) = 1 as do_not_message
         from customers
     ) as ranked
-    inner join (
-        select person_id, max(case when do_not_message then 1 else 0 end) = 1 as do_not_message
-        from customers
-        group by person_id
-    ) as flags
-        on flags.person_id = ranked.person_id
-    where ranked.person_rank = 1
+    where is_first
 ),
 
 orders as (
@@ -84,7 +87,7 @@ last_category as (
             row_number() over (
                 partition by {{ cio_sync.sort_key('person_id') }}
                 order by ordered_at desc, {{ cio_sync.sort_key('order_id') }} desc
-            ) as category_rank
+            ) = 1 as is_latest
         from {{ ref('int_cio__orders') }}
         where _cio_reason is null
             and counts_as_purchase
@@ -93,7 +96,7 @@ last_category as (
             and person_id in (select person_id from persons_to_recompute)
         {%- endif %}
     ) as ranked
-    where category_rank = 1
+    where is_latest
 ),
 
 reorder as (
@@ -114,7 +117,7 @@ subscriptions as (
         person_id,
         max(case when status = 'active' then 1 else 0 end) = 1 as is_subscriber,
         {#- The status of the most recently changed subscription. #}
-        max(case when subscription_rank = 1 then status end) as subscription_status
+        max(case when is_latest then status end) as subscription_status
     from (
         select
             person_id,
@@ -122,21 +125,21 @@ subscriptions as (
             row_number() over (
                 partition by {{ cio_sync.sort_key('person_id') }}
                 order by updated_at desc, {{ cio_sync.sort_key('subscription_id') }}
-            ) as subscription_rank
+            ) = 1 as is_latest
         from (
             select
                 person_id,
                 subscription_id,
                 status,
                 updated_at,
-                row_number() over (partition by {{ cio_sync.sort_key('subscription_id') }} order by updated_at desc) as change_rank
+                row_number() over (partition by {{ cio_sync.sort_key('subscription_id') }} order by updated_at desc) = 1 as is_current
             from {{ ref('int_cio__subscriptions') }}
             where _cio_reason is null
             {%- if recompute %}
                 and person_id in (select person_id from persons_to_recompute)
             {%- endif %}
         ) as changes
-        where change_rank = 1
+        where is_current
     ) as latest
     group by person_id
 )
