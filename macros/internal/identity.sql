@@ -52,10 +52,13 @@ cio_people_by_email as (
 
 {#- The keys of `relation` (a staging model with customer_id and, with `email`, an email
     column) to resolve again: rows staged since this model's last build, and rows a changed
-    customer (the CTE changed_customers) may resolve differently: by its id, its email or the
+    customer (changed_customers) may resolve differently: by its id, its email or the
     email it had before. A union of semi-joins, never `or ... in (...)`: PostgreSQL turns the
     latter into a subquery run for every row once it misjudges how many customers changed. -#}
 {% macro keys_to_resolve(relation, key, email=true) -%}
+    with changed_customers as (
+        {{ cio_sync.changed_customers() }}
+    )
     select {{ key }} from {{ relation }} where {{ cio_sync.changed_since_last_build() }}
     union
     select {{ key }} from {{ relation }} where customer_id in (select customer_id from changed_customers)

@@ -58,6 +58,57 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Key sets: what an incremental build recomputes (the keys of changed rows, the persons they
+    belong to), selected once per build. On PostgreSQL a pre-hook (stage_key_set) writes the set
+    to a temporary table dropped at commit and gathers its statistics, and the model and its
+    other hooks read that table (key_set): the planner then knows how many keys there are and
+    how many distinct, where it would guess 200 for a union or a common table expression.
+    Elsewhere, and when compiling offline, key_set is the query itself. `name` tells a model's
+    sets apart; `sql` selects one column. -#}
+{% macro stage_key_set(name, sql) -%}
+    {{ return(adapter.dispatch('stage_key_set', 'cio_sync')(name, sql)) }}
+{%- endmacro %}
+
+{% macro default__stage_key_set(name, sql) -%}{%- endmacro %}
+
+{% macro postgres__stage_key_set(name, sql) -%}
+    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+        create temporary table cio_keys_{{ name }} on commit drop as {{ sql }};
+        analyze cio_keys_{{ name }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro redshift__stage_key_set(name, sql) -%}{%- endmacro %}
+
+{% macro key_set(name, sql) -%}
+    {{ return(adapter.dispatch('key_set', 'cio_sync')(name, sql)) }}
+{%- endmacro %}
+
+{% macro default__key_set(name, sql) -%}{{ sql }}{%- endmacro %}
+
+{% macro postgres__key_set(name, sql) -%}
+    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+        select * from cio_keys_{{ name }}
+    {%- else -%}
+        {{ sql }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro redshift__key_set(name, sql) -%}{{ sql }}{%- endmacro %}
+
+{#- Written after `name as` of a common table expression read several times that must not be
+    computed once and kept (PostgreSQL would estimate 200 distinct values in each of its
+    columns): a key set it only reads, or a filter that is cheap to repeat. -#}
+{% macro inline_cte() -%}
+    {{ return(adapter.dispatch('inline_cte', 'cio_sync')()) }}
+{%- endmacro %}
+
+{% macro default__inline_cte() -%}{%- endmacro %}
+
+{% macro postgres__inline_cte() -%}not materialized{%- endmacro %}
+
+{% macro redshift__inline_cte() -%}{%- endmacro %}
+
 {#- True when `a` and `b` hold the same value, nulls included. -#}
 {% macro same_value(a, b) -%}
     ({{ a }} = {{ b }} or ({{ a }} is null and {{ b }} is null))

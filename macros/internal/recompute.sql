@@ -3,6 +3,25 @@
     changed since then (a window that elapsed, units that ran out). "Since then" starts
     var cio_event_lookback_hours before the last build, or before cio_now when that is earlier. -#}
 
+{#- int_cio__orders: orders staged since its last build, orders a changed customer may
+    resolve differently, and orders with a line staged since. -#}
+{% macro orders_to_resolve() -%}
+    {{ cio_sync.keys_to_resolve(ref('stg_cio__orders'), 'order_id') }}
+    {%- if cio_sync.input_enabled('order_lines') %}
+    union
+    select order_id from {{ ref('stg_cio__order_lines') }} where {{ cio_sync.changed_since_last_build() }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- int_cio__refunds: refunds staged since its last build and refunds of orders that changed. -#}
+{% macro refunds_to_resolve() -%}
+    select refund_id from {{ ref('stg_cio__refunds') }} where {{ cio_sync.changed_since_last_build() }}
+    union
+    select refund_id from {{ ref('stg_cio__refunds') }} where order_id in (
+        select order_id from {{ ref('int_cio__orders') }} where {{ cio_sync.changed_since_last_build() }}
+    )
+{%- endmacro %}
+
 {% macro time_recompute_start() -%}
     {{ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72),
         'least(' ~ cio_sync.last_built_at() ~ ', ' ~ cio_sync.utc_now() ~ ')') }}
@@ -20,23 +39,27 @@
     {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'started_at') }} > {{ cio_sync.time_recompute_start() }}
 {%- endmacro %}
 
-{#- The checkouts it recomputes: every checkout of those persons, and those whose window elapsed. -#}
+{#- The checkouts it recomputes: every checkout of those persons (the key set 'cart_persons'),
+    and those whose window elapsed. -#}
 {% macro carts_to_recompute() -%}
     select checkout_id from {{ ref('int_cio__checkouts') }}
-    where person_id in ({{ cio_sync.cart_persons_to_recompute() }})
+    where person_id in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute()) }})
     union
     select checkout_id from {{ ref('int_cio__checkouts') }}
     where {{ cio_sync.cart_window_elapsed_since_last_build() }}
 {%- endmacro %}
 
-{#- Its pre-hook: the rows of those persons (whoever holds the checkout now) and of those
-    checkouts, in two statements (each a semi-join). -#}
+{#- Its pre-hook: the key sets, then the rows of those persons (whoever holds the checkout
+    now) and of those checkouts, in two statements (each a semi-join). -#}
 {% macro delete_abandoned_carts_to_recompute() -%}
     {%- if execute and flags.INTROSPECT and is_incremental() -%}
+        {%- set staged = [cio_sync.stage_key_set('cart_persons', cio_sync.cart_persons_to_recompute()),
+                          cio_sync.stage_key_set('carts', cio_sync.carts_to_recompute())] | select | list -%}
+        {{ (staged | join(';\n')) ~ ';' if staged }}
         delete from {{ this }}
-        where {{ cio_sync.identifier() }} in ({{ cio_sync.cart_persons_to_recompute() }});
+        where {{ cio_sync.identifier() }} in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute()) }});
         delete from {{ this }}
-        where checkout_id in ({{ cio_sync.carts_to_recompute() }})
+        where checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute()) }})
     {%- endif -%}
 {%- endmacro %}
 

@@ -3,6 +3,7 @@
     materialized='incremental',
     unique_key='checkout_id',
     incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.stage_key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='_cio_staged_at',
@@ -11,18 +12,11 @@
     match. Incrementally: checkouts staged since the last build and those a changed customer
     may resolve differently. -#}
 
-with
-{%- if cio_sync.is_incremental_run() %}
-changed_customers as (
-    {{ cio_sync.changed_customers() }}
-),
-{%- endif %}
-
-checkouts as (
+with checkouts as (
     select * from {{ ref('stg_cio__checkouts') }}
     where checkout_id is not null
     {%- if cio_sync.is_incremental_run() %}
-        and checkout_id in ({{ cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id') }})
+        and checkout_id in ({{ cio_sync.key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')) }})
     {%- endif %}
 ),
 

@@ -2,6 +2,7 @@
     materialized='incremental',
     unique_key='order_id',
     incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.stage_key_set('orders', cio_sync.orders_to_resolve()) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='_cio_staged_at',
@@ -15,24 +16,11 @@
 {%- set excluded = var('cio_excluded_order_statuses', ['cancelled', 'canceled', 'voided']) -%}
 {%- set with_lines = cio_sync.input_enabled('order_lines') -%}
 
-with
-{%- if cio_sync.is_incremental_run() %}
-changed_customers as (
-    {{ cio_sync.changed_customers() }}
-),
-{%- endif %}
-
-orders as (
+with orders as (
     select * from {{ ref('stg_cio__orders') }}
     where order_id is not null
     {%- if cio_sync.is_incremental_run() %}
-        and order_id in (
-            {{ cio_sync.keys_to_resolve(ref('stg_cio__orders'), 'order_id') }}
-            {%- if with_lines %}
-            union
-            select order_id from {{ ref('stg_cio__order_lines') }} where {{ cio_sync.changed_since_last_build() }}
-            {%- endif %}
-        )
+        and order_id in ({{ cio_sync.key_set('orders', cio_sync.orders_to_resolve()) }})
     {%- endif %}
 ),
 
@@ -44,7 +32,7 @@ resolved as (
 {%- if with_lines %},
 
 line_summaries as (
-    {{ cio_sync.order_line_summaries('order_id in (select order_id from orders)' if cio_sync.is_incremental_run() else none) }}
+    {{ cio_sync.order_line_summaries('order_id in (' ~ cio_sync.key_set('orders', cio_sync.orders_to_resolve()) ~ ')' if cio_sync.is_incremental_run() else none) }}
 )
 {%- endif %}
 

@@ -3,6 +3,7 @@
     materialized='incremental',
     unique_key='refund_id',
     incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.stage_key_set('refunds', cio_sync.refunds_to_resolve()) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='_cio_staged_at',
@@ -14,13 +15,7 @@ with refunds as (
     select * from {{ ref('stg_cio__refunds') }}
     where refund_id is not null
     {%- if cio_sync.is_incremental_run() %}
-        and refund_id in (
-            select refund_id from {{ ref('stg_cio__refunds') }} where {{ cio_sync.changed_since_last_build() }}
-            union
-            select refund_id from {{ ref('stg_cio__refunds') }} where order_id in (
-                select order_id from {{ ref('int_cio__orders') }} where {{ cio_sync.changed_since_last_build() }}
-            )
-        )
+        and refund_id in ({{ cio_sync.key_set('refunds', cio_sync.refunds_to_resolve()) }})
     {%- endif %}
 ),
 

@@ -2,7 +2,8 @@
     enabled=cio_sync.input_enabled('order_lines'),
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{{ cio_sync.delete_rows_of('person_id', cio_sync.persons_changed_in(ref('int_cio__orders'))) }}",
+    pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.persons_changed_in(ref('int_cio__orders'))) }}",
+              "{{ cio_sync.delete_rows_of('person_id', cio_sync.key_set('persons', cio_sync.persons_changed_in(ref('int_cio__orders')))) }}"],
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='person_id',
@@ -18,18 +19,17 @@ with purchases as (
     where _cio_reason is null
         and counts_as_purchase
     {%- if cio_sync.is_incremental_run() %}
-        and person_id in ({{ cio_sync.persons_changed_in(ref('int_cio__orders')) }})
+        and person_id in ({{ cio_sync.key_set('persons', cio_sync.persons_changed_in(ref('int_cio__orders'))) }})
     {%- endif %}
 ),
 
 lines as (
+    {#- No semi-join on purchases here (the join below selects the lines): read twice, that
+        CTE would be kept, and PostgreSQL guesses 200 distinct orders in it. #}
     select order_id, sku, quantity, product_category, replenishment_days
     from {{ ref('stg_cio__order_lines') }}
     where _cio_reason is null
         and replenishment_days > 0
-    {%- if cio_sync.is_incremental_run() %}
-        and order_id in (select order_id from purchases)
-    {%- endif %}
 ),
 
 ranked as (

@@ -3,6 +3,7 @@
     materialized='incremental',
     unique_key=['subscription_id', 'status', 'updated_at'],
     incremental_strategy='delete+insert',
+    pre_hook="{{ cio_sync.stage_key_set('subscriptions', cio_sync.keys_to_resolve(ref('stg_cio__subscriptions'), 'subscription_id', email=false)) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='_cio_staged_at',
@@ -12,14 +13,7 @@
     Incrementally: the whole history of each subscription with a row staged since the last
     build, or whose customer changed. -#}
 
-with
-{%- if cio_sync.is_incremental_run() %}
-changed_customers as (
-    {{ cio_sync.changed_customers() }}
-),
-{%- endif %}
-
-subscriptions as (
+with subscriptions as (
     select
         subscription_id,
         customer_id,
@@ -33,7 +27,7 @@ subscriptions as (
     where subscription_id is not null and status is not null and updated_at is not null
     {%- if cio_sync.is_incremental_run() %}
         and subscription_id in (
-            {{ cio_sync.keys_to_resolve(ref('stg_cio__subscriptions'), 'subscription_id', email=false) }}
+            {{ cio_sync.key_set('subscriptions', cio_sync.keys_to_resolve(ref('stg_cio__subscriptions'), 'subscription_id', email=false)) }}
         )
     {%- endif %}
 ),

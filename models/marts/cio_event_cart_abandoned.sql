@@ -19,7 +19,7 @@
     last build, and the checkouts whose window elapsed since then. -#}
 {%- set window = var('cio_cart_abandon_minutes', 60) -%}
 
-with candidates as (
+with candidates as {{ cio_sync.inline_cte() }} (
     select * from {{ ref('int_cio__checkouts') }}
     where _cio_reason is null
         and {{ dbt.dateadd('minute', window, 'started_at') }} <= {{ cio_sync.utc_now() }}
@@ -27,7 +27,7 @@ with candidates as (
         and coalesce(in_stock, true)
         and not do_not_message
     {%- if cio_sync.is_incremental_run() %}
-        and checkout_id in ({{ cio_sync.carts_to_recompute() }})
+        and checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute()) }})
     {%- endif %}
 ),
 

@@ -3,7 +3,8 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.replenishment_persons_to_recompute()) }}",
+    pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.replenishment_persons_to_recompute()) }}",
+              "{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute())) }}"],
     contract={'enforced': true},
     tags=['cio'],
     dist=cio_sync.identifier(),
@@ -30,6 +31,6 @@ select
 from {{ ref('int_cio__replenishments') }}
 where replenishment_due_at <= {{ cio_sync.utc_now() }}
 {%- if cio_sync.is_incremental_run() %}
-    and person_id in ({{ cio_sync.replenishment_persons_to_recompute() }})
+    and person_id in ({{ cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute()) }})
 {%- endif %}
 -- depends_on: {{ ref('int_cio__orders') }}
