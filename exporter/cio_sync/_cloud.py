@@ -50,6 +50,7 @@ import orjson
 
 from . import __version__
 from ._errors import CioSyncError, ConfigError, CredentialsError
+from ._sql import literal
 from ._transport import _RetryingGets, _ssl_context
 
 __all__ = [
@@ -72,7 +73,8 @@ __all__ = [
 ]
 
 DEFAULT_URL = "https://cloud.getdbt.com"
-DEFAULT_STATE_SCHEMA = "cio_sync_state"
+DEFAULT_STATE_SCHEMA = "cio_sync_state"  # the state store's default (_state.DEFAULT_SCHEMA), kept here so
+# that this module does not load the state store
 LEDGER_TABLE = "cio_cloud_runs"
 RUN_INFO_FILE = "dbt_cloud_run.json"
 MAX_BODY_BYTES = 1_048_576
@@ -743,9 +745,7 @@ class _JsonLogHandler(logging.Handler):
 
 
 def _sql_text(value: str | None, limit: int = 1000) -> str:
-    if value is None:
-        return "null"
-    return "'" + str(value)[:limit].replace("'", "''") + "'"
+    return literal(value, limit)
 
 
 def _utc_text(moment: datetime | None = None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -300,6 +301,19 @@ class SyncModel:
             name: ("json" if col.name in self.json_columns else col.kind)
             for name, col in zip(self.attribute_names, self.attributes, strict=True)
         }
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``30s``, ``30m``, ``2h``, ``72h``, ``7d`` (meta.cio's durations, the CLI's
+    windows)."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"a duration is written like 30m, 2h, 72h or 7d, not {text!r}")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
 def people_specs_of(nodes: Iterable[dict]) -> list[ModelSpec]:

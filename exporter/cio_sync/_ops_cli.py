@@ -266,7 +266,7 @@ def _build(cli, main: click.Group) -> list[click.Command]:
 
         try:
             if activity_window not in (None, "all"):
-                from ._reconcile import parse_duration
+                from ._model import parse_duration
 
                 parse_duration(activity_window)
             settings = app_settings_from_env()

@@ -28,7 +28,9 @@ from ._app_api import AppApiClient
 from ._dbt import Artifacts, DbtContext, close_adapter, open_adapter, relation_name
 from ._encode import Encoder, Reject
 from ._errors import ConfigError
-from ._model import ModelSpec, SyncModel
+from ._model import ModelSpec, SyncModel, parse_duration
+from ._sql import literal as _sql_literal
+from ._state import DEFAULT_SCHEMA as DEFAULT_STATE_SCHEMA
 
 __all__ = [
     "PersonReport",
@@ -44,9 +46,6 @@ __all__ = [
 ]
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-DEFAULT_STATE_SCHEMA = "cio_sync_state"
 EVENT_LEDGER = "cio_event_ledger"
 
 
@@ -84,16 +83,6 @@ class Tolerance:
         return text + "%" if self.percent else text
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in ``30m``, ``2h``, ``72h``, ``7d``."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ConfigError(f"a duration is written like 30m, 2h, 72h or 7d, not {text!r}")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-def _sql_literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def run_query(adapter, sql: str) -> list[tuple]:

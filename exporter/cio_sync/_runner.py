@@ -24,7 +24,7 @@ from ._batch import BatchPacker
 from ._dbt import Artifacts, DbtContext, close_adapter, gate, open_adapter, select_models
 from ._encode import MAX_KEY_CHARS, Encoder, Reject, state_key
 from ._errors import ConfigError
-from ._model import OUT_OF_RANGE_TIME, ModelSpec, SyncModel, check_identifier_kinds, people_specs_of
+from ._model import OUT_OF_RANGE_TIME, ModelSpec, SyncModel, check_identifier_kinds, parse_duration, people_specs_of
 from ._output import Reporter
 from ._state import DEFAULT_SCHEMA, StateStore, lease_holder, utcnow
 from ._transport import Batch, BatchOutcome, TrackClient, TrackSettings
@@ -303,11 +303,6 @@ class ClientSink:
         """`wait=False` (a run that ends in an error or a signal): no retry and no queued batch
         is started any more; only the requests already on the wire are let finish."""
         self.client.close(wait=wait)
-
-
-def duration_seconds(text: str) -> int:
-    """'30m', '2h', '72h', '7d' -> seconds."""
-    return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -675,7 +670,7 @@ class Exporter:
         if model.is_event and not (state.available and state.has_history(model.name)):
             # First sync: existing events are history, recorded as baseline, never sent,
             # except those newer than initial_window. (A dry run only counts them.)
-            cutoff = snapshot - duration_seconds(model.spec.option("initial_window"))
+            cutoff = snapshot - parse_duration(model.spec.option("initial_window"))
             if state.writable:
                 proof = None
                 if opts.require_build_proof:
@@ -684,8 +679,8 @@ class Exporter:
                 result.skipped += state.record_baseline(model.name, query.source_sql, cutoff, self.run_id, proof)
             else:
                 baseline_cutoff = cutoff
-        max_age = duration_seconds(model.spec.option("max_event_age")) if model.is_event else None
-        dedupe_window = duration_seconds(model.spec.option("dedupe_window"))
+        max_age = parse_duration(model.spec.option("max_event_age")) if model.is_event else None
+        dedupe_window = parse_duration(model.spec.option("dedupe_window"))
         packer = BatchPacker(opts.batch_bytes)
         progress = self.reporter.model_started(model)
         kind_people = not model.is_event

@@ -58,6 +58,7 @@ from typing import Any
 
 from ._errors import ConfigError
 from ._model import OUT_OF_RANGE_TIME
+from ._sql import literal
 
 SCHEMA_VERSION = 4
 DEFAULT_SCHEMA = "cio_sync_state"
@@ -1108,7 +1109,7 @@ class StateStore:
     # -- literals ----------------------------------------------------------------------------
     @staticmethod
     def _lit(value: str | None) -> str:
-        return "null" if value is None else "'" + str(value).replace("'", "''") + "'"
+        return literal(value)
 
     def _ts(self, value: datetime | None) -> str:
         return "null" if value is None else f"cast('{value.isoformat(sep=' ')}' as timestamp)"

@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ._model import ModelSpec
-from ._runner import duration_seconds
+from ._model import ModelSpec, parse_duration
 from ._state import StateStore, utcnow
 
 
@@ -87,10 +86,10 @@ def model_status(state: StateStore, spec: ModelSpec, relation: str | None, thres
     max_lag = spec.meta.get("max_lag")
     if status.last_success_at is None:
         status.problems.append("never synced successfully")
-    elif max_lag and status.seconds_since_success > duration_seconds(max_lag):
+    elif max_lag and status.seconds_since_success > parse_duration(max_lag):
         status.problems.append(f"late: last success {status.seconds_since_success:.0f}s ago, max_lag is {max_lag}")
     if max_lag and status.lag_p95_seconds is not None and spec.kind == "event" \
-            and status.lag_p95_seconds > duration_seconds(max_lag):
+            and status.lag_p95_seconds > parse_duration(max_lag):
         status.problems.append(f"events arrive late: p95 lag {status.lag_p95_seconds:.0f}s, max_lag is {max_lag}")
     if status.open_rejects > thresholds.max_open_rejects:
         status.problems.append(f"{status.open_rejects} open rejects (threshold {thresholds.max_open_rejects})")

@@ -18,6 +18,7 @@ from typing import Any
 
 from ._errors import ConfigError
 from ._model import BOOLEAN, DATE, INTEGER, NUMBER, OUT_OF_RANGE_TIME, TIMESTAMP, Column, SyncModel
+from ._sql import literal
 
 FETCH_ROWS = 10_000
 PREFETCH = 1  # chunks fetched ahead (each ~10,000 rows): enough to hide the wait, little memory
@@ -214,7 +215,7 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
         event_key = dialect.text(q(model.event_id.name))
         ts = q(model.timestamp.name)
         name = (dialect.text(q(model.event_name_column.name)) if model.event_name_column
-                else "'" + model.event_name.replace("'", "''") + "'")
+                else literal(model.event_name))
         head.update({
             "__key": event_key,
             "__ts": dialect.unix_seconds(ts),
@@ -237,10 +238,6 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
     return source, names
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str | None = None,
                 state: StateTables | None = None, full_refresh: bool = False,
                 retry_rejects: bool = False, first: bool = False, row_hash: str = "md5",
@@ -255,7 +252,7 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
     source, names = _hashed_source(model, dialect, relation, where, fence=first, row_hash=row_hash,
                                    key_rows=model.is_event and not key_checked)
     attrs = [n for n in names if n.startswith("a") and n[1:].isdigit()]
-    lit = _lit(model.name)
+    lit = literal(model.name)
     if model.is_event:
         head = ["h.__ident", "h.__key", "h.__ts", "h.__ms", "h.__idhash", "h.__name", "h.__hash"]
         if state is None:
@@ -287,10 +284,10 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
             known = []
             for i, (name, keyed) in enumerate(people_models):
                 if keyed:
-                    joins += (f"\nleft join {state.people} p{i} on p{i}.model = {_lit(name)}"
+                    joins += (f"\nleft join {state.people} p{i} on p{i}.model = {literal(name)}"
                               f" and p{i}.person_key = h.__ident")
                     known.append(f"p{i}.person_key is not null")
-            others = ", ".join(_lit(name) for name, keyed in people_models if not keyed)
+            others = ", ".join(literal(name) for name, keyed in people_models if not keyed)
             if others:
                 joins += (f"\nleft join (select distinct identifier from {state.people} where model in ({others})) po"
                           " on po.identifier = h.__ident")
