@@ -272,17 +272,24 @@ def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_
     assert schema.query("select count(distinct event_id) from cio_event_order_placed") == [(7,)]
 
 
-def test_infinite_and_pre_1970_times_are_quarantined_on_postgres(tmp_path_factory, pg_schema_factory):
-    """'-infinity' passed every check ('infinity' is caught as a future time): the staging
-    models quarantine any time before 1970, so it never reaches a mart or cio-export."""
+def seeded_postgres_project(prefix: str, tmp_path_factory, pg_schema_factory):
+    """integration_tests seeded into a PostgreSQL schema of its own (build proofs in another)."""
     from conftest import PostgresBuild
 
-    schema = pg_schema_factory("cio_inf")
-    builds = pg_schema_factory("cio_inf_builds")
-    project = PostgresBuild(target="postgres", workdir=tmp_path_factory.mktemp("infinite"),
+    schema = pg_schema_factory(prefix)
+    builds = pg_schema_factory(f"{prefix}_builds")
+    project = PostgresBuild(target="postgres", workdir=tmp_path_factory.mktemp(prefix),
                             env={"CIO_TEST_SCHEMA": schema.name}, vars={"cio_state_schema": builds.name})
     project.schema = schema
     project.run("seed")
+    return project
+
+
+def test_infinite_and_pre_1970_times_are_quarantined_on_postgres(tmp_path_factory, pg_schema_factory):
+    """'-infinity' passed every check ('infinity' is caught as a future time): the staging
+    models quarantine any time before 1970, so it never reaches a mart or cio-export."""
+    project = seeded_postgres_project("cio_inf", tmp_path_factory, pg_schema_factory)
+    schema = project.schema
     schema.execute("insert into raw_customers (customer_id, email, created_at, is_test) "
                    "values ('c900', 'c900@example.org', '-infinity', false)")
     schema.execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
@@ -307,8 +314,6 @@ def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_faile
     same rows: the quantity is rounded like DuckDB's cast (3), totals from 10^15 and quantities
     from 10^9 are quarantined as invalid_number, and so are '1e3' and '0x10', which DuckDB's
     cast alone would have read as numbers."""
-    from conftest import PostgresBuild
-
     if adapter == "duckdb":
         project = duckdb_project_factory("numbers")
         project.run("seed")
@@ -318,13 +323,8 @@ def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_faile
             with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
                 conn.execute(sql)
     else:
-        schema = pg_schema_factory("cio_num")
-        builds = pg_schema_factory("cio_num_builds")
-        project = PostgresBuild(target="postgres", workdir=tmp_path_factory.mktemp("numbers"),
-                                env={"CIO_TEST_SCHEMA": schema.name}, vars={"cio_state_schema": builds.name})
-        project.schema = schema
-        project.run("seed")
-        execute = schema.execute
+        project = seeded_postgres_project("cio_num", tmp_path_factory, pg_schema_factory)
+        execute = project.schema.execute
     execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
             " values ('o901', 'c001', '2026-05-10 10:00:00', '100000000000000000', 'paid', 'USD', false),"
             " ('o902', 'c001', '2026-05-11 10:00:00', '999999999999999.99', 'paid', 'USD', false),"
