@@ -45,17 +45,12 @@ persons as (
         created_at,
         sms_opt_in,
         email_opt_in,
-        do_not_message
+        any_do_not_message as do_not_message
     from (
         select
-            person_id,
-            customer_id,
-            email,
-            created_at,
-            sms_opt_in,
-            email_opt_in,
+            customers.*,
             {{ cio_sync.person_rank() }} = 1 as is_first,
-            max(case when do_not_message then 1 else 0 end) over (partition by {{ cio_sync.sort_key('person_id') }}) = 1 as do_not_message
+            max(case when do_not_message then 1 else 0 end) over (partition by {{ cio_sync.sort_key('person_id') }}) = 1 as any_do_not_message
         from customers
     ) as ranked
     where is_first
