@@ -895,7 +895,7 @@ class ChildLauncher:
         self._shutting_down = False
 
     def command(self, request: RunRequest, job: JobConfig, artifacts: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "cio_sync._ops_cli", "cloud-run", "--run-id", request.run_id,
+        cmd = [sys.executable, "-m", "cio_sync.cli", "cloud-run", "--run-id", request.run_id,
                "--artifacts-dir", str(artifacts), "--errored-runs", job.errored_runs,
                "--json", "--no-progress", *self.cloud_args, *self.dbt_args]  # fmt: skip
         target, vars_ = job.target or self.default_target, job.vars or self.default_vars

@@ -1,11 +1,9 @@
 """Operations commands of ``cio-export``: ``serve`` and ``cloud-run`` (dbt Cloud), ``reconcile``
 and ``spot-check`` (is Customer.io right?), ``exposures`` (dbt lineage).
 
-``register(main)`` adds them to the ``cio-export`` group. The commands are built when it is
-called, from the group's own ``run`` command and option sets, so they always take the same
-options as ``run`` and work wherever ``register`` is called from. ``python -m
-cio_sync._ops_cli ...`` runs ``cio-export`` with them registered (``serve`` starts its syncs
-that way).
+``register(main)`` adds them to the ``cio-export`` group (cli.py calls it). The commands are
+built when it is called, with the option sets every command shares (_cli_options), so they
+take the same options as ``run``. This module never imports cli.py.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from ._cli_options import dbt_context, dbt_options, flatten, resolve_state_schema, synced_specs
 from ._errors import CioSyncError, ConfigError
 
 __all__ = ["register"]
@@ -28,9 +27,7 @@ _COMMANDS = ("serve", "cloud-run", "reconcile", "spot-check", "exposures")
 def register(main: click.Group) -> None:
     """Add serve, cloud-run, reconcile, spot-check and exposures to ``main`` (the cio-export
     group). Calling it again changes nothing."""
-    from . import cli
-
-    for command in _build(cli, main):
+    for command in _build(main):
         if command.name not in main.commands:
             main.add_command(command)
 
@@ -57,8 +54,7 @@ def _console():
     return console
 
 
-def _build(cli, main: click.Group) -> list[click.Command]:
-    dbt_options, dbt_context, flatten = cli.dbt_options, cli._dbt_context, cli._flatten
+def _build(main: click.Group) -> list[click.Command]:
     run_command = main.commands.get("run")
     commands: list[click.Command] = []
 
@@ -132,7 +128,7 @@ def _build(cli, main: click.Group) -> list[click.Command]:
             schema = (
                 state_schema
                 or (serve_config.state_schema if serve_config else None)
-                or cli._state_schema(None, ctx)
+                or resolve_state_schema(None, ctx)
             )
             ledger = RunLedger(ctx, schema)
             remembered = ledger.open()
@@ -271,9 +267,9 @@ def _build(cli, main: click.Group) -> list[click.Command]:
                 parse_duration(activity_window)
             settings = app_settings_from_env()
             ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
-            state_schema = cli._state_schema(state_schema, ctx)
+            state_schema = resolve_state_schema(state_schema, ctx)
             artifacts = Artifacts.load(ctx.target_path)
-            specs = cli._synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
+            specs = synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
             specs = [s for s in specs if s.meta.get("enabled") is not False]
             if people_model:
                 people = ModelSpec.from_node(find_model(artifacts, people_model))
@@ -445,15 +441,3 @@ def _print_spot_check(report) -> None:
         for problem in person.problems:
             console.print(f"    {problem.check}: {problem.message}", markup=False)
     console.print(f"{report.mismatches} of {len(report.people)} people differ", markup=False)
-
-
-def _main() -> None:
-    from .cli import main
-
-    register(main)
-    main(prog_name="cio-export")
-
-
-if __name__ == "__main__":  # pragma: no cover - exercised through subprocesses
-    _main()
-

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 import orjson
-from dbt.cli.options import MultiOption
 
 from . import __version__
+from ._cli_options import dbt_context, dbt_options, flatten, resolve_state_schema, state_options, synced_specs
 from ._errors import CioSyncError, ConfigError
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_UNDELIVERED = 0, 1, 2, 3
@@ -27,96 +27,6 @@ class DefaultGroup(click.Group):
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-
-def _flatten(values: tuple) -> tuple[str, ...]:
-    out: list[str] = []
-    for value in values or ():
-        for part in value if isinstance(value, tuple) else (value,):
-            out.extend(p for p in str(part).split(" ") if p)
-    return tuple(out)
-
-
-def dbt_options(func):
-    """The options cio-export shares with dbt, meaning what they mean to dbt."""
-    decorators = [
-        click.option(
-            "--project-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="DBT_PROJECT_DIR",
-            default=None,
-            help="The dbt project whose artifacts to read [default: the nearest one].",
-        ),
-        click.option(
-            "--profiles-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="DBT_PROFILES_DIR",
-            default=None,
-            help="Where profiles.yml is (dbt's default resolution when unset).",
-        ),
-        click.option("--profile", default=None, help="Profile to use instead of the project's."),
-        click.option("--target", "-t", default=None, help="Target of the profile (the warehouse to read from)."),
-        click.option(
-            "--target-path",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="DBT_TARGET_PATH",
-            default=None,
-            help="Where dbt wrote manifest.json and run_results.json [default: the project's target-path].",
-        ),
-        click.option(
-            "--vars", "vars_", default=None, help="dbt vars, as a YAML or JSON string, as given to dbt build."
-        ),
-        click.option(
-            "--select",
-            "-s",
-            cls=MultiOption,
-            multiple=True,
-            type=tuple,
-            default=None,
-            help="Models to sync, in dbt's selector syntax [default: tag:cio].",
-        ),
-        click.option(
-            "--exclude",
-            cls=MultiOption,
-            multiple=True,
-            type=tuple,
-            default=None,
-            help="Models to leave out, in dbt's selector syntax.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
-
-
-def _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_):
-    from ._dbt import DbtContext
-
-    return DbtContext.create(
-        project_dir, profiles_dir=profiles_dir, target=target, target_path=target_path, vars=vars_, profile=profile
-    )
-
-
-def state_options(func):
-    return click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
-                        help="Warehouse schema of cio-export's state [default: var cio_state_schema, else "
-                        "cio_sync_state]. Build proofs are read where dbt wrote them: meta.cio.build_log_schema "
-                        "or var cio_state_schema.")(func)
-
-
-def _synced_specs(ctx, artifacts, select: tuple[str, ...], exclude: tuple[str, ...]) -> list:
-    """The selected models that have meta.cio, as ModelSpecs (dbt's own selection)."""
-    from ._dbt import select_models
-    from ._model import ModelSpec
-
-    ids = select_models(ctx, artifacts, select, exclude)
-    return [spec for uid in ids if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
-
-
-def _state_schema(option: str | None, ctx) -> str:
-    from ._dbt import state_schema_for
-
-    return state_schema_for(ctx, option)
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -312,7 +222,7 @@ def run(
             from ._cloud import prepare_cloud_target
 
             target_path = prepare_cloud_target(dbt_cloud_run, dbt_cloud_job)
-        ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         track = (
             None
             if dry_run
@@ -325,11 +235,12 @@ def run(
                 max_request_bytes=batch_bytes,
             )
         )
-        build_log_schema = _state_schema(None, ctx)  # var cio_state_schema: where the package writes build proofs
+        # var cio_state_schema: where the package writes build proofs
+        build_log_schema = resolve_state_schema(None, ctx)
         options = RunOptions(
             dbt=ctx,
-            select=_flatten(select) or ("tag:cio",),
-            exclude=_flatten(exclude),
+            select=flatten(select) or ("tag:cio",),
+            exclude=flatten(exclude),
             dry_run=dry_run,
             outbox=outbox,
             track=track,
@@ -395,9 +306,9 @@ def validate(
 
     reporter = Reporter(progress=False)
     try:
-        ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         artifacts = Artifacts.load(ctx.target_path)
-        ids = select_models(ctx, artifacts, _flatten(select) or ("tag:cio",), _flatten(exclude))
+        ids = select_models(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
         specs, errors = [], []
         for unique_id in ids:
             try:
@@ -460,16 +371,16 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
 
     reporter = Reporter(progress=False, json_mode=json_output)
     try:
-        ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         artifacts = Artifacts.load(ctx.target_path)
-        specs = _synced_specs(ctx, artifacts, _flatten(select) or ("tag:cio",), _flatten(exclude))
+        specs = synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
         thresholds = Thresholds(max_open_rejects=max_open_rejects, volume_factor=volume_factor,
                                 volume_min_events=volume_min_events)
         adapter = open_adapter(ctx, artifacts)
         statuses = []
         try:
             with adapter.connection_named("cio-export"):
-                state = StateStore(adapter, _state_schema(state_schema, ctx), read_only=True).open()
+                state = StateStore(adapter, resolve_state_schema(state_schema, ctx), read_only=True).open()
                 try:
                     for spec in specs:
                         relation = adapter.Relation.create(database=spec.database, schema=spec.schema,
@@ -536,9 +447,9 @@ def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select
     try:
         if not select:
             raise ConfigError("reset needs --select: name the models to forget")
-        ctx = _dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         artifacts = Artifacts.load(ctx.target_path)
-        specs = _synced_specs(ctx, artifacts, _flatten(select), _flatten(exclude))
+        specs = synced_specs(ctx, artifacts, flatten(select), flatten(exclude))
         wanted = [spec for spec in specs if (spec.kind == "event") == events]
         if not wanted:
             raise ConfigError(f"no {'event' if events else 'people'} model with meta.cio in the selection")
@@ -549,7 +460,7 @@ def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select
         adapter = open_adapter(ctx, artifacts)
         try:
             with adapter.connection_named("cio-export"):
-                state = StateStore(adapter, _state_schema(state_schema, ctx)).open()
+                state = StateStore(adapter, resolve_state_schema(state_schema, ctx)).open()
                 try:
                     for spec in wanted:
                         n = state.forget_events(spec.name) if events else state.forget_people(spec.name)

@@ -2,8 +2,7 @@
 job webhooks. Everything is local: the dbt Cloud Admin API is the project's stand-in
 (cio_sync.testing.dbt_cloud) serving the artifacts of a real `dbt build` of integration_tests,
 Customer.io is the fake server, the warehouse a copy of the DuckDB build. `serve` runs as a
-real process (`python -m cio_sync._ops_cli serve`, which registers the operations commands
-whether or not cli.py does) and starts its syncs as child processes."""
+real process (`python -m cio_sync.cli serve`) and starts its syncs as child processes."""
 
 from __future__ import annotations
 
@@ -236,7 +235,7 @@ class Serve:
 
     def start(self) -> None:
         offset = self.log.stat().st_size if self.log.exists() else 0
-        cmd = [sys.executable, "-m", "cio_sync._ops_cli", "serve", "--config", str(self.config), "--port", "0",
+        cmd = [sys.executable, "-m", "cio_sync.cli", "serve", "--config", str(self.config), "--port", "0",
                "--project-dir", str(INTEGRATION_TESTS), "--profiles-dir", str(INTEGRATION_TESTS),
                "--target", "duckdb", "--log-file", str(self.log), "--shutdown-grace", "5"]  # fmt: skip
         if self.vars:
