@@ -211,8 +211,9 @@ def test_mixed_identifier_kinds_are_an_error_unless_allowed():
 
 def test_the_people_models_events_wait_for_are_the_projects_enabled_ones_selected_or_not():
     """A project's people models make its events wait for a first identify; one switched off
-    (meta.cio.enabled: false, or a disabled dbt model) does not, nor does one whose meta.cio is
-    invalid (it is reported when selected), nor a test or an event model."""
+    (meta.cio.enabled: false, also through meta.cio_overrides, or a disabled dbt model) does not,
+    nor does one whose meta.cio is invalid (it is reported when selected), nor a test or an
+    event model."""
 
     def node(name, meta, **extra):
         return {"resource_type": "model", "unique_id": f"model.p.{name}", "name": name,
@@ -222,6 +223,8 @@ def test_the_people_models_events_wait_for_are_the_projects_enabled_ones_selecte
     nodes = [
         node("people", PEOPLE),
         node("people_off", {**PEOPLE, "enabled": False}),
+        {**node("package_people_off", PEOPLE),
+         "config": {"meta": {"cio": PEOPLE, "cio_overrides": {"enabled": False}}}},  # the documented opt-out
         node("people_disabled", PEOPLE, enabled=False),
         node("people_broken", {"kind": "people"}),
         node("events", EVENT),
