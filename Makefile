@@ -34,12 +34,18 @@ demo: install $(IT)/dbt_packages/cio_sync
 ## test: the whole suite (DuckDB, PostgreSQL through PG*, Redshift compiled offline), in
 ## TEST_WORKERS processes (pytest-xdist): many tests wait on servers that are slow or failing on purpose
 TEST_WORKERS ?= 2
-test: install $(IT)/dbt_packages/cio_sync
-	$(BIN)/ruff check exporter bench
+test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-lint: install
+## lint: ruff for Python; sqlfluff (.sqlfluff, dbt templater) for the package's models, compiled
+## as a project of their own over the example's seeds in a scratch DuckDB database
+LINT_DB := $(CURDIR)/target/lint.duckdb
+lint: install $(IT)/dbt_packages/cio_sync
 	$(BIN)/ruff check exporter bench
+	mkdir -p target && rm -f $(LINT_DB)
+	cd $(IT) && CIO_DUCKDB_PATH=$(LINT_DB) DBT_PROFILES_DIR=. ../$(BIN)/dbt seed --target duckdb --quiet \
+		--target-path ../target/lint --log-path ../target/lint
+	CIO_DUCKDB_PATH=$(LINT_DB) $(BIN)/sqlfluff lint models
 
 clean:
 	rm -rf $(IT)/target $(IT)/dbt_packages $(IT)/logs target logs

@@ -23,7 +23,9 @@ with checkouts as (
 {{ cio_sync.person_lookups('checkouts') }},
 
 resolved as (
-    {{ cio_sync.resolve_person('checkouts', ['checkout_id', 'started_at', 'cart_value', 'checkout_url', 'item_count', 'in_stock']) }}
+    {{ cio_sync.resolve_person('checkouts', [
+        'checkout_id', 'started_at', 'cart_value', 'checkout_url', 'item_count', 'in_stock',
+    ]) }}
 )
 
 select

@@ -27,12 +27,16 @@ with orders as (
 {{ cio_sync.person_lookups('orders') }},
 
 resolved as (
-    {{ cio_sync.resolve_person('orders', ['order_id', 'ordered_at', 'order_total', 'status', 'discount_code', 'currency']) }}
+    {{ cio_sync.resolve_person('orders', [
+        'order_id', 'ordered_at', 'order_total', 'status', 'discount_code', 'currency',
+    ]) }}
 )
 {%- if with_lines %},
 
 line_summaries as (
-    {{ cio_sync.order_line_summaries('order_id in (' ~ cio_sync.key_set('orders', cio_sync.orders_to_resolve()) ~ ')' if cio_sync.is_incremental_run() else none) }}
+    {{ cio_sync.order_line_summaries(
+        'order_id in (' ~ cio_sync.key_set('orders', cio_sync.orders_to_resolve()) ~ ')'
+        if cio_sync.is_incremental_run() else none) }}
 )
 {%- endif %}
 
@@ -40,7 +44,10 @@ line_summaries as (
 select
     resolved.*,
     {%- if excluded | length > 0 %}
-    coalesce(resolved.status not in ({% for s in excluded %}'{{ s | lower }}'{{ ', ' if not loop.last }}{% endfor %}), true) as counts_as_purchase,
+    coalesce(
+        resolved.status not in ({% for s in excluded %}'{{ s | lower }}'{{ ', ' if not loop.last }}{% endfor %}),
+        true
+    ) as counts_as_purchase,
     {%- else %}
     true as counts_as_purchase,
     {%- endif %}
@@ -56,10 +63,10 @@ select
     {{ cio_sync.held_value('person_id') }} as _cio_previous_person_id,
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from resolved
-{%- if with_lines %}
+{% if with_lines -%}
 left join line_summaries
-    on line_summaries.order_id = resolved.order_id
-{%- endif %}
+    on resolved.order_id = line_summaries.order_id
+{% endif -%}
 {%- if cio_sync.is_incremental_run() %}
 left join {{ this }} as held
     on held.order_id = resolved.order_id

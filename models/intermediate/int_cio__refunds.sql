@@ -22,7 +22,12 @@ with refunds as (
 orders as (
     {#- No semi-join on refunds here: referenced twice, that CTE would be materialized, and
         PostgreSQL guesses 200 distinct orders in it. The left join below hashes the refunds. #}
-    select order_id, person_id, customer_id, email, _cio_reason
+    select
+        order_id,
+        person_id,
+        customer_id,
+        email,
+        _cio_reason
     from {{ ref('int_cio__orders') }}
 )
 
@@ -35,17 +40,23 @@ select
     orders.person_id,
     orders.customer_id,
     orders.email,
-    coalesce(refunds._cio_reason,
-        case when orders.order_id is null or orders._cio_reason is not null then 'unresolvable_order' end) as _cio_reason,
-    coalesce(refunds._cio_column,
-        case when orders.order_id is null or orders._cio_reason is not null then 'order_id' end) as _cio_column,
-    coalesce(refunds._cio_value,
-        case when orders.order_id is null or orders._cio_reason is not null then refunds.order_id end) as _cio_value,
+    coalesce(
+        refunds._cio_reason,
+        case when orders.order_id is null or orders._cio_reason is not null then 'unresolvable_order' end
+    ) as _cio_reason,
+    coalesce(
+        refunds._cio_column,
+        case when orders.order_id is null or orders._cio_reason is not null then 'order_id' end
+    ) as _cio_column,
+    coalesce(
+        refunds._cio_value,
+        case when orders.order_id is null or orders._cio_reason is not null then refunds.order_id end
+    ) as _cio_value,
     {{ cio_sync.held_value('person_id') }} as _cio_previous_person_id,
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from refunds
 left join orders
-    on orders.order_id = refunds.order_id
+    on refunds.order_id = orders.order_id
 {%- if cio_sync.is_incremental_run() %}
 left join {{ this }} as held
     on held.refund_id = refunds.refund_id

@@ -14,7 +14,12 @@
     changed since the last build. -#}
 
 with purchases as (
-    select order_id, person_id, customer_id, email, ordered_at
+    select
+        order_id,
+        person_id,
+        customer_id,
+        email,
+        ordered_at
     from {{ ref('int_cio__orders') }}
     where _cio_reason is null
         and counts_as_purchase
@@ -26,7 +31,12 @@ with purchases as (
 lines as (
     {#- No semi-join on purchases here (the join below selects the lines): read twice, that
         CTE would be kept, and PostgreSQL guesses 200 distinct orders in it. #}
-    select order_id, sku, quantity, product_category, replenishment_days
+    select
+        order_id,
+        sku,
+        quantity,
+        product_category,
+        replenishment_days
     from {{ ref('stg_cio__order_lines') }}
     where _cio_reason is null
         and replenishment_days > 0
@@ -49,7 +59,7 @@ ranked as (
         ) = 1 as is_latest_purchase
     from lines
     inner join purchases
-        on purchases.order_id = lines.order_id
+        on lines.order_id = purchases.order_id
 )
 
 select

@@ -32,7 +32,9 @@ with candidates as {{ cio_sync.inline_cte() }} (
 ),
 
 last_purchase as (
-    select person_id, max(ordered_at) as last_ordered_at
+    select
+        person_id,
+        max(ordered_at) as last_ordered_at
     from {{ ref('int_cio__orders') }}
     where _cio_reason is null
         and counts_as_purchase
@@ -46,7 +48,7 @@ abandoned as (
     select candidates.*
     from candidates
     left join last_purchase
-        on last_purchase.person_id = candidates.person_id
+        on candidates.person_id = last_purchase.person_id
     where last_purchase.last_ordered_at is null
         or last_purchase.last_ordered_at < candidates.started_at
 )

@@ -45,12 +45,13 @@ persons as (
         created_at,
         sms_opt_in,
         email_opt_in,
-        any_do_not_message as do_not_message
+        do_not_message_flag = 1 as do_not_message
     from (
         select
             customers.*,
             {{ cio_sync.person_rank() }} = 1 as is_first,
-            max(case when do_not_message then 1 else 0 end) over (partition by {{ cio_sync.sort_key('person_id') }}) = 1 as any_do_not_message
+            max(case when customers.do_not_message then 1 else 0 end)
+                over (partition by {{ cio_sync.sort_key('person_id') }}) as do_not_message_flag
         from customers
     ) as ranked
     where is_first
@@ -75,7 +76,9 @@ orders as (
 
 last_category as (
     {#- The top category of the latest purchase that has one. #}
-    select person_id, top_category as product_category
+    select
+        person_id,
+        top_category as product_category
     from (
         select
             person_id,
@@ -97,7 +100,9 @@ last_category as (
 
 reorder as (
     {#- Earliest run-out date among the latest purchase of each replenishable SKU. #}
-    select person_id, min(replenishment_due_at) as next_reorder_due_at
+    select
+        person_id,
+        min(replenishment_due_at) as next_reorder_due_at
     from {{ ref('int_cio__replenishments') }}
     {%- if recompute %}
     where person_id in (select person_id from persons_to_recompute)
@@ -156,7 +161,9 @@ refunds as (
 {%- if cio_sync.input_enabled('checkouts') %},
 
 checkouts as (
-    select person_id, max(started_at) as last_checkout_started_at
+    select
+        person_id,
+        max(started_at) as last_checkout_started_at
     from {{ ref('int_cio__checkouts') }}
     where _cio_reason is null
     {%- if recompute %}
@@ -205,17 +212,17 @@ select
     cast(null as {{ dbt.type_timestamp() }}) as last_checkout_started_at
     {%- endif %}
 from persons
-left join orders on orders.person_id = persons.person_id
+left join orders on persons.person_id = orders.person_id
 {%- if cio_sync.input_enabled('order_lines') %}
-left join last_category on last_category.person_id = persons.person_id
-left join reorder on reorder.person_id = persons.person_id
+left join last_category on persons.person_id = last_category.person_id
+left join reorder on persons.person_id = reorder.person_id
 {%- endif %}
 {%- if cio_sync.input_enabled('subscriptions') %}
-left join subscriptions on subscriptions.person_id = persons.person_id
+left join subscriptions on persons.person_id = subscriptions.person_id
 {%- endif %}
 {%- if cio_sync.input_enabled('refunds') %}
-left join refunds on refunds.person_id = persons.person_id
+left join refunds on persons.person_id = refunds.person_id
 {%- endif %}
 {%- if cio_sync.input_enabled('checkouts') %}
-left join checkouts on checkouts.person_id = persons.person_id
+left join checkouts on persons.person_id = checkouts.person_id
 {%- endif %}

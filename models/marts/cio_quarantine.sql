@@ -14,25 +14,28 @@
     ('orders', 'int_cio__orders', 'stg_cio__orders', "order_id"),
 ] -%}
 {%- if cio_sync.input_enabled('order_lines') -%}
-    {%- do sources.append(('order_lines', 'stg_cio__order_lines', none, "coalesce(order_id, '') || ':' || coalesce(sku, '')")) -%}
+{%- do sources.append(('order_lines', 'stg_cio__order_lines', none,
+    "coalesce(order_id, '') || ':' || coalesce(sku, '')")) -%}
 {%- endif -%}
 {%- if cio_sync.input_enabled('checkouts') -%}
-    {%- do sources.append(('checkouts', 'int_cio__checkouts', 'stg_cio__checkouts', "checkout_id")) -%}
+{%- do sources.append(('checkouts', 'int_cio__checkouts', 'stg_cio__checkouts', "checkout_id")) -%}
 {%- endif -%}
 {%- if cio_sync.input_enabled('subscriptions') -%}
-    {%- do sources.append(('subscriptions', 'int_cio__subscriptions', 'stg_cio__subscriptions', "coalesce(subscription_id, '') || ':' || coalesce(status, '')")) -%}
+{%- do sources.append(('subscriptions', 'int_cio__subscriptions', 'stg_cio__subscriptions',
+    "coalesce(subscription_id, '') || ':' || coalesce(status, '')")) -%}
 {%- endif -%}
 {%- if cio_sync.input_enabled('refunds') -%}
-    {%- do sources.append(('refunds', 'int_cio__refunds', 'stg_cio__refunds', "refund_id")) -%}
+{%- do sources.append(('refunds', 'int_cio__refunds', 'stg_cio__refunds', "refund_id")) -%}
 {%- endif -%}
 
 {#- Each part: (input, relation, key expression, extra condition). -#}
 {%- set parts = [] -%}
 {%- for input_name, model, staging, key in sources -%}
-    {%- do parts.append((input_name, model, key, none)) -%}
-    {%- if staging -%}
-        {%- do parts.append((input_name, staging, key, cio_sync.input_keys(input_name) | join(' is null or ') ~ ' is null')) -%}
-    {%- endif -%}
+{%- do parts.append((input_name, model, key, none)) -%}
+{%- if staging -%}
+{%- do parts.append((input_name, staging, key,
+    cio_sync.input_keys(input_name) | join(' is null or ') ~ ' is null')) -%}
+{%- endif -%}
 {%- endfor %}
 
 {% for input_name, relation, key, condition in parts %}

@@ -20,7 +20,8 @@
 {%- if identifier == 'email' -%}
     {%- do checks.append(("email is null", "email", "null_identifier", "null")) -%}
 {%- endif -%}
-{%- do checks.append(("not " ~ cio_sync.is_valid_email("email"), "email", "invalid_identifier" if identifier == "email" else "invalid_email", "email")) -%}
+{%- do checks.append(("not " ~ cio_sync.is_valid_email("email"), "email",
+    "invalid_identifier" if identifier == "email" else "invalid_email", "email")) -%}
 {%- do checks.append((cio_sync.is_future("created_at"), "created_at", "future_timestamp", "created_at")) -%}
 {%- do checks.append((cio_sync.is_before_1970("created_at"), "created_at", "timestamp_out_of_range", "created_at")) -%}
 

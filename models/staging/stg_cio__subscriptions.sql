@@ -42,7 +42,8 @@ checked as (
 ),
 
 deduplicated as (
-    {{ cio_sync.deduplicate('checked', ['subscription_id', 'status', 'updated_at'], 'customer_id', other_keys=['updated_at']) }}
+    {{ cio_sync.deduplicate('checked', ['subscription_id', 'status', 'updated_at'], 'customer_id',
+        other_keys=['updated_at']) }}
 )
 
 {{ cio_sync.staged_rows('deduplicated', 'subscriptions', [
