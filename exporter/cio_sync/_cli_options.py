@@ -17,52 +17,32 @@ def flatten(values: tuple) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _directory(name: str, envvar: str, help: str):
+    return click.option(name, type=click.Path(file_okay=False, path_type=Path), envvar=envvar, default=None,
+                        help=help)
+
+
+def _selector(*names: str, help: str):
+    """A selector option read as dbt reads it (dbt's own option class: several values after one flag)."""
+    return click.option(*names, cls=MultiOption, multiple=True, type=tuple, default=None, help=help)
+
+
 def dbt_options(func):
     """The options cio-export shares with dbt, meaning what they mean to dbt."""
     decorators = [
-        click.option(
-            "--project-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="DBT_PROJECT_DIR",
-            default=None,
-            help="The dbt project whose artifacts to read [default: the nearest one].",
-        ),
-        click.option(
-            "--profiles-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="DBT_PROFILES_DIR",
-            default=None,
-            help="Where profiles.yml is (dbt's default resolution when unset).",
-        ),
+        _directory("--project-dir", "DBT_PROJECT_DIR",
+                   "The dbt project whose artifacts to read [default: the nearest one]."),
+        _directory("--profiles-dir", "DBT_PROFILES_DIR",
+                   "Where profiles.yml is (dbt's default resolution when unset)."),
         click.option("--profile", default=None, help="Profile to use instead of the project's."),
         click.option("--target", "-t", default=None, help="Target of the profile (the warehouse to read from)."),
-        click.option(
-            "--target-path",
-            type=click.Path(file_okay=False, path_type=Path),
-            envvar="DBT_TARGET_PATH",
-            default=None,
-            help="Where dbt wrote manifest.json and run_results.json [default: the project's target-path].",
-        ),
+        _directory("--target-path", "DBT_TARGET_PATH",
+                   "Where dbt wrote manifest.json and run_results.json [default: the project's target-path]."),
         click.option(
             "--vars", "vars_", default=None, help="dbt vars, as a YAML or JSON string, as given to dbt build."
         ),
-        click.option(
-            "--select",
-            "-s",
-            cls=MultiOption,
-            multiple=True,
-            type=tuple,
-            default=None,
-            help="Models to sync, in dbt's selector syntax [default: tag:cio].",
-        ),
-        click.option(
-            "--exclude",
-            cls=MultiOption,
-            multiple=True,
-            type=tuple,
-            default=None,
-            help="Models to leave out, in dbt's selector syntax.",
-        ),
+        _selector("--select", "-s", help="Models to sync, in dbt's selector syntax [default: tag:cio]."),
+        _selector("--exclude", help="Models to leave out, in dbt's selector syntax."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
