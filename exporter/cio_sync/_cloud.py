@@ -73,8 +73,9 @@ __all__ = [
 ]
 
 DEFAULT_URL = "https://cloud.getdbt.com"
-DEFAULT_STATE_SCHEMA = "cio_sync_state"  # the state store's default (_state.DEFAULT_SCHEMA), kept here so
-# that this module does not load the state store
+# The state store's default (_state.DEFAULT_SCHEMA), written here so that this module does not
+# load the state store.
+DEFAULT_STATE_SCHEMA = "cio_sync_state"
 LEDGER_TABLE = "cio_cloud_runs"
 RUN_INFO_FILE = "dbt_cloud_run.json"
 MAX_BODY_BYTES = 1_048_576

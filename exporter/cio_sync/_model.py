@@ -146,9 +146,7 @@ class ModelSpec:
         """The spec of a manifest node, or None when the node has no meta.cio (not a sync model).
 
         Raises ConfigError naming the model, the key and what is expected when meta.cio is invalid."""
-        node_meta = (node.get("config") or {}).get("meta") or {}
-        if node_meta.get("cio") is None:
-            node_meta = node.get("meta") or {}
+        node_meta = _node_meta(node)
         meta = node_meta.get("cio")
         if meta is None:
             return None
@@ -303,6 +301,12 @@ class SyncModel:
         }
 
 
+def _node_meta(node: dict) -> dict:
+    """A manifest node's meta: its config's, else (older manifests) the node's own."""
+    node_meta = (node.get("config") or {}).get("meta") or {}
+    return node_meta if node_meta.get("cio") is not None else (node.get("meta") or {})
+
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -323,6 +327,12 @@ def people_specs_of(nodes: Iterable[dict]) -> list[ModelSpec]:
     for node in nodes:
         if node.get("resource_type") != "model" or not (node.get("config") or {}).get("enabled", True):
             continue
+        meta = _node_meta(node)
+        cio, overrides = meta.get("cio"), meta.get("cio_overrides")
+        merged = {**(cio if isinstance(cio, dict) else {}), **(overrides if isinstance(overrides, dict) else {})}
+        kind = merged.get("kind")
+        if kind != "people":
+            continue  # only people models are validated (and their invalid meta left out) here
         try:
             spec = ModelSpec.from_node(node)
         except ConfigError:

@@ -29,7 +29,7 @@ from ._dbt import Artifacts, DbtContext, close_adapter, open_adapter, relation_n
 from ._encode import Encoder, Reject
 from ._errors import ConfigError
 from ._model import ModelSpec, SyncModel, parse_duration
-from ._sql import literal as _sql_literal
+from ._sql import literal
 from ._state import DEFAULT_SCHEMA as DEFAULT_STATE_SCHEMA
 
 __all__ = [
@@ -81,8 +81,6 @@ class Tolerance:
     def __str__(self) -> str:
         text = f"{self.value:g}"
         return text + "%" if self.percent else text
-
-
 
 
 def run_query(adapter, sql: str) -> list[tuple]:
@@ -482,7 +480,7 @@ def _relation(adapter, spec: ModelSpec) -> str:
 def _sent_event_keys(adapter, state_schema: str, models: Sequence[str]) -> set[tuple[str, str]] | None:
     """(model, event key) of events the exporter's state records as delivered, or None when that
     state is not there (or not readable)."""
-    names = ", ".join(_sql_literal(m) for m in models)
+    names = ", ".join(literal(m) for m in models)
     sql = f"select model, event_key from {state_schema}.{EVENT_LEDGER} where status = 'sent' and model in ({names})"
     try:
         return {(str(m), str(k)) for m, k in run_query(adapter, sql)}
@@ -511,12 +509,12 @@ def _read_expected(
     picked = run_query(
         adapter,
         f"select {ident} from {relation}\nwhere {dialect.quote(model.identifier.name)} is not null\n"
-        f"order by {dialect.md5(f'{ident} || {_sql_literal(seed)}')}\nlimit {int(sample)}",
+        f"order by {dialect.md5(f'{ident} || {literal(seed)}')}\nlimit {int(sample)}",
     )
     identifiers = [str(row[0]) for row in picked]
     if not identifiers:
         return model, [], None
-    in_list = ", ".join(_sql_literal(i) for i in identifiers)
+    in_list = ", ".join(literal(i) for i in identifiers)
     query = build_query(model, dialect, relation, where=f"{ident} in ({in_list})")
     encoder = Encoder(model, int(time.time()), query.n_head)
     null_as = people.option("null_as")

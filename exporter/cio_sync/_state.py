@@ -1107,9 +1107,7 @@ class StateStore:
         return n
 
     # -- literals ----------------------------------------------------------------------------
-    @staticmethod
-    def _lit(value: str | None) -> str:
-        return literal(value)
+    _lit = staticmethod(literal)
 
     def _ts(self, value: datetime | None) -> str:
         return "null" if value is None else f"cast('{value.isoformat(sep=' ')}' as timestamp)"

@@ -20,11 +20,11 @@ from (
     select
         customers.*
         {%- if by_email %},
-        {{ cio_sync.person_rank() }} as person_rank
+        {{ cio_sync.person_rank() }} = 1 as is_first
         {%- endif %}
     from {{ ref('int_cio__customers') }} as customers
     where _cio_reason is null
 ) as ranked
 {%- if by_email %}
-where person_rank = 1
+where is_first
 {%- endif %}
