@@ -37,11 +37,12 @@ TEST_WORKERS ?= 2
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-## lint: ruff for Python; sqlfluff (.sqlfluff, dbt templater) for the package's models, compiled
+## lint: ruff (with complexity limits) and mypy for Python; sqlfluff (.sqlfluff, dbt templater) for the package's models, compiled
 ## as a project of their own over the example's seeds in a scratch DuckDB database
 LINT_DB := $(CURDIR)/target/lint.duckdb
 lint: install $(IT)/dbt_packages/cio_sync
 	$(BIN)/ruff check exporter bench
+	$(BIN)/mypy
 	mkdir -p target && rm -f $(LINT_DB)
 	cd $(IT) && CIO_DUCKDB_PATH=$(LINT_DB) DBT_PROFILES_DIR=. ../$(BIN)/dbt seed --target duckdb --quiet \
 		--target-path ../target/lint --log-path ../target/lint

@@ -58,7 +58,9 @@ class BatchPacker:
                 stop = min(stop, start + self.max_items - len(self._items))
             if stop == start:
                 if not empty:  # the next item does not fit: the batch is full
-                    closed.append(self.flush())
+                    full = self.flush()
+                    assert full is not None  # (not empty)
+                    closed.append(full)
                     continue
                 stop = start + 1
             self._items.extend(items[start:stop])

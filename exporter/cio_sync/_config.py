@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import ConfigError, CredentialsError
@@ -33,7 +34,7 @@ def track_settings_from_env(env: Mapping[str, str] | None = None, **overrides) -
     ca_bundle = env.get("CUSTOMERIO_CA_BUNDLE", "").strip() or None
     if ca_bundle and not os.path.isfile(ca_bundle):
         raise ConfigError(f"CUSTOMERIO_CA_BUNDLE: no file at {ca_bundle}")
-    fields = {
+    fields: dict[str, Any] = {
         "site_id": site_id,
         "api_key": api_key,
         "base_url": base_url or TRACK_HOSTS[region],

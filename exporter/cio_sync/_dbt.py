@@ -340,7 +340,7 @@ def select_models(
             message = "dbt ls failed"
         raise ConfigError(f"dbt could not select models (select={list(select)}, exclude={list(exclude)}): {message}")
     unique_ids: set[str] = set()
-    for line in outcome.result or ():
+    for line in outcome.result if isinstance(outcome.result, list) else ():  # dbt ls: its lines
         unique_id = json.loads(line)["unique_id"] if isinstance(line, str) else line["unique_id"]
         if unique_id.startswith("model."):
             unique_ids.add(unique_id)

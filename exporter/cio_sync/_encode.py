@@ -29,6 +29,21 @@ from ._model import (
     Column,
     SyncModel,
 )
+from ._rows import (
+    E_HASH,
+    E_ID_HASH,
+    E_IDENTIFIER,
+    E_KEY,
+    E_LEDGER_STATUS,
+    E_NAME,
+    E_SENT_EVENT_ID,
+    E_TIME,
+    E_TIME_MS,
+    P_HASH,
+    P_IDENTIFIER,
+    P_KEY,
+    P_PREVIOUS_HASH,
+)
 
 
 @dataclass(frozen=True)
@@ -187,9 +202,9 @@ class Encoder:
         times = self.time_positions
 
         def person(row: tuple) -> Item | Reject:
-            identifier = row[0]
+            identifier = row[P_IDENTIFIER]
             if type(identifier) is str and 0 < len(identifier) <= _ID_CHARS and not identifier.isspace():
-                known = row[3] is not None  # previous row hash: Customer.io has this person
+                known = row[P_PREVIOUS_HASH] is not None  # previous row hash: Customer.io has this person
                 nulls = known and send_nulls
                 values = row[head:]
                 for i in times:
@@ -207,10 +222,10 @@ class Encoder:
                     return checked(row)
                 # No value can be over its limit in an item this small; a larger one is checked.
                 # Without nulls sent, a null is a NaN or an infinity (or text like one): checked.
-                key = identifier if row[1] is None else str(row[1])
+                key = identifier if row[P_KEY] is None else str(row[P_KEY])
                 if (len(data) <= MAX_ATTRIBUTE_VALUE_BYTES and (nulls or b":null" not in data)
                         and len(key) <= MAX_KEY_CHARS):
-                    return Item(data, identifier, key, None, row[2], None, not known)
+                    return Item(data, identifier, key, None, row[P_HASH], None, not known)
             return checked(row)
 
         return person
@@ -225,23 +240,23 @@ class Encoder:
         times = tuple(head + i for i in self.time_positions)
 
         def event(row: tuple) -> Item | Reject:
-            key, identifier, epoch_ms, name = row[1], row[0], row[3], row[5]
+            key, identifier, epoch_ms, name = row[E_KEY], row[E_IDENTIFIER], row[E_TIME_MS], row[E_NAME]
             for i in times:
                 if row[i] == OUT_OF_RANGE_TIME:
                     return checked(row)
             if (key is not None and type(identifier) is str and 0 < len(identifier) <= _ID_CHARS
                     and not identifier.isspace() and epoch_ms is not None and epoch_ms >= 0 and name in valid_names):
                 try:
-                    event_id = row[9] or event_ulid(epoch_ms, row[4])
+                    event_id = row[E_SENT_EVENT_ID] or event_ulid(epoch_ms, row[E_ID_HASH])
                     data = encode(item("person", identifiers(identifier), "event", self.rename.get(name, name),
-                                       event_id, row[2], attributes(*row[head:])))
+                                       event_id, row[E_TIME], attributes(*row[head:])))
                 except (TypeError, ValueError, OverflowError):  # a lone surrogate, a time past 10889
                     return checked(row)
                 # A None attribute is left out, so a null in the item is a NaN or an infinity
                 # (msgspec writes them as null), or text that looks like one: the checked path.
                 key = str(key)
                 if len(data) <= MAX_ITEM_BYTES and b":null" not in data and len(key) <= MAX_KEY_CHARS:
-                    return Item(data, identifier, key, row[2], row[6], event_id, row[7] is None)
+                    return Item(data, identifier, key, row[E_TIME], row[E_HASH], event_id, row[E_LEDGER_STATUS] is None)
             return checked(row)
 
         return event
@@ -294,7 +309,7 @@ class Encoder:
         return {name: value for name, value in zip(self.names, values, strict=True) if value is not None}
 
     def _attributes_general(self, row: tuple, key, check_value_size: bool, nulls: bool = False) -> dict | Reject:
-        attributes = {}
+        attributes: dict = {}
         for i, value in enumerate(row[self.n_head :]):
             if value is None:
                 if nulls:
@@ -337,14 +352,14 @@ class Encoder:
         return data
 
     def _person_checked(self, row: tuple) -> Item | Reject:
-        key = row[1] if row[1] is not None else row[0]
-        identifier = self._identifier(row[0], key)
+        key = row[P_KEY] if row[P_KEY] is not None else row[P_IDENTIFIER]
+        identifier = self._identifier(row[P_IDENTIFIER], key)
         if isinstance(identifier, Reject):
             return identifier
         too_long = self._long_key(key, self.model.key_column.name)
         if too_long is not None:
             return too_long
-        known = row[3] is not None  # previous row hash: Customer.io has this person
+        known = row[P_PREVIOUS_HASH] is not None  # previous row hash: Customer.io has this person
         attributes = self._attributes(row, key, check_value_size=True, nulls=known and self.send_nulls)
         if isinstance(attributes, Reject):
             return attributes
@@ -360,29 +375,29 @@ class Encoder:
         )
         if isinstance(data, Reject):
             return data
-        return Item(data, identifier, str(key), None, row[2], None, not known)
+        return Item(data, identifier, str(key), None, row[P_HASH], None, not known)
 
     def _event_checked(self, row: tuple) -> Item | Reject:
-        key = row[1]
+        key = row[E_KEY]
         if key is None:
-            return self._reject(None, self.model.event_id.name, "null_event_id", "the event id is empty")
-        too_long = self._long_key(key, self.model.event_id.name)
+            return self._reject(None, self.model.event_key_column.name, "null_event_id", "the event id is empty")
+        too_long = self._long_key(key, self.model.event_key_column.name)
         if too_long is not None:
             return too_long
-        identifier = self._identifier(row[0], key)
+        identifier = self._identifier(row[E_IDENTIFIER], key)
         if isinstance(identifier, Reject):
             return identifier
-        timestamp, epoch_ms, hash_hex, name = row[2], row[3], row[4], row[5]
+        timestamp, epoch_ms, hash_hex, name = row[E_TIME], row[E_TIME_MS], row[E_ID_HASH], row[E_NAME]
         if epoch_ms is None:
-            return self._reject(key, self.model.timestamp.name, "null_timestamp", "the event time is empty")
+            return self._reject(key, self.model.time_column.name, "null_timestamp", "the event time is empty")
         if epoch_ms == OUT_OF_RANGE_TIME:
-            return self._reject(key, self.model.timestamp.name, "timestamp_out_of_range", _INFINITE_TIME)
+            return self._reject(key, self.model.time_column.name, "timestamp_out_of_range", _INFINITE_TIME)
         if epoch_ms < 0:
             return self._reject(
-                key, self.model.timestamp.name, "timestamp_before_1970", "event times before 1970 cannot be sent"
+                key, self.model.time_column.name, "timestamp_before_1970", "event times before 1970 cannot be sent"
             )
         if epoch_ms >= 1 << 48:
-            return self._reject(key, self.model.timestamp.name, "timestamp_out_of_range",
+            return self._reject(key, self.model.time_column.name, "timestamp_out_of_range",
                                 "event times after the year 10889 do not fit an event id (ULID)")
         if name not in self.valid_names and (not name or len(name.encode()) > MAX_EVENT_NAME_BYTES):
             column = self.model.event_name_column.name if self.model.event_name_column else None
@@ -394,7 +409,7 @@ class Encoder:
         attributes = self._attributes(row, key, check_value_size=False)
         if type(attributes) is Reject:
             return attributes
-        event_id = row[9] or event_ulid(epoch_ms, hash_hex)  # the id it already went out with, if any
+        event_id = row[E_SENT_EVENT_ID] or event_ulid(epoch_ms, hash_hex)  # the id it already went out with, if any
         data = self._dump(
             {
                 "type": "person",
@@ -409,4 +424,4 @@ class Encoder:
         )
         if isinstance(data, Reject):
             return data
-        return Item(data, identifier, str(key), timestamp, row[6], event_id, row[7] is None)
+        return Item(data, identifier, str(key), timestamp, row[E_HASH], event_id, row[E_LEDGER_STATUS] is None)

@@ -178,6 +178,21 @@ class ModelSpec:
             meta=meta,
         )
 
+    def _attribute_problems(self, attributes: tuple[Column, ...], json_columns: set[str], prefix: str) -> list[str]:
+        problems = []
+        for column in attributes:
+            sent_name = self.attribute_name(column.name, prefix)
+            if len(sent_name.encode()) > MAX_ATTRIBUTE_NAME_BYTES:
+                problems.append(f"column '{column.name}': attribute name over {MAX_ATTRIBUTE_NAME_BYTES} bytes")
+            if column.kind == NESTED and self.kind == "people" and not self.meta.get("allow_json_attributes"):
+                problems.append(
+                    f"column '{column.name}' is {column.dtype}: JSON, array or struct people attributes make "
+                    "segments brittle; flatten it, exclude it, or set meta.cio.allow_json_attributes"
+                )
+            if column.name.lower() in json_columns and column.kind not in (TEXT, NESTED):
+                problems.append(f"meta.cio.json_columns: '{column.name}' is {column.dtype}, not JSON text")
+        return problems
+
     def resolve(self, columns: list[Column]) -> SyncModel:
         """Check the configured columns against the built relation and decide the attributes."""
         by_name = {c.name.lower(): c for c in columns}
@@ -222,21 +237,12 @@ class ModelSpec:
 
         json_columns = {c.lower() for c in self.meta.get("json_columns", [])}
         prefix = self.meta.get("attribute_prefix", "") if self.kind == "people" else ""
-        for column in attributes:
-            sent_name = self.attribute_name(column.name, prefix)
-            if len(sent_name.encode()) > MAX_ATTRIBUTE_NAME_BYTES:
-                problems.append(f"column '{column.name}': attribute name over {MAX_ATTRIBUTE_NAME_BYTES} bytes")
-            if column.kind == NESTED and self.kind == "people" and not self.meta.get("allow_json_attributes"):
-                problems.append(
-                    f"column '{column.name}' is {column.dtype}: JSON, array or struct people attributes make "
-                    "segments brittle; flatten it, exclude it, or set meta.cio.allow_json_attributes"
-                )
-            if column.name.lower() in json_columns and column.kind not in (TEXT, NESTED):
-                problems.append(f"meta.cio.json_columns: '{column.name}' is {column.dtype}, not JSON text")
+        problems += self._attribute_problems(attributes, json_columns, prefix)
         if self.kind == "people" and len(attributes) > MAX_ATTRIBUTES:
             problems.append(f"{len(attributes)} attributes; Customer.io takes at most {MAX_ATTRIBUTES} per identify")
         if problems:
             raise ConfigError(f"model {self.name}:\n" + "\n".join(f"  {p}" for p in problems))
+        assert identifier is not None and stable_key is not None  # (a missing one is among the problems)
         return SyncModel(
             spec=self,
             identifier=identifier,
@@ -283,6 +289,18 @@ class SyncModel:
     @property
     def event_name(self) -> str | None:
         return self.spec.meta.get("event_name")
+
+    @property
+    def event_key_column(self) -> Column:
+        """An event model's event id column."""
+        assert self.event_id is not None, f"{self.name} is not an event model"
+        return self.event_id
+
+    @property
+    def time_column(self) -> Column:
+        """An event model's timestamp column."""
+        assert self.timestamp is not None, f"{self.name} is not an event model"
+        return self.timestamp
 
     def without(self, columns: Iterable[str]) -> SyncModel:
         """This model without the attribute columns named in `columns` (any case)."""

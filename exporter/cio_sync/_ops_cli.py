@@ -56,13 +56,11 @@ def _console():
 
 def _build(main: click.Group) -> list[click.Command]:
     run_command = main.commands.get("run")
-    commands: list[click.Command] = []
+    commands = [] if run_command is None else [_cloud_run_command(run_command)]
+    return [*commands, _serve_command(run_command), _reconcile_command(), _spot_check_command(), _exposures_command()]
 
-    # ------------------------------------------------------------------ cloud-run
-    if run_command is not None:
-        commands.append(_cloud_run_command(run_command))
 
-    # ------------------------------------------------------------------ serve
+def _serve_command(run_command: click.Command | None) -> click.Command:
     @click.command("serve")
     @_without_target_path
     @dbt_options
@@ -90,7 +88,7 @@ def _build(main: click.Group) -> list[click.Command]:
                   help="On SIGTERM, seconds a sync in progress gets to finish (else it is resumed next start).")
     @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="Append the JSON log lines here instead of stderr.")
-    def serve(project_dir, profiles_dir, profile, target, vars_, select, exclude, config_path, job_ids,
+    def serve(project_dir, profiles_dir, profile, target, vars_, select, exclude, config_path, job_ids,  # noqa: PLR0913 - a click command: one parameter per option
               errored_runs, host, port, state_schema, dbt_cloud_url, account_id, work_dir, keep_artifacts,
               sync_timeout, shutdown_grace, log_file) -> None:  # fmt: skip
         """Receive dbt Cloud job webhooks and sync each completed run of the configured jobs.
@@ -181,9 +179,10 @@ def _build(main: click.Group) -> list[click.Command]:
             if log_file:
                 stream.close()
 
-    commands.append(serve)
+    return serve
 
-    # ------------------------------------------------------------------ reconcile
+
+def _reconcile_command() -> click.Command:
     @click.command("reconcile")
     @_without_selection
     @dbt_options
@@ -196,7 +195,7 @@ def _build(main: click.Group) -> list[click.Command]:
     @click.option("--sample", type=click.IntRange(0, 10_000), default=20, show_default=True,
                   help="With --membership: how many identifiers to list per side.")
     @click.option("--json", "json_output", is_flag=True, help="Print the results as JSON on stdout.")
-    def reconcile(project_dir, profiles_dir, profile, target, target_path, vars_, config_path, tolerance,
+    def reconcile(project_dir, profiles_dir, profile, target, target_path, vars_, config_path, tolerance,  # noqa: PLR0913 - a click command: one parameter per option
                   membership, sample, json_output) -> None:  # fmt: skip
         """Compare Customer.io segment counts (and members) with the warehouse.
 
@@ -227,9 +226,10 @@ def _build(main: click.Group) -> list[click.Command]:
             sys.stdout.write(report_json(document).decode() + "\n")
         sys.exit(1 if failed else 0)
 
-    commands.append(reconcile)
+    return reconcile
 
-    # ------------------------------------------------------------------ spot-check
+
+def _spot_check_command() -> click.Command:
     @click.command("spot-check")
     @dbt_options
     @click.option("--model", "people_model", default=None,
@@ -246,7 +246,7 @@ def _build(main: click.Group) -> list[click.Command]:
                   help="Where the exporter keeps its state: which events were delivered [var cio_state_schema, "
                   "else cio_sync_state].")
     @click.option("--json", "json_output", is_flag=True, help="Print the report as JSON on stdout.")
-    def spot_check(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, people_model,
+    def spot_check(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, people_model,  # noqa: PLR0913 - a click command: one parameter per option
                    sample, seed, last_events, activity_window, state_schema, json_output) -> None:  # fmt: skip
         """Check a random sample of people against their Customer.io profiles.
 
@@ -296,9 +296,10 @@ def _build(main: click.Group) -> list[click.Command]:
             sys.stdout.write(report_json(report.as_dict()).decode() + "\n")
         sys.exit(1 if report.mismatches else 0)
 
-    commands.append(spot_check)
+    return spot_check
 
-    # ------------------------------------------------------------------ exposures
+
+def _exposures_command() -> click.Command:
     @click.command("exposures")
     @dbt_options
     @click.option("--owner-name", envvar="CIO_EXPOSURE_OWNER_NAME", default=None,
@@ -313,7 +314,7 @@ def _build(main: click.Group) -> list[click.Command]:
     @click.option("--output", default=None,
                   help="File to write, relative to the project [models/cio_exposures.yml]; '-' for stdout.")
     @click.option("--force", is_flag=True, help="Replace an --output file that cio-export did not write.")
-    def exposures(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, owner_name,
+    def exposures(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, owner_name,  # noqa: PLR0913 - a click command: one parameter per option
                   owner_email, exposure, per_model, url, maturity, output, force) -> None:  # fmt: skip
         """Write dbt exposures (type application) for the synced models in the selection, so
         lineage shows that Customer.io depends on them. Needs the manifest (dbt build or dbt parse)."""
@@ -337,8 +338,7 @@ def _build(main: click.Group) -> list[click.Command]:
         names = ", ".join(e["name"] for e in document["exposures"])
         click.echo(f"wrote {written}: {names}", err=True)
 
-    commands.append(exposures)
-    return commands
+    return exposures
 
 
 def _without_target_path(func):

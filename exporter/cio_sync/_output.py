@@ -51,12 +51,13 @@ class Reporter:
                 transient=False,
             )
             self._progress.start()
-        task = self._progress.add_task(label, total=None, scanned=0, accepted=0, rejected=0, rate="-")
+        progress = self._progress
+        task = progress.add_task(label, total=None, scanned=0, accepted=0, rejected=0, rate="-")
         started = time.monotonic()
 
         def update(result) -> None:
             elapsed = max(time.monotonic() - started, 1e-6)
-            self._progress.update(
+            progress.update(
                 task,
                 scanned=result.rows_scanned,
                 accepted=result.items_accepted,

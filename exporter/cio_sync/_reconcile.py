@@ -547,7 +547,7 @@ def _read_expected(
     return model, [expected[i] for i in identifiers if i in expected], sent_keys
 
 
-def spot_check(
+def spot_check(  # noqa: PLR0913 - keyword-only options of the spot-check command
     ctx: DbtContext,
     artifacts: Artifacts,
     people: ModelSpec,
@@ -664,7 +664,7 @@ def _check_events(
     for name, expected in by_name.items():
         activities = client.activities(person.identifier, kind, activity_type="event", name=name, limit=100) or []
         stamps = {a.get("timestamp") for a in activities if a.get("name") in (None, name)} - {None}
-        seen = sorted(stamps, reverse=True)
+        seen = sorted((s for s in stamps if s is not None), reverse=True)
         for timestamp, model, key in expected:
             entry.events_checked += 1
             if timestamp not in seen:

@@ -181,7 +181,7 @@ class StateStore:
         self.schema = schema
         self.read_only = read_only  # --dry-run: read state to diff against, never write
         self.available = False  # the tables exist (always, once opened writable)
-        self._conn = None
+        self._conn: Any = None  # the state connection (a dbt Connection, or anything with a DB-API .handle)
         self._buffers: dict[str, list] = {}
         self._last_flush = time.monotonic()
         self._last_heartbeat = time.monotonic()
@@ -211,9 +211,10 @@ class StateStore:
     # -- connection ----------------------------------------------------------------------
     def open(self) -> StateStore:
         """A second connection, opened by the adapter with the profile's credentials."""
-        from dbt.adapters.contracts.connection import Connection
+        from dbt.adapters.contracts.connection import Connection, ConnectionState
 
-        connection = Connection(type=self.kind, name="cio-export-state", state="init", transaction_open=False,
+        connection = Connection(type=self.kind, name="cio-export-state", state=ConnectionState.INIT,
+                                transaction_open=False,
                                 handle=None, credentials=self.adapter.config.credentials)
         return self.attach(self.adapter.connections.open(connection))
 
@@ -652,7 +653,7 @@ class StateStore:
         inflight_done() once the batch is answered."""
         if self.read_only or not keys:
             return []
-        ids = list(event_ids) if event_ids is not None else [None] * len(keys)
+        ids: list[str | None] = list(event_ids) if event_ids is not None else [None] * len(keys)
         now = utcnow()
         # Each key costs its JSON text and a comma; when no key needs escaping (the common case,
         # checked on all of them at once) that is its length + 3.
@@ -1016,7 +1017,7 @@ class StateStore:
             sql = f"insert into {target} ({', '.join(columns)}) values " + ", ".join([placeholders] * len(chunk))
             self.execute(sql, [v for row in chunk for v in row])
 
-    def _delete_keys(self, table: str, keys: Sequence[str], rows: list[tuple]) -> None:
+    def _delete_keys(self, table: str, keys: Sequence[str], rows: Iterable[tuple]) -> None:
         temp = self._stage(table, list(set(rows)), list(keys))
         on = " and ".join(f"{self.table(table)}.{k} = {temp}.{k}" for k in keys)
         self.execute(f"delete from {self.table(table)} where exists (select 1 from {temp} where {on})")

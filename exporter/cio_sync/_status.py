@@ -86,7 +86,7 @@ def model_status(state: StateStore, spec: ModelSpec, relation: str | None, thres
     max_lag = spec.meta.get("max_lag")
     if status.last_success_at is None:
         status.problems.append("never synced successfully")
-    elif max_lag and status.seconds_since_success > parse_duration(max_lag):
+    elif max_lag and (status.seconds_since_success or 0) > parse_duration(max_lag):
         status.problems.append(f"late: last success {status.seconds_since_success:.0f}s ago, max_lag is {max_lag}")
     if max_lag and status.lag_p95_seconds is not None and spec.kind == "event" \
             and status.lag_p95_seconds > parse_duration(max_lag):

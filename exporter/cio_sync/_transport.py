@@ -597,8 +597,11 @@ class TrackClient:
         if self._closed:
             raise RuntimeError("TrackClient is closed")
         self._raise_fatal()
-        while not self._slots.acquire(timeout=every if tick is not None else None):
-            tick()
+        if tick is None:
+            self._slots.acquire()
+        else:
+            while not self._slots.acquire(timeout=every):
+                tick()
         try:
             self._raise_fatal()
             future = self._executor.submit(self._run, batch)

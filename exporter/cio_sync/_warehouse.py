@@ -18,6 +18,7 @@ from typing import Any
 
 from ._errors import ConfigError
 from ._model import BOOLEAN, DATE, INTEGER, NUMBER, OUT_OF_RANGE_TIME, TIMESTAMP, Column, SyncModel
+from ._rows import EVENT_HEAD, PERSON_HEAD
 from ._sql import literal
 
 FETCH_ROWS = 10_000
@@ -176,15 +177,9 @@ def dialect_for(adapter) -> Dialect:
 
 @dataclass(frozen=True)
 class ModelQuery:
-    """The SELECT for a model and the layout of its rows.
-
-    People rows: identifier, stable key, row hash, previous hash, previous identifier, then
-    one value per attribute. Event rows: identifier, event key, timestamp (Unix s), time in ms,
-    id hash (md5 hex, see id_hash_input), event name, row hash, ledger status, first attempt
-    (Unix s), recorded event id, how many rows to send share the event key, then one value per
-    attribute. Timestamps are already Unix seconds and numbers
-    doubles; the row hash covers exactly what is sent, so it changes exactly when the payload
-    would."""
+    """The SELECT for a model: its rows are the head of _rows (PERSON_HEAD or EVENT_HEAD), then
+    one value per attribute. Timestamps are already Unix seconds and numbers doubles; the row
+    hash covers exactly what is sent, so it changes exactly when the payload would."""
 
     sql: str
     n_head: int
@@ -212,8 +207,8 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
 
     head = {"__ident": dialect.text(q(model.identifier.name))}
     if model.is_event:
-        event_key = dialect.text(q(model.event_id.name))
-        ts = q(model.timestamp.name)
+        event_key = dialect.text(q(model.event_key_column.name))
+        ts = q(model.time_column.name)
         name = (dialect.text(q(model.event_name_column.name)) if model.event_name_column
                 else literal(model.event_name))
         head.update({
@@ -238,7 +233,7 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
     return source, names
 
 
-def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str | None = None,
+def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str | None = None,  # noqa: PLR0913 - keyword-only switches of the diff, each documented below
                 state: StateTables | None = None, full_refresh: bool = False,
                 retry_rejects: bool = False, first: bool = False, row_hash: str = "md5",
                 key_checked: bool = True, people_models: tuple[tuple[str, bool], ...] = ()) -> ModelQuery:
@@ -254,9 +249,11 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
     attrs = [n for n in names if n.startswith("a") and n[1:].isdigit()]
     lit = literal(model.name)
     if model.is_event:
-        head = ["h.__ident", "h.__key", "h.__ts", "h.__ms", "h.__idhash", "h.__name", "h.__hash"]
+        head = {"identifier": "h.__ident", "key": "h.__key", "time": "h.__ts", "time_ms": "h.__ms",
+                "id_hash": "h.__idhash", "name": "h.__name", "row_hash": "h.__hash"}
         if state is None:
-            head += ["cast(null as varchar(16))", "cast(null as bigint)", "cast(null as varchar(26))"]
+            head.update(ledger_status="cast(null as varchar(16))", first_attempt="cast(null as bigint)",
+                        sent_event_id="cast(null as varchar(26))")
             joins, conditions = "", []
         else:
             # l.event_id: the id an event already went out with (pending, or rejected and
@@ -264,8 +261,9 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
             # recorded without its id (in flight under cio-export before state version 4) went
             # out with the id hash of then: md5(name | key).
             legacy = dialect.md5("h.__name || '|' || h.__key")
-            head[4] = f"case when l.status = 'pending' and l.event_id is null then {legacy} else h.__idhash end"
-            head += ["l.status", dialect.unix_seconds("l.first_attempt_at"), "l.event_id"]
+            head["id_hash"] = f"case when l.status = 'pending' and l.event_id is null then {legacy} else h.__idhash end"
+            head.update(ledger_status="l.status", first_attempt=dialect.unix_seconds("l.first_attempt_at"),
+                        sent_event_id="l.event_id")
             joins = f"\nleft join {state.ledger} l on l.model = {lit} and l.event_key = h.__key"
             # A key rejected as shared by several rows is looked at again every run: once its
             # other rows are gone, the one left goes out whatever its hash.
@@ -275,7 +273,7 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
                           f" or (l.status = 'rejected' and {rejected_retry}))"]
         # How many rows of the model share the event key: a model whose key no passing test
         # proves unique pays a sort (see _hashed_source), a tested one nothing.
-        head.append("1" if key_checked else "h.__keyrows")
+        head["key_rows"] = "1" if key_checked else "h.__keyrows"
         if state is not None and people_models:
             # Whether Customer.io has acknowledged an identify of the event's person (any of the
             # project's people models): an event of a person it has never identified waits. A
@@ -292,28 +290,32 @@ def build_query(model: SyncModel, dialect: Dialect, relation: str, *, where: str
                 joins += (f"\nleft join (select distinct identifier from {state.people} where model in ({others})) po"
                           " on po.identifier = h.__ident")
                 known.append("po.identifier is not null")
-            head.append("(" + " or ".join(known) + ")")
+            head["person_known"] = "(" + " or ".join(known) + ")"
         else:
-            head.append("true")
+            head["person_known"] = "true"
+        layout: tuple[str, ...] = EVENT_HEAD
     else:
-        head = ["h.__ident", "h.__key", "h.__hash"]
+        head = {"identifier": "h.__ident", "key": "h.__key", "row_hash": "h.__hash"}
         if state is None:
-            head += ["cast(null as varchar(32))", "cast(null as varchar(1024))"]
+            head.update(previous_hash="cast(null as varchar(32))", previous_identifier="cast(null as varchar(1024))")
             joins, conditions = "", []
         else:
-            head += ["s.row_hash", "s.identifier"]
+            head.update(previous_hash="s.row_hash", previous_identifier="s.identifier")
             joins = f"\nleft join {state.people} s on s.model = {lit} and s.person_key = h.__key"
             conditions = [] if full_refresh else ["(s.person_key is null or s.row_hash <> h.__hash)"]
             if not retry_rejects and not full_refresh:
                 conditions.append(
                     f"not exists (select 1 from {state.rejects} r where r.model = {lit} and r.row_key = h.__key"
                     " and r.row_hash = h.__hash and r.resolved_at is null and not r.transient)")
+        layout = PERSON_HEAD
+    # The head in the order of its layout (_rows), which every reader of the row indexes by.
+    columns = [head[name] for name in layout]
     # Every output column named (c0, c1, ...): rows are read by position, and a rerun's diff may
     # be kept in a temporary table (see SnapshotReader.stream), which needs distinct names.
-    outputs = ", ".join(f"{c} as c{i}" for i, c in enumerate(head + ["h." + a for a in attrs]))
+    outputs = ", ".join(f"{c} as c{i}" for i, c in enumerate(columns + ["h." + a for a in attrs]))
     sql = (f"select\n    {outputs}\nfrom (\n{source}\n) h{joins}"
            + (f"\nwhere {' and '.join(conditions)}" if conditions else ""))
-    return ModelQuery(sql=sql, n_head=len(head), source_sql=source)
+    return ModelQuery(sql=sql, n_head=len(columns), source_sql=source)
 
 
 class SnapshotReader:
@@ -372,69 +374,74 @@ class SnapshotReader:
     def stream(self, sql: str, materialize: bool = False) -> Iterator[list[tuple[Any, ...]]]:
         """The result of `sql` in chunks, without buffering it whole. `materialize`: compute it
         whole first, in the warehouse (PostgreSQL; for a rerun's diff, see _materialized)."""
-        n = self.fetch_rows
         if self.kind == "postgres":
-            if materialize:
-                sql = self._materialized(sql)
-            # The next chunk is fetched on a reader thread while this one is encoded (psycopg2
-            # lets go of the GIL while it waits on the server): at most PREFETCH chunks ahead.
-            cursor = self.handle.cursor(name=f"cio_export_{uuid.uuid4().hex[:12]}")
-            cursor.itersize = n
-            chunks: queue.Queue = queue.Queue(maxsize=PREFETCH)
-            stop = threading.Event()
+            return self._stream_postgres(self._materialized(sql) if materialize else sql)
+        if self.kind == "redshift":
+            return self._stream_redshift(sql)
+        return self._stream_duckdb(sql)
 
-            def fetch() -> None:
-                try:
-                    cursor.execute(sql)
-                    while not stop.is_set():
-                        rows = cursor.fetchmany(n)
-                        chunks.put(rows)
-                        if not rows:
-                            return
-                except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
-                    chunks.put(exc)
+    def _stream_postgres(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+        """The next chunk is fetched on a reader thread while this one is encoded (psycopg2 lets
+        go of the GIL while it waits on the server): at most PREFETCH chunks ahead."""
+        n = self.fetch_rows
+        cursor = self.handle.cursor(name=f"cio_export_{uuid.uuid4().hex[:12]}")
+        cursor.itersize = n
+        chunks: queue.Queue = queue.Queue(maxsize=PREFETCH)
+        stop = threading.Event()
 
-            reader = threading.Thread(target=fetch, name="cio-read", daemon=True)
-            reader.start()
+        def fetch() -> None:
             try:
-                while True:
-                    rows = chunks.get()
-                    if isinstance(rows, BaseException):
-                        raise rows
+                cursor.execute(sql)
+                while not stop.is_set():
+                    rows = cursor.fetchmany(n)
+                    chunks.put(rows)
                     if not rows:
-                        break
-                    yield rows
-            finally:
-                stop.set()
-                while reader.is_alive():  # unblock a put() on a full queue
-                    try:
-                        chunks.get(timeout=0.05)
-                    except queue.Empty:
-                        pass
-                reader.join()
-                cursor.close()
-        elif self.kind == "redshift":
-            name = f"cio_export_{uuid.uuid4().hex[:12]}"
-            cursor = self.handle.cursor()
-            try:
-                cursor.execute(f"declare {name} no scroll cursor for {sql}")
-                while True:
-                    cursor.execute(f"fetch forward {n} from {name}")
-                    rows = cursor.fetchall()
-                    if not rows:
-                        break
-                    yield [tuple(r) for r in rows]
-                cursor.execute(f"close {name}")
-            finally:
-                cursor.close()
-        else:
-            # dbt-duckdb hands out one shared cursor per connection: closing it would close the
-            # connection, so it is read to the end instead.
-            cursor = self.handle.cursor()
-            cursor.execute(sql)
-            while rows := cursor.fetchmany(n):
+                        return
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+                chunks.put(exc)
+
+        reader = threading.Thread(target=fetch, name="cio-read", daemon=True)
+        reader.start()
+        try:
+            while True:
+                rows = chunks.get()
+                if isinstance(rows, BaseException):
+                    raise rows
+                if not rows:
+                    break
                 yield rows
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock a put() on a full queue
+                try:
+                    chunks.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            reader.join()
+            cursor.close()
 
+    def _stream_redshift(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+        name = f"cio_export_{uuid.uuid4().hex[:12]}"
+        cursor = self.handle.cursor()
+        try:
+            cursor.execute(f"declare {name} no scroll cursor for {sql}")
+            while True:
+                cursor.execute(f"fetch forward {self.fetch_rows} from {name}")
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                yield [tuple(r) for r in rows]
+            cursor.execute(f"close {name}")
+        finally:
+            cursor.close()
+
+    def _stream_duckdb(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+        """dbt-duckdb hands out one shared cursor per connection: closing it would close the
+        connection, so it is read to the end instead."""
+        cursor = self.handle.cursor()
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(self.fetch_rows):
+            yield rows
 
     def _materialized(self, sql: str) -> str:
         """PostgreSQL plans no parallel query for a cursor, so streaming a rerun's diff runs the

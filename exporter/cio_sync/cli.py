@@ -97,7 +97,7 @@ def _write_failure(ctx, dry_run: bool, message: str, code: int) -> None:
     import time
     import uuid
 
-    from ._runner import RunSummary, write_results
+    from ._results import RunSummary, write_results
 
     try:
         write_results(RunSummary(invocation_id=str(uuid.uuid4()), dbt_invocation_id=None, dry_run=dry_run,
@@ -172,7 +172,7 @@ def main() -> None:
 @click.option("--dbt-cloud-job", default=None, help="Sync the latest finished run of this dbt Cloud job.")
 @click.option("--shard", type=str, default=None, metavar="K/N",
               help="Sync only the rows whose key hashes to K of N (0 <= K < N); run N processes to share a model.")
-def run(
+def run(  # noqa: PLR0913 - a click command: one parameter per option
     project_dir,
     profiles_dir,
     profile,
@@ -211,7 +211,9 @@ def run(
     exhausted, or the warehouse connection lost: run again); 4 an unexpected error (a bug)."""
     from ._config import track_settings_from_env
     from ._output import Reporter
-    from ._runner import Exporter, RunOptions, write_results
+    from ._results import write_results
+    from ._run_options import RunOptions
+    from ._runner import Exporter
 
     reporter = Reporter(json_mode=json_output, progress=progress)
     ctx = None
@@ -283,6 +285,7 @@ def run(
         if os.environ.get("CIO_EXPORT_TRACEBACK"):
             raise
         sys.exit(code)
+    assert ctx is not None  # (every way out of the try above without it exits)
     path = write_results(summary, ctx.target_path)
     reporter.finish(summary, path)
     if json_output:
@@ -293,7 +296,7 @@ def run(
 @main.command()
 @dbt_options
 @click.option("--allow-mixed-identifiers", is_flag=True, help="As for run.")
-def validate(
+def validate(  # noqa: PLR0913 - a click command: one parameter per option
     project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, allow_mixed_identifiers
 ) -> None:
     """Check the selected models' meta.cio and their built columns; send nothing.
@@ -358,7 +361,7 @@ def validate(
 @click.option("--volume-min-events", type=click.IntRange(min=0), default=100, show_default=True,
               help="With --strict: volume is judged only when the run or the recent average sent at least this many "
               "events (a quiet night is not odd).")
-def status(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema,
+def status(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema,  # noqa: PLR0913 - a click command: one parameter per option
            json_output, strict, max_open_rejects, volume_factor, volume_min_events) -> None:
     """How each synced model is doing: last run, outcome, rows sent, open rejects and their top
     reasons, time since the last success, lag between event time and send time (p50/p95)."""
@@ -433,7 +436,7 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
 @click.option("--events", "events", is_flag=True, help="Re-baseline event models: forget their ledger; the next "
               "run records existing events as baseline again (nothing old is replayed).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema, events,
+def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema, events,  # noqa: PLR0913 - a click command: one parameter per option
           yes) -> None:
     """Forget what was synced for the selected models.
 

@@ -95,6 +95,7 @@ class Segment:
             return present is self.operand
         if not present:
             return False
+        assert self.operator is not None  # (parse gives every segment with an attribute a condition)
         return _OPERATORS[self.operator](profile.attributes[self.attribute], self.operand)
 
     def as_dict(self) -> dict[str, Any]:

@@ -163,7 +163,7 @@ class FakeCustomerIO:
     is up and can be changed later with :meth:`configure`.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only settings of the server, its documented API
         self,
         site_id: str = "site",
         api_key: str = "key",
