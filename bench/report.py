@@ -23,9 +23,9 @@ NOTES = BENCH / "notes.md"
 # chunk, the state writer (cio-state) runs the state writes, sender threads (cio-track_*) send.
 PHASES = (
     ("waiting for a send slot (backpressure)", ("TrackClient.submit",)),
-    ("waiting for a batch's in-flight keys to commit (gated batches)", ("ModelSync._release", "StateStore.wait")),
-    ("state writes handed over / waited for", ("StateStore.flush", "StateStore.sync", "StateStore._upsert",
-                                               "StateStore._stage", "StateStore.close", "ModelSync._gate")),
+    ("waiting for a batch's in-flight keys to commit (gated batches)", ("ModelSync._release", "StateConnection.wait")),
+    ("state writes handed over / waited for", ("StateConnection.flush", "StateConnection.sync", "StateWrites._upsert",
+                                               "StateWrites._stage", "StateConnection.close", "ModelSync._gate")),
     ("event baseline, in-flight recovery (before the first row)", ("StateStore.record_baseline",
                                                                    "StateStore.recover_inflight")),
     ("build proof query", ("build_proof_problem",)),

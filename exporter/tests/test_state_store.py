@@ -170,7 +170,7 @@ def test_straight_copies_keep_every_value_as_it_was(store, awkward, null, monkey
     """The ledger and people state are COPYed in PostgreSQL's text format, in pieces made one `%`
     each; a piece with a value the format needs escaped (or a null) is made value by value,
     escaped. Either way every value arrives unchanged, whichever piece it is in."""
-    monkeypatch.setattr("cio_sync._state.COPY_PIECE_ROWS", 7)
+    monkeypatch.setattr("cio_sync._state.copy.COPY_PIECE_ROWS", 7)
     store, schema = store
     keys = [f"k{i}" for i in range(150)] + (AWKWARD_KEYS if awkward else []) + [f"j{i}" for i in range(150)]
     events = [(key, f"id{i}", None if null and i == 3 else f"{i:032x}", 1_700_000_000 + i)
@@ -189,7 +189,7 @@ def test_straight_copies_keep_every_value_as_it_was(store, awkward, null, monkey
 def test_staged_rows_keep_every_value_as_it_was(store, monkeypatch):
     """Upserts stage their rows in a temporary table with the same COPY text format: awkward
     text, nulls, booleans and times (the rejects' rows) arrive unchanged."""
-    monkeypatch.setattr("cio_sync._state.COPY_PIECE_ROWS", 5)
+    monkeypatch.setattr("cio_sync._state.copy.COPY_PIECE_ROWS", 5)
     store, schema = store
     seen = datetime(2026, 11, 23, 10, 47, 30, 694938)
     rows = [("m", key, "invalid", f"message: {key}", i % 2 == 0, None if i % 3 else f"{i:032x}", seen, "run1")
@@ -269,7 +269,7 @@ def test_status_tells_events_a_stopped_shard_left_in_flight_from_a_running_shard
 def test_copy_text_writes_a_value_the_same_way_whichever_piece_it_falls_in():
     """A piece made by `%` and one made value by value (it holds a null) write booleans, numbers
     and times alike, so a text column gets the same value whatever else is in its piece."""
-    from cio_sync._state import _copy_text
+    from cio_sync._state.copy import _copy_text
 
     rows = [("a", True, 1.5, datetime(2026, 1, 2, 3, 4, 5)), ("b", False, 2, datetime(2026, 1, 2))] * 2
     pieces = list(_copy_text(rows[:2] + [("c", None, 3, None)] + rows[2:], ("m",), piece=2))
