@@ -7,12 +7,14 @@ import gc
 import time
 import uuid
 
-from ._dbt import Artifacts, close_adapter, gate, open_adapter, select_models
+from ._dbt import Artifacts, close_adapter, open_adapter, select_models
 from ._encode import Reject
 from ._errors import ConfigError
+from ._gates import gate
+from ._kinds import SYNCS
 from ._memory import Allocator, collector_tuned
 from ._model import ModelSpec, SyncModel, check_identifier_kinds, people_specs_of
-from ._model_sync import ModelSync, RunContext
+from ._model_sync import RunContext
 from ._outcomes import OutcomeRecorder
 from ._output import Reporter
 from ._results import ModelResult, RunSummary, percentile
@@ -138,7 +140,7 @@ class Exporter:
                     if model.is_event and not people_done:
                         self._people_done(run)
                         people_done = True
-                    ModelSync(run, adapter, artifacts, model, snapshot, by_id[model.spec.unique_id]).run_model()
+                    SYNCS[model.kind](run, adapter, artifacts, model, snapshot, by_id[model.spec.unique_id]).run_model()
                 run.record(sink.drain())
                 if not people_done:
                     self._merge_changed_identifiers(run)
