@@ -23,7 +23,7 @@ import orjson
 
 from . import __version__
 from ._config import base_url_from_env
-from ._errors import CioSyncError, ConfigError, CredentialsError
+from ._errors import AppApiUnavailable, ConfigError, CredentialsError
 from ._transport import _RetryingGets, _ssl_context, _Throttle
 
 __all__ = [
@@ -39,12 +39,6 @@ ID_TYPES = ("id", "email", "cio_id")
 MEMBERSHIP_PAGE = 30_000  # the largest page Customer.io serves
 ACTIVITIES_PAGE = 100
 _MESSAGE_LIMIT = 300
-
-
-class AppApiUnavailable(CioSyncError):
-    """The App API kept failing (5xx, 429, timeouts) after every retry: run again later."""
-
-    exit_code = 3
 
 
 @dataclass(frozen=True)

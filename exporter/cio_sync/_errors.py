@@ -9,11 +9,14 @@ HTTP statuses, response text with secrets scrubbed).
 from __future__ import annotations
 
 __all__ = [
+    "AppApiUnavailable",
     "CioSyncError",
     "ConfigError",
     "CredentialsError",
+    "DbtCloudUnavailable",
     "DeliveryIncomplete",
     "RegionMismatchError",
+    "RunNotSyncable",
 ]
 
 
@@ -45,3 +48,23 @@ class DeliveryIncomplete(CioSyncError):
     """
 
     exit_code = 3
+
+
+class AppApiUnavailable(CioSyncError):
+    """Customer.io's App API kept failing (5xx, 429, timeouts) after every retry: run again later."""
+
+    exit_code = 3
+
+
+class DbtCloudUnavailable(CioSyncError):
+    """dbt Cloud kept failing (5xx, 429, timeouts) after every retry: nothing was synced; run
+    again later."""
+
+    exit_code = 3
+
+
+class RunNotSyncable(CioSyncError):
+    """The dbt Cloud run errored or was cancelled: nothing is synced from it (exit 1, like a
+    blocked model)."""
+
+    exit_code = 1

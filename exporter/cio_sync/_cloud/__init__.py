@@ -21,13 +21,8 @@ downloads), ``serve_config``, ``ledger`` (the JSON log and the run ledger) and `
 receiver, the queues and the child processes).
 """
 
-from .api import (
-    CloudSettings,
-    DbtCloudClient,
-    DbtCloudUnavailable,
-    RunNotSyncable,
-    cloud_settings_from_env,
-)
+from .._errors import DbtCloudUnavailable, RunNotSyncable
+from .api import CloudSettings, DbtCloudClient, cloud_settings_from_env
 from .artifacts import CloudRun, choose_steps, classify_run, dbt_subcommand, fetch_run_artifacts, prepare_cloud_target
 from .ledger import JsonLog, RunLedger
 from .serve import ChildLauncher, WebhookReceiver, bind_socket, serve_forever

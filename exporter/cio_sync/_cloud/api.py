@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from .. import __version__
-from .._errors import CioSyncError, ConfigError, CredentialsError
+from .._errors import ConfigError, CredentialsError, DbtCloudUnavailable
 from .._transport import _RetryingGets, _ssl_context
 
 DEFAULT_URL = "https://cloud.getdbt.com"
@@ -41,18 +41,6 @@ _ID = re.compile(r"^[0-9]{1,20}$")
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 ERRORED_RUN_POLICIES = ("skip", "gate")
 
-
-class DbtCloudUnavailable(CioSyncError):
-    """dbt Cloud kept failing (5xx, 429, timeouts) after every retry: nothing was synced; run
-    again later."""
-
-    exit_code = 3
-
-
-class RunNotSyncable(CioSyncError):
-    """The run errored or was cancelled: nothing is synced from it (exit 1, like a blocked model)."""
-
-    exit_code = 1
 
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .._errors import ConfigError
+from .._errors import ConfigError, RunNotSyncable
 from .api import (
     _DBT_SUBCOMMANDS,
     _NODE_ERROR_STATUSES,
@@ -31,7 +31,6 @@ from .api import (
     STATUS_SUCCESS,
     CloudSettings,
     DbtCloudClient,
-    RunNotSyncable,
     cloud_settings_from_env,
 )
 
