@@ -20,13 +20,13 @@ from cio_sync._dbt import (
     Artifacts,
     DbtContext,
     close_adapter,
-    gate,
     open_adapter,
     relation_for,
     relation_name,
     select_models,
 )
 from cio_sync._errors import ConfigError
+from cio_sync._gates import gate
 
 PEOPLE = "model.cio_sync.cio_people"
 ORDER_PLACED = "model.cio_sync.cio_event_order_placed"
