@@ -32,6 +32,8 @@ class Exporter:
         self.run_id = str(uuid.uuid4())
         self.lease_holder = lease_holder(self.run_id)  # who holds this run's leases: run, host, process
         self.waits_for: dict[str, list[str]] = {}  # event model -> the people models its events wait for
+        self.people_specs: list[ModelSpec] = []  # the project's people models, selected or not
+        self.allocator = Allocator()  # tuned before the artifacts are loaded (see Allocator)
 
     # -- planning: everything that can fail before a single row is read -------------------
     def plan(self, artifacts: Artifacts) -> tuple[list[ModelSpec], list[ModelResult]]:
@@ -78,6 +80,7 @@ class Exporter:
         summary = RunSummary(invocation_id=self.run_id, dbt_invocation_id=artifacts.invocation_id,
                              dry_run=opts.dry_run, started_at=started, results=[])
         specs, results = self.plan(artifacts)
+        self.people_specs = people_specs_of((artifacts.manifest_dict.get("nodes") or {}).values())
         summary.mark("artifacts_seconds", started)  # manifest, run results, selection, gates
         summary.results = sorted(results, key=lambda r: (r.kind != "people", r.model))
         self._announce(summary.results)
@@ -132,8 +135,8 @@ class Exporter:
                 run = RunContext(
                     options=opts, reporter=self.reporter, state=state, sink=sink,
                     record=OutcomeRecorder(state, self.run_id, set(), {}), run_id=self.run_id,
-                    lease_holder=self.lease_holder, trim=Allocator().trim, waits_for=self.waits_for,
-                    people_specs=people_specs_of((artifacts.manifest_dict.get("nodes") or {}).values()))
+                    lease_holder=self.lease_holder, trim=self.allocator.trim, waits_for=self.waits_for,
+                    people_specs=self.people_specs)
                 gc.freeze()  # the manifest and the adapter, loaded since: out of the collector's sight too
                 people_done = False
                 for model in models:
