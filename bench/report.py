@@ -31,7 +31,7 @@ PHASES = (
     ("build proof query", ("build_proof_problem",)),
     ("waiting for the last answers (drain)", ("TrackClient.drain", "ClientSink.drain")),
     ("outcomes -> state buffers", ("OutcomeRecorder.__call__",)),
-    ("waiting for the reader thread's next chunk", ("SnapshotReader._stream_postgres",)),
+    ("waiting for the reader thread's next chunk", ("PostgresReader._stream",)),
     ("encoding items (msgspec or orjson, checks)", ("Encoder._person", "Encoder._event", "Encoder._person_checked",
                                                     "Encoder._event_checked", "Encoder._attributes", "Encoder._dump",
                                                     "Encoder._identifier", "event_ulid")),

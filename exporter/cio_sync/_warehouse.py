@@ -322,41 +322,28 @@ class SnapshotReader:
     """Reads on the adapter's connection inside one transaction, so every query of a model (its
     build proof, its rows, the state it is diffed against) sees the same snapshot: on
     PostgreSQL a REPEATABLE READ transaction, Redshift's default serializable isolation,
-    DuckDB's snapshot isolation. Read only: rolled back at the end."""
+    DuckDB's snapshot isolation. Read only: rolled back at the end. `SnapshotReader(adapter)`
+    makes the reader of the adapter's warehouse (one subclass each)."""
+
+    def __new__(cls, adapter, fetch_rows: int = FETCH_ROWS) -> SnapshotReader:
+        if cls is SnapshotReader:
+            cls = {"postgres": PostgresReader, "redshift": RedshiftReader}.get(adapter.type(), DuckDBReader)
+        return super().__new__(cls)
 
     def __init__(self, adapter, fetch_rows: int = FETCH_ROWS) -> None:
         self.adapter = adapter
-        self.kind = adapter.type()
         self.handle = adapter.connections.get_thread_connection().handle
         self.fetch_rows = fetch_rows
 
     def __enter__(self) -> SnapshotReader:
-        if self.kind == "postgres":
-            self.handle.rollback()
-            self.handle.autocommit = False
-            cursor = self.handle.cursor()
-            # psycopg2 opens the transaction (BEGIN) before the first statement: set its level
-            # (a second BEGIN would do it too, with a warning in the server's log every run).
-            cursor.execute("set transaction isolation level repeatable read")
-            cursor.close()
-        elif self.kind == "redshift":
-            cursor = self.handle.cursor()
-            cursor.execute("begin")
-            cursor.close()
-        else:
-            cursor = self.handle.cursor()
-            try:  # end the transaction dbt may have open, so the snapshot starts now
-                cursor.execute("commit")
-            except Exception:  # noqa: BLE001 - none was open
-                pass
-            cursor.execute("begin transaction")
+        self._begin()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.kind == "duckdb":
-            self.handle.cursor().execute("rollback")
-        else:
-            self.handle.rollback()
+        self.handle.rollback()
+
+    def _begin(self) -> None:
+        raise NotImplementedError
 
     def restart(self) -> None:
         """After a failed statement (PostgreSQL aborts the transaction): a fresh snapshot."""
@@ -367,20 +354,29 @@ class SnapshotReader:
         cursor = self.handle.cursor()
         cursor.execute(sql)
         rows = list(cursor.fetchall())
-        if self.kind != "duckdb":
-            cursor.close()
+        cursor.close()
         return rows
 
     def stream(self, sql: str, materialize: bool = False) -> Iterator[list[tuple[Any, ...]]]:
         """The result of `sql` in chunks, without buffering it whole. `materialize`: compute it
-        whole first, in the warehouse (PostgreSQL; for a rerun's diff, see _materialized)."""
-        if self.kind == "postgres":
-            return self._stream_postgres(self._materialized(sql) if materialize else sql)
-        if self.kind == "redshift":
-            return self._stream_redshift(sql)
-        return self._stream_duckdb(sql)
+        whole first, in the warehouse, where that is faster (PostgreSQL: see _materialized)."""
+        raise NotImplementedError
 
-    def _stream_postgres(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+
+class PostgresReader(SnapshotReader):
+    def _begin(self) -> None:
+        self.handle.rollback()
+        self.handle.autocommit = False
+        cursor = self.handle.cursor()
+        # psycopg2 opens the transaction (BEGIN) before the first statement: set its level
+        # (a second BEGIN would do it too, with a warning in the server's log every run).
+        cursor.execute("set transaction isolation level repeatable read")
+        cursor.close()
+
+    def stream(self, sql: str, materialize: bool = False) -> Iterator[list[tuple[Any, ...]]]:
+        return self._stream(self._materialized(sql) if materialize else sql)
+
+    def _stream(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
         """The next chunk is fetched on a reader thread while this one is encoded (psycopg2 lets
         go of the GIL while it waits on the server): at most PREFETCH chunks ahead."""
         n = self.fetch_rows
@@ -420,29 +416,6 @@ class SnapshotReader:
             reader.join()
             cursor.close()
 
-    def _stream_redshift(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
-        name = f"cio_export_{uuid.uuid4().hex[:12]}"
-        cursor = self.handle.cursor()
-        try:
-            cursor.execute(f"declare {name} no scroll cursor for {sql}")
-            while True:
-                cursor.execute(f"fetch forward {self.fetch_rows} from {name}")
-                rows = cursor.fetchall()
-                if not rows:
-                    break
-                yield [tuple(r) for r in rows]
-            cursor.execute(f"close {name}")
-        finally:
-            cursor.close()
-
-    def _stream_duckdb(self, sql: str) -> Iterator[list[tuple[Any, ...]]]:
-        """dbt-duckdb hands out one shared cursor per connection: closing it would close the
-        connection, so it is read to the end instead."""
-        cursor = self.handle.cursor()
-        cursor.execute(sql)
-        while rows := cursor.fetchmany(self.fetch_rows):
-            yield rows
-
     def _materialized(self, sql: str) -> str:
         """PostgreSQL plans no parallel query for a cursor, so streaming a rerun's diff runs the
         whole model's hashing and anti-join on one core while its result is mostly empty. The
@@ -469,6 +442,56 @@ class SnapshotReader:
             return f"select * from {name}"
         finally:
             cursor.close()
+
+
+class RedshiftReader(SnapshotReader):
+    def _begin(self) -> None:
+        cursor = self.handle.cursor()
+        cursor.execute("begin")
+        cursor.close()
+
+    def stream(self, sql: str, materialize: bool = False) -> Iterator[list[tuple[Any, ...]]]:
+        name = f"cio_export_{uuid.uuid4().hex[:12]}"
+        cursor = self.handle.cursor()
+        try:
+            cursor.execute(f"declare {name} no scroll cursor for {sql}")
+            while True:
+                cursor.execute(f"fetch forward {self.fetch_rows} from {name}")
+                rows = cursor.fetchall()
+                if not rows:
+                    break
+                yield [tuple(r) for r in rows]
+            cursor.execute(f"close {name}")
+        finally:
+            cursor.close()
+
+
+class DuckDBReader(SnapshotReader):
+    """dbt-duckdb hands out one shared cursor per connection: it is never closed (closing it
+    would close the connection)."""
+
+    def _begin(self) -> None:
+        cursor = self.handle.cursor()
+        try:  # end the transaction dbt may have open, so the snapshot starts now
+            cursor.execute("commit")
+        except Exception:  # noqa: BLE001 - none was open
+            pass
+        cursor.execute("begin transaction")
+
+    def __exit__(self, *exc) -> None:
+        self.handle.cursor().execute("rollback")
+
+    def query(self, sql: str) -> list[tuple]:
+        cursor = self.handle.cursor()
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+
+    def stream(self, sql: str, materialize: bool = False) -> Iterator[list[tuple[Any, ...]]]:
+        """Read to the end (the shared cursor is never closed)."""
+        cursor = self.handle.cursor()
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(self.fetch_rows):
+            yield rows
 
 
 def relation_columns(adapter, spec) -> list[Column]:
