@@ -6,6 +6,7 @@ person's events held back, and who left the model (deleted or suppressed within 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 
 import orjson
 
@@ -21,6 +22,11 @@ from ._warehouse import SnapshotReader
 
 class PeopleSync(ModelSync):
     departed: list[tuple] | None = None  # people who left the model: key, identifier, synced count
+
+    @cached_property
+    def merge_identifiers(self) -> bool:
+        """meta.cio.on_identifier_change: merge (else a changed identifier is rejected)."""
+        return self.model.spec.meta.get("on_identifier_change") == "merge"
 
     def in_snapshot(self, reader: SnapshotReader, first: bool) -> str | None:
         """A people model's query is made in the read's snapshot, once its unsupplied attributes
@@ -55,8 +61,7 @@ class PeopleSync(ModelSync):
         if isinstance(encoded, Reject):
             self._rejected(row, encoded, now)
             return None
-        merge = model.spec.meta.get("on_identifier_change") == "merge"
-        decision = _decide.person_after_encoding(row, merge)
+        decision = _decide.person_after_encoding(row, self.merge_identifiers)
         previous, identifier = row[P_PREVIOUS_IDENTIFIER], row[P_IDENTIFIER]
         if decision == _decide.MERGE:
             self.run.merges[encoded.row_key] = (result, model.spec.identifier_kind, previous, encoded.identifier)

@@ -58,7 +58,7 @@ class ModelResult:
             self.reject_sample.append(reject)
 
     def finish(self) -> None:
-        if self.finished_at is None:  # set when the model's own work ended (see Exporter._run_model)
+        if self.finished_at is None:  # set when the model's own work ended (see ModelSync.run_model)
             self.finished_at = time.time()
         if self.status != "pending":
             return
