@@ -6,7 +6,9 @@ before the batch is sent."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from itertools import filterfalse
 from operator import attrgetter
 from typing import Any
 
@@ -15,12 +17,16 @@ from ._decide import EventRules
 from ._encode import Encoder, Item, Reject, state_key
 from ._model import Column, SyncModel, parse_duration
 from ._model_sync import ModelSync
+from ._outcomes import record_lags
 from ._rows import E_HASH, E_KEY, E_KEY_ROWS, E_TIME, LedgerRow, RejectRow
 from ._state import utcnow
 from ._transport import Batch
 
 _ROW_KEY = attrgetter("row_key")
 _EVENT_ID = attrgetter("event_id")
+# What the state store records of an accepted event
+_NEW = attrgetter("new")
+_LEDGER_SENT = attrgetter("row_key", "event_id", "row_hash", "event_time")
 
 
 class EventSync(ModelSync):
@@ -144,6 +150,31 @@ class EventSync(ModelSync):
         if reject.row_key:
             self.state.ledger([LedgerRow(model.name, reject.row_key, None, "rejected", row[E_HASH], row[E_TIME],
                                          None, now, None, self.run.run_id, reject.reason)])
+
+    # -- answers ------------------------------------------------------------------------------
+    def accepted_whole(self, refs: Sequence[Item]) -> None:
+        state, model, run_id = self.state, self.model.name, self.run.run_id
+        state.events_sent(model, run_id, list(map(_LEDGER_SENT, filter(_NEW, refs))), new=True)
+        state.events_sent(model, run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, refs))))
+        record_lags(self.result, refs)
+
+    def accepted(self, items: list[Item]) -> None:
+        state, model, run_id = self.state, self.model.name, self.run.run_id
+        state.events_sent(model, run_id, list(map(_LEDGER_SENT, filter(_NEW, items))), new=True)
+        state.events_sent(model, run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, items))))
+        record_lags(self.result, items)
+
+    def refused(self, item: Item, reason: str, message: str, now: datetime) -> LedgerRow | None:
+        """A refused event is recorded in the ledger (never resent unless --retry-rejects)."""
+        return LedgerRow(self.model.name, item.row_key, item.event_id, "rejected", item.row_hash, item.event_time,
+                         None, now, None, self.run.run_id, f"{reason}: {message}"[:4000])
+
+    def undelivered(self, item: Item, error: str, now: datetime, flown_at: datetime | None) -> LedgerRow | None:
+        """An undelivered event is pending: resent by the next run with the same id. Its first
+        attempt is when its batch went in flight, before the retries: the dedupe_window of its
+        resend counts from then."""
+        return LedgerRow(self.model.name, item.row_key, item.event_id, "pending", item.row_hash, item.event_time,
+                         flown_at or now, now, None, self.run.run_id, f"undelivered: {error}"[:4000])
 
     def tag(self, batches: list[Batch]) -> int:
         """A batch of events goes once the keys it carries are committed as in flight: after a

@@ -8,7 +8,7 @@ module per kind (_people_sync, _event_sync), found by kind in SYNCS (_kinds)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -17,16 +17,18 @@ from typing import Any
 from . import _checks
 from ._batch import BatchPacker
 from ._dbt import Artifacts
+from ._dialects import Dialect, dialect_for
 from ._encode import Encoder, Item, Reject
 from ._model import Column, ModelSpec, SyncModel
 from ._outcomes import OutcomeRecorder
 from ._output import Reporter
 from ._results import ModelResult
+from ._rows import LedgerRow
 from ._run_options import RunOptions
 from ._sinks import Sink
 from ._state import StateStore, utcnow
 from ._transport import Batch
-from ._warehouse import Dialect, ModelQuery, SnapshotReader, build_query, dialect_for
+from ._warehouse import ModelQuery, SnapshotReader, build_query
 
 _DATA = attrgetter("data")
 _ROW_KEY = attrgetter("row_key")
@@ -172,6 +174,24 @@ class ModelSync:
         """Record a row the encoder refused (the result has counted it)."""
         raise NotImplementedError
 
+    # What the kind records of Customer.io's answers (called by the run's OutcomeRecorder, which
+    # records what every kind shares: counts, departures, rejects, resolved rejects).
+    def accepted_whole(self, refs: Sequence[Item]) -> None:
+        """A whole batch accepted (the common case: C loops over its items)."""
+        raise NotImplementedError
+
+    def accepted(self, items: list[Item]) -> None:
+        """The accepted items of a batch answered item by item."""
+        raise NotImplementedError
+
+    def refused(self, item: Any, reason: str, message: str, now: datetime) -> LedgerRow | None:
+        """An item (or departure) Customer.io refused: the ledger row kept of it, if any."""
+        return None
+
+    def undelivered(self, item: Any, error: str, now: datetime, flown_at: datetime | None) -> LedgerRow | None:
+        """An item (or departure) whose retries ran out: the ledger row kept of it, if any."""
+        return None
+
     # -- the sync -----------------------------------------------------------------------------
     def _sync(self) -> SyncModel:
         opts, state, result = self.options, self.state, self.result
@@ -289,7 +309,7 @@ class ModelSync:
             self._submit(batch)
 
     def _submit(self, batch: Batch) -> None:
-        batch.owner = self.result  # every item of a batch is of one model
+        batch.owner = self  # every item of a batch is of one model: its answers go to accepted, refused, ...
         self.result.batches += 1
         self.result.items_sent += len(batch.items)
         self.run.sink.submit(batch, self.model.name, self.tick)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import filterfalse
-from operator import attrgetter
+from datetime import datetime
+from typing import Any, Protocol
 
 from ._encode import Reject
 from ._results import ModelResult
@@ -16,10 +16,6 @@ from ._rows import LedgerRow, RejectRow
 from ._state import StateStore, utcnow
 from ._transport import BatchOutcome
 
-# What the state store records of an Item (a batch's refs; its owner is the model's ModelResult).
-_NEW = attrgetter("new")
-_PERSON_STATE = attrgetter("row_key", "identifier", "row_hash")
-_LEDGER_SENT = attrgetter("row_key", "event_id", "row_hash", "event_time")
 MAX_LAGS = 100_000  # events whose lag a run's percentiles are taken from
 
 
@@ -32,6 +28,26 @@ class Departure:
     row_hash: str | None = None
     event_id: str | None = None
     event_time: int | None = None
+
+
+class KindOutcomes(Protocol):
+    """What a kind records of its items' answers (the batch's owner: its model's sync, see
+    ModelSync); the recorder keeps what every kind shares (counts, departures, rejects,
+    resolved rejects, in-flight rows done)."""
+
+    result: ModelResult
+
+    def accepted_whole(self, refs: Sequence) -> None:
+        """A whole batch of the kind's items accepted (the common case: C loops)."""
+
+    def accepted(self, items: list) -> None:
+        """Accepted items of a batch answered item by item (departures excluded)."""
+
+    def refused(self, item: Any, reason: str, message: str, now: datetime) -> LedgerRow | None:
+        """An item Customer.io refused: the ledger row the kind keeps of it, if any."""
+
+    def undelivered(self, item: Any, error: str, now: datetime, flown_at: datetime | None) -> LedgerRow | None:
+        """An item whose retries ran out: the ledger row the kind keeps of it, if any."""
 
 
 class OutcomeRecorder:
@@ -57,18 +73,11 @@ class OutcomeRecorder:
                 self._item_by_item(outcome, refs)
 
     def _accepted_whole(self, outcome: BatchOutcome, refs: Sequence) -> None:
-        """The common case, kept lean: a whole batch accepted (map and filter: C loops over a
-        batch's thousands of items)."""
-        state, result = self.state, outcome.batch.owner
-        result.items_accepted += len(refs)
-        model = result.model
-        if result.kind == "people":
-            state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filter(_NEW, refs))), new=True)
-            state.people_synced(model, self.run_id, list(map(_PERSON_STATE, filterfalse(_NEW, refs))))
-        else:
-            state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filter(_NEW, refs))), new=True)
-            state.events_sent(model, self.run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, refs))))
-            record_lags(result, refs)
+        """The common case, kept lean: a whole batch accepted."""
+        state, kind = self.state, outcome.batch.owner
+        kind.result.items_accepted += len(refs)
+        kind.accepted_whole(refs)
+        model = kind.result.model
         if state.has_open_rejects(model):
             state.resolved([(model, i.row_key) for i in refs])
         inflight = outcome.batch.tag[0] if outcome.batch.tag else None
@@ -76,13 +85,12 @@ class OutcomeRecorder:
             state.inflight_done(inflight)
 
     def _item_by_item(self, outcome: BatchOutcome, refs: Sequence) -> None:
-        state, result, now = self.state, outcome.batch.owner, utcnow()
+        state, kind, now = self.state, outcome.batch.owner, utcnow()
+        result = kind.result
         # (in-flight rows, when they were recorded) of a batch of events: the rows are deleted in
         # the write that records the outcomes
         inflight, flown_at = outcome.batch.tag or (None, None)
-        people: list[tuple] = []
-        sent: list[tuple] = []
-        sent_new: list[tuple] = []
+        accepted: list = []
         forget: list[tuple] = []
         resolved: list[tuple] = []
         for index in outcome.accepted:
@@ -93,18 +101,10 @@ class OutcomeRecorder:
                 forget.append((result.model, item.row_key))
                 continue
             resolved.append((result.model, item.row_key))
-            if result.kind == "people":
-                people.append((item.row_key, item.identifier, item.row_hash))
-                if item.row_key in self.merges:
-                    self.acknowledged.add(item.row_key)
-            else:
-                (sent_new if item.new else sent).append((item.row_key, item.event_id, item.row_hash, item.event_time))
-                record_lags(result, [item])
-        ledger, rejects = self._refused(outcome, refs, result, now)
-        ledger_undelivered, rejects_undelivered = self._undelivered(outcome, refs, result, now, flown_at)
-        state.people_synced(result.model, self.run_id, people)
-        state.events_sent(result.model, self.run_id, sent_new, new=True)
-        state.events_sent(result.model, self.run_id, sent)
+            accepted.append(item)
+        ledger, rejects = self._refused(outcome, refs, kind, now)
+        ledger_undelivered, rejects_undelivered = self._undelivered(outcome, refs, kind, now, flown_at)
+        kind.accepted(accepted)
         state.people_forgotten(forget)
         state.ledger(ledger + ledger_undelivered)
         state.rejects(rejects + rejects_undelivered)
@@ -112,38 +112,32 @@ class OutcomeRecorder:
         if inflight:
             state.inflight_done(inflight)
 
-    def _refused(self, outcome: BatchOutcome, refs: Sequence, result: ModelResult,
-                 now) -> tuple[list[LedgerRow], list[RejectRow]]:
-        """Items Customer.io refused: rejects; a refused person's events are held back for the
-        rest of the run, a refused event is recorded in the ledger."""
+    def _refused(self, outcome: BatchOutcome, refs: Sequence, kind: KindOutcomes,
+                 now: datetime) -> tuple[list[LedgerRow], list[RejectRow]]:
+        """Items Customer.io refused: rejects, and what their kind keeps of them."""
         ledger, rejects = [], []
+        result = kind.result
         for index, reason, message in outcome.rejected:
             item = refs[index]
             result.reject(Reject(result.model, item.row_key, None, reason, message))
             rejects.append(RejectRow(result.model, item.row_key, reason, message, False, item.row_hash, now,
                                      self.run_id))
-            if result.kind == "people":
-                self.rejected_people.add(item.identifier)
-            elif not isinstance(item, Departure):
-                ledger.append(LedgerRow(result.model, item.row_key, item.event_id, "rejected", item.row_hash,
-                                        item.event_time, None, now, None, self.run_id, f"{reason}: {message}"[:4000]))
+            if (row := kind.refused(item, reason, message, now)) is not None:
+                ledger.append(row)
         return ledger, rejects
 
-    def _undelivered(self, outcome: BatchOutcome, refs: Sequence, result: ModelResult, now,
-                     flown_at) -> tuple[list[LedgerRow], list[RejectRow]]:
-        """Items whose retries ran out. Events are recorded pending (resent next run with the same
-        id); people are simply not in state yet, so the next run sends them again. An event's
-        first attempt is when its batch went in flight, before the retries: the dedupe_window of
-        its resend counts from then."""
+    def _undelivered(self, outcome: BatchOutcome, refs: Sequence, kind: KindOutcomes, now: datetime,
+                     flown_at: datetime | None) -> tuple[list[LedgerRow], list[RejectRow]]:
+        """Items whose retries ran out: rejects (retried by the next run), and what their kind
+        keeps of them."""
         ledger, rejects = [], []
+        result = kind.result
         error = outcome.error or "retries exhausted"
         for index in outcome.undelivered:
             item = refs[index]
             result.undelivered += 1
-            if result.kind != "people" and not isinstance(item, Departure):
-                ledger.append(LedgerRow(result.model, item.row_key, item.event_id, "pending", item.row_hash,
-                                        item.event_time, flown_at or now, now, None, self.run_id,
-                                        f"undelivered: {error}"[:4000]))
+            if (row := kind.undelivered(item, error, now, flown_at)) is not None:
+                ledger.append(row)
             rejects.append(RejectRow(result.model, item.row_key, "undelivered", error, True, item.row_hash, now,
                                      self.run_id))
         return ledger, rejects

@@ -5,8 +5,12 @@ person's events held back, and who left the model (deleted or suppressed within 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
+from itertools import filterfalse
+from operator import attrgetter
+from typing import Any
 
 import orjson
 
@@ -16,8 +20,12 @@ from ._encode import Item, Reject
 from ._model import SyncModel
 from ._model_sync import ModelSync
 from ._outcomes import Departure
-from ._rows import P_HASH, P_IDENTIFIER, P_PREVIOUS_IDENTIFIER, RejectRow
+from ._rows import P_HASH, P_IDENTIFIER, P_PREVIOUS_IDENTIFIER, LedgerRow, RejectRow
 from ._warehouse import SnapshotReader
+
+# What the state store records of an accepted person
+_NEW = attrgetter("new")
+_PERSON_STATE = attrgetter("row_key", "identifier", "row_hash")
 
 
 class PeopleSync(ModelSync):
@@ -83,6 +91,23 @@ class PeopleSync(ModelSync):
                                       row[P_HASH], now, self.run.run_id)])
         if reject.row_key and isinstance(row[P_IDENTIFIER], str) and row[P_IDENTIFIER]:
             self.run.rejected_people.add(row[P_IDENTIFIER])
+
+    # -- answers ------------------------------------------------------------------------------
+    def accepted_whole(self, refs: Sequence[Item]) -> None:
+        state, model, run_id = self.state, self.model.name, self.run.run_id
+        state.people_synced(model, run_id, list(map(_PERSON_STATE, filter(_NEW, refs))), new=True)
+        state.people_synced(model, run_id, list(map(_PERSON_STATE, filterfalse(_NEW, refs))))
+
+    def accepted(self, items: list[Item]) -> None:
+        """Accepted people; a merge waits for its new identify's acknowledgement."""
+        merges, acknowledged = self.run.merges, self.run.record.acknowledged
+        acknowledged.update(item.row_key for item in items if item.row_key in merges)
+        self.state.people_synced(self.model.name, self.run.run_id, list(map(_PERSON_STATE, items)))
+
+    def refused(self, item: Any, reason: str, message: str, now: datetime) -> LedgerRow | None:
+        """A refused person's events are held back for the rest of the run."""
+        self.run.rejected_people.add(item.identifier)
+        return None
 
     def after_rows(self, reader: SnapshotReader) -> None:
         """Who left the model: from the snapshot its rows were read in (the checked build)."""
