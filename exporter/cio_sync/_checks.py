@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._dialects import Dialect
 from ._model import SyncModel
 from ._results import ModelResult
 from ._sql import literal
 from ._state import StateStore
-from ._warehouse import Dialect, SnapshotReader
+from ._warehouse import SnapshotReader
 
 
 def build_proof_problem(state: StateStore, reader: SnapshotReader, model: SyncModel, relation: str,

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import orjson
 
+from .._dialects import dialect_for
 from .._errors import ConfigError
 from .._sql import literal
 from .api import _SCHEMA_NAME, DEFAULT_STATE_SCHEMA, LEDGER_TABLE
@@ -84,7 +85,8 @@ class RunLedger:
         self.lock_wait = lock_wait
         self._lock = threading.Lock()
         self._adapter: Any = None  # a dbt adapter while open
-        self.adapter_type: str | None = None
+        self.adapter_type: str | None = None  # the warehouse, for the log
+        self.embedded = False  # one process at a time (DuckDB)
 
     def open(self) -> dict[str, tuple[str, str]]:
         """Connect, create the schema and table when missing; return ``{run_id: (job_id, status)}``."""
@@ -95,6 +97,7 @@ class RunLedger:
         # Raw SQL only: no macros are needed, so an empty manifest serves the adapter.
         self._adapter = open_adapter(self.ctx, Artifacts(Manifest(), {}, None))
         self.adapter_type = self._adapter.type()
+        self.embedded = dialect_for(self._adapter).embedded
         self._run(
             [
                 f"create schema if not exists {self.schema}",
@@ -109,7 +112,7 @@ class RunLedger:
     @property
     def exclusive(self) -> bool:
         """True when the warehouse admits one process at a time (DuckDB)."""
-        return self.adapter_type == "duckdb"
+        return self.embedded
 
     def record(
         self, run_id: str, job_id: str, status: str, detail: str | None = None, *, timeout: float | None = None

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from .._dbt import Artifacts
+from .._dialects import dialect_for
 from .._errors import ConfigError
 from .._model import ModelSpec
 
@@ -53,14 +54,14 @@ def run_query(adapter, sql: str) -> list[tuple]:
     """Rows of a read-only query on the adapter's open connection (its transaction, if any, is
     rolled back afterwards)."""
     handle = adapter.connections.get_thread_connection().handle
-    kind = adapter.type()
+    embedded = dialect_for(adapter).embedded
     cursor = handle.cursor()
     try:
         cursor.execute(sql)
         return [tuple(row) for row in cursor.fetchall()]
     finally:
         # dbt-duckdb shares one cursor per connection: closing it would close the connection.
-        if kind != "duckdb":
+        if not embedded:
             cursor.close()
             handle.rollback()
 

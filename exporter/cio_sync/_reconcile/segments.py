@@ -149,7 +149,7 @@ def reconcile(
     """Warehouse counts (and members) for every mapping, then Customer.io's. A result is not ok
     when the count gap, or with ``membership`` the people found on one side only, exceed the
     mapping's tolerance (else ``tolerance``)."""
-    from .._warehouse import dialect_for
+    from .._dialects import dialect_for
 
     results: list[SegmentResult] = []
     plans = []

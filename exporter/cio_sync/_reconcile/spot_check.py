@@ -16,6 +16,7 @@ import orjson
 
 from .._app_api import AppApiClient
 from .._dbt import Artifacts, DbtContext, close_adapter, open_adapter
+from .._dialects import dialect_for
 from .._encode import Encoder, Reject
 from .._errors import ConfigError
 from .._model import ModelSpec, SyncModel, parse_duration
@@ -150,7 +151,7 @@ def _sent_event_keys(adapter, state_schema: str, models: Sequence[str]) -> set[t
         return {(str(m), str(k)) for m, k in run_query(adapter, sql)}
     except Exception:  # no state schema, no table, another layout: fall back to a time window
         handle = adapter.connections.get_thread_connection().handle
-        if adapter.type() != "duckdb":
+        if not dialect_for(adapter).embedded:
             handle.rollback()
         return None
 
@@ -164,7 +165,7 @@ def _read_expected(
     seed: str,
     state_schema: str,
 ) -> tuple[SyncModel, list[_Expected], set[tuple[str, str]] | None]:
-    from .._warehouse import build_query, dialect_for, relation_columns
+    from .._warehouse import build_query, relation_columns
 
     dialect = dialect_for(adapter)
     model = people.resolve(relation_columns(adapter, people))

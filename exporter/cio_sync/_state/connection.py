@@ -12,6 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
+from .._dialects import dialect_for
 from .._sql import literal
 from .tables import DEFAULT_SCHEMA, FLUSH_ROWS, FLUSH_SECONDS, MAX_QUEUED_WRITES
 
@@ -27,7 +28,7 @@ class StateConnection:
 
     def __init__(self, adapter, schema: str = DEFAULT_SCHEMA, read_only: bool = False) -> None:
         self.adapter = adapter
-        self.kind = adapter.type()
+        self.dialect = dialect_for(adapter)  # what the warehouse can do
         self.schema = schema
         self.read_only = read_only  # --dry-run: read state to diff against, never write
         self.available = False  # the tables exist (always, once opened writable)
@@ -69,7 +70,7 @@ class StateConnection:
                     self._writer.shutdown(wait=True)
                     self._writer = None
                 try:
-                    if self.kind != "duckdb":
+                    if not self.dialect.embedded:
                         self.handle.close()
                 except Exception:  # noqa: BLE001 - closing is best effort
                     pass
@@ -89,11 +90,11 @@ class StateConnection:
             except Exception:  # noqa: BLE001 - some drivers raise when there is no result set
                 return []
         finally:
-            if self.kind != "duckdb":  # dbt-duckdb shares one cursor per connection
+            if not self.dialect.embedded:  # dbt-duckdb shares one cursor per connection
                 cursor.close()
 
     def commit(self) -> None:
-        if self.kind == "duckdb":
+        if self.dialect.embedded:
             return  # autocommit: each statement commits
         self.handle.commit()
 
@@ -184,7 +185,7 @@ class StateConnection:
             self._rollback()
 
     def _rollback(self) -> None:
-        if self.kind != "duckdb":
+        if not self.dialect.embedded:
             try:
                 self.handle.rollback()
             except Exception:  # noqa: BLE001

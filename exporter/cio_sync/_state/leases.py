@@ -58,7 +58,7 @@ class StateLeases(StateConnection):
         now = utcnow()
         table = self.table("cio_leases")
         expires = self._ts(datetime.fromtimestamp(now.timestamp() + ttl))
-        if self.kind == "postgres":
+        if self.dialect.advisory_locks:
             [(locked,)] = self.execute(f"select pg_try_advisory_lock({self.lease_lock_key(model, shard)})")
             if not locked:  # a live session holds it
                 self.commit()
@@ -71,8 +71,8 @@ class StateLeases(StateConnection):
             self.commit()
             return True
         where = f"model = {self._lit(model)} and shard = {self._lit(shard)}"
-        if self.kind == "redshift":
-            self.execute(f"lock {table}")
+        for lock in self.dialect.lock(table):
+            self.execute(lock)
         rows = self.execute(f"select holder, expires_at from {table} where {where}")
         if rows and rows[0][0] != holder and rows[0][1] is not None and rows[0][1] > now \
                 and not holder_is_dead(rows[0][0]):  # a killed run of this host frees it at once
@@ -103,7 +103,7 @@ class StateLeases(StateConnection):
         self.execute(f"delete from {self.table('cio_leases')} where model = {self._lit(model)} and shard = "
                      f"{self._lit(shard)} and holder = {self._lit(holder)}")
         self.commit()
-        if self.kind == "postgres":
+        if self.dialect.advisory_locks:
             self.execute(f"select pg_advisory_unlock({self.lease_lock_key(model, shard)})")
             self.commit()
 
@@ -113,7 +113,7 @@ class StateLeases(StateConnection):
         those whose row has not expired and whose holder is not known dead."""
         rows = self.execute(f"select shard, expires_at, holder from {self.table('cio_leases')} "
                             f"where model = {self._lit(model)}")
-        if self.kind != "postgres":
+        if not self.dialect.advisory_locks:
             now = utcnow()
             return {shard for shard, expires_at, holder in rows
                     if expires_at is not None and expires_at > now and not holder_is_dead(holder or "")}

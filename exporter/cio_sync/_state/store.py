@@ -28,7 +28,7 @@ class StateStore(StateWrites, StateLeases):
         """A second connection, opened by the adapter with the profile's credentials."""
         from dbt.adapters.contracts.connection import Connection, ConnectionState
 
-        connection = Connection(type=self.kind, name="cio-export-state", state=ConnectionState.INIT,
+        connection = Connection(type=self.adapter.type(), name="cio-export-state", state=ConnectionState.INIT,
                                 transaction_open=False,
                                 handle=None, credentials=self.adapter.config.credentials)
         return self.attach(self.adapter.connections.open(connection))
@@ -37,7 +37,7 @@ class StateStore(StateWrites, StateLeases):
         """Use `connection` (anything with a DB-API `.handle`) as the state connection."""
         self._conn = connection
         handle = self._conn.handle
-        if self.kind == "postgres":
+        if not self.dialect.embedded:
             handle.autocommit = False
         if self.read_only:
             try:
@@ -55,26 +55,22 @@ class StateStore(StateWrites, StateLeases):
             self.available = True
             self._open_rejects = {r[0] for r in self.execute(
                 f"select distinct model from {self.table('cio_rejects')} where resolved_at is null")}
-            if self.kind == "postgres":
+            if self.dialect.bulk_copy:  # the ledger's statistics are kept up to date
                 rows = self.execute("select reltuples from pg_class where oid = to_regclass(%s)",
                                     (self.table("cio_event_ledger"),))
                 self._ledger_rows = max(0, int(rows[0][0] or 0)) if rows else 0
             self.commit()
-            if self.kind == "postgres":
+            if self.dialect.bulk_copy:
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cio-state")
         return self
 
     # -- schema and migrations -------------------------------------------------------------
     def ensure(self) -> None:
         """Create the schema and tables, or migrate them to SCHEMA_VERSION."""
-        if self.kind == "redshift":
-            self.execute(f"create schema if not exists {self.adapter.quote(self.schema)}")
-        else:
-            self.execute(f"create schema if not exists {self.adapter.quote(self.schema)}")
+        self.execute(f"create schema if not exists {self.adapter.quote(self.schema)}")
         for name, (columns, keys) in TABLES.items():
             cols = ", ".join(f"{c} {t}" for c, t in columns)
-            primary = f", primary key ({', '.join(keys)})" if keys and self.kind != "redshift" else ""
-            self.execute(f"create table if not exists {self.table(name)} ({cols}{primary})")
+            self.execute(f"create table if not exists {self.table(name)} ({cols}{self.dialect.primary_key(keys)})")
         rows = self.execute(f"select max(version) from {self.table('cio_state_version')}")
         current = rows[0][0] if rows and rows[0][0] is not None else 0
         if current > SCHEMA_VERSION:
@@ -85,35 +81,39 @@ class StateStore(StateWrites, StateLeases):
             # Version 2 adds cio_inflight (created above); a run of an older cio-export, which
             # would not read it, then refuses the schema. Its ledger no longer updates every row
             # (pending, then sent), so new pages are filled.
-            if current == 1 and self.kind == "postgres":
+            if current == 1 and self.dialect.bulk_copy:
                 self.execute(f"alter table {self.table('cio_event_ledger')} set (fillfactor = 100)")
             # Version 3 adds cio_state_settings: a schema made before keeps its md5 row hashes
             # (any other would differ from every stored one: each person sent again).
             # Version 4 adds cio_inflight.event_ids: the ids the keys went out with, so a resend
             # after a crash uses them whatever changed in the rows since.
             if 0 < current < 4:
-                if self.kind == "redshift":  # no "if not exists" there: two runs migrating take turns
-                    self.execute(f"lock {self.table('cio_inflight')}")
-                    if not self.execute(
-                            "select 1 from information_schema.columns where table_schema = "
-                            f"{self._lit(self.schema)} and table_name = 'cio_inflight' and column_name = 'event_ids'"):
-                        self.execute(f"alter table {self.table('cio_inflight')} add column event_ids varchar(65535)")
-                else:
-                    self.execute(f"alter table {self.table('cio_inflight')} add column if not exists "
-                                 "event_ids varchar(65535)")
+                self._add_column("cio_inflight", "event_ids", "varchar(65535)")
             self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values "
                          f"({SCHEMA_VERSION}, {self._ts(utcnow())})")
         self.commit()
         self.row_hash = self._settle_row_hash(self._best_row_hash() if current == 0 else "md5")
-        if self.kind == "postgres" and not self.read_only:
+        if self.dialect.bulk_copy and not self.read_only:
             self._ensure_now_defaults()
+
+    def _add_column(self, table: str, column: str, type_: str) -> None:
+        """A column a migration adds, unless it is there (two runs migrating at once take turns
+        where the warehouse has no IF NOT EXISTS)."""
+        target = self.table(table)
+        if self.dialect.add_column_if_not_exists:
+            self.execute(f"alter table {target} add column if not exists {column} {type_}")
+            return
+        for lock in self.dialect.lock(target):
+            self.execute(lock)
+        if not self.execute("select 1 from information_schema.columns where table_schema = "
+                            f"{self._lit(self.schema)} and table_name = {self._lit(table)} "
+                            f"and column_name = {self._lit(column)}"):
+            self.execute(f"alter table {target} add column {column} {type_}")
 
     def _best_row_hash(self) -> str:
         """The row hash a new state schema gets: hash_record_extended on PostgreSQL 14 and
         later (a fifth of md5's cost per row in a diff), md5 elsewhere."""
-        if self.kind == "postgres" and getattr(self.handle, "server_version", 0) >= 140000:
-            return "pg_record"
-        return "md5"
+        return self.dialect.best_row_hash(self.handle)
 
     def _read_row_hash(self) -> str:
         """The schema's row hash: the setting, or md5 for a schema made before it existed."""
@@ -132,19 +132,17 @@ class StateStore(StateWrites, StateLeases):
         table = self.table("cio_state_settings")
         rows = self.execute(f"select value from {table} where name = 'row_hash' order by value")
         if not rows:
-            if self.kind == "redshift":  # no primary keys: both may insert, both the same value
-                self.execute(f"insert into {table} (name, value) select 'row_hash', {self._lit(default)} "
-                             f"where not exists (select 1 from {table} where name = 'row_hash')")
-            else:
-                self.execute(f"insert into {table} (name, value) values ('row_hash', {self._lit(default)}) "
-                             "on conflict (name) do nothing")
+            # two first runs at once: the first insert wins (both the same value where no key says so)
+            self.execute(f"insert into {table} (name, value) select 'row_hash', {self._lit(default)} "
+                         f"where not exists (select 1 from {table} where name = 'row_hash')"
+                         f"{self.dialect.ignore_conflict(['name'])}")
             self.commit()
             rows = self.execute(f"select value from {table} where name = 'row_hash' order by value")
         self.commit()
         return self._usable_row_hash(rows[0][0] if rows else default)
 
     def _usable_row_hash(self, kind: str) -> str:
-        from .._warehouse import ROW_HASHES
+        from .._dialects import ROW_HASHES
 
         if kind not in ROW_HASHES:
             raise ConfigError(f"state schema {self.schema} hashes rows with {kind!r}, unknown to this cio-export: "
@@ -276,8 +274,8 @@ class StateStore(StateWrites, StateLeases):
         if not self.writable:
             return 0
         inflight, ledger = self.table("cio_inflight"), self.table("cio_event_ledger")
-        if self.kind == "redshift":
-            self.execute(f"lock {inflight}")  # two shards' runs recovering at once take turns (no keys there)
+        for lock in self.dialect.lock(inflight):  # two shards' runs recovering at once take turns
+            self.execute(lock)
         lit = self._lit(model)
         others_live = sorted(self.live_lease_shards(model) - {shard})
         where = f"i.model = {lit}" + (
@@ -311,7 +309,7 @@ class StateStore(StateWrites, StateLeases):
                      "first_attempt_at = coalesce(l.first_attempt_at, t.first_attempt_at), run_id = t.run_id, "
                      "event_id = coalesce(t.event_id, l.event_id), "
                      f"reason = t.reason from {temp} t where {match} and {unanswered}")
-        conflict = " on conflict (model, event_key) do nothing" if self.kind != "redshift" else ""
+        conflict = self.dialect.ignore_conflict(["model", "event_key"])
         self.execute(f"insert into {ledger} ({columns}) select {columns} from {temp} t where not exists "
                      f"(select 1 from {ledger} l where {match}){conflict}")
         self.execute(f"drop table {temp}")

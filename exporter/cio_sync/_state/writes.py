@@ -101,13 +101,13 @@ class StateWrites(StateConnection):
     def _write(self, buffers: dict, direct: bool = True) -> None:
         """One flush, in one transaction. `direct`: keys new when read are COPYed straight in
         (PostgreSQL); if one turns out to be there already, the flush is redone with upserts."""
-        direct = direct and self.kind == "postgres"
+        direct = direct and self.dialect.bulk_copy
         now = utcnow()
         per_model = sorted(((key[0], key[1], key[2], rows) for key, rows in buffers.items() if isinstance(key, tuple)),
                            key=lambda write: WRITE_ORDER[write[0]])
         inserted = 0
         try:
-            if self.kind == "postgres" and "inflight" not in buffers:
+            if self.dialect.bulk_copy and "inflight" not in buffers:
                 # Outcomes only: the commit returns once it is in the write-ahead log's buffers,
                 # without waiting for the disk. Nothing is acted on before it is durable: a batch
                 # of events is sent once the write of its keys in flight has committed, and that
@@ -161,7 +161,7 @@ class StateWrites(StateConnection):
         temp = f"cio_tmp_{table}_{uuid.uuid4().hex[:8]}"
         cols = ", ".join(f"{c} {types[c]}" for c in columns)
         self.execute(f"create temporary table {temp} ({cols})")
-        if self.kind == "postgres":
+        if self.dialect.bulk_copy:
             self._copy(f"copy {temp} ({', '.join(columns)}) from stdin", _copy_text(rows, ()))
         else:
             self._insert(temp, columns, rows)
@@ -171,7 +171,7 @@ class StateWrites(StateConnection):
     # staged (the model, times and run id are constants of the statement); elsewhere full rows.
     def _people_synced(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
         rows = self._dedupe(rows, 1)
-        if self.kind != "postgres":
+        if not self.dialect.bulk_copy:
             self._upsert("cio_people_state", [(model, k, i, h, now, run_id) for k, i, h in rows])
             return
         temp = self._stage("cio_people_state", rows, ["person_key", "identifier", "row_hash"])
@@ -211,7 +211,7 @@ class StateWrites(StateConnection):
             cursor.close()
 
     def _events_sent(self, model: str, run_id: str, rows: list[tuple], now: datetime, new: bool = False) -> None:
-        if self.kind != "postgres" or new:
+        if not self.dialect.bulk_copy or new:
             self._upsert_ledger([(model, k, i, "sent", h, at, now, now, now, run_id, None) for k, i, h, at in rows])
             return
         # The row exists (pending: sent before, by a run that stopped or could not deliver it). One
@@ -248,25 +248,9 @@ class StateWrites(StateConnection):
                update_exprs: dict[str, str] | None = None) -> None:
         """Upsert temp into table on keys. update_exprs may use {T} (the existing row) and {S}
         (the incoming row)."""
-        target = self.table(table)
-        if self.kind == "redshift":
-            ref_t, ref_s = "t.", "s."
-        else:
-            ref_t, ref_s = f"{target}.", "excluded."
-
-        def expr(column: str) -> str:
-            template = (update_exprs or {}).get(column, "{S}" + column)
-            return template.replace("{T}", ref_t).replace("{S}", ref_s)
-
-        sets = ", ".join(f"{c} = {expr(c)}" for c in update)
-        if self.kind == "redshift":
-            on = " and ".join(f"t.{k} = s.{k}" for k in keys)
-            values = ", ".join("s." + c for c in columns)
-            self.execute(f"merge into {target} t using {temp} s on {on} when matched then update set {sets} "
-                         f"when not matched then insert ({', '.join(columns)}) values ({values})")
-        else:
-            self.execute(f"insert into {target} ({', '.join(columns)}) select {', '.join(columns)} from {temp} "
-                         f"on conflict ({', '.join(keys)}) do update set {sets}")
+        exprs = update_exprs or {}
+        self.execute(self.dialect.upsert(self.table(table), temp, columns, keys,
+                                         {c: exprs.get(c, "{S}" + c) for c in update}))
         self.execute(f"drop table {temp}")
 
     def _dedupe(self, rows: list[tuple], key_len: int) -> list[tuple]:
@@ -308,7 +292,7 @@ class StateWrites(StateConnection):
 
     def _insert(self, target: str, columns: Sequence[str], rows: list[tuple], step: int = 500) -> None:
         """Plain multi-row INSERTs into `target` (a rendered table name), `step` rows each."""
-        placeholders = "(" + ", ".join(["?" if self.kind == "duckdb" else "%s"] * len(columns)) + ")"
+        placeholders = "(" + ", ".join([self.dialect.placeholder] * len(columns)) + ")"
         for start in range(0, len(rows), step):
             chunk = rows[start:start + step]
             sql = f"insert into {target} ({', '.join(columns)}) values " + ", ".join([placeholders] * len(chunk))
