@@ -22,13 +22,14 @@ from ._encode import Encoder, Item, Reject
 from ._model import Column, ModelSpec, SyncModel
 from ._outcomes import OutcomeRecorder
 from ._output import Reporter
+from ._query import ModelQuery, build_query
 from ._results import ModelResult
 from ._rows import LedgerRow
 from ._run_options import RunOptions
 from ._sinks import Sink
 from ._state import StateStore, utcnow
 from ._transport import Batch
-from ._warehouse import ModelQuery, SnapshotReader, build_query
+from ._warehouse import SnapshotReader
 
 _DATA = attrgetter("data")
 _ROW_KEY = attrgetter("row_key")

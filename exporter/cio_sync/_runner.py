@@ -17,12 +17,12 @@ from ._model import ModelSpec, SyncModel, check_identifier_kinds, people_specs_o
 from ._model_sync import RunContext
 from ._outcomes import OutcomeRecorder
 from ._output import Reporter
+from ._query import relation_columns
 from ._results import ModelResult, RunSummary, percentile
 from ._run_options import RunOptions
 from ._sinks import ClientSink, OutboxSink, Sink
 from ._state import StateStore, lease_holder, utcnow
 from ._transport import TrackClient
-from ._warehouse import relation_columns
 
 
 class Exporter:

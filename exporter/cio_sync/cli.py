@@ -305,7 +305,7 @@ def validate(  # noqa: PLR0913 - a click command: one parameter per option
     from ._dbt import Artifacts, close_adapter, open_adapter, select_models
     from ._model import ModelSpec, check_identifier_kinds
     from ._output import Reporter
-    from ._warehouse import relation_columns
+    from ._query import relation_columns
 
     reporter = Reporter(progress=False)
     try:

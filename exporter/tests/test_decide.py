@@ -92,8 +92,8 @@ def test_the_row_layout_is_the_one_the_query_selects():
 
     from cio_sync._dialects import PostgresDialect
     from cio_sync._model import TEXT, TIMESTAMP, Column, ModelSpec
+    from cio_sync._query import StateTables, build_query
     from cio_sync._rows import E_KEY_ROWS, E_LEDGER_STATUS, E_PERSON_KNOWN, E_SENT_EVENT_ID, P_PREVIOUS_IDENTIFIER
-    from cio_sync._warehouse import StateTables, build_query
 
     def columns(spec: dict, relation_columns: list[Column], **options) -> dict[int, str]:
         node = {"unique_id": "model.p.m", "name": "m", "relation_name": "s.m", "database": "db", "schema": "s",

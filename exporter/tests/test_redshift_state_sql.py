@@ -10,8 +10,8 @@ from test_redshift_compile import redshift_problems
 
 from cio_sync._dialects import RedshiftDialect
 from cio_sync._model import BOOLEAN, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec
+from cio_sync._query import StateTables, build_query
 from cio_sync._state import StateStore
-from cio_sync._warehouse import StateTables, build_query
 
 
 class RecordingCursor:

@@ -13,8 +13,8 @@ from test_state_store import PostgresStandIn
 
 from cio_sync._dialects import PostgresDialect
 from cio_sync._model import BOOLEAN, INTEGER, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec
+from cio_sync._query import build_query
 from cio_sync._state import SCHEMA_VERSION, StateStore
-from cio_sync._warehouse import build_query
 
 COLUMNS = [Column("customer_id", TEXT), Column("plan", TEXT), Column("ltv", NUMBER), Column("orders", INTEGER),
            Column("vip", BOOLEAN), Column("seen", TIMESTAMP)]

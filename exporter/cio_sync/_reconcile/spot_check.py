@@ -165,7 +165,7 @@ def _read_expected(
     seed: str,
     state_schema: str,
 ) -> tuple[SyncModel, list[_Expected], set[tuple[str, str]] | None]:
-    from .._warehouse import build_query, relation_columns
+    from .._query import build_query, relation_columns
 
     dialect = dialect_for(adapter)
     model = people.resolve(relation_columns(adapter, people))

@@ -19,7 +19,7 @@ class StateStore(StateWrites, StateLeases):
     """The state tables of one warehouse, written through their own connection."""
 
     def tables(self):
-        from .._warehouse import StateTables
+        from .._query import StateTables
 
         return StateTables(people=self.table("cio_people_state"), ledger=self.table("cio_event_ledger"),
                            rejects=self.table("cio_rejects"))
