@@ -14,7 +14,7 @@ import msgspec
 import orjson
 from ulid_transform import bytes_to_ulid as _bytes_to_ulid
 
-from ._model import (
+from ._project.model import (
     BOOLEAN,
     DATE,
     INTEGER,
@@ -29,7 +29,7 @@ from ._model import (
     Column,
     SyncModel,
 )
-from ._rows import (
+from ._read.rows import (
     E_HASH,
     E_ID_HASH,
     E_IDENTIFIER,

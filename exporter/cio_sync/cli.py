@@ -11,7 +11,7 @@ import click
 import orjson
 
 from . import __version__
-from ._cli_options import dbt_context, dbt_options, flatten, resolve_state_schema, state_options, synced_specs
+from ._cli.options import dbt_context, dbt_options, flatten, resolve_state_schema, state_options, synced_specs
 from ._errors import CioSyncError, ConfigError
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_UNDELIVERED = 0, 1, 2, 3
@@ -97,7 +97,7 @@ def _write_failure(ctx, dry_run: bool, message: str, code: int) -> None:
     import time
     import uuid
 
-    from ._results import RunSummary, write_results
+    from ._run.results import RunSummary, write_results
 
     try:
         write_results(RunSummary(invocation_id=str(uuid.uuid4()), dbt_invocation_id=None, dry_run=dry_run,
@@ -209,11 +209,11 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     Exit codes: 0 everything delivered; 1 rows rejected or models blocked by a failing build or
     test; 2 configuration or usage error (nothing sent); 3 delivery incomplete (retries
     exhausted, or the warehouse connection lost: run again); 4 an unexpected error (a bug)."""
-    from ._config import track_settings_from_env
     from ._output import Reporter
-    from ._results import write_results
-    from ._run_options import RunOptions
-    from ._runner import Exporter
+    from ._run.options import RunOptions
+    from ._run.results import write_results
+    from ._run.runner import Exporter
+    from ._send.config import track_settings_from_env
 
     reporter = Reporter(json_mode=json_output, progress=progress)
     ctx = None
@@ -302,10 +302,10 @@ def validate(  # noqa: PLR0913 - a click command: one parameter per option
     """Check the selected models' meta.cio and their built columns; send nothing.
 
     Exit 0 when every selected model can be synced, 2 otherwise."""
-    from ._dbt import Artifacts, close_adapter, open_adapter, select_models
-    from ._model import ModelSpec, check_identifier_kinds
     from ._output import Reporter
-    from ._query import relation_columns
+    from ._project.artifacts import Artifacts, close_adapter, open_adapter, select_models
+    from ._project.model import ModelSpec, check_identifier_kinds
+    from ._read.query import relation_columns
 
     reporter = Reporter(progress=False)
     try:
@@ -367,10 +367,10 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
     reasons, time since the last success, lag between event time and send time (p50/p95)."""
     from rich.table import Table
 
-    from ._dbt import Artifacts, close_adapter, open_adapter
+    from ._ops.status import ModelStatus, Thresholds, model_status
     from ._output import Reporter
+    from ._project.artifacts import Artifacts, close_adapter, open_adapter
     from ._state import StateStore
-    from ._status import ModelStatus, Thresholds, model_status
 
     reporter = Reporter(progress=False, json_mode=json_output)
     try:
@@ -442,8 +442,8 @@ def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select
 
     People models: the next run resends every person (after fixing identities, or to accept
     an identifier change). With --events, event models are re-baselined instead."""
-    from ._dbt import Artifacts, close_adapter, open_adapter
     from ._output import Reporter
+    from ._project.artifacts import Artifacts, close_adapter, open_adapter
     from ._state import StateStore
 
     reporter = Reporter(progress=False)
@@ -489,7 +489,7 @@ def fake_server(ctx: click.Context) -> None:
     sys.exit(fake_main(ctx.args, prog="cio-export fake-server"))
 
 
-from ._ops_cli import register as _register_ops  # noqa: E402 - after every command of this module
+from ._cli.ops import register as _register_ops  # noqa: E402 - after every command of this module
 
 _register_ops(main)
 

@@ -1,4 +1,4 @@
-"""The per-row policy (cio_sync._decide) on its own: rows as build_query lays them out, no
+"""The per-row policy (cio_sync._decide.rules) on its own: rows as build_query lays them out, no
 database. What each rule protects is in docs/guarantees.md; the end-to-end tests prove the same
 rules through real runs."""
 
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from cio_sync import _decide
-from cio_sync._decide import EventRules, event_after_encoding, people_plain, person_after_encoding
-from cio_sync._model import OUT_OF_RANGE_TIME
-from cio_sync._rows import EVENT_HEAD, PERSON_HEAD
+from cio_sync._decide import rules as _decide
+from cio_sync._decide.rules import EventRules, event_after_encoding, people_plain, person_after_encoding
+from cio_sync._project.model import OUT_OF_RANGE_TIME
+from cio_sync._read.rows import EVENT_HEAD, PERSON_HEAD
 
 NOW = 1_800_000_000
 DAY = 86_400
@@ -90,10 +90,10 @@ def test_the_row_layout_is_the_one_the_query_selects():
     """Each head position the exporter reads by name is the column build_query selects there."""
     import re
 
-    from cio_sync._dialects import PostgresDialect
-    from cio_sync._model import TEXT, TIMESTAMP, Column, ModelSpec
-    from cio_sync._query import StateTables, build_query
-    from cio_sync._rows import E_KEY_ROWS, E_LEDGER_STATUS, E_PERSON_KNOWN, E_SENT_EVENT_ID, P_PREVIOUS_IDENTIFIER
+    from cio_sync._project.model import TEXT, TIMESTAMP, Column, ModelSpec
+    from cio_sync._read.dialects import PostgresDialect
+    from cio_sync._read.query import StateTables, build_query
+    from cio_sync._read.rows import E_KEY_ROWS, E_LEDGER_STATUS, E_PERSON_KNOWN, E_SENT_EVENT_ID, P_PREVIOUS_IDENTIFIER
 
     def columns(spec: dict, relation_columns: list[Column], **options) -> dict[int, str]:
         node = {"unique_id": "model.p.m", "name": "m", "relation_name": "s.m", "database": "db", "schema": "s",

@@ -9,10 +9,9 @@ import orjson
 import pytest
 from ulid import ULID
 
-from cio_sync._batch import ENVELOPE_BYTES, BatchPacker
 from cio_sync._encode import MAX_KEY_CHARS, Encoder, Item, Reject, event_id_hash, event_ulid, state_key
 from cio_sync._errors import ConfigError
-from cio_sync._model import (
+from cio_sync._project.model import (
     BOOLEAN,
     INTEGER,
     NESTED,
@@ -24,6 +23,7 @@ from cio_sync._model import (
     check_identifier_kinds,
     people_specs_of,
 )
+from cio_sync._send.batch import ENVELOPE_BYTES, BatchPacker
 
 
 def spec(meta: dict, name: str = "m") -> ModelSpec:

@@ -374,7 +374,7 @@ def test_infinite_times_on_duckdb_reject_their_rows_and_are_never_read_as_null(d
 def test_a_passing_uniqueness_test_of_the_event_key_spares_the_duplicate_check(duckdb_build):
     """The package's event marts test their key (unique_event_key): cio-export reads them
     without a sort for duplicate keys. A model without such a test gets the check."""
-    from cio_sync._dbt import Artifacts
+    from cio_sync._project.artifacts import Artifacts
 
     artifacts = Artifacts.load(duckdb_build.target_path)
     placed = "model.cio_sync.cio_event_order_placed"

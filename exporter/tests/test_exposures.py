@@ -13,9 +13,9 @@ import yaml
 from click.testing import CliRunner
 from dbt_project_runner import DBT, INTEGRATION_TESTS
 
-from cio_sync._dbt import Artifacts
-from cio_sync._exposures import HEADER, build_exposures
-from cio_sync._ops_cli import register
+from cio_sync._cli.ops import register
+from cio_sync._ops.exposures import HEADER, build_exposures
+from cio_sync._project.artifacts import Artifacts
 from cio_sync.cli import main
 
 register(main)

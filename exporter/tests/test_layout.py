@@ -63,24 +63,68 @@ def test_no_module_imports_itself_back():
     assert not cycles, f"import cycles through: {cycles}"
 
 
+# The tree's stages, lowest first (docs/architecture.md): a module imports its own stage and the
+# ones it is allowed below it, never one above; the operations and dbt Cloud never reach a run.
+STAGES = {
+    "base": {"cio_sync", "cio_sync._errors", "cio_sync._sql", "cio_sync._output"},
+    "project": {"cio_sync._project"},
+    "read, decide, encode, send, state": {"cio_sync._read", "cio_sync._decide", "cio_sync._encode",
+                                          "cio_sync._send", "cio_sync._state"},
+    "run": {"cio_sync._run"},
+    "operations": {"cio_sync._ops", "cio_sync._cloud"},
+    "cli": {"cio_sync.cli", "cio_sync._cli"},
+}
+MAY_IMPORT = {
+    "base": {"base"},
+    "project": {"base", "project"},
+    "read, decide, encode, send, state": {"base", "project", "read, decide, encode, send, state"},
+    "run": {"base", "project", "read, decide, encode, send, state", "run"},
+    "operations": {"base", "project", "read, decide, encode, send, state", "operations"},
+    "cli": set(STAGES),
+}
+
+
+def stage_of(module: str) -> str | None:
+    """The stage a module belongs to (None: the test tooling, fake_server and testing)."""
+    top = ".".join(module.split(".")[:2])
+    return next((stage for stage, tops in STAGES.items() if module in tops or top in tops), None)
+
+
+def test_every_module_belongs_to_a_stage():
+    graph = internal_imports()
+    strays = sorted(name for name in graph if stage_of(name) is None
+                    and not name.startswith(("cio_sync.fake_server", "cio_sync.testing")))
+    assert not strays, f"modules in no stage of the layout: {strays}"
+
+
+def test_imports_point_down_the_stages():
+    graph = internal_imports()
+    wrong = sorted(f"{name} ({stage_of(name)}) imports {target} ({stage_of(target)})"
+                   for name, targets in graph.items() if stage_of(name) is not None
+                   for target in targets if stage_of(target) is not None
+                   and stage_of(target) not in MAY_IMPORT[stage_of(name)])  # type: ignore[index]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_operations_never_reach_into_a_run():
     graph = internal_imports()
-    run = {"cio_sync._runner", "cio_sync._model_sync", "cio_sync._kinds", "cio_sync._people_sync",
-           "cio_sync._event_sync", "cio_sync._outcomes", "cio_sync._sinks"}
-    for operation in ("cio_sync._ops_cli", "cio_sync._status", "cio_sync._reconcile", "cio_sync._cloud",
-                      "cio_sync._exposures"):
-        assert not reachable(graph, operation) & run, operation
+    for operation in ("cio_sync._cli.ops", "cio_sync._ops.status", "cio_sync._ops.reconcile", "cio_sync._cloud",
+                      "cio_sync._ops.exposures"):
+        reached = {name for name in reachable(graph, operation) if stage_of(name) == "run"}
+        assert not reached, (operation, reached)
 
 
 def test_the_per_row_policy_touches_no_database_and_no_network():
     graph = internal_imports()
-    assert reachable(graph, "cio_sync._decide") <= {"cio_sync._encode", "cio_sync._model", "cio_sync._rows",
-                                                     "cio_sync._errors", "cio_sync", "cio_sync._sql"}
+    assert reachable(graph, "cio_sync._decide.rules") <= {
+        "cio_sync._encode", "cio_sync._project.model", "cio_sync._read.rows", "cio_sync._errors", "cio_sync",
+        "cio_sync._sql"}
 
 
-def test_the_layers_below_the_run_do_not_import_it():
-    graph = internal_imports()
-    below = ("cio_sync._warehouse", "cio_sync._state", "cio_sync._transport", "cio_sync._encode",
-             "cio_sync._decide", "cio_sync._model", "cio_sync._rows")
-    for name in below:
-        assert not reachable(graph, name) & {"cio_sync._runner", "cio_sync._model_sync", "cio_sync.cli"}, name
+def test_a_kind_is_a_module_of_the_kinds_package():
+    """A new Customer.io kind plugs in as a module of _run.kinds registered in SYNCS."""
+    from cio_sync._run.kinds import SYNCS
+    from cio_sync._run.model_sync import ModelSync
+
+    for kind, sync in SYNCS.items():
+        assert issubclass(sync, ModelSync) and sync.__module__.startswith("cio_sync._run.kinds."), kind

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from dbt_project_runner import INTEGRATION_TESTS
 
-from cio_sync._app_api import AppApiClient, AppApiSettings
-from cio_sync._ops_cli import register
-from cio_sync._reconcile import Tolerance, same_value
+from cio_sync._cli.ops import register
+from cio_sync._ops.app_api import AppApiClient, AppApiSettings
+from cio_sync._ops.reconcile import Tolerance, same_value
 from cio_sync.cli import main
 from cio_sync.fake_server import FakeCustomerIO
 

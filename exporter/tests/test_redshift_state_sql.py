@@ -8,9 +8,9 @@ from datetime import datetime
 
 from test_redshift_compile import redshift_problems
 
-from cio_sync._dialects import RedshiftDialect
-from cio_sync._model import BOOLEAN, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec
-from cio_sync._query import StateTables, build_query
+from cio_sync._project.model import BOOLEAN, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec
+from cio_sync._read.dialects import RedshiftDialect
+from cio_sync._read.query import StateTables, build_query
 from cio_sync._state import StateStore
 
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import pg_settings
 from test_state_store import PostgresStandIn
 
-from cio_sync._dialects import PostgresDialect
-from cio_sync._model import BOOLEAN, INTEGER, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec
-from cio_sync._query import build_query
+from cio_sync._project.model import BOOLEAN, INTEGER, NUMBER, TEXT, TIMESTAMP, Column, ModelSpec
+from cio_sync._read.dialects import PostgresDialect
+from cio_sync._read.query import build_query
 from cio_sync._state import SCHEMA_VERSION, StateStore
 
 COLUMNS = [Column("customer_id", TEXT), Column("plan", TEXT), Column("ltv", NUMBER), Column("orders", INTEGER),
@@ -135,7 +135,7 @@ def test_a_schema_made_before_keeps_md5_and_its_people_are_not_sent_again(pg_sch
 def test_a_column_name_with_a_double_quote_is_read_and_hashed(pg_schema_factory):
     """`say "hi"` is a valid PostgreSQL column name; the model's query quotes it (dbt's
     adapter.quote does not double the quote, which broke the statement)."""
-    from cio_sync._dialects import dialect_for
+    from cio_sync._read.dialects import dialect_for
 
     schema = pg_schema_factory("cio_quote")
     schema.execute(f"create schema {schema.name}")

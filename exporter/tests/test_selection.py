@@ -1,4 +1,4 @@
-"""cio_sync._dbt on real dbt builds of integration_tests: selection agrees with `dbt ls`, gates
+"""cio_sync._project.artifacts on real dbt builds of integration_tests: selection agrees with `dbt ls`, gates
 follow run_results.json, and the adapter comes from dbt's own profile loading."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from dbt_project_runner import INTEGRATION_TESTS, DbtProject
 
-from cio_sync._dbt import (
+from cio_sync._errors import ConfigError
+from cio_sync._project.artifacts import (
     Artifacts,
     DbtContext,
     close_adapter,
@@ -25,8 +26,7 @@ from cio_sync._dbt import (
     relation_name,
     select_models,
 )
-from cio_sync._errors import ConfigError
-from cio_sync._gates import gate
+from cio_sync._project.gates import gate
 
 PEOPLE = "model.cio_sync.cio_people"
 ORDER_PLACED = "model.cio_sync.cio_event_order_placed"

@@ -251,7 +251,7 @@ def test_copied_rows_get_the_writing_transactions_time_from_column_defaults(stor
 def test_status_tells_events_a_stopped_shard_left_in_flight_from_a_running_shards(store):
     """Shard 1/2 is running (its lease is live), shard 0/2's run stopped: only shard 0's keys are
     reported as left by a stopped run."""
-    from cio_sync._status import Thresholds, model_status
+    from cio_sync._ops.status import Thresholds, model_status
 
     store, schema = store
     store.inflight("ev", "0/2", "run-a", ["a1", "a2"])

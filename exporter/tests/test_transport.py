@@ -30,7 +30,7 @@ from cio_sync._errors import (
     DeliveryIncomplete,
     RegionMismatchError,
 )
-from cio_sync._transport import Batch, BatchOutcome, TrackClient, TrackSettings, _retry_after, _Throttle
+from cio_sync._send.transport import Batch, BatchOutcome, TrackClient, TrackSettings, _retry_after, _Throttle
 from cio_sync.fake_server import FakeCustomerIO
 
 SITE = "site-7f3a"

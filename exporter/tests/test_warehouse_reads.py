@@ -11,7 +11,7 @@ import pytest
 from conftest import pg_settings
 from test_state_store import PostgresStandIn
 
-from cio_sync._warehouse import SnapshotReader
+from cio_sync._read.reader import SnapshotReader
 
 
 class PostgresAdapterStandIn(PostgresStandIn):

@@ -14,12 +14,9 @@ import httpx
 
 from .. import __version__
 from .._errors import ConfigError, CredentialsError, DbtCloudUnavailable
-from .._transport import _RetryingGets, _ssl_context
+from .._send.transport import _RetryingGets, _ssl_context
 
 DEFAULT_URL = "https://cloud.getdbt.com"
-# The state store's default (_state.DEFAULT_SCHEMA), written here so that this module does not
-# load the state store.
-DEFAULT_STATE_SCHEMA = "cio_sync_state"
 LEDGER_TABLE = "cio_cloud_runs"
 RUN_INFO_FILE = "dbt_cloud_run.json"
 MAX_BODY_BYTES = 1_048_576

@@ -11,10 +11,11 @@ from typing import IO, Any
 
 import orjson
 
-from .._dialects import dialect_for
 from .._errors import ConfigError
+from .._project.artifacts import DEFAULT_STATE_SCHEMA
+from .._read.dialects import dialect_for
 from .._sql import literal
-from .api import _SCHEMA_NAME, DEFAULT_STATE_SCHEMA, LEDGER_TABLE
+from .api import _SCHEMA_NAME, LEDGER_TABLE
 
 # --------------------------------------------------------------------------------------------
 # serve: structured log
@@ -92,7 +93,7 @@ class RunLedger:
         """Connect, create the schema and table when missing; return ``{run_id: (job_id, status)}``."""
         from dbt.contracts.graph.manifest import Manifest
 
-        from .._dbt import Artifacts, open_adapter
+        from .._project.artifacts import Artifacts, open_adapter
 
         # Raw SQL only: no macros are needed, so an empty manifest serves the adapter.
         self._adapter = open_adapter(self.ctx, Artifacts(Manifest(), {}, None))
@@ -128,7 +129,7 @@ class RunLedger:
         return self._run(statements, timeout=timeout) is not None
 
     def _run(self, statements: list[str], *, fetch: bool = False, timeout: float | None = None) -> list[tuple] | None:
-        from .._dbt import close_adapter
+        from .._project.artifacts import close_adapter
 
         if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
             return None

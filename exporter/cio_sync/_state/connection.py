@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
-from .._dialects import dialect_for
+from .._read.dialects import dialect_for
 from .._sql import literal
 from .tables import DEFAULT_SCHEMA, FLUSH_ROWS, FLUSH_SECONDS, MAX_QUEUED_WRITES
 
@@ -47,7 +47,7 @@ class StateConnection:
         self._ledger_growth = 0
         self._inflight_parts = 0  # cio_inflight rows this store has written (their `part`)
         self._now_defaults = False  # PostgreSQL: the NOW_DEFAULTS columns default to the transaction's time
-        self.row_hash = "md5"  # how this schema's row hashes are made (one of _warehouse.ROW_HASHES)
+        self.row_hash = "md5"  # how this schema's row hashes are made (one of _read.dialects.ROW_HASHES)
 
     @property
     def writable(self) -> bool:

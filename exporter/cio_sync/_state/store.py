@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._errors import ConfigError
-from .._model import OUT_OF_RANGE_TIME
+from .._project.model import OUT_OF_RANGE_TIME
 from .connection import utcnow
 from .leases import StateLeases
 from .tables import NOW_DEFAULTS, SCHEMA_VERSION, TABLES
@@ -19,7 +19,7 @@ class StateStore(StateWrites, StateLeases):
     """The state tables of one warehouse, written through their own connection."""
 
     def tables(self):
-        from .._query import StateTables
+        from .._read.query import StateTables
 
         return StateTables(people=self.table("cio_people_state"), ledger=self.table("cio_event_ledger"),
                            rejects=self.table("cio_rejects"))
@@ -142,7 +142,7 @@ class StateStore(StateWrites, StateLeases):
         return self._usable_row_hash(rows[0][0] if rows else default)
 
     def _usable_row_hash(self, kind: str) -> str:
-        from .._dialects import ROW_HASHES
+        from .._read.dialects import ROW_HASHES
 
         if kind not in ROW_HASHES:
             raise ConfigError(f"state schema {self.schema} hashes rows with {kind!r}, unknown to this cio-export: "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from .._project.artifacts import DEFAULT_STATE_SCHEMA
+
+DEFAULT_SCHEMA = DEFAULT_STATE_SCHEMA  # the state schema unless configured
+
 SCHEMA_VERSION = 4
-DEFAULT_SCHEMA = "cio_sync_state"
 FLUSH_SECONDS = 2.0
 FLUSH_ROWS = 10_000
 MAX_QUEUED_WRITES = 2  # writes handed to the writer thread and not yet committed, at most

@@ -1,0 +1,79 @@
+"""The options and the project context every cio-export command shares: dbt's own options
+(meaning what they mean to dbt), the state schema, and the models a selection names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from dbt.cli.options import MultiOption
+
+
+def flatten(values: tuple) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values or ():
+        for part in value if isinstance(value, tuple) else (value,):
+            out.extend(p for p in str(part).split(" ") if p)
+    return tuple(out)
+
+
+def _directory(name: str, envvar: str, help: str):
+    return click.option(name, type=click.Path(file_okay=False, path_type=Path), envvar=envvar, default=None,
+                        help=help)
+
+
+def _selector(*names: str, help: str):
+    """A selector option read as dbt reads it (dbt's own option class: several values after one flag)."""
+    return click.option(*names, cls=MultiOption, multiple=True, type=tuple, default=None, help=help)
+
+
+def dbt_options(func):
+    """The options cio-export shares with dbt, meaning what they mean to dbt."""
+    decorators = [
+        _directory("--project-dir", "DBT_PROJECT_DIR",
+                   "The dbt project whose artifacts to read [default: the nearest one]."),
+        _directory("--profiles-dir", "DBT_PROFILES_DIR",
+                   "Where profiles.yml is (dbt's default resolution when unset)."),
+        click.option("--profile", default=None, help="Profile to use instead of the project's."),
+        click.option("--target", "-t", default=None, help="Target of the profile (the warehouse to read from)."),
+        _directory("--target-path", "DBT_TARGET_PATH",
+                   "Where dbt wrote manifest.json and run_results.json [default: the project's target-path]."),
+        click.option(
+            "--vars", "vars_", default=None, help="dbt vars, as a YAML or JSON string, as given to dbt build."
+        ),
+        _selector("--select", "-s", help="Models to sync, in dbt's selector syntax [default: tag:cio]."),
+        _selector("--exclude", help="Models to leave out, in dbt's selector syntax."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_):
+    from .._project.artifacts import DbtContext
+
+    return DbtContext.create(
+        project_dir, profiles_dir=profiles_dir, target=target, target_path=target_path, vars=vars_, profile=profile
+    )
+
+
+def state_options(func):
+    return click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
+                        help="Warehouse schema of cio-export's state [default: var cio_state_schema, else "
+                        "cio_sync_state]. Build proofs are read where dbt wrote them: meta.cio.build_log_schema "
+                        "or var cio_state_schema.")(func)
+
+
+def synced_specs(ctx, artifacts, select: tuple[str, ...], exclude: tuple[str, ...]) -> list:
+    """The selected models that have meta.cio, as ModelSpecs (dbt's own selection)."""
+    from .._project.artifacts import select_models
+    from .._project.model import ModelSpec
+
+    ids = select_models(ctx, artifacts, select, exclude)
+    return [spec for uid in ids if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
+
+
+def resolve_state_schema(option: str | None, ctx) -> str:
+    from .._project.artifacts import state_schema_for
+
+    return state_schema_for(ctx, option)

@@ -1,0 +1,11 @@
+"""The kinds of Customer.io data a model can sync (`meta.cio.kind`), each a ModelSync subclass in
+a module of its own: a new kind is a new module, its query head (_read.rows, _read.query.build_query),
+its encoder and its tests, registered here."""
+
+from __future__ import annotations
+
+from ..model_sync import ModelSync
+from .events import EventSync
+from .people import PeopleSync
+
+SYNCS: dict[str, type[ModelSync]] = {"people": PeopleSync, "event": EventSync}

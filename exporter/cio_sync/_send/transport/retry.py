@@ -1,0 +1,181 @@
+"""The one retry policy: which answers are retried (408, 429, 5xx and transport errors), how long
+to wait (exponential backoff with full jitter, or Retry-After, capped), and the request-rate
+throttle; the retrying GET loop the App API and dbt Cloud clients share."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import threading
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+from ..._errors import ConfigError
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses answered by retrying the same request (after a backoff or ``Retry-After``)."""
+
+RETRY_AFTER_CAP = 300.0
+"""A ``Retry-After`` longer than this many seconds is treated as this long."""
+
+
+
+class _Throttle:
+    """Request pacing shared by all workers: a token bucket plus a 429 cooldown.
+
+    Tokens accrue at ``rate`` per second up to ``burst`` (a tenth of a second's worth, at least
+    one), so over any window of t seconds at most ``rate * t + burst`` requests start, and a
+    moment when nobody was ready to send (the producer reading or writing state) is made up
+    for instead of lost. A 429 sets a cooldown that every worker waits out before its next
+    attempt, not only the one that got it.
+    """
+
+    def __init__(self, rate: float | None, stop: threading.Event) -> None:
+        self._rate = rate or 0.0
+        self.burst = max(1.0, self._rate / 10) if rate else 0.0
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._tokens = self.burst
+        self._updated = time.monotonic()
+        self._cooldown_until = 0.0
+
+    def cool_down(self, seconds: float) -> None:
+        with self._lock:
+            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+            self._tokens = 0.0  # no burst right after Customer.io said slow down
+
+    def acquire(self) -> tuple[bool, bool]:
+        """Wait for a token; returns (waited out a cooldown, stopped while waiting)."""
+        cooled = False
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                wait = self._cooldown_until - now
+                if wait <= 0:
+                    if not self._rate:
+                        return cooled, False
+                    if now > self._updated:
+                        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self._rate)
+                        self._updated = now
+                    if self._tokens >= 1.0:
+                        self._tokens -= 1.0
+                        return cooled, False
+                    wait = (1.0 - self._tokens) / self._rate
+                else:
+                    cooled = True
+                    self._updated = max(self._updated, self._cooldown_until)
+            if self._stop.wait(wait):
+                return cooled, True
+
+
+def _backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
+    return rng.uniform(0.0, min(cap, base * (2.0 ** min(attempt - 1, 62))))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+
+
+class _RetryingGets:
+    """GETs retried on 408/429/5xx and transport errors, with exponential backoff and full jitter
+    (``Retry-After`` honoured): the read-only clients (App API, dbt Cloud) share this loop.
+
+    A subclass sets ``service`` (its name in messages), ``unavailable`` (its exit-3 error),
+    ``ca_bundle_hint`` (where a CA is configured), ``settings`` (with ``base_url``,
+    ``max_retries``, ``backoff_base``, ``backoff_max``), ``_http`` and ``_rng``, and answers the
+    hooks below with its own errors and wording."""
+
+    service: str
+    unavailable: type[Exception]  # raised once the retries are spent (exit 3)
+    unavailable_advice = "Run again later"
+    ca_bundle_hint: str
+    settings: Any
+    _http: httpx.Client
+    _rng: random.Random
+
+    def _get_with_retries(self, url: str, *, params: dict | None, what: str, raw: bool = False,
+                          missing_ok: bool = False) -> Any:
+        """The 200 answer's JSON (bytes when ``raw``); None for a 404 when ``missing_ok``."""
+        s = self.settings
+        attempts = 0
+        while True:
+            self._before_attempt()
+            attempts += 1
+            retry_after: float | None = None
+            try:
+                response = self._http.get(url, params=params)
+            except httpx.TransportError as exc:
+                error = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no details'}"
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise ConfigError(f"TLS certificate verification failed for {s.base_url}: {error}. "
+                                      f"{self.ca_bundle_hint}") from None
+            else:
+                status = response.status_code
+                if status == 200:
+                    if raw:
+                        return response.content
+                    try:
+                        return orjson.loads(response.content)
+                    except orjson.JSONDecodeError:
+                        raise ConfigError(f"{what}: {self.service} at {s.base_url} answered something that is "
+                                          f"not JSON: {self._error_text(response)}") from None
+                if status in (401, 403):
+                    raise self._refused(status)
+                if status == 404:
+                    if missing_ok:
+                        return None
+                    raise self._not_found(what)
+                error = f"HTTP {status}: {self._error_text(response)}"
+                if status not in RETRY_STATUSES:
+                    raise ConfigError(f"{what}: {self.service} answered {error}")
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+            if attempts > s.max_retries:
+                raise self.unavailable(f"{what}: {self.service} at {s.base_url} still failed after {attempts} "
+                                       f"attempt(s): {error}. {self.unavailable_advice}")
+            delay = _backoff(attempts, s.backoff_base, s.backoff_max, self._rng) if retry_after is None else retry_after
+            if self._wait(delay, retry_after):
+                raise self.unavailable(f"{what}: stopped while waiting to retry")
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def _before_attempt(self) -> None:
+        """Called before every request (pacing, counting)."""
+
+    def _wait(self, delay: float, retry_after: float | None) -> bool:
+        """Sleep `delay` seconds before the next attempt; True when asked to stop meanwhile."""
+        time.sleep(delay)
+        return False
+
+    def _scrub(self, text: str) -> str:
+        return text
+
+    def _error_text(self, response: httpx.Response) -> str:
+        """A failed answer's text for a message, secrets scrubbed and clipped."""
+        raise NotImplementedError
+
+    def _refused(self, status: int) -> Exception:
+        """The error for a 401/403: which credentials to check."""
+        raise NotImplementedError
+
+    def _not_found(self, what: str) -> Exception:
+        raise NotImplementedError
