@@ -22,7 +22,7 @@ import orjson
 from ... import __version__
 from ..._errors import ConfigError, CredentialsError, DeliveryIncomplete, RegionMismatchError
 from .answers import _error_entries, _is_certificate_error, _parse_207, _ssl_context, _too_large
-from .retry import RETRY_STATUSES, _backoff, _retry_after, _Throttle
+from .retry import RETRY_STATUSES, Again, _retry_after, _Throttle, retry_loop
 from .settings import (
     _MESSAGE_LIMIT,
     _REASON_LIMIT,
@@ -384,65 +384,46 @@ class TrackClient:
         """Send one request, retrying transient failures; return the final response or error."""
         s = self.settings
         result = _Attempt()
-        while True:
+
+        def attempt(n: int) -> Again | None:
             cooled, stopped = self._throttle.acquire()
             if cooled:
                 self._count("cooldown_waits")
             if stopped or self._stop.is_set():
                 result.error = result.error or "not sent: sending stopped"
-                return result
+                return None
             result.attempts += 1
             with self._stats_lock:
                 self._counts["requests"] += 1
                 self._counts["retries"] += result.attempts > 1
                 self._counts["bytes_sent"] += len(body or b"")
                 self._counts["items_sent"] += items
-            retry_after: float | None = None
             try:
                 response = self._http.request(method, path, content=body)
             except httpx.TransportError as exc:  # includes every httpx.TimeoutException
-                detail = self._scrub(str(exc)) or "no details"
-                result.error = f"{type(exc).__name__}: {detail}"
-                if _is_certificate_error(exc):
-                    self._count("transport_errors")
-                    result.fatal = ConfigError(
-                        f"TLS certificate verification failed for {s.base_url}: {detail}. If a proxy or "
-                        "local server uses its own CA, pass its PEM file as CUSTOMERIO_CA_BUNDLE "
-                        "(verification stays on)"
-                    )
-                    return result
-                self._count("timeouts" if isinstance(exc, httpx.TimeoutException) else "transport_errors")
-                result.response = None
-            else:
-                status = response.status_code
-                with self._stats_lock:
-                    self._responses[str(status)] += 1
-                result.response = response
-                result.error = None
-                if status in (401, 403):
-                    result.fatal = self._credentials_error(status)
-                    return result
-                if status not in RETRY_STATUSES:
-                    return result
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-                result.error = self._clip(
-                    f"HTTP {status}: " + "; ".join(m for _, m in _error_entries(status, response.content))
-                )
-            if result.attempts > s.max_retries:
-                return result
-            delay = (
-                retry_after
-                if retry_after is not None
-                else _backoff(result.attempts, s.backoff_base, s.backoff_max, self._rng)
-            )
+                return self._transport_error(exc, result)
+            status = response.status_code
+            with self._stats_lock:
+                self._responses[str(status)] += 1
+            result.response, result.error = response, None
+            if status in (401, 403):
+                result.fatal = self._credentials_error(status)
+                return None
+            if status not in RETRY_STATUSES:
+                return None
+            result.error = self._clip(
+                f"HTTP {status}: " + "; ".join(m for _, m in _error_entries(status, response.content)))
+            return Again(_retry_after(response.headers.get("Retry-After")))
+
+        def wait(delay: float, again: Again) -> bool:
             if result.response is not None and result.response.status_code == 429:
                 self._count("rate_limited")
                 # Throttling concerns every worker: all of them hold off until the time is up.
                 self._throttle.cool_down(delay)
-            if retry_after is not None:
+            if again.retry_after is not None:
                 with self._stats_lock:
                     self._counts["retry_after_waits"] += 1
-                    self._retry_after_seconds += retry_after
+                    self._retry_after_seconds += again.retry_after
             log.debug(
                 "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
                 method, path, result.error, delay, result.attempts, s.max_retries + 1,
@@ -451,9 +432,28 @@ class TrackClient:
                 on_retry(f"{method} {s.base_url}{path}: {result.error}; retrying in {delay:.1f} s "
                          f"(attempt {result.attempts} of {s.max_retries + 1})")  # fmt: skip
             if self._stop.wait(delay):
-                if result.error is None:
-                    result.error = "stopped while waiting to retry"
-                return result
+                result.error = result.error or "stopped while waiting to retry"
+                return True
+            return False
+
+        retry_loop(attempt, s, self._rng, wait)
+        return result
+
+    def _transport_error(self, exc: httpx.TransportError, result: _Attempt) -> Again | None:
+        """A request that got no answer: retried, unless the certificate was refused."""
+        detail = self._scrub(str(exc)) or "no details"
+        result.error = f"{type(exc).__name__}: {detail}"
+        result.response = None
+        if _is_certificate_error(exc):
+            self._count("transport_errors")
+            result.fatal = ConfigError(
+                f"TLS certificate verification failed for {self.settings.base_url}: {detail}. If a proxy or "
+                "local server uses its own CA, pass its PEM file as CUSTOMERIO_CA_BUNDLE "
+                "(verification stays on)"
+            )
+            return None
+        self._count("timeouts" if isinstance(exc, httpx.TimeoutException) else "transport_errors")
+        return Again()
 
     # -------------------------------------------------------------- helpers
 

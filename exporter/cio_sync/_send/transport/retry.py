@@ -1,6 +1,7 @@
-"""The one retry policy: which answers are retried (408, 429, 5xx and transport errors), how long
-to wait (exponential backoff with full jitter, or Retry-After, capped), and the request-rate
-throttle; the retrying GET loop the App API and dbt Cloud clients share."""
+"""The one retry policy and its one loop: which answers are retried (408, 429, 5xx and transport
+errors), how long to wait (exponential backoff with full jitter, or Retry-After, capped), the
+loop every client retries in (`retry_loop`: the Track client's sends, the App API's and dbt
+Cloud's GETs), and the request-rate throttle."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import math
 import random
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import httpx
 import orjson
@@ -72,6 +74,45 @@ class _Throttle:
                 return cooled, True
 
 
+class Again(NamedTuple):
+    """An attempt's answer that is to be retried, with the seconds its Retry-After asked for."""
+
+    retry_after: float | None = None
+
+
+class RetrySettings(Protocol):
+    @property
+    def max_retries(self) -> int:
+        """Retries after the first attempt."""
+
+    @property
+    def backoff_base(self) -> float:
+        """Seconds: the first retry waits up to this, each next one up to twice as long."""
+
+    @property
+    def backoff_max(self) -> float:
+        """Seconds: no backoff is longer."""
+
+
+def retry_loop(attempt: Callable[[int], Again | None], settings: RetrySettings, rng: random.Random,
+               wait: Callable[[float, Again], bool]) -> Again | None:
+    """The one retry loop. `attempt(n)` makes attempt n (1, 2, ...) and returns None when its
+    answer is final (success, or a failure not worth retrying: it keeps what it needs), else
+    Again. Between attempts `wait(seconds, again)` waits `Retry-After` if the answer had one,
+    else the backoff, and returns True to stop. Returns None after a final answer, else the
+    last Again (the retries spent, or stopped while waiting)."""
+    n = 0
+    while True:
+        n += 1
+        again = attempt(n)
+        if again is None or n > settings.max_retries:
+            return again
+        delay = (again.retry_after if again.retry_after is not None
+                 else _backoff(n, settings.backoff_base, settings.backoff_max, rng))
+        if wait(delay, again):
+            return again
+
+
 def _backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**(attempt-1))]."""
     return rng.uniform(0.0, min(cap, base * (2.0 ** min(attempt - 1, 62))))
@@ -118,44 +159,57 @@ class _RetryingGets:
                           missing_ok: bool = False) -> Any:
         """The 200 answer's JSON (bytes when ``raw``); None for a 404 when ``missing_ok``."""
         s = self.settings
-        attempts = 0
-        while True:
+        answer: list[Any] = [None]  # the final answer's value
+        errors: list[str] = []  # the last attempt's error
+
+        def attempt(n: int) -> Again | None:
             self._before_attempt()
-            attempts += 1
-            retry_after: float | None = None
             try:
                 response = self._http.get(url, params=params)
             except httpx.TransportError as exc:
-                error = f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no details'}"
+                errors.append(f"{type(exc).__name__}: {self._scrub(str(exc)) or 'no details'}")
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    raise ConfigError(f"TLS certificate verification failed for {s.base_url}: {error}. "
+                    raise ConfigError(f"TLS certificate verification failed for {s.base_url}: {errors[-1]}. "
                                       f"{self.ca_bundle_hint}") from None
-            else:
-                status = response.status_code
-                if status == 200:
-                    if raw:
-                        return response.content
-                    try:
-                        return orjson.loads(response.content)
-                    except orjson.JSONDecodeError:
-                        raise ConfigError(f"{what}: {self.service} at {s.base_url} answered something that is "
-                                          f"not JSON: {self._error_text(response)}") from None
-                if status in (401, 403):
-                    raise self._refused(status)
-                if status == 404:
-                    if missing_ok:
-                        return None
-                    raise self._not_found(what)
-                error = f"HTTP {status}: {self._error_text(response)}"
-                if status not in RETRY_STATUSES:
-                    raise ConfigError(f"{what}: {self.service} answered {error}")
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-            if attempts > s.max_retries:
-                raise self.unavailable(f"{what}: {self.service} at {s.base_url} still failed after {attempts} "
-                                       f"attempt(s): {error}. {self.unavailable_advice}")
-            delay = _backoff(attempts, s.backoff_base, s.backoff_max, self._rng) if retry_after is None else retry_after
-            if self._wait(delay, retry_after):
+                return Again()
+            answer[0] = self._answer(response, what, raw, missing_ok)
+            if response.status_code not in RETRY_STATUSES:
+                return None
+            errors.append(f"HTTP {response.status_code}: {self._error_text(response)}")
+            return Again(_retry_after(response.headers.get("Retry-After")))
+
+        def wait(delay: float, again: Again) -> bool:
+            if self._wait(delay, again.retry_after):
                 raise self.unavailable(f"{what}: stopped while waiting to retry")
+            return False
+
+        if retry_loop(attempt, s, self._rng, wait) is None:
+            return answer[0]
+        attempts = s.max_retries + 1
+        raise self.unavailable(f"{what}: {self.service} at {s.base_url} still failed after {attempts} "
+                               f"attempt(s): {errors[-1]}. {self.unavailable_advice}")
+
+    def _answer(self, response: httpx.Response, what: str, raw: bool, missing_ok: bool) -> Any:
+        """A final answer's value (200: its JSON, or bytes when `raw`; 404: None when
+        `missing_ok`), or the error it is; None for an answer to retry."""
+        status = response.status_code
+        if status == 200:
+            if raw:
+                return response.content
+            try:
+                return orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                raise ConfigError(f"{what}: {self.service} at {self.settings.base_url} answered something that is "
+                                  f"not JSON: {self._error_text(response)}") from None
+        if status in (401, 403):
+            raise self._refused(status)
+        if status == 404:
+            if missing_ok:
+                return None
+            raise self._not_found(what)
+        if status not in RETRY_STATUSES:
+            raise ConfigError(f"{what}: {self.service} answered HTTP {status}: {self._error_text(response)}")
+        return None
 
     # -- hooks -----------------------------------------------------------------------------------
     def _before_attempt(self) -> None:
