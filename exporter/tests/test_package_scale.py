@@ -152,15 +152,12 @@ class ShopBuilds:
         return {mart: self.warehouse.rows(project.out_schema, mart) for mart in MARTS}
 
 
-# Built once per session, not per module: pytest-xdist may run another module's tests between
-# this module's on the same worker, which would tear a module-scoped shop down and build it again
-# (about a minute of both cores each time).
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def postgres_shop(request, tmp_path_factory, pg_available) -> ShopBuilds:
     return ShopBuilds("postgres", request, tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def duckdb_shop(request, tmp_path_factory) -> ShopBuilds:
     return ShopBuilds("duckdb", request, tmp_path_factory)
 
