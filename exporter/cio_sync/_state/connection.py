@@ -80,6 +80,11 @@ class StateConnection:
         return f"{self.adapter.quote(self.schema)}.{self.adapter.quote(name)}"
 
     def execute(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        """Run one statement on the state connection; its rows, if it returns any. Values go as
+        bind parameters (`params`), written `%s` in `sql` whatever the driver's style (DuckDB's
+        `?` is put in their place)."""
+        if params is not None and self.dialect.placeholder != "%s":
+            sql = sql.replace("%s", self.dialect.placeholder)
         if self._writes and not getattr(_local, "writer", False):
             self.sync()  # after the writes handed over to the writer thread
         cursor = self.handle.cursor()
@@ -191,19 +196,7 @@ class StateConnection:
             except Exception:  # noqa: BLE001
                 pass
 
-    # -- literals ----------------------------------------------------------------------------
+    # -- literals: only in SQL composed with a model's query for the reading connection (build
+    # proofs, baseline, who left), which runs as one statement there; every statement of the state
+    # connection binds its values (execute's params)
     _lit = staticmethod(literal)
-
-    def _ts(self, value: datetime | None) -> str:
-        return "null" if value is None else f"cast('{value.isoformat(sep=' ')}' as timestamp)"
-
-    def _value(self, value: Any) -> str:
-        if value is None:
-            return "null"
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, (int, float)):
-            return repr(value)
-        if isinstance(value, datetime):
-            return self._ts(value)
-        return self._lit(str(value))

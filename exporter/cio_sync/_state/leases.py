@@ -57,30 +57,28 @@ class StateLeases(StateConnection):
             return True
         now = utcnow()
         table = self.table("cio_leases")
-        expires = self._ts(datetime.fromtimestamp(now.timestamp() + ttl))
+        row = (model, shard, holder, now, datetime.fromtimestamp(now.timestamp() + ttl))
         if self.dialect.advisory_locks:
             [(locked,)] = self.execute(f"select pg_try_advisory_lock({self.lease_lock_key(model, shard)})")
             if not locked:  # a live session holds it
                 self.commit()
                 return False
             self.execute(
-                f"insert into {table} (model, shard, holder, heartbeat_at, expires_at) values "
-                f"({self._lit(model)}, {self._lit(shard)}, {self._lit(holder)}, {self._ts(now)}, {expires}) "
+                f"insert into {table} (model, shard, holder, heartbeat_at, expires_at) values (%s, %s, %s, %s, %s) "
                 "on conflict (model, shard) do update set holder = excluded.holder, "
-                "heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at")
+                "heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at", row)
             self.commit()
             return True
-        where = f"model = {self._lit(model)} and shard = {self._lit(shard)}"
         for lock in self.dialect.lock(table):
             self.execute(lock)
-        rows = self.execute(f"select holder, expires_at from {table} where {where}")
+        rows = self.execute(f"select holder, expires_at from {table} where model = %s and shard = %s", (model, shard))
         if rows and rows[0][0] != holder and rows[0][1] is not None and rows[0][1] > now \
                 and not holder_is_dead(rows[0][0]):  # a killed run of this host frees it at once
             self.commit()
             return False
-        self.execute(f"delete from {table} where {where}")
-        self.execute(f"insert into {table} (model, shard, holder, heartbeat_at, expires_at) values "
-                     f"({self._lit(model)}, {self._lit(shard)}, {self._lit(holder)}, {self._ts(now)}, {expires})")
+        self.execute(f"delete from {table} where model = %s and shard = %s", (model, shard))
+        self.execute(f"insert into {table} (model, shard, holder, heartbeat_at, expires_at) "
+                     "values (%s, %s, %s, %s, %s)", row)
         self.commit()
         return True
 
@@ -92,16 +90,16 @@ class StateLeases(StateConnection):
     def heartbeat(self, model: str, shard: str, holder: str, ttl: float) -> None:
         self._last_heartbeat = time.monotonic()
         now = utcnow()
-        self.execute(f"update {self.table('cio_leases')} set heartbeat_at = {self._ts(now)}, expires_at = "
-                     f"{self._ts(datetime.fromtimestamp(now.timestamp() + ttl))} where model = {self._lit(model)} "
-                     f"and shard = {self._lit(shard)} and holder = {self._lit(holder)}")
+        self.execute(f"update {self.table('cio_leases')} set heartbeat_at = %s, expires_at = %s "
+                     "where model = %s and shard = %s and holder = %s",
+                     (now, datetime.fromtimestamp(now.timestamp() + ttl), model, shard, holder))
         self.commit()
 
     def release_lease(self, model: str, shard: str, holder: str) -> None:
         if not self.writable:
             return
-        self.execute(f"delete from {self.table('cio_leases')} where model = {self._lit(model)} and shard = "
-                     f"{self._lit(shard)} and holder = {self._lit(holder)}")
+        self.execute(f"delete from {self.table('cio_leases')} where model = %s and shard = %s and holder = %s",
+                     (model, shard, holder))
         self.commit()
         if self.dialect.advisory_locks:
             self.execute(f"select pg_advisory_unlock({self.lease_lock_key(model, shard)})")
@@ -111,8 +109,8 @@ class StateLeases(StateConnection):
         """The shards of `model` whose lease a live run holds: on PostgreSQL those whose advisory
         lock is held (a killed run's row stays until overwritten, but its lock is gone), elsewhere
         those whose row has not expired and whose holder is not known dead."""
-        rows = self.execute(f"select shard, expires_at, holder from {self.table('cio_leases')} "
-                            f"where model = {self._lit(model)}")
+        rows = self.execute(f"select shard, expires_at, holder from {self.table('cio_leases')} where model = %s",
+                            (model,))
         if not self.dialect.advisory_locks:
             now = utcnow()
             return {shard for shard, expires_at, holder in rows

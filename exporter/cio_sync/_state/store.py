@@ -89,8 +89,8 @@ class StateStore(StateWrites, StateLeases):
             # after a crash uses them whatever changed in the rows since.
             if 0 < current < 4:
                 self._add_column("cio_inflight", "event_ids", "varchar(65535)")
-            self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values "
-                         f"({SCHEMA_VERSION}, {self._ts(utcnow())})")
+            self.execute(f"insert into {self.table('cio_state_version')} (version, migrated_at) values (%s, %s)",
+                         (SCHEMA_VERSION, utcnow()))
         self.commit()
         self.row_hash = self._settle_row_hash(self._best_row_hash() if current == 0 else "md5")
         if self.dialect.bulk_copy and not self.read_only:
@@ -105,9 +105,8 @@ class StateStore(StateWrites, StateLeases):
             return
         for lock in self.dialect.lock(target):
             self.execute(lock)
-        if not self.execute("select 1 from information_schema.columns where table_schema = "
-                            f"{self._lit(self.schema)} and table_name = {self._lit(table)} "
-                            f"and column_name = {self._lit(column)}"):
+        if not self.execute("select 1 from information_schema.columns where table_schema = %s and table_name = %s "
+                            "and column_name = %s", (self.schema, table, column)):
             self.execute(f"alter table {target} add column {column} {type_}")
 
     def _best_row_hash(self) -> str:
@@ -133,9 +132,9 @@ class StateStore(StateWrites, StateLeases):
         rows = self.execute(f"select value from {table} where name = 'row_hash' order by value")
         if not rows:
             # two first runs at once: the first insert wins (both the same value where no key says so)
-            self.execute(f"insert into {table} (name, value) select 'row_hash', {self._lit(default)} "
+            self.execute(f"insert into {table} (name, value) select 'row_hash', %s "
                          f"where not exists (select 1 from {table} where name = 'row_hash')"
-                         f"{self.dialect.ignore_conflict(['name'])}")
+                         f"{self.dialect.ignore_conflict(['name'])}", (default,))
             self.commit()
             rows = self.execute(f"select value from {table} where name = 'row_hash' order by value")
         self.commit()
@@ -163,10 +162,10 @@ class StateStore(StateWrites, StateLeases):
         found = {(t, c) for t, c in self.execute(
             "select c.relname, a.attname from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and "
             "a.attnum = d.adnum join pg_class c on c.oid = d.adrelid join pg_namespace n on n.oid = c.relnamespace "
-            f"where n.nspname = {self._lit(self.schema)} and (c.relname, a.attname) in ({names}) "
+            f"where n.nspname = %s and (c.relname, a.attname) in ({names}) "
             # as PostgreSQL shows the default: 14 and later, or (13 and earlier) a function call
             "and replace(replace(lower(pg_get_expr(d.adbin, d.adrelid)), '::text', ''), ' ', '') "
-            "in ('(now()attimezone''utc'')', 'timezone(''utc'',now())')")}
+            "in ('(now()attimezone''utc'')', 'timezone(''utc'',now())')", (self.schema,))}
         missing = {t: [c for c in columns if (t, c) not in found] for t, columns in NOW_DEFAULTS.items()}
         try:
             if any(missing.values()):
@@ -187,7 +186,7 @@ class StateStore(StateWrites, StateLeases):
         if not self.available:
             return None
         rows = self.execute(f"select identifier_kind, schema_json from {self.table('cio_payload_schemas')} "
-                            f"where model = {self._lit(model)}")
+                            "where model = %s", (model,))
         return (rows[0][0], json.loads(rows[0][1])) if rows else None
 
     def people_models_of_kind(self, identifier_kind: str) -> list[str]:
@@ -195,18 +194,18 @@ class StateStore(StateWrites, StateLeases):
         if not self.available:
             return []
         schemas, people = self.table("cio_payload_schemas"), self.table("cio_people_state")
-        rows = self.execute(f"select model from {schemas} where identifier_kind = {self._lit(identifier_kind)} "
-                            f"and exists (select 1 from {people} s where s.model = {schemas}.model) order by 1")
+        rows = self.execute(f"select model from {schemas} where identifier_kind = %s "
+                            f"and exists (select 1 from {people} s where s.model = {schemas}.model) order by 1",
+                            (identifier_kind,))
         return [name for (name,) in rows]
 
     def save_payload_schema(self, model: str, identifier_kind: str, schema: dict) -> None:
         if not self.writable:
             return
-        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")
-        values = ", ".join([self._lit(model), self._lit(identifier_kind),
-                            self._lit(json.dumps(schema, sort_keys=True)), self._ts(utcnow())])
+        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = %s", (model,))
         self.execute(f"insert into {self.table('cio_payload_schemas')} "
-                     f"(model, identifier_kind, schema_json, updated_at) values ({values})")
+                     "(model, identifier_kind, schema_json, updated_at) values (%s, %s, %s, %s)",
+                     (model, identifier_kind, json.dumps(schema, sort_keys=True), utcnow()))
         self.commit()
 
     def build_proof_sql(self, unique_id: str, relation_name: str, schema: str | None = None) -> str:
@@ -255,14 +254,14 @@ class StateStore(StateWrites, StateLeases):
     def has_rows(self, model: str, events: bool) -> bool:
         """Whether the model has anything in state (people synced, or events in the ledger)."""
         table = self.table("cio_event_ledger" if events else "cio_people_state")
-        return bool(self.execute(f"select 1 from {table} where model = {self._lit(model)} limit 1"))
+        return bool(self.execute(f"select 1 from {table} where model = %s limit 1", (model,)))
 
     def has_history(self, model: str) -> bool:
-        rows = self.execute(f"select 1 from {self.table('cio_event_ledger')} where model = {self._lit(model)} limit 1")
+        rows = self.execute(f"select 1 from {self.table('cio_event_ledger')} where model = %s limit 1", (model,))
         if rows:
             return True
-        rows = self.execute(f"select 1 from {self.table('cio_runs')} where model = {self._lit(model)} "
-                            "and status in ('success', 'rejected') limit 1")
+        rows = self.execute(f"select 1 from {self.table('cio_runs')} where model = %s "
+                            "and status in ('success', 'rejected') limit 1", (model,))
         return bool(rows)
 
     def recover_inflight(self, model: str, shard: str) -> int:
@@ -276,12 +275,11 @@ class StateStore(StateWrites, StateLeases):
         inflight, ledger = self.table("cio_inflight"), self.table("cio_event_ledger")
         for lock in self.dialect.lock(inflight):  # two shards' runs recovering at once take turns
             self.execute(lock)
-        lit = self._lit(model)
         others_live = sorted(self.live_lease_shards(model) - {shard})
-        where = f"i.model = {lit}" + (
-            f" and i.shard not in ({', '.join(map(self._lit, others_live))})" if others_live else "")
+        where = "i.model = %s" + (
+            f" and i.shard not in ({', '.join(['%s'] * len(others_live))})" if others_live else "")
         found = self.execute(f"select i.shard, i.run_id, i.part, i.created_at, i.event_keys, i.event_ids "
-                             f"from {inflight} i where {where}")
+                             f"from {inflight} i where {where}", (model, *others_live))
         if not found:
             self.commit()
             return 0
@@ -321,26 +319,24 @@ class StateStore(StateWrites, StateLeases):
     def count_people(self, model: str, key_filter: str | None = None) -> int:
         table = self.table("cio_people_state")
         extra = f" and {key_filter}" if key_filter else ""
-        return self.execute(f"select count(*) from {table} s where s.model = {self._lit(model)}{extra}")[0][0]
+        return self.execute(f"select count(*) from {table} s where s.model = %s{extra}", (model,))[0][0]
 
     # -- runs ------------------------------------------------------------------------------
     def run_started(self, run_id: str, model: str, shard: str, dbt_invocation_id: str | None) -> None:
         if not self.writable:
             return
         self.execute(f"insert into {self.table('cio_runs')} (run_id, model, shard, started_at, status, "
-                     f"dbt_invocation_id, scanned, changed, sent, rejected, skipped, deleted) values "
-                     f"({self._lit(run_id)}, {self._lit(model)}, {self._lit(shard)}, {self._ts(utcnow())}, "
-                     f"'running', {self._lit(dbt_invocation_id)}, 0, 0, 0, 0, 0, 0)")
+                     "dbt_invocation_id, scanned, changed, sent, rejected, skipped, deleted) values "
+                     "(%s, %s, %s, %s, 'running', %s, 0, 0, 0, 0, 0, 0)",
+                     (run_id, model, shard, utcnow(), dbt_invocation_id))
         self.commit()
 
     def run_finished(self, run_id: str, model: str, **fields: Any) -> None:
         if not self.writable:
             return
-        sets = [f"finished_at = {self._ts(utcnow())}"]
-        for name, value in fields.items():
-            sets.append(f"{name} = {self._value(value)}")
-        self.execute(f"update {self.table('cio_runs')} set {', '.join(sets)} where run_id = {self._lit(run_id)} "
-                     f"and model = {self._lit(model)}")
+        sets = ", ".join(["finished_at = %s", *(f"{name} = %s" for name in fields)])
+        self.execute(f"update {self.table('cio_runs')} set {sets} where run_id = %s and model = %s",
+                     (utcnow(), *fields.values(), run_id, model))
         self.commit()
 
     # -- resets ----------------------------------------------------------------------------
@@ -348,7 +344,7 @@ class StateStore(StateWrites, StateLeases):
         """(relation name, site id) the model's state was made with, or None."""
         try:
             rows = self.execute(f"select relation_name, site_id from {self.table('cio_model_scopes')} "
-                                f"where model = {self._lit(model)}")
+                                "where model = %s", (model,))
         except Exception:  # noqa: BLE001 - read-only on a schema older than the table
             self._rollback()
             return None
@@ -359,31 +355,31 @@ class StateStore(StateWrites, StateLeases):
         if not self.writable:
             return
         table = self.table("cio_model_scopes")
-        self.execute(f"delete from {table} where model = {self._lit(model)}")
-        self.execute(f"insert into {table} (model, relation_name, site_id, recorded_at) values ({self._lit(model)}, "
-                     f"{self._lit(relation_name)}, {self._lit(site_id)}, {self._ts(utcnow())})")
+        self.execute(f"delete from {table} where model = %s", (model,))
+        self.execute(f"insert into {table} (model, relation_name, site_id, recorded_at) values (%s, %s, %s, %s)",
+                     (model, relation_name, site_id, utcnow()))
         self.commit()
 
     def forget_scope(self, model: str) -> None:
-        self.execute(f"delete from {self.table('cio_model_scopes')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_model_scopes')} where model = %s", (model,))
 
     def forget_people(self, model: str) -> int:
         n = self.count_people(model)
         self.forget_scope(model)
-        self.execute(f"delete from {self.table('cio_people_state')} where model = {self._lit(model)}")
-        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")
-        self.execute(f"delete from {self.table('cio_rejects')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_people_state')} where model = %s", (model,))
+        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = %s", (model,))
+        self.execute(f"delete from {self.table('cio_rejects')} where model = %s", (model,))
         self.commit()
         return n
 
     def forget_events(self, model: str) -> int:
         ledger = self.table("cio_event_ledger")
-        n = self.execute(f"select count(*) from {ledger} where model = {self._lit(model)}")[0][0]
+        n = self.execute(f"select count(*) from {ledger} where model = %s", (model,))[0][0]
         self.forget_scope(model)
-        self.execute(f"delete from {self.table('cio_event_ledger')} where model = {self._lit(model)}")
-        self.execute(f"delete from {self.table('cio_inflight')} where model = {self._lit(model)}")
-        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = {self._lit(model)}")
-        self.execute(f"delete from {self.table('cio_rejects')} where model = {self._lit(model)}")
-        self.execute(f"delete from {self.table('cio_runs')} where model = {self._lit(model)}")
+        self.execute(f"delete from {self.table('cio_event_ledger')} where model = %s", (model,))
+        self.execute(f"delete from {self.table('cio_inflight')} where model = %s", (model,))
+        self.execute(f"delete from {self.table('cio_payload_schemas')} where model = %s", (model,))
+        self.execute(f"delete from {self.table('cio_rejects')} where model = %s", (model,))
+        self.execute(f"delete from {self.table('cio_runs')} where model = %s", (model,))
         self.commit()
         return n

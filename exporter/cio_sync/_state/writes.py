@@ -177,10 +177,10 @@ class StateWrites(StateConnection):
         temp = self._stage("cio_people_state", rows, ["person_key", "identifier", "row_hash"])
         self.execute(
             f"insert into {self.table('cio_people_state')} (model, person_key, identifier, row_hash, synced_at, "
-            f"run_id) select {self._lit(model)}, person_key, identifier, row_hash, {self._ts(now)}, "
-            f"{self._lit(run_id)} from {temp} on conflict (model, person_key) do update set "
-            "identifier = excluded.identifier, row_hash = excluded.row_hash, synced_at = excluded.synced_at, "
-            f"run_id = excluded.run_id")
+            f"run_id) select %s, person_key, identifier, row_hash, %s, %s from {temp} "
+            "on conflict (model, person_key) do update set identifier = excluded.identifier, "
+            "row_hash = excluded.row_hash, synced_at = excluded.synced_at, run_id = excluded.run_id",
+            (model, now, run_id))
         self.execute(f"drop table {temp}")
 
     def _people_inserted(self, model: str, run_id: str, rows: list[tuple], now: datetime) -> None:
@@ -224,11 +224,11 @@ class StateWrites(StateConnection):
         ledger = self.table("cio_event_ledger")
         self.execute("set local enable_seqscan = off")
         self.execute(
-            f"update {ledger} as l set status = 'sent', sent_at = {self._ts(now)}, last_attempt_at = {self._ts(now)}, "
-            f"run_id = {self._lit(run_id)}, reason = null, event_id = coalesce(t.i, l.event_id), row_hash = t.h, "
-            "event_at = t.a from unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) as t(k, i, h, a) "
-            f"where l.model = {self._lit(model)} and l.event_key = t.k",
-            tuple(list(column) for column in zip(*rows, strict=True)))
+            f"update {ledger} as l set status = 'sent', sent_at = %s, last_attempt_at = %s, run_id = %s, "
+            "reason = null, event_id = coalesce(t.i, l.event_id), row_hash = t.h, event_at = t.a "
+            "from unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) as t(k, i, h, a) "
+            "where l.model = %s and l.event_key = t.k",
+            (now, now, run_id, *(list(column) for column in zip(*rows, strict=True)), model))
         self.execute("set local enable_seqscan to default")
 
     def _keep_ledger_analyzed(self, inserted: int) -> None:
@@ -292,7 +292,7 @@ class StateWrites(StateConnection):
 
     def _insert(self, target: str, columns: Sequence[str], rows: list[tuple], step: int = 500) -> None:
         """Plain multi-row INSERTs into `target` (a rendered table name), `step` rows each."""
-        placeholders = "(" + ", ".join([self.dialect.placeholder] * len(columns)) + ")"
+        placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), step):
             chunk = rows[start:start + step]
             sql = f"insert into {target} ({', '.join(columns)}) values " + ", ".join([placeholders] * len(chunk))
@@ -311,14 +311,13 @@ class StateWrites(StateConnection):
         for model, shard, run_id, part in rows:
             runs.setdefault((model, shard, run_id), set()).add(int(part))
         for (model, shard, run_id), parts in runs.items():
-            self.execute(f"delete from {self.table('cio_inflight')} where model = {self._lit(model)} and shard = "
-                         f"{self._lit(shard)} and run_id = {self._lit(run_id)} and part in "
-                         f"({', '.join(map(str, sorted(parts)))})")
+            self.execute(f"delete from {self.table('cio_inflight')} where model = %s and shard = %s and run_id = %s "
+                         f"and part in ({', '.join(map(str, sorted(parts)))})", (model, shard, run_id))
 
     def _resolve(self, rows: list[tuple]) -> None:
         temp = self._stage("cio_rejects", list(set(rows)), ["model", "row_key"])
         target = self.table("cio_rejects")
         match = f"{temp}.model = {target}.model and {temp}.row_key = {target}.row_key"
-        self.execute(f"update {target} set resolved_at = {self._ts(utcnow())} "
-                     f"where resolved_at is null and exists (select 1 from {temp} where {match})")
+        self.execute(f"update {target} set resolved_at = %s "
+                     f"where resolved_at is null and exists (select 1 from {temp} where {match})", (utcnow(),))
         self.execute(f"drop table {temp}")
