@@ -552,6 +552,13 @@ def test_a_state_schema_shared_by_two_targets_or_two_workspaces_is_refused_not_m
         assert other.people() == {}
     proc, result = sync(builds["dev"], server)
     assert proc.returncode == 0 and result["status"] == "success", proc.stderr
+    # A state schema named with more than letters, digits and _ is refused before anything is sent.
+    server.reset()
+    env = {**credentials(server), "CUSTOMERIO_SITE_ID": server.site_id}
+    proc = builds["dev"].cio_export("--select", "cio_people", "--no-progress", "--full-refresh", env=env,
+                                    state_schema="shared%state")
+    assert proc.returncode == 2 and "the state schema must be a plain SQL identifier" in proc.stderr, proc.stderr
+    assert server.people() == {}
 
 
 @pytest.mark.parametrize(("identifier", "jane", "bob"), [("customer_id", "id:c001", "id:c002"),

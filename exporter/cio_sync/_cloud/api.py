@@ -35,7 +35,6 @@ _DBT_SUBCOMMANDS = frozenset(
 )  # fmt: skip
 _NODE_ERROR_STATUSES = frozenset({"error", "runtime error"})
 _ID = re.compile(r"^[0-9]{1,20}$")
-_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 ERRORED_RUN_POLICIES = ("skip", "gate")
 
 

@@ -12,10 +12,10 @@ from typing import IO, Any
 import orjson
 
 from .._errors import ConfigError
-from .._project.artifacts import DEFAULT_STATE_SCHEMA
+from .._project.artifacts import DEFAULT_STATE_SCHEMA, STATE_SCHEMA_NAME
 from .._read.dialects import dialect_for
 from .._sql import literal
-from .api import _SCHEMA_NAME, LEDGER_TABLE
+from .api import LEDGER_TABLE
 
 # --------------------------------------------------------------------------------------------
 # serve: structured log
@@ -78,7 +78,7 @@ class RunLedger:
     FINAL_PENDING = ("queued", "running")
 
     def __init__(self, ctx, schema: str = DEFAULT_STATE_SCHEMA, *, lock_wait: float = 120.0) -> None:
-        if not _SCHEMA_NAME.match(schema):
+        if not STATE_SCHEMA_NAME.match(schema):
             raise ConfigError(f"--state-schema must be a plain SQL identifier, not {schema!r}")
         self.ctx = ctx
         self.schema = schema

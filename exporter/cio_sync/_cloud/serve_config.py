@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigError
-from .api import _SCHEMA_NAME, ERRORED_RUN_POLICIES
+from .._project.artifacts import STATE_SCHEMA_NAME
+from .api import ERRORED_RUN_POLICIES
 
 # --------------------------------------------------------------------------------------------
 # serve: configuration
@@ -45,7 +46,7 @@ SERVE_CONFIG_SCHEMA: dict[str, Any] = {
     "required": ["jobs"],
     "properties": {
         "account_id": {"type": ["integer", "string"], "pattern": "^[0-9]+$"},
-        "state_schema": {"type": "string", "pattern": _SCHEMA_NAME.pattern},
+        "state_schema": {"type": "string", "pattern": STATE_SCHEMA_NAME.pattern},
         "jobs": {
             "type": "object",
             "minProperties": 1,

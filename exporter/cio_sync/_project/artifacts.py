@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ __all__ = [
 MANIFEST_FILE = "manifest.json"
 #: the state schema when the project sets no cio_state_schema (the package's default too)
 DEFAULT_STATE_SCHEMA = "cio_sync_state"
+#: what a state schema's name may be: a plain SQL identifier (it is written into statements)
+STATE_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RUN_RESULTS_FILE = "run_results.json"
 
 #: generic tests that prove a column unique

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any, Protocol
 
 from .._encode import Reject
@@ -145,7 +146,8 @@ class OutcomeRecorder:
 
 def record_lags(result: ModelResult, refs: Sequence) -> None:
     """Send time - event time, for the run log's lag percentiles (the first MAX_LAGS events)."""
-    if len(result.lags) >= MAX_LAGS:
+    room = MAX_LAGS - len(result.lags)
+    if room <= 0:
         return
     now = time.time()
-    result.lags.extend(now - item.event_time for item in refs if item.event_time is not None)
+    result.lags.extend(islice((now - item.event_time for item in refs if item.event_time is not None), room))

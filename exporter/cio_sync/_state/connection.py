@@ -12,6 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
+from .._errors import ConfigError
+from .._project.artifacts import STATE_SCHEMA_NAME
 from .._read.dialects import dialect_for
 from .._sql import literal
 from .tables import DEFAULT_SCHEMA, FLUSH_ROWS, FLUSH_SECONDS, MAX_QUEUED_WRITES
@@ -27,6 +29,9 @@ class StateConnection:
     """A connection to the state schema, its literals and its write queue."""
 
     def __init__(self, adapter, schema: str = DEFAULT_SCHEMA, read_only: bool = False) -> None:
+        if not STATE_SCHEMA_NAME.match(schema):
+            raise ConfigError(f"the state schema must be a plain SQL identifier (letters, digits, _), not {schema!r}: "
+                              "set --state-schema or var cio_state_schema")
         self.adapter = adapter
         self.dialect = dialect_for(adapter)  # what the warehouse can do
         self.schema = schema

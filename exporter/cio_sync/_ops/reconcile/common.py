@@ -4,7 +4,6 @@ and JSON."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ from ..._project.artifacts import Artifacts
 from ..._project.model import ModelSpec
 from ..._read.dialects import dialect_for
 
-_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 EVENT_LEDGER = "cio_event_ledger"
 
 

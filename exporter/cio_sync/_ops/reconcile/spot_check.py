@@ -16,12 +16,19 @@ import orjson
 
 from ..._encode import Encoder, Reject
 from ..._errors import ConfigError
-from ..._project.artifacts import DEFAULT_STATE_SCHEMA, Artifacts, DbtContext, close_adapter, open_adapter
+from ..._project.artifacts import (
+    DEFAULT_STATE_SCHEMA,
+    STATE_SCHEMA_NAME,
+    Artifacts,
+    DbtContext,
+    close_adapter,
+    open_adapter,
+)
 from ..._project.model import ModelSpec, SyncModel, parse_duration
 from ..._read.dialects import dialect_for
 from ..._sql import literal
 from ..app_api import AppApiClient
-from .common import _SCHEMA_NAME, EVENT_LEDGER, run_query
+from .common import EVENT_LEDGER, run_query
 from .segments import _member_label
 
 
@@ -236,7 +243,7 @@ def spot_check(  # noqa: PLR0913 - keyword-only options of the spot-check comman
     an email with another profile are flagged as duplicates."""
     if sample < 1:
         raise ConfigError("--sample must be at least 1")
-    if not _SCHEMA_NAME.match(state_schema):
+    if not STATE_SCHEMA_NAME.match(state_schema):
         raise ConfigError(f"--state-schema must be a plain SQL identifier, not {state_schema!r}")
     seed = seed or f"{random.SystemRandom().randrange(16**8):08x}"
     now = time.time() if now is None else now

@@ -443,7 +443,6 @@ class TrackClient:
         """A request that got no answer: retried, unless the certificate was refused."""
         detail = self._scrub(str(exc)) or "no details"
         result.error = f"{type(exc).__name__}: {detail}"
-        result.response = None
         if _is_certificate_error(exc):
             self._count("transport_errors")
             result.fatal = ConfigError(
@@ -453,6 +452,7 @@ class TrackClient:
             )
             return None
         self._count("timeouts" if isinstance(exc, httpx.TimeoutException) else "transport_errors")
+        result.response = None
         return Again()
 
     # -------------------------------------------------------------- helpers

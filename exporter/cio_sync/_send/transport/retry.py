@@ -160,7 +160,7 @@ class _RetryingGets:
         """The 200 answer's JSON (bytes when ``raw``); None for a 404 when ``missing_ok``."""
         s = self.settings
         answer: list[Any] = [None]  # the final answer's value
-        errors: list[str] = []  # the last attempt's error
+        errors: list[str] = []  # each attempt's error
 
         def attempt(n: int) -> Again | None:
             self._before_attempt()
@@ -185,8 +185,7 @@ class _RetryingGets:
 
         if retry_loop(attempt, s, self._rng, wait) is None:
             return answer[0]
-        attempts = s.max_retries + 1
-        raise self.unavailable(f"{what}: {self.service} at {s.base_url} still failed after {attempts} "
+        raise self.unavailable(f"{what}: {self.service} at {s.base_url} still failed after {len(errors)} "
                                f"attempt(s): {errors[-1]}. {self.unavailable_advice}")
 
     def _answer(self, response: httpx.Response, what: str, raw: bool, missing_ok: bool) -> Any:
