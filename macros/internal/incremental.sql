@@ -180,7 +180,16 @@ select
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from {{ relation }} as new
 {%- if cio_sync.is_incremental_run() %}
-left join {{ this }} as held
+{#- Only the held rows of the keys re-read: joined to all of them, PostgreSQL would build its
+    hash table on the whole staged table (millions of rows, spilled to disk) to probe it with a
+    few thousand. #}
+left join (
+    select * from {{ this }} as held_all
+    where exists (
+        select 1 from {{ relation }} as reread
+        where {% for key in keys %}reread.{{ key }} = held_all.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
+    )
+) as held
     on {% for key in keys %}held.{{ key }} = new.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
 where held.{{ keys[0] }} is null
     or {{ cio_sync.row_differs('new', 'held', columns) }}
@@ -219,6 +228,13 @@ where held.{{ keys[0] }} is null
 {%- endmacro %}
 
 {% macro redshift__session_settings() -%}{%- endmacro %}
+
+{#- The rows this model held for the keys an incremental build recomputes, to be joined as
+    `held`: only those, so that PostgreSQL hashes the few thousand rows it needs, not the whole
+    table (spilled to disk at millions of rows). `keys_sql` selects the keys (a key_set). -#}
+{% macro held_rows(key, keys_sql) -%}
+    (select * from {{ this }} where {{ key }} in ({{ keys_sql }}))
+{%- endmacro %}
 
 {#- A text column of the row this model held for the key before this build (joined as `held`),
     or null in a full build; cast alike in both, so the column's type never changes. -#}

@@ -34,7 +34,7 @@ select
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from resolved
 {%- if cio_sync.is_incremental_run() %}
-left join {{ this }} as held
+left join {{ cio_sync.held_rows('checkout_id', cio_sync.key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id'))) }} as held
     on held.checkout_id = resolved.checkout_id
 {%- endif %}
 -- depends_on: {{ ref('stg_cio__customers') }}

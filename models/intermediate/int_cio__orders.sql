@@ -68,7 +68,7 @@ left join line_summaries
     on resolved.order_id = line_summaries.order_id
 {% endif -%}
 {%- if cio_sync.is_incremental_run() %}
-left join {{ this }} as held
+left join {{ cio_sync.held_rows('order_id', cio_sync.key_set('orders', cio_sync.orders_to_resolve())) }} as held
     on held.order_id = resolved.order_id
 {%- endif %}
 -- depends_on: {{ ref('stg_cio__customers') }}{{ (', ' ~ ref('stg_cio__order_lines')) if with_lines }}

@@ -58,6 +58,6 @@ from refunds
 left join orders
     on refunds.order_id = orders.order_id
 {%- if cio_sync.is_incremental_run() %}
-left join {{ this }} as held
+left join {{ cio_sync.held_rows('refund_id', cio_sync.key_set('refunds', cio_sync.refunds_to_resolve())) }} as held
     on held.refund_id = refunds.refund_id
 {%- endif %}

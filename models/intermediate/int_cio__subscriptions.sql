@@ -50,7 +50,7 @@ select
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from resolved
 {%- if cio_sync.is_incremental_run() %}
-left join {{ this }} as held
+left join {{ cio_sync.held_rows('subscription_id', cio_sync.key_set('subscriptions', cio_sync.keys_to_resolve(ref('stg_cio__subscriptions'), 'subscription_id', email=false))) }} as held
     on held.subscription_id = resolved.subscription_id
     and held.status = resolved.status
     and held.updated_at = resolved.updated_at
