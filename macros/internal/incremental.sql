@@ -180,16 +180,7 @@ select
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from {{ relation }} as new
 {%- if cio_sync.is_incremental_run() %}
-{#- Only the held rows of the keys re-read: joined to all of them, PostgreSQL would build its
-    hash table on the whole staged table (millions of rows, spilled to disk) to probe it with a
-    few thousand. #}
-left join (
-    select * from {{ this }} as held_all
-    where exists (
-        select 1 from {{ relation }} as reread
-        where {% for key in keys %}reread.{{ key }} = held_all.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
-    )
-) as held
+left join {{ this }} as held
     on {% for key in keys %}held.{{ key }} = new.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
 where held.{{ keys[0] }} is null
     or {{ cio_sync.row_differs('new', 'held', columns) }}

@@ -178,10 +178,11 @@ class ModelSync:
     # What the kind records of Customer.io's answers (called by the run's OutcomeRecorder, which
     # records what every kind shares: counts, departures, rejects, resolved rejects).
     def accepted_whole(self, refs: Sequence[Item]) -> None:
-        """A whole batch accepted (the common case: C loops over its items)."""
-        raise NotImplementedError
+        """A whole batch accepted (the common case: C loops over its items); recorded like the
+        accepted items of any batch unless a kind does better."""
+        self.accepted(refs)
 
-    def accepted(self, items: list[Item]) -> None:
+    def accepted(self, items: Sequence[Item]) -> None:
         """The accepted items of a batch answered item by item."""
         raise NotImplementedError
 

@@ -41,7 +41,7 @@ class KindOutcomes(Protocol):
     def accepted_whole(self, refs: Sequence) -> None:
         """A whole batch of the kind's items accepted (the common case: C loops)."""
 
-    def accepted(self, items: list) -> None:
+    def accepted(self, items: Sequence) -> None:
         """Accepted items of a batch answered item by item (departures excluded)."""
 
     def refused(self, item: Any, reason: str, message: str, now: datetime) -> LedgerRow | None:

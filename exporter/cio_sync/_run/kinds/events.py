@@ -152,13 +152,7 @@ class EventSync(ModelSync):
                                          None, now, None, self.run.run_id, reject.reason)])
 
     # -- answers ------------------------------------------------------------------------------
-    def accepted_whole(self, refs: Sequence[Item]) -> None:
-        state, model, run_id = self.state, self.model.name, self.run.run_id
-        state.events_sent(model, run_id, list(map(_LEDGER_SENT, filter(_NEW, refs))), new=True)
-        state.events_sent(model, run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, refs))))
-        record_lags(self.result, refs)
-
-    def accepted(self, items: list[Item]) -> None:
+    def accepted(self, items: Sequence[Item]) -> None:
         state, model, run_id = self.state, self.model.name, self.run.run_id
         state.events_sent(model, run_id, list(map(_LEDGER_SENT, filter(_NEW, items))), new=True)
         state.events_sent(model, run_id, list(map(_LEDGER_SENT, filterfalse(_NEW, items))))

@@ -100,7 +100,7 @@ class PeopleSync(ModelSync):
         state.people_synced(model, run_id, list(map(_PERSON_STATE, filter(_NEW, refs))), new=True)
         state.people_synced(model, run_id, list(map(_PERSON_STATE, filterfalse(_NEW, refs))))
 
-    def accepted(self, items: list[Item]) -> None:
+    def accepted(self, items: Sequence[Item]) -> None:
         """Accepted people; a merge waits for its new identify's acknowledgement."""
         merges, acknowledged = self.run.merges, self.run.record.acknowledged
         acknowledged.update(item.row_key for item in items if item.row_key in merges)
