@@ -104,16 +104,31 @@
 {%- endmacro %}
 
 {#- For order lines that follow their orders: the orders window as it was when the lines were
-    last staged (orders staged since may have moved it on), as a predicate over raw orders. -#}
+    last staged (orders staged since may have moved it on), as a predicate over raw orders.
+    stg_cio__orders is looked up in the project's graph, not ref'd: with a ref, dbt would stage
+    the lines only after the orders, and the two largest staging models would run one after
+    the other. Read while that model builds, it holds the rows of its previous build or of this
+    one; the orders this build re-stages were either there (the same window) or are left out
+    of the maximum (an earlier start: more lines re-read, none missed). -#}
 {% macro in_lines_order_window(lines_relation) -%}
     {%- set orders = cio_sync.input_relation('orders') -%}
     {%- set columns = cio_sync.source_columns(orders) -%}
     {%- set condition = '_cio_staged_at <= coalesce((select max(_cio_staged_at) from ' ~ lines_relation
         ~ "), cast('1900-01-01' as " ~ dbt.type_timestamp() ~ '))' -%}
-    {{ cio_sync.in_staging_window('orders', columns, cio_sync.window_start(ref('stg_cio__orders'), 'orders', condition)) }}
+    {{ cio_sync.in_staging_window('orders', columns, cio_sync.window_start(cio_sync.package_model('stg_cio__orders'), 'orders', condition)) }}
 {%- endmacro %}
 
 {#- The _cio_changed_at column of a staging model: the input's change time, or a typed null. -#}
 {% macro changed_at(input_name, columns) -%}
     {{ cio_sync.change_time(input_name, columns) or 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }} as _cio_changed_at
+{%- endmacro %}
+
+{#- The relation of one of the package's models, from the project's graph (its database, schema
+    and alias as configured), without a dependency on it. -#}
+{% macro package_model(name) -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'cio_sync'
+        and node.name == name -%}
+        {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error('cio_sync: the model ' ~ name ~ ' is not in this project') }}
 {%- endmacro %}

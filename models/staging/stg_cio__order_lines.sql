@@ -50,4 +50,4 @@ deduplicated as (
 {{ cio_sync.staged_rows('deduplicated', 'order_lines', [
     'order_id', 'sku', 'quantity', 'line_total', 'product_category', 'replenishment_days', '_cio_reason', '_cio_column', '_cio_value', '_cio_changed_at',
 ]) }}
--- depends_on: {{ ref('stg_cio__orders') }}, {{ cio_sync.input_relation('orders') }}
+-- depends_on: {{ cio_sync.input_relation('orders') }}
