@@ -9,8 +9,13 @@
     {{ cio_sync.keys_to_resolve(ref('stg_cio__orders'), 'order_id') }}
     {%- if cio_sync.input_enabled('order_lines') %}
     union
-    select order_id from {{ ref('stg_cio__order_lines') }} where {{ cio_sync.changed_since_last_build() }}
+    {{ cio_sync.orders_with_lines_changed() }}
     {%- endif %}
+{%- endmacro %}
+
+{#- int_cio__order_summaries: orders with a line staged since its last build. -#}
+{% macro orders_with_lines_changed() -%}
+    select order_id from {{ ref('stg_cio__order_lines') }} where {{ cio_sync.changed_since_last_build() }}
 {%- endmacro %}
 
 {#- int_cio__refunds: refunds staged since its last build and refunds of orders that changed. -#}

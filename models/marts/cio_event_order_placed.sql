@@ -11,9 +11,10 @@
         extra_exclude=[] if cio_sync.input_enabled('order_lines') else ['items', 'item_count'],
         overrides={'json_columns': ['items']} if cio_sync.input_enabled('order_lines') else {})},
 ) }}
-{#- One event per purchase. Incrementally: the events of the orders that changed since the last
-    build (their lines included) are replaced (an order cancelled or quarantined since loses
-    its event). -#}
+{#- One event per purchase, with what its lines add up to (int_cio__order_summaries).
+    Incrementally: the events of the orders that changed since the last build (their lines
+    included) are replaced (an order cancelled or quarantined since loses its event). -#}
+{%- set with_lines = cio_sync.input_enabled('order_lines') -%}
 
 with orders as (
     select * from {{ ref('int_cio__orders') }}
@@ -34,6 +35,15 @@ select
     cast(orders.order_total as {{ cio_sync.type_money() }}) as total,
     cast(orders.discount_code as {{ cio_sync.type_string() }}) as discount_code,
     cast(orders.currency as {{ cio_sync.type_string(3) }}) as currency,
-    cast(orders.items as {{ cio_sync.type_string(65535) }}) as items,
-    cast(orders.item_count as {{ dbt.type_int() }}) as item_count
+    {%- if with_lines %}
+    cast(coalesce(summaries.items, '[]') as {{ cio_sync.type_string(65535) }}) as items,
+    cast(coalesce(summaries.item_count, 0) as {{ dbt.type_int() }}) as item_count
+    {%- else %}
+    cast(null as {{ cio_sync.type_string(65535) }}) as items,
+    cast(null as {{ dbt.type_int() }}) as item_count
+    {%- endif %}
 from orders
+{%- if with_lines %}
+left join {{ ref('int_cio__order_summaries') }} as summaries
+    on summaries.order_id = orders.order_id
+{%- endif %}

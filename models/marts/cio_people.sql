@@ -84,18 +84,20 @@ last_category as (
         top_category as product_category
     from (
         select
-            person_id,
-            top_category,
+            purchases.person_id,
+            summaries.top_category,
             row_number() over (
-                partition by {{ cio_sync.sort_key('person_id') }}
-                order by ordered_at desc, {{ cio_sync.sort_key('order_id') }} desc
+                partition by {{ cio_sync.sort_key('purchases.person_id') }}
+                order by purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
             ) = 1 as is_latest
-        from {{ ref('int_cio__orders') }}
-        where _cio_reason is null
-            and counts_as_purchase
-            and top_category is not null
+        from {{ ref('int_cio__orders') }} as purchases
+        inner join {{ ref('int_cio__order_summaries') }} as summaries
+            on summaries.order_id = purchases.order_id
+        where purchases._cio_reason is null
+            and purchases.counts_as_purchase
+            and summaries.top_category is not null
         {%- if recompute %}
-            and person_id in (select person_id from persons_to_recompute)
+            and purchases.person_id in (select person_id from persons_to_recompute)
         {%- endif %}
     ) as ranked
     where is_latest

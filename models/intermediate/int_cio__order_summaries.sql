@@ -1,0 +1,30 @@
+{{ config(
+    enabled=cio_sync.input_enabled('order_lines'),
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook=["{{ cio_sync.stage_key_set('summarized_orders', cio_sync.orders_with_lines_changed()) }}",
+              "{{ cio_sync.delete_rows_of('order_id', cio_sync.key_set('summarized_orders', cio_sync.orders_with_lines_changed())) }}"],
+    indexes=cio_sync.staged_at_index(),
+    dist='order_id',
+    sort='_cio_staged_at',
+) }}
+{#- What the valid lines of each order add up to, one row per order with a valid line: items
+    (JSON text), item_count and top_category (order_line_summaries). A model of its own, beside
+    int_cio__orders rather than inside it: it needs only the staged lines, so it builds while the
+    orders are resolved, and the models that need no lines read narrower order rows.
+    Incrementally: the orders with a line staged since the last build, recomputed from all of
+    their lines (an order whose lines all became invalid loses its row). -#}
+
+with summaries as (
+    {{ cio_sync.order_line_summaries(
+        'order_id in (' ~ cio_sync.key_set('summarized_orders', cio_sync.orders_with_lines_changed()) ~ ')'
+        if cio_sync.is_incremental_run() else none) }}
+)
+
+select
+    order_id,
+    items,
+    item_count,
+    top_category,
+    {{ cio_sync.staged_at() }} as _cio_staged_at
+from summaries
