@@ -43,7 +43,7 @@ select
     cast(null as {{ dbt.type_int() }}) as item_count
     {%- endif %}
 from orders
-{%- if with_lines %}
+{% if with_lines -%}
 left join {{ ref('int_cio__order_summaries') }} as summaries
-    on summaries.order_id = orders.order_id
-{%- endif %}
+    on orders.order_id = summaries.order_id
+{% endif -%}

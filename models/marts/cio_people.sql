@@ -92,7 +92,7 @@ last_category as (
             ) = 1 as is_latest
         from {{ ref('int_cio__orders') }} as purchases
         inner join {{ ref('int_cio__order_summaries') }} as summaries
-            on summaries.order_id = purchases.order_id
+            on purchases.order_id = summaries.order_id
         where purchases._cio_reason is null
             and purchases.counts_as_purchase
             and summaries.top_category is not null
