@@ -152,6 +152,32 @@
     {{ return([{'columns': ['_cio_staged_at'], 'type': 'brin'}] if target.type == 'postgres' else []) }}
 {%- endmacro %}
 
+{#- B-tree indexes a model gets on PostgreSQL for the lookups of an incremental build (see
+    rows_with_keys); none elsewhere. -#}
+{% macro lookup_index(columns) -%}
+    {{ return([{'columns': columns, 'type': 'btree'}] if target.type == 'postgres' else []) }}
+{%- endmacro %}
+
+{#- The rows of `relation` whose `key` is one of those `keys_sql` selects, as a subquery to
+    join: a few thousand rows looked up in a table of millions. On PostgreSQL the keys are an
+    array, so that the lookup is an index scan (lookup_index) even with nested loops off, where
+    `in (select ...)` would hash the keys and read the whole table; elsewhere a semi-join. -#}
+{% macro rows_with_keys(relation, key, keys_sql) -%}
+    {{ return(adapter.dispatch('rows_with_keys', 'cio_sync')(relation, key, keys_sql)) }}
+{%- endmacro %}
+
+{% macro default__rows_with_keys(relation, key, keys_sql) -%}
+    (select * from {{ relation }} where {{ key }} in ({{ keys_sql }}))
+{%- endmacro %}
+
+{% macro postgres__rows_with_keys(relation, key, keys_sql) -%}
+    (select * from {{ relation }} where {{ key }} = any(array({{ keys_sql }})))
+{%- endmacro %}
+
+{% macro redshift__rows_with_keys(relation, key, keys_sql) -%}
+    {{ return(cio_sync.default__rows_with_keys(relation, key, keys_sql)) }}
+{%- endmacro %}
+
 {#- Ends a subquery whose columns are expensive to compute so that PostgreSQL computes them
     once per row instead of once per reference (it would otherwise inline them). -#}
 {% macro compute_once() -%}

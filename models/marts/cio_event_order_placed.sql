@@ -44,6 +44,8 @@ select
     {%- endif %}
 from orders
 {% if with_lines -%}
-left join {{ ref('int_cio__order_summaries') }} as summaries
+left join {{ cio_sync.rows_with_keys(ref('int_cio__order_summaries'), 'order_id',
+    'select order_id from ' ~ ref('int_cio__orders') ~ ' where ' ~ cio_sync.changed_since_last_build())
+    if cio_sync.is_incremental_run() else ref('int_cio__order_summaries') }} as summaries
     on orders.order_id = summaries.order_id
 {% endif -%}
