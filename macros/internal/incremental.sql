@@ -170,8 +170,31 @@
     (select * from {{ relation }} where {{ key }} in ({{ keys_sql }}))
 {%- endmacro %}
 
+{#- Only with such an index: without one (a table built before the package gave it one, or its
+    indexes overridden), PostgreSQL would compare every row with every key of the array. -#}
 {% macro postgres__rows_with_keys(relation, key, keys_sql) -%}
+    {%- if cio_sync.has_lookup_index(relation, key) -%}
     (select * from {{ relation }} where {{ key }} = any(array({{ keys_sql }})))
+    {%- else -%}
+    {{ return(cio_sync.default__rows_with_keys(relation, key, keys_sql)) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- True when `relation` has a B-tree index whose first column is `column` (asked when the
+    model compiles; false when compiling offline). -#}
+{% macro has_lookup_index(relation, column) -%}
+    {%- if not (execute and flags.INTROSPECT) -%}{{ return(false) }}{%- endif -%}
+    {%- set sql -%}
+        select count(*) from pg_index as i
+        inner join pg_class as t on t.oid = i.indrelid
+        inner join pg_namespace as n on n.oid = t.relnamespace
+        inner join pg_class as ix on ix.oid = i.indexrelid
+        inner join pg_am as am on am.oid = ix.relam
+        inner join pg_attribute as a on a.attrelid = t.oid and a.attnum = i.indkey[0]
+        where n.nspname = '{{ relation.schema }}' and t.relname = '{{ relation.identifier }}'
+            and a.attname = '{{ column }}' and am.amname = 'btree'
+    {%- endset -%}
+    {{ return(run_query(sql).columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
 {% macro redshift__rows_with_keys(relation, key, keys_sql) -%}
@@ -206,7 +229,7 @@ select
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from {{ relation }} as new
 {%- if cio_sync.is_incremental_run() %}
-left join {{ this }} as held
+left join {{ cio_sync.rows_with_keys(this, keys[0], 'select ' ~ keys[0] ~ ' from ' ~ relation) }} as held
     on {% for key in keys %}held.{{ key }} = new.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
 where held.{{ keys[0] }} is null
     or {{ cio_sync.row_differs('new', 'held', columns) }}

@@ -3,7 +3,7 @@
     unique_key='customer_id',
     incremental_strategy='delete+insert',
     pre_hook="{{ cio_sync.delete_keyless_rows('customers') }}",
-    indexes=cio_sync.staged_at_index(),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['customer_id']),
     dist='customer_id',
     sort='_cio_staged_at',
 ) }}
