@@ -158,7 +158,10 @@ class Encoder:
         self.number_positions = tuple(i for i, k in enumerate(kinds) if k == NUMBER)
         self.text_positions = tuple(i for i, k in enumerate(kinds) if k == TEXT)
         self.time_positions = tuple(i for i, k in enumerate(kinds) if k in (TIMESTAMP, DATE))
-        self.general = bool(self.json_positions) or any(
+        # Topic columns (never sent as null) and update-only identifies take the general path.
+        self.topic_positions = frozenset(i for i, c in enumerate(self.columns) if c in model.topic_columns)
+        self.update_only = model.update_only
+        self.general = bool(self.json_positions) or bool(self.topic_positions) or self.update_only or any(
             k not in (TEXT, NUMBER, INTEGER, BOOLEAN, TIMESTAMP, DATE) for k in kinds)
         # A person Customer.io already has (a previous hash in state) gets its nulls sent as
         # nulls, so a value that became null is removed; a first identify leaves them out.
@@ -312,7 +315,7 @@ class Encoder:
         attributes: dict = {}
         for i, value in enumerate(row[self.n_head :]):
             if value is None:
-                if nulls:
+                if nulls and i not in self.topic_positions:  # a null topic leaves the preference as it is
                     attributes[self.names[i]] = None
                 continue
             if isinstance(value, float) and not math.isfinite(value):
@@ -363,6 +366,8 @@ class Encoder:
         attributes = self._attributes(row, key, check_value_size=True, nulls=known and self.send_nulls)
         if isinstance(attributes, Reject):
             return attributes
+        if self.update_only:
+            attributes["_update"] = True
         data = self._dump(
             {
                 "type": "person",

@@ -21,6 +21,7 @@ from cio_sync._project.model import (
     Column,
     ModelSpec,
     check_identifier_kinds,
+    people_models_waited_for,
     people_specs_of,
 )
 from cio_sync._send.batch import ENVELOPE_BYTES, BatchPacker
@@ -188,6 +189,49 @@ def test_json_people_attribute_refused_unless_allowed():
     assert spec({**meta, "allow_json_attributes": True}).resolve(columns).attributes[0].name == "prefs"
 
 
+TOPICS = {"kind": "people", "identifier": {"column": "customer_id", "kind": "id"}, "attribute_prefix": "wh_",
+          "create": False, "topics": {"newsletter": 3, "sms_offers": 7}}
+TOPIC_COLUMNS = [Column("customer_id", TEXT), Column("tier", TEXT), Column("newsletter", BOOLEAN),
+                 Column("sms_offers", BOOLEAN)]
+
+
+def test_update_only_identifies_carry_update_and_topics_are_sent_by_id_never_as_null():
+    model = spec(TOPICS).resolve(TOPIC_COLUMNS)
+    assert model.attribute_names == ("wh_tier", "cio_subscription_preferences.topics.topic_3",
+                                     "cio_subscription_preferences.topics.topic_7")
+    encoder = Encoder(model, snapshot=1_780_000_000, n_head=5)
+    item = encoder.encode(person("c1", "c1", "gold", True, False))
+    assert isinstance(item, Item)
+    assert orjson.loads(item.data)["attributes"] == {
+        "wh_tier": "gold", "cio_subscription_preferences.topics.topic_3": True,
+        "cio_subscription_preferences.topics.topic_7": False, "_update": True}
+    # A person Customer.io has: a null attribute is sent as null (removed), a null topic not at all.
+    item = encoder.encode(person("c1", "c1", None, None, True, previous_hash="p" * 32))
+    assert orjson.loads(item.data)["attributes"] == {
+        "wh_tier": None, "cio_subscription_preferences.topics.topic_7": True, "_update": True}
+    plain = spec({k: v for k, v in TOPICS.items() if k != "create"}).resolve(TOPIC_COLUMNS)
+    assert "_update" not in orjson.loads(Encoder(plain, 1, 5).encode(person("c1", "c1", "x", True, None)).data)[
+        "attributes"]
+
+
+@pytest.mark.parametrize(
+    ("meta", "columns", "message"),
+    [
+        (TOPICS, [*TOPIC_COLUMNS[:3], Column("sms_offers", TEXT, "VARCHAR")],
+         "meta.cio.topics: 'sms_offers' is VARCHAR, not a boolean"),
+        ({**TOPICS, "topics": {"newsletter": 3, "sms_offers": 3}}, TOPIC_COLUMNS,
+         "columns 'newsletter' and 'sms_offers' are both topic 3"),
+        ({**TOPICS, "exclude": ["newsletter"]}, TOPIC_COLUMNS, "'newsletter' is also in meta.cio.exclude"),
+        ({**TOPICS, "topics": {"push": 4}}, TOPIC_COLUMNS, "meta.cio.topics: column 'push' is not in"),
+        ({**EVENT, "create": False, "topics": {"total": 1}}, EVENT_COLUMNS,
+         "meta.cio.topics: only people models have it\n  meta.cio.create: only people models have it"),
+    ],
+)
+def test_topics_and_create_are_checked_against_the_columns(meta, columns, message):
+    with pytest.raises(ConfigError, match=message):
+        spec(meta).resolve(columns)
+
+
 def test_invalid_meta_names_model_key_and_expectation():
     with pytest.raises(
         ConfigError, match=r"model m: invalid meta.cio\n  meta.cio.identifier.kind: 'phone' is not one of"
@@ -231,6 +275,15 @@ def test_the_people_models_events_wait_for_are_the_projects_enabled_ones_selecte
         {**node("a_test", PEOPLE), "resource_type": "test"},
     ]
     assert [s.name for s in people_specs_of(nodes)] == ["people"]
+
+
+def test_events_never_wait_for_an_update_only_people_model():
+    """Its acknowledged identify (`_update: true`) does not mean Customer.io has the person."""
+    specs = [spec(PEOPLE, "people"), spec({**PEOPLE, "create": False}, "updates"),
+             spec({**PEOPLE, "key_column": "email"}, "keyed_by_email"),
+             spec({**PEOPLE, "identifier": {"column": "email", "kind": "email"}}, "by_email")]
+    assert people_models_waited_for(specs, "id", ["updates", "old_model"]) == (
+        ("keyed_by_email", False), ("old_model", False), ("people", True))
 
 
 def test_batches_close_strictly_under_the_limit_and_lose_nothing():

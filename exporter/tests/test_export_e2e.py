@@ -211,6 +211,35 @@ def test_rows_over_the_limits_are_rejected_by_name_and_the_rest_delivered(duckdb
     assert "limits_people: row k-p2, column note: value_too_long" in proc.stderr
 
 
+def test_an_update_only_model_never_creates_a_profile_and_sets_each_topic_alone(duckdb_project_factory, server):
+    """meta.cio.create: false and meta.cio.topics (fixture topics_people): the people Customer.io
+    has are updated, one it does not have is not created; each topic column sets its own
+    topic and a null one leaves what another source set; a rerun sends nothing."""
+    import httpx
+
+    prefs = "cio_subscription_preferences"
+    project = duckdb_project_factory("topics", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
+    project.run("build", "--select", "tag:cio_topics")
+    answer = httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [
+        {"type": "person", "identifiers": {"id": person}, "action": "identify",
+         "attributes": {prefs: {"topics": {"topic_3": True, "topic_7": True}}}} for person in ("p1", "p2")]})
+    assert answer.status_code == 200, answer.text
+
+    def sync():
+        proc = project.cio_export("--select", "tag:cio_topics", "--json", "--no-progress", env=credentials(server),
+                                  state_schema="cio_state_topics")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        [result] = json.loads(proc.stdout)["results"]
+        return result
+
+    assert sync()["items_accepted"] == 3
+    people = server.people()
+    assert set(people) == {"id:p1", "id:p2"}  # p3 was sent, update only: never created
+    assert people["id:p1"]["attributes"] == {"tier": "gold", prefs: {"topics": {"topic_3": True, "topic_7": False}}}
+    assert people["id:p2"]["attributes"] == {"tier": "silver", prefs: {"topics": {"topic_3": True, "topic_7": True}}}
+    assert sync()["items_accepted"] == 0
+
+
 def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factory, server):
     project = duckdb_project_factory("bad_meta", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
     project.run("build", "--select", "tag:cio_bad_meta")

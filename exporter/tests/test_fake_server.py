@@ -293,6 +293,34 @@ def test_delete_and_suppress(client: httpx.Client, srv: FakeCustomerIO) -> None:
     assert person is not None and person["suppressed"] is False
 
 
+def test_update_only_identify_never_creates_a_profile(client: httpx.Client, srv: FakeCustomerIO) -> None:
+    send_batch(client, identify("1", attributes={"plan": "free"}))
+    response = send_batch(client, identify("1", attributes={"plan": "pro", "_update": True}),
+                          identify("2", attributes={"plan": "pro", "_update": True}))
+    assert response.status_code == 200
+    person = srv.person("id", "1")
+    assert person is not None and person["attributes"] == {"plan": "pro"}
+    assert srv.person("id", "2") is None
+    response = send_batch(client, identify("1", attributes={"_update": "yes"}))
+    assert response.status_code == 207
+    assert response.json()["errors"][0]["field"] == "attributes._update"
+
+
+def test_topic_preferences_set_one_topic_in_dot_notation_and_keep_the_others(
+        client: httpx.Client, srv: FakeCustomerIO) -> None:
+    prefs = "cio_subscription_preferences"
+    send_batch(client, identify("1", attributes={prefs: {"topics": {"topic_3": True, "topic_7": True}}}))
+    send_batch(client, identify("1", attributes={f"{prefs}.topics.topic_7": False}, timestamp=2_000_000_000))
+    person = srv.person("id", "1")
+    assert person is not None
+    assert person["attributes"][prefs] == {"topics": {"topic_3": True, "topic_7": False}}
+    bad = [{f"{prefs}.topics.topic_3": "yes"}, {f"{prefs}.topics.newsletter": True}, {f"{prefs}.channels": True},
+           {prefs: {"topics": {"topic_3": 1}}}, {prefs: ["topic_3"]}]
+    response = send_batch(client, *(identify("1", attributes=attributes) for attributes in bad))
+    assert response.status_code == 207
+    assert [error["batch_index"] for error in response.json()["errors"]] == [0, 1, 2, 3, 4]
+
+
 # ------------------------------------------------------------------------------ v1
 
 

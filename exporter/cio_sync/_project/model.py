@@ -28,6 +28,10 @@ MAX_EVENT_DATA_BYTES = 100_000
 #: People attributes Customer.io gives a meaning of its own: never prefixed.
 RESERVED_ATTRIBUTES = frozenset({"email", "created_at"})
 
+#: The attribute a per-topic subscription preference is sent as (meta.cio.topics), in the dot
+#: notation Customer.io accepts, so that one topic is set without touching the others.
+TOPIC_ATTRIBUTE = "cio_subscription_preferences.topics.topic_{}"
+
 DEFAULTS: dict[str, Any] = {
     "null_as": "null",
     "initial_window": "2h",
@@ -226,6 +230,7 @@ class ModelSpec:
         for key in ("json_columns", "exclude", "attributes"):
             for column in self.meta.get(key, []):
                 need(key, column)
+        topics = self._topic_columns(need, problems)
 
         structural = {c.name.lower() for c in (identifier, event_id, timestamp, event_name) if c is not None}
         if "attributes" in self.meta:
@@ -233,7 +238,8 @@ class ModelSpec:
         else:
             excluded = {c.lower() for c in self.meta.get("exclude", [])}
             wanted = [c for c in columns if c.name.lower() not in excluded]
-        attributes = tuple(c for c in wanted if c.name.lower() not in structural)
+        attributes = tuple(c for c in wanted if c.name.lower() not in structural and c.name.lower() not in topics)
+        attributes += tuple(topics.values())
 
         json_columns = {c.lower() for c in self.meta.get("json_columns", [])}
         prefix = self.meta.get("attribute_prefix", "") if self.kind == "people" else ""
@@ -251,9 +257,39 @@ class ModelSpec:
             timestamp=timestamp,
             event_name_column=event_name,
             attributes=attributes,
-            attribute_names=tuple(self.attribute_name(c.name, prefix) for c in attributes),
+            attribute_names=tuple(self._sent_name(c.name, prefix) for c in attributes),
             json_columns=frozenset(c.name for c in attributes if c.name.lower() in json_columns),
+            topic_columns=frozenset(c.name for c in topics.values()),
         )
+
+    def _topic_columns(self, need, problems: list[str]) -> dict[str, Column]:
+        """meta.cio.topics' columns, by lower-case name: people models only, boolean columns, one
+        column per topic, never excluded."""
+        topics = self.meta.get("topics") or {}
+        if self.kind != "people":
+            problems += [f"meta.cio.{key}: only people models have it"
+                         for key in ("topics", "create") if key in self.meta]
+            return {}
+        found: dict[str, Column] = {}
+        by_topic: dict[int, str] = {}
+        excluded = {c.lower() for c in self.meta.get("exclude", [])}
+        for name, topic in topics.items():
+            column = need("topics", name)
+            if topic in by_topic:
+                problems.append(f"meta.cio.topics: columns '{by_topic[topic]}' and '{name}' are both topic {topic}")
+            by_topic[topic] = name
+            if name.lower() in excluded:
+                problems.append(f"meta.cio.topics: '{name}' is also in meta.cio.exclude")
+            if column is None:
+                continue
+            if column.kind != BOOLEAN:
+                problems.append(f"meta.cio.topics: '{column.name}' is {column.dtype}, not a boolean (opted in or out)")
+            found[column.name.lower()] = column
+        return found
+
+    def _sent_name(self, column: str, prefix: str) -> str:
+        topic = {name.lower(): t for name, t in (self.meta.get("topics") or {}).items()}.get(column.lower())
+        return TOPIC_ATTRIBUTE.format(topic) if topic is not None else self.attribute_name(column, prefix)
 
     @staticmethod
     def attribute_name(column: str, prefix: str) -> str:
@@ -273,6 +309,8 @@ class SyncModel:
     attributes: tuple[Column, ...]
     attribute_names: tuple[str, ...]
     json_columns: frozenset[str] = field(default_factory=frozenset)
+    #: boolean columns sent as subscription preferences (meta.cio.topics); a null is never sent
+    topic_columns: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def name(self) -> str:
@@ -285,6 +323,11 @@ class SyncModel:
     @property
     def is_event(self) -> bool:
         return self.spec.kind == "event"
+
+    @property
+    def update_only(self) -> bool:
+        """meta.cio.create is false: identifies never create a profile (attributes._update)."""
+        return self.spec.meta.get("create") is False
 
     @property
     def event_name(self) -> str | None:
@@ -309,7 +352,8 @@ class SyncModel:
                 if column.name.lower() not in drop]
         return dataclasses.replace(
             self, attributes=tuple(c for c, _ in kept), attribute_names=tuple(n for _, n in kept),
-            json_columns=frozenset(c.name for c, _ in kept if c.name in self.json_columns))
+            json_columns=frozenset(c.name for c, _ in kept if c.name in self.json_columns),
+            topic_columns=frozenset(c.name for c, _ in kept if c.name in self.topic_columns))
 
     def payload_schema(self) -> dict[str, str]:
         """Attribute name -> kind, as sent: the shape templates and segments depend on."""
@@ -358,6 +402,21 @@ def people_specs_of(nodes: Iterable[dict]) -> list[ModelSpec]:
         if spec is not None and spec.kind == "people" and spec.meta.get("enabled") is not False:
             specs.append(spec)
     return specs
+
+
+def people_models_waited_for(specs: Iterable[ModelSpec], kind: str,
+                             in_state: Iterable[str]) -> tuple[tuple[str, bool], ...]:
+    """The people models whose acknowledged identify an event of identifier `kind` waits for:
+    the project's of that kind (`specs`) and those with people of that kind in the state
+    (`in_state`), each with whether its key is its identifier (known for the project's), in
+    name order. An update-only model (meta.cio.create: false) is not one of them: its
+    acknowledged identify does not mean that Customer.io has the person."""
+    specs = [spec for spec in specs if spec.identifier_kind == kind]
+    keyed = {spec.name: spec.meta.get("key_column") in (None, spec.identifier_column)
+             for spec in specs if spec.meta.get("create") is not False}
+    update_only = {spec.name for spec in specs if spec.meta.get("create") is False}
+    names = sorted((set(keyed) | set(in_state)) - update_only)
+    return tuple((name, keyed.get(name, False)) for name in names)
 
 
 def check_identifier_kinds(models: list[ModelSpec], allow_mixed: bool = False) -> None:

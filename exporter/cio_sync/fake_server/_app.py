@@ -33,6 +33,7 @@ from ._store import Accepted, MemoryStore, Store, person_key
 from ._validation import (
     IDENTIFIER_KINDS,
     PERSON_ACTIONS,
+    PREFERENCES,
     Identifier,
     ItemError,
     identifier_of,
@@ -385,9 +386,10 @@ class FakeTrackApp:
         dumps = orjson.dumps
         valid: list[Accepted] = []
         errors: list[dict[str, Any]] = []
+        preferences = PREFERENCES.encode() in body
         for index, item in enumerate(batch):
             raw = dumps(item)
-            result = validate_item(item, len(raw), max_item_bytes)
+            result = validate_item(item, len(raw), max_item_bytes, preferences)
             if isinstance(result, ItemError):
                 errors.append(result.for_batch(index))
                 rejected[_action_label(item)] += 1
@@ -699,10 +701,8 @@ def _v1_item(action: str, identifiers: dict[str, str], document: dict[str, Any])
     """Rewrite a v1 call into the equivalent v2 batch item, so one validator serves both."""
     item: dict[str, Any] = {"type": "person", "identifiers": identifiers, "action": action}
     if action == "identify":
-        # _timestamp orders updates; _update (update-only) is accepted but not modelled.
-        item["attributes"] = {
-            k: v for k, v in document.items() if k not in ("_timestamp", "_update")
-        }
+        # _timestamp orders updates; _update (update only) stays an attribute, as in v2.
+        item["attributes"] = {k: v for k, v in document.items() if k != "_timestamp"}
         if "_timestamp" in document:
             item["timestamp"] = document["_timestamp"]
     elif action == "event":

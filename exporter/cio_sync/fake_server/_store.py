@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ._validation import Identifier
+from ._validation import PREFERENCES, Identifier
 
 RECORD_FILE = "accepted.ndjson"
 
@@ -224,14 +224,24 @@ class MemoryStore(Store):
         Ordering is per attribute: an older update cannot overwrite (or remove) a value set by
         a newer one, but can still fill attributes the newer update did not touch.
         """
+        if attributes.get("_update") is True and identifier not in self.profiles:
+            return  # update only: a profile Customer.io does not have is never created
         profile = self._profile(identifier)
         values = profile.attributes
         stamps = profile.attribute_timestamps
         for name, value in attributes.items():
+            if name == "_update":
+                continue
             if stamps.get(name, timestamp) > timestamp:
                 continue
             stamps[name] = timestamp
-            if value is None:
+            if name.startswith(PREFERENCES + "."):
+                # One topic in dot notation: set in the profile's preferences, the others kept.
+                topics = values.setdefault(PREFERENCES, {}).setdefault("topics", {})
+                topics[name.rsplit(".", 1)[1]] = value
+            elif name == PREFERENCES and isinstance(value, dict):
+                values.setdefault(PREFERENCES, {}).setdefault("topics", {}).update(value.get("topics", {}))
+            elif value is None:
                 values.pop(name, None)
             else:
                 values[name] = value

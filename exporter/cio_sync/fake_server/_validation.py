@@ -27,6 +27,10 @@ MAX_EVENT_NAME_BYTES = 100
 MAX_EVENT_DATA_BYTES = 100_000
 
 IDENTIFIER_KINDS = frozenset({"id", "email", "phone", "cio_id"})
+PREFERENCES = "cio_subscription_preferences"
+"""The identify attribute of per-topic subscription preferences: ``{"topics": {"topic_<id>":
+bool}}``, or one topic in dot notation, ``cio_subscription_preferences.topics.topic_<id>``."""
+_TOPIC = re.compile(r"topic_[0-9]+")
 PERSON_ACTIONS = frozenset({"identify", "event", "delete", "suppress", "unsuppress"})
 
 # A ULID is 26 Crockford base32 characters; a first character above 7 would overflow 128 bits.
@@ -108,7 +112,33 @@ def check_timestamp(item: dict[str, Any]) -> ItemError | None:
     return None
 
 
-def check_identify(item: dict[str, Any], item_bytes: int) -> ItemError | None:
+def check_preferences(attributes: dict[str, Any]) -> ItemError | None:
+    """``_update`` is a boolean; subscription preferences name topics ``topic_<id>`` and set
+    each to a boolean."""
+    if "_update" in attributes and type(attributes["_update"]) is not bool:
+        return ItemError("invalid_attributes", "attributes._update", "_update must be true or false")
+    for name, value in attributes.items():
+        if name == PREFERENCES:
+            topics = value.get("topics") if isinstance(value, dict) else None
+            if not isinstance(topics, dict) or set(value) != {"topics"}:
+                return ItemError("invalid_attributes", f"attributes.{name}",
+                                 f'{PREFERENCES} must be {{"topics": {{"topic_<id>": true|false}}}}')
+            pairs = list(topics.items())
+        elif name.startswith(PREFERENCES + ".topics."):
+            pairs = [(name[len(PREFERENCES) + 8 :], value)]
+        elif name.startswith(PREFERENCES):
+            return ItemError("invalid_attributes", f"attributes.{name}",
+                             f"only {PREFERENCES}.topics.topic_<id> can be set in dot notation")
+        else:
+            continue
+        for topic, consent in pairs:
+            if not _TOPIC.fullmatch(topic) or type(consent) is not bool:
+                return ItemError("invalid_attributes", f"attributes.{name}",
+                                 f"a topic is topic_<id> set to true or false, not {topic!r}: {consent!r}")
+    return None
+
+
+def check_identify(item: dict[str, Any], item_bytes: int, preferences: bool = True) -> ItemError | None:
     """Attribute count, name and value sizes of an identify call, and its timestamp.
 
     No name or string value can be longer than the item that contains it, so each per-attribute
@@ -149,6 +179,10 @@ def check_identify(item: dict[str, Any], item_bytes: int) -> ItemError | None:
                     f"attributes.{name}",
                     f"value of attribute {name!r} is longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes",
                 )
+    if preferences or "_update" in attributes:
+        problem = check_preferences(attributes)
+        if problem is not None:
+            return problem
     return check_timestamp(item)
 
 
@@ -181,11 +215,12 @@ def check_event(item: dict[str, Any], item_bytes: int) -> ItemError | None:
     return check_timestamp(item)
 
 
-def validate_item(item: Any, item_bytes: int, max_item_bytes: int) -> Identifier | ItemError:
+def validate_item(item: Any, item_bytes: int, max_item_bytes: int, preferences: bool = True) -> Identifier | ItemError:
     """Validate one v2 batch item (or a v1 call rewritten into that shape).
 
     Returns the person's (kind, value) when the item is valid, so recording need not look
-    the identifier up again.
+    the identifier up again. ``preferences``: the item may hold subscription preferences (false
+    when its request's body does not mention them: their check is then skipped).
     """
     if not isinstance(item, dict):
         return ItemError("invalid_item", "item", "batch item must be an object")
@@ -206,7 +241,7 @@ def validate_item(item: Any, item_bytes: int, max_item_bytes: int) -> Identifier
     if isinstance(found, ItemError):
         return found
     if action == "identify":
-        problem = check_identify(item, item_bytes)
+        problem = check_identify(item, item_bytes, preferences)
     elif action == "event":
         problem = check_event(item, item_bytes)
     else:

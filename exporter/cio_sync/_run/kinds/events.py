@@ -15,7 +15,7 @@ from typing import Any
 from ..._decide import checks, rules
 from ..._decide.rules import EventRules
 from ..._encode import Encoder, Item, Reject, state_key
-from ..._project.model import Column, SyncModel, parse_duration
+from ..._project.model import Column, SyncModel, parse_duration, people_models_waited_for
 from ..._read.rows import E_HASH, E_KEY, E_KEY_ROWS, E_TIME, LedgerRow, RejectRow
 from ..._send.transport import Batch
 from ..._state import utcnow
@@ -185,13 +185,12 @@ class EventSync(ModelSync):
         for, those of its identifier kind in the project (selected in this run or not, synced
         yet or not) or with people in the state, each with whether its key is its identifier
         (known for the project's). Empty (nothing waits) when the project syncs no people that
-        way and never has."""
+        way and never has. An update-only people model (meta.cio.create: false) is none of them:
+        its acknowledged identify does not mean that Customer.io has the person."""
         if not model.is_event or not self.state.available:
             return ()
         kind = model.spec.identifier_kind
-        keyed = {spec.name: spec.meta.get("key_column") in (None, spec.identifier_column)
-                 for spec in self.run.people_specs if spec.identifier_kind == kind}
-        names = sorted(set(keyed) | set(self.state.people_models_of_kind(kind)))
-        if names:
-            self.run.waits_for[model.name] = names
-        return tuple((name, keyed.get(name, False)) for name in names)
+        waited = people_models_waited_for(self.run.people_specs, kind, self.state.people_models_of_kind(kind))
+        if waited:
+            self.run.waits_for[model.name] = [name for name, _ in waited]
+        return waited
