@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -81,6 +82,8 @@ class Item(msgspec.Struct, frozen=True, gc=False):
 
 #: identifiers up to this many characters are within Customer.io's limit whatever they hold
 _ID_CHARS = MAX_IDENTIFIER_BYTES // 4
+#: a phone identifier as Customer.io takes it
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 _INFINITE_TIME = "the time is 'infinity' or '-infinity', which Customer.io cannot take: fix the source (or null it)"
 
@@ -147,6 +150,7 @@ class Encoder:
         self.snapshot = snapshot
         self.n_head = n_head
         self.id_key = model.spec.identifier_kind
+        self.phone = self.id_key == "phone"  # checked for E.164 on the checked path only
         self.id_column = model.identifier.name
         self.names = model.attribute_names
         self.columns = tuple(c.name for c in model.attributes)
@@ -178,7 +182,7 @@ class Encoder:
         per row (about 1 µs a row against 5 µs for dicts and orjson). The keys come out in the
         same order as on the general path; an attribute that is None is left out by
         `omit_defaults` (or sent as null, for a person Customer.io already has)."""
-        self.fast = not self.general and all(_plain(c) for c in self.model.attributes)
+        self.fast = not self.phone and not self.general and all(_plain(c) for c in self.model.attributes)
         if not self.fast:
             return
         fields = [(f"a{i}", object, None) for i in range(len(self.names))]
@@ -277,6 +281,11 @@ class Encoder:
                             f"{MAX_KEY_CHARS} (use a shorter key column, e.g. a hash of this one)")
 
     def _identifier(self, value, key) -> str | Reject:
+        if self.phone and value is not None and not _E164.fullmatch(str(value)):
+            return self._reject(key, self.id_column, "invalid_phone",
+                                f"{str(value)[:40]!r} is not a phone number in E.164 (+ and 2 to 15 digits, the "
+                                "first not 0), the only form Customer.io takes as a phone identifier; normalize it "
+                                "in the model")
         if type(value) is str and 0 < len(value) <= _ID_CHARS and not value.isspace():
             return value  # the common case: at most 4 bytes a character, so within the limit
         if value is None or not str(value).strip():

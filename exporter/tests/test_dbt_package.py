@@ -58,7 +58,7 @@ def test_every_synced_model_has_valid_meta_cio(duckdb_build):
     [
         ({"kind": "events", "identifier": {"column": "id", "kind": "id"}}, "'events' is not one of"),
         ({"kind": "people"}, "'identifier' is a required property"),
-        ({"kind": "people", "identifier": {"column": "email", "kind": "phone"}}, "'phone' is not one of"),
+        ({"kind": "people", "identifier": {"column": "email", "kind": "mobile"}}, "'mobile' is not one of"),
         (
             {
                 "kind": "event",
@@ -238,7 +238,7 @@ def test_every_guardrail_test_fails_on_bad_data(duckdb_project_factory):
         "quarantine_share",
     ):
         assert any(name in test for test in tests), name
-    assert len(results) == 12
+    assert len(results) == 13
     assert set(results.values()) == {"fail"}, results
 
 

@@ -232,11 +232,23 @@ def test_topics_and_create_are_checked_against_the_columns(meta, columns, messag
         spec(meta).resolve(columns)
 
 
+def test_a_phone_identifier_not_in_e164_is_rejected_naming_the_column():
+    meta = {"kind": "people", "identifier": {"column": "phone", "kind": "phone"}}
+    model = spec(meta).resolve([Column("phone", TEXT), Column("tier", TEXT)])
+    encoder = Encoder(model, snapshot=1, n_head=5)
+    item = encoder.encode(person("+15551234567", None, "gold"))
+    assert isinstance(item, Item) and orjson.loads(item.data)["identifiers"] == {"phone": "+15551234567"}
+    for bad in ("5551234567", "+1 555 123 4567", "+05551234567", "+1234567890123456", "+1"):
+        result = encoder.encode(person(bad, None, "gold"))
+        assert isinstance(result, Reject), bad
+        assert (result.column, result.reason) == ("phone", "invalid_phone")
+
+
 def test_invalid_meta_names_model_key_and_expectation():
     with pytest.raises(
-        ConfigError, match=r"model m: invalid meta.cio\n  meta.cio.identifier.kind: 'phone' is not one of"
+        ConfigError, match=r"model m: invalid meta.cio\n  meta.cio.identifier.kind: 'mobile' is not one of"
     ):
-        spec({"kind": "people", "identifier": {"column": "x", "kind": "phone"}})
+        spec({"kind": "people", "identifier": {"column": "x", "kind": "mobile"}})
 
 
 def test_mixed_identifier_kinds_are_an_error_unless_allowed():

@@ -293,6 +293,15 @@ def test_delete_and_suppress(client: httpx.Client, srv: FakeCustomerIO) -> None:
     assert person is not None and person["suppressed"] is False
 
 
+def test_a_phone_identifier_must_be_e164(client: httpx.Client, srv: FakeCustomerIO) -> None:
+    response = send_batch(client, identify("+15551234567", "phone"), identify("555-123-4567", "phone"))
+    assert response.status_code == 207
+    assert response.json()["errors"] == [{"batch_index": 1, "reason": "invalid_identifiers",
+                                          "field": "identifiers.phone",
+                                          "message": "phone must be an E.164 number, like +15551234567"}]
+    assert srv.person("phone", "+15551234567") is not None
+
+
 def test_update_only_identify_never_creates_a_profile(client: httpx.Client, srv: FakeCustomerIO) -> None:
     send_batch(client, identify("1", attributes={"plan": "free"}))
     response = send_batch(client, identify("1", attributes={"plan": "pro", "_update": True}),

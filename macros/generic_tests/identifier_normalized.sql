@@ -11,6 +11,8 @@ select {{ column_name }} as identifier,
         {%- if kind == 'email' %}
         when {{ column_name }} <> lower({{ column_name }}) then 'email not lower-case'
         when not {{ cio_sync.is_valid_email(column_name) }} then 'not an email'
+        {%- elif kind == 'phone' %}
+        when not {{ cio_sync.is_e164_phone(column_name) }} then 'not an E.164 phone number'
         {%- endif %}
     end as problem
 from {{ cio_sync.sendable_rows(model) }}
@@ -21,5 +23,7 @@ where {{ column_name }} is null
     {%- if kind == 'email' %}
     or {{ column_name }} <> lower({{ column_name }})
     or not {{ cio_sync.is_valid_email(column_name) }}
+    {%- elif kind == 'phone' %}
+    or not {{ cio_sync.is_e164_phone(column_name) }}
     {%- endif %}
 {% endmacro %}

@@ -31,6 +31,7 @@ PREFERENCES = "cio_subscription_preferences"
 """The identify attribute of per-topic subscription preferences: ``{"topics": {"topic_<id>":
 bool}}``, or one topic in dot notation, ``cio_subscription_preferences.topics.topic_<id>``."""
 _TOPIC = re.compile(r"topic_[0-9]+")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 PERSON_ACTIONS = frozenset({"identify", "event", "delete", "suppress", "unsuppress"})
 
 # A ULID is 26 Crockford base32 characters; a first character above 7 would overflow 128 bits.
@@ -102,6 +103,8 @@ def identifier_of(identifiers: Any) -> Identifier | ItemError:
             f"identifiers.{kind}",
             f"{kind} is longer than {MAX_IDENTIFIER_BYTES} bytes",
         )
+    if kind == "phone" and not _E164.fullmatch(value):
+        return ItemError("invalid_identifiers", "identifiers.phone", "phone must be an E.164 number, like +15551234567")
     return kind, value
 
 
