@@ -247,7 +247,7 @@ def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factor
     assert proc.returncode == 2
     assert "model bad_meta: invalid meta.cio" in proc.stderr
     assert "meta.cio.kind: 'events' is not one of ['people', 'event']" in proc.stderr
-    assert "meta.cio.identifier.kind: 'phone' is not one of" in proc.stderr
+    assert "meta.cio.identifier.kind: 'mobile' is not one of" in proc.stderr
     validate = project.cio_export("validate", "--select", "tag:cio_bad_meta")
     assert validate.returncode == 2 and "model bad_meta: invalid meta.cio" in validate.stderr
     assert server.stats()["requests"] == 0

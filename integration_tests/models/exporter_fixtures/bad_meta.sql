@@ -1,3 +1,3 @@
 {{ config(materialized='view', tags=['cio_bad_meta'],
-          meta={'cio': {'kind': 'events', 'identifier': {'column': 'person_id', 'kind': 'phone'}}}) }}
+          meta={'cio': {'kind': 'events', 'identifier': {'column': 'person_id', 'kind': 'mobile'}}}) }}
 select 'x' as person_id
