@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('checkouts'),
     materialized='incremental',
     unique_key='checkout_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('checkouts') }}",
     indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['checkout_id']),
     dist='checkout_id',

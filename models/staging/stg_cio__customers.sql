@@ -1,7 +1,7 @@
 {{ config(
     materialized='incremental',
     unique_key='customer_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('customers') }}",
     indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['customer_id']),
     dist='customer_id',

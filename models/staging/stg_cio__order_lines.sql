@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('order_lines'),
     materialized='incremental',
     unique_key=['order_id', 'sku'],
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('order_lines') }}",
     indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['order_id']),
     dist='order_id',

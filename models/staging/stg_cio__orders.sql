@@ -1,7 +1,7 @@
 {{ config(
     materialized='incremental',
     unique_key='order_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('orders') }}",
     indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['order_id']),
     dist='order_id',

@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('refunds'),
     materialized='incremental',
     unique_key='refund_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('refunds') }}",
     indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['refund_id']),
     dist='refund_id',

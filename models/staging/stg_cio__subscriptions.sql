@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('subscriptions'),
     materialized='incremental',
     unique_key=['subscription_id', 'status', 'updated_at'],
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('subscriptions') }}",
     indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['subscription_id']),
     dist='subscription_id',

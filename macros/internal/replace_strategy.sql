@@ -1,0 +1,32 @@
+{#- The incremental strategy of the staging models, `cio_sync_replace`: dbt's delete+insert,
+    except that on PostgreSQL, when the model has a B-tree index on its first key
+    (lookup_index), the rows of the rewritten keys are found through it. dbt's own delete
+    (`where (keys) in (select ... from the new rows)`) reads the whole table to delete a few
+    thousand rows of millions: 0.88 s against 0.09 s through the index for
+    stg_cio__order_lines at 200,000 customers. -#}
+{% macro get_incremental_cio_sync_replace_sql(arg_dict) -%}
+    {{ return(adapter.dispatch('replace_rows_sql', 'cio_sync')(arg_dict)) }}
+{%- endmacro %}
+
+{% macro default__replace_rows_sql(arg_dict) -%}
+    {{ return(get_incremental_delete_insert_sql(arg_dict)) }}
+{%- endmacro %}
+
+{% macro postgres__replace_rows_sql(arg_dict) -%}
+    {%- set target, source = arg_dict['target_relation'], arg_dict['temp_relation'] -%}
+    {%- set keys = [arg_dict['unique_key']] if arg_dict['unique_key'] is string else arg_dict['unique_key'] -%}
+    {%- if arg_dict['incremental_predicates'] or not cio_sync.has_lookup_index(target, keys[0]) -%}
+        {{ return(get_incremental_delete_insert_sql(arg_dict)) }}
+    {%- endif -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }}
+    where {{ keys[0] }} = any(array(select {{ keys[0] }} from {{ source }}))
+        and ({{ keys | join(', ') }}) in (select {{ keys | join(', ') }} from {{ source }});
+
+    insert into {{ target }} ({{ columns }})
+    (select {{ columns }} from {{ source }})
+{%- endmacro %}
+
+{% macro redshift__replace_rows_sql(arg_dict) -%}
+    {{ return(cio_sync.default__replace_rows_sql(arg_dict)) }}
+{%- endmacro %}
