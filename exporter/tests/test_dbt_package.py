@@ -8,6 +8,7 @@ from importlib import resources
 
 import jsonschema
 import pytest
+from conftest import SEND_HISTORY
 from dbt_project_runner import DbtFailed
 
 OPTIONAL_INPUTS = ("order_lines", "checkouts", "subscriptions", "refunds")
@@ -240,6 +241,21 @@ def test_every_guardrail_test_fails_on_bad_data(duckdb_project_factory):
         assert any(name in test for test in tests), name
     assert len(results) == 13
     assert set(results.values()) == {"fail"}, results
+
+
+def test_a_build_of_the_line_summaries_alone_still_reaches_order_placed(duckdb_project_factory):
+    """int_cio__order_summaries built without int_cio__orders (a partial selection): the next
+    build of cio_event_order_placed still recomputes the order whose lines changed."""
+    import duckdb
+
+    project = duckdb_project_factory("partial_summaries", vars=dict(SEND_HISTORY))
+    project.run("build")
+    assert project.query("select item_count from cio_event_order_placed where order_id = 'o1002'") == [(1,)]
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("update raw_order_lines set quantity = 4 where order_id = 'o1002'")
+    project.run("build", "--select", "stg_cio__order_lines", "int_cio__order_summaries")
+    project.run("build", "--select", "cio_event_order_placed")
+    assert project.query("select item_count from cio_event_order_placed where order_id = 'o1002'") == [(4,)]
 
 
 def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_factory):

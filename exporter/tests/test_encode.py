@@ -209,6 +209,9 @@ def test_update_only_identifies_carry_update_and_topics_are_sent_by_id_never_as_
     item = encoder.encode(person("c1", "c1", None, None, True, previous_hash="p" * 32))
     assert orjson.loads(item.data)["attributes"] == {
         "wh_tier": None, "cio_subscription_preferences.topics.topic_7": True, "_update": True}
+    # A topic id written 3.0 in YAML is topic 3.
+    assert spec({**TOPICS, "topics": {"newsletter": 3.0}}).resolve(TOPIC_COLUMNS).attribute_names[-1] == (
+        "cio_subscription_preferences.topics.topic_3")
     plain = spec({k: v for k, v in TOPICS.items() if k != "create"}).resolve(TOPIC_COLUMNS)
     assert "_update" not in orjson.loads(Encoder(plain, 1, 5).encode(person("c1", "c1", "x", True, None)).data)[
         "attributes"]
@@ -225,6 +228,9 @@ def test_update_only_identifies_carry_update_and_topics_are_sent_by_id_never_as_
         ({**TOPICS, "topics": {"push": 4}}, TOPIC_COLUMNS, "meta.cio.topics: column 'push' is not in"),
         ({**EVENT, "create": False, "topics": {"total": 1}}, EVENT_COLUMNS,
          "meta.cio.topics: only people models have it\n  meta.cio.create: only people models have it"),
+        ({**TOPICS, "on_delete": "delete"}, TOPIC_COLUMNS, "an update-only model .* never deletes or suppresses"),
+        ({**TOPICS, "topics": {}}, [Column("customer_id", TEXT)] + [Column(f"a{i}", TEXT) for i in range(300)],
+         "300 attributes; Customer.io takes at most 300 per identify, _update included"),
     ],
 )
 def test_topics_and_create_are_checked_against_the_columns(meta, columns, message):

@@ -328,6 +328,8 @@ def test_topic_preferences_set_one_topic_in_dot_notation_and_keep_the_others(
     response = send_batch(client, *(identify("1", attributes=attributes) for attributes in bad))
     assert response.status_code == 207
     assert [error["batch_index"] for error in response.json()["errors"]] == [0, 1, 2, 3, 4]
+    # An attribute whose name only starts like it is an ordinary attribute.
+    assert send_batch(client, identify("1", attributes={f"{prefs}_updated_at": 1})).status_code == 200
 
 
 # ------------------------------------------------------------------------------ v1

@@ -162,21 +162,27 @@
     join: a few thousand rows looked up in a table of millions. On PostgreSQL the keys are an
     array, so that the lookup is an index scan (lookup_index) even with nested loops off, where
     `in (select ...)` would hash the keys and read the whole table; elsewhere a semi-join. -#}
-{% macro rows_with_keys(relation, key, keys_sql) -%}
-    {{ return(adapter.dispatch('rows_with_keys', 'cio_sync')(relation, key, keys_sql)) }}
+{#- `whole_otherwise`: where there is no such lookup, the whole relation (for a join that reads
+    it anyway) rather than a semi-join on the keys. -#}
+{% macro rows_with_keys(relation, key, keys_sql, whole_otherwise=false) -%}
+    {{ return(adapter.dispatch('rows_with_keys', 'cio_sync')(relation, key, keys_sql, whole_otherwise)) }}
 {%- endmacro %}
 
-{% macro default__rows_with_keys(relation, key, keys_sql) -%}
+{% macro default__rows_with_keys(relation, key, keys_sql, whole_otherwise=false) -%}
+    {%- if whole_otherwise -%}
+    {{ relation }}
+    {%- else -%}
     (select * from {{ relation }} where {{ key }} in ({{ keys_sql }}))
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Only with such an index: without one (a table built before the package gave it one, or its
     indexes overridden), PostgreSQL would compare every row with every key of the array. -#}
-{% macro postgres__rows_with_keys(relation, key, keys_sql) -%}
+{% macro postgres__rows_with_keys(relation, key, keys_sql, whole_otherwise=false) -%}
     {%- if cio_sync.has_lookup_index(relation, key) -%}
     (select * from {{ relation }} where {{ key }} = any(array({{ keys_sql }})))
     {%- else -%}
-    {{ return(cio_sync.default__rows_with_keys(relation, key, keys_sql)) }}
+    {{ return(cio_sync.default__rows_with_keys(relation, key, keys_sql, whole_otherwise)) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -186,19 +192,17 @@
     {%- if not (execute and flags.INTROSPECT) -%}{{ return(false) }}{%- endif -%}
     {%- set sql -%}
         select count(*) from pg_index as i
-        inner join pg_class as t on t.oid = i.indrelid
-        inner join pg_namespace as n on n.oid = t.relnamespace
         inner join pg_class as ix on ix.oid = i.indexrelid
         inner join pg_am as am on am.oid = ix.relam
-        inner join pg_attribute as a on a.attrelid = t.oid and a.attnum = i.indkey[0]
-        where n.nspname = '{{ relation.schema }}' and t.relname = '{{ relation.identifier }}'
-            and a.attname = '{{ column }}' and am.amname = 'btree'
+        inner join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+        where i.indrelid = to_regclass('{{ (relation | string) | replace("'", "''") }}')
+            and i.indisvalid and a.attname = '{{ column | replace("'", "''") }}' and am.amname = 'btree'
     {%- endset -%}
     {{ return(run_query(sql).columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
-{% macro redshift__rows_with_keys(relation, key, keys_sql) -%}
-    {{ return(cio_sync.default__rows_with_keys(relation, key, keys_sql)) }}
+{% macro redshift__rows_with_keys(relation, key, keys_sql, whole_otherwise=false) -%}
+    {{ return(cio_sync.default__rows_with_keys(relation, key, keys_sql, whole_otherwise)) }}
 {%- endmacro %}
 
 {#- Ends a subquery whose columns are expensive to compute so that PostgreSQL computes them
@@ -229,7 +233,7 @@ select
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from {{ relation }} as new
 {%- if cio_sync.is_incremental_run() %}
-left join {{ cio_sync.rows_with_keys(this, keys[0], 'select ' ~ keys[0] ~ ' from ' ~ relation) }} as held
+left join {{ cio_sync.rows_with_keys(this, keys[0], 'select ' ~ keys[0] ~ ' from ' ~ relation, whole_otherwise=true) }} as held
     on {% for key in keys %}held.{{ key }} = new.{{ key }}{{ ' and ' if not loop.last }}{% endfor %}
 where held.{{ keys[0] }} is null
     or {{ cio_sync.row_differs('new', 'held', columns) }}

@@ -13,6 +13,23 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- A mart that reads int_cio__order_summaries beside int_cio__orders (order_placed, cio_people)
+    recomputes the orders int_cio__orders restamped since its last build; in a build of the
+    whole package that includes every order whose summary changed (int_cio__orders re-resolves
+    the orders with a line staged since). A build that selected int_cio__order_summaries
+    without int_cio__orders leaves orders whose summary changed alone: their keys, asked when
+    the mart compiles, or none (the common case: nothing is added to its SQL). -#}
+{% macro orders_with_only_summary_changed() -%}
+    {%- if not (execute and flags.INTROSPECT and is_incremental() and cio_sync.input_enabled('order_lines')) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set sql = 'select order_id from ' ~ ref('int_cio__order_summaries') ~ ' where '
+        ~ cio_sync.changed_since_last_build() ~ ' except select order_id from ' ~ ref('int_cio__orders')
+        ~ ' where ' ~ cio_sync.changed_since_last_build() -%}
+    {%- set found = run_query('select count(*) from (' ~ sql ~ ') as k').columns[0].values()[0] -%}
+    {{ return(sql if found > 0 else none) }}
+{%- endmacro %}
+
 {#- int_cio__order_summaries: orders with a line staged since its last build. -#}
 {% macro orders_with_lines_changed() -%}
     select order_id from {{ ref('stg_cio__order_lines') }} where {{ cio_sync.changed_since_last_build() }}
@@ -84,6 +101,11 @@
     {{ cio_sync.persons_changed_in(ref('int_cio__customers')) }}
     union
     {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
+    {%- set summaries_only = cio_sync.orders_with_only_summary_changed() %}
+    {%- if summaries_only %}
+    union
+    select person_id from {{ ref('int_cio__orders') }} where order_id in ({{ summaries_only }})
+    {%- endif %}
     {%- for input_name, model in [('checkouts', 'int_cio__checkouts'), ('subscriptions', 'int_cio__subscriptions'),
                                   ('refunds', 'int_cio__refunds')] if cio_sync.input_enabled(input_name) %}
     union
@@ -100,4 +122,15 @@
         where last_order_at is not null
             and (days_since_last_order is null or days_since_last_order <> {{ days }})
     {%- endif -%}
+{%- endmacro %}
+
+{#- cio_event_order_placed: the orders int_cio__orders restamped since its last build, and those
+    whose summary alone changed (orders_with_only_summary_changed). -#}
+{% macro placed_orders_to_recompute() -%}
+    select order_id from {{ ref('int_cio__orders') }} where {{ cio_sync.changed_since_last_build() }}
+    {%- set summaries_only = cio_sync.orders_with_only_summary_changed() %}
+    {%- if summaries_only %}
+    union
+    {{ summaries_only }}
+    {%- endif %}
 {%- endmacro %}

@@ -2,11 +2,15 @@
     materialized='incremental',
     unique_key='order_id',
     incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
     pre_hook="{{ cio_sync.stage_key_set('orders', cio_sync.orders_to_resolve()) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='_cio_staged_at',
 ) }}
+{#- on_schema_change: a table built before int_cio__order_summaries existed has items,
+    item_count and top_category; they are kept (nothing reads them, a full refresh drops them),
+    so that an upgrade needs no full refresh. -#}
 {#- Every staged order with a key, resolved to a person. counts_as_purchase is false for
     statuses in var cio_excluded_order_statuses (cancelled and voided orders count toward
     nothing). What its lines add up to is int_cio__order_summaries.

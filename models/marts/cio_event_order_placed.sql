@@ -2,7 +2,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook="{{ cio_sync.delete_rows_of('order_id', 'select order_id from ' ~ ref('int_cio__orders') ~ ' where ' ~ cio_sync.changed_since_last_build()) }}",
+    pre_hook="{{ cio_sync.delete_rows_of('order_id', cio_sync.placed_orders_to_recompute()) }}",
     contract={'enforced': true},
     tags=['cio'],
     dist=cio_sync.identifier(),
@@ -21,7 +21,9 @@ with orders as (
     where _cio_reason is null
         and counts_as_purchase
     {%- if cio_sync.is_incremental_run() %}
-        and {{ cio_sync.changed_since_last_build() }}
+        {%- set summaries_only = cio_sync.orders_with_only_summary_changed() %}
+        and ({{ cio_sync.changed_since_last_build() }}
+            {%- if summaries_only %} or order_id in ({{ summaries_only }}){% endif %})
     {%- endif %}
 )
 
@@ -44,8 +46,7 @@ select
     {%- endif %}
 from orders
 {% if with_lines -%}
-left join {{ cio_sync.rows_with_keys(ref('int_cio__order_summaries'), 'order_id',
-    'select order_id from ' ~ ref('int_cio__orders') ~ ' where ' ~ cio_sync.changed_since_last_build())
+left join {{ cio_sync.rows_with_keys(ref('int_cio__order_summaries'), 'order_id', cio_sync.placed_orders_to_recompute())
     if cio_sync.is_incremental_run() else ref('int_cio__order_summaries') }} as summaries
     on orders.order_id = summaries.order_id
 {% endif -%}

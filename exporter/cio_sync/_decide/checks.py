@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._project.model import SyncModel
+from .._project.model import TOPIC_PREFIX, SyncModel
 from .._read.dialects import Dialect
 from .._read.reader import SnapshotReader
 from .._sql import literal
@@ -82,7 +82,9 @@ def payload_schema_problem(state: StateStore, model: SyncModel, accept_schema_ch
         return (f"identifier kind changed from {kind} to {model.spec.identifier_kind}: people would be split "
                 f"into new profiles. Run `cio-export reset --select {model.name}` if that is intended.")
     current = model.payload_schema()
-    removed = sorted(set(previous) - set(current))
+    # A topic is never removed in Customer.io (a null one is not sent): one gone from the
+    # payload (null in every row) breaks nothing.
+    removed = sorted(name for name in set(previous) - set(current) if not name.startswith(TOPIC_PREFIX))
     retyped = sorted(k for k in set(previous) & set(current) if previous[k] != current[k])
     if not (removed or retyped) or accept_schema_change:
         return None

@@ -30,7 +30,8 @@ RESERVED_ATTRIBUTES = frozenset({"email", "created_at"})
 
 #: The attribute a per-topic subscription preference is sent as (meta.cio.topics), in the dot
 #: notation Customer.io accepts, so that one topic is set without touching the others.
-TOPIC_ATTRIBUTE = "cio_subscription_preferences.topics.topic_{}"
+TOPIC_PREFIX = "cio_subscription_preferences.topics."
+TOPIC_ATTRIBUTE = TOPIC_PREFIX + "topic_{}"
 
 DEFAULTS: dict[str, Any] = {
     "null_as": "null",
@@ -244,8 +245,14 @@ class ModelSpec:
         json_columns = {c.lower() for c in self.meta.get("json_columns", [])}
         prefix = self.meta.get("attribute_prefix", "") if self.kind == "people" else ""
         problems += self._attribute_problems(attributes, json_columns, prefix)
-        if self.kind == "people" and len(attributes) > MAX_ATTRIBUTES:
-            problems.append(f"{len(attributes)} attributes; Customer.io takes at most {MAX_ATTRIBUTES} per identify")
+        # An update-only identify carries _update too.
+        room = MAX_ATTRIBUTES - (1 if self.meta.get("create") is False else 0)
+        if self.kind == "people" and len(attributes) > room:
+            problems.append(f"{len(attributes)} attributes; Customer.io takes at most {MAX_ATTRIBUTES} per identify"
+                            + (", _update included" if room < MAX_ATTRIBUTES else ""))
+        if self.meta.get("create") is False and self.meta.get("on_delete", "ignore") != "ignore":
+            problems.append("meta.cio.on_delete: an update-only model (create: false) did not create its profiles, "
+                            "so it never deletes or suppresses them; leave on_delete at ignore")
         if problems:
             raise ConfigError(f"model {self.name}:\n" + "\n".join(f"  {p}" for p in problems))
         assert identifier is not None and stable_key is not None  # (a missing one is among the problems)
@@ -289,7 +296,7 @@ class ModelSpec:
 
     def _sent_name(self, column: str, prefix: str) -> str:
         topic = {name.lower(): t for name, t in (self.meta.get("topics") or {}).items()}.get(column.lower())
-        return TOPIC_ATTRIBUTE.format(topic) if topic is not None else self.attribute_name(column, prefix)
+        return TOPIC_ATTRIBUTE.format(int(topic)) if topic is not None else self.attribute_name(column, prefix)
 
     @staticmethod
     def attribute_name(column: str, prefix: str) -> str:

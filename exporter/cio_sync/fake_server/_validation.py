@@ -129,7 +129,7 @@ def check_preferences(attributes: dict[str, Any]) -> ItemError | None:
             pairs = list(topics.items())
         elif name.startswith(PREFERENCES + ".topics."):
             pairs = [(name[len(PREFERENCES) + 8 :], value)]
-        elif name.startswith(PREFERENCES):
+        elif name.startswith(PREFERENCES + "."):
             return ItemError("invalid_attributes", f"attributes.{name}",
                              f"only {PREFERENCES}.topics.topic_<id> can be set in dot notation")
         else:

@@ -220,6 +220,16 @@ def _read_expected(
     return model, [expected[i] for i in identifiers if i in expected], sent_keys
 
 
+def _no_profile(entry: PersonReport, update_only: bool) -> None:
+    """A sampled person Customer.io has no profile for: a problem, except for an update-only
+    model, which never creates one."""
+    if update_only:
+        entry.status = "not_sent"
+        entry.note = "update-only model (meta.cio.create: false): Customer.io has no profile to update"
+    else:
+        entry.add(Problem("profile", None, "a profile", None, f"no profile for {entry.kind} {entry.identifier}"))
+
+
 def _profile_attribute(name: str) -> bool:
     """Whether a sent attribute is one the profile shows as such: not the update-only flag, nor a
     subscription preference (meta.cio.topics), which Customer.io keeps apart."""
@@ -287,7 +297,7 @@ def spot_check(  # noqa: PLR0913 - keyword-only options of the spot-check comman
             continue
         profile = client.customer(person.identifier, kind)
         if profile is None:
-            entry.add(Problem("profile", None, "a profile", None, f"no profile for {kind} {person.identifier}"))
+            _no_profile(entry, model.update_only)
             continue
         attributes = profile.get("attributes") or {}
         for name, value in person.attributes.items():
