@@ -23,10 +23,17 @@
     {%- if not (execute and flags.INTROSPECT and is_incremental() and cio_sync.input_enabled('order_lines')) -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set sql = 'select order_id from ' ~ ref('int_cio__order_summaries') ~ ' where '
+    {#- Orders of lines that have no staged order (late lines) are left out: no event or person
+        depends on them. stg_cio__orders (upstream of int_cio__orders, so built) is found in the
+        graph: a ref here would be a mart's edge to a staging model. -#}
+    {%- set changed = 'select order_id from ' ~ ref('int_cio__order_summaries') ~ ' where '
         ~ cio_sync.changed_since_last_build() ~ ' except select order_id from ' ~ ref('int_cio__orders')
         ~ ' where ' ~ cio_sync.changed_since_last_build() -%}
+    {%- set staged_orders = cio_sync.package_model('stg_cio__orders') -%}
+    {%- set sql = 'select order_id from ' ~ cio_sync.rows_with_keys(staged_orders, 'order_id', changed)
+        ~ ' as staged' if staged_orders is not none else changed -%}
     {%- set found = run_query('select count(*) from (' ~ sql ~ ') as k').columns[0].values()[0] -%}
+    {#- An except: read it as a subquery, never after a union (same precedence, left to right). -#}
     {{ return(sql if found > 0 else none) }}
 {%- endmacro %}
 
@@ -131,6 +138,6 @@
     {%- set summaries_only = cio_sync.orders_with_only_summary_changed() %}
     {%- if summaries_only %}
     union
-    {{ summaries_only }}
+    select order_id from ({{ summaries_only }}) as summary_only
     {%- endif %}
 {%- endmacro %}
