@@ -249,7 +249,7 @@ def test_a_build_of_the_line_summaries_alone_still_reaches_order_placed(duckdb_p
     import duckdb
 
     project = duckdb_project_factory("partial_summaries", vars=dict(SEND_HISTORY))
-    project.run("build")
+    project.run("build", "--select", "+cio_event_order_placed")
     assert project.query("select item_count from cio_event_order_placed where order_id = 'o1002'") == [(1,)]
     with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
         conn.execute("update raw_order_lines set quantity = 4 where order_id = 'o1002'")
