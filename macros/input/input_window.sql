@@ -115,24 +115,16 @@
 {% macro in_lines_order_window(lines_relation) -%}
     {%- set orders = cio_sync.input_relation('orders') -%}
     {%- set columns = cio_sync.source_columns(orders) -%}
-    {%- set staged_orders = cio_sync.package_model('stg_cio__orders') if execute and flags.INTROSPECT else none -%}
-    {%- if staged_orders is none and execute and flags.INTROSPECT -%}
+    {%- set staged_orders = cio_sync.package_model('stg_cio__orders') -%}
+    {%- if staged_orders is none -%}
         {#- No staged orders to take the window from: every line is re-read. -#}
         {%- set start = "cast('1900-01-01 00:00:00' as " ~ dbt.type_timestamp() ~ ")" -%}
     {%- else -%}
         {%- set condition = '_cio_staged_at <= coalesce((select max(_cio_staged_at) from ' ~ lines_relation
             ~ "), cast('1900-01-01' as " ~ dbt.type_timestamp() ~ '))' -%}
-        {%- set start = cio_sync.window_start(staged_orders or cio_sync.offline_relation('stg_cio__orders'), 'orders', condition) -%}
+        {%- set start = cio_sync.window_start(staged_orders, 'orders', condition) -%}
     {%- endif -%}
     {{ cio_sync.in_staging_window('orders', columns, start) }}
-{%- endmacro %}
-
-{#- A package model's relation as configured, for SQL compiled offline (nothing is asked). -#}
-{% macro offline_relation(name) -%}
-    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'cio_sync'
-        and node.name == name -%}
-        {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
-    {%- endfor -%}
 {%- endmacro %}
 
 {#- The _cio_changed_at column of a staging model: the input's change time, or a typed null. -#}
@@ -140,13 +132,16 @@
     {{ cio_sync.change_time(input_name, columns) or 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }} as _cio_changed_at
 {%- endmacro %}
 
-{#- The relation of one of the package's models as the warehouse has it, from the project's graph
-    (its database, schema and alias as configured), without a dependency on it; none when it is
-    not built there (yet, or under a new alias). -#}
+{#- The relation of one of the package's models, from the project's graph (its database, schema
+    and alias as configured), without a dependency on it: as the warehouse has it, none when it
+    is not built there (yet, or under a new alias); compiling offline, as configured. -#}
 {% macro package_model(name) -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.package_name == 'cio_sync'
         and node.name == name -%}
-        {{ return(adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias)) }}
+        {%- if execute and flags.INTROSPECT -%}
+            {{ return(adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias)) }}
+        {%- endif -%}
+        {{ return(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias)) }}
     {%- endfor -%}
     {{ return(none) }}
 {%- endmacro %}
