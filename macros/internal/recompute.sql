@@ -56,21 +56,31 @@
         'least(' ~ cio_sync.last_built_at() ~ ', ' ~ cio_sync.utc_now() ~ ')') }}
 {%- endmacro %}
 
-{#- cio_event_cart_abandoned: the persons whose checkouts or orders changed (as they are now
-    and as they were), and the checkouts whose window elapsed since the last build. -#}
+{#- cio_event_cart_abandoned: a cart is abandoned when its person has no purchase at or after
+    it started, so it depends on its checkout and on its person's latest purchase alone. What
+    changed since the last build: checkouts written by int_cio__checkouts; persons whose
+    purchases may have gone down (recounted by int_cio__person_orders, or whose orders
+    int_cio__orders restamped having held them, persons_to_recount), every checkout of whom is
+    recomputed; persons whose purchases only went up (a first-time order), whose carts started
+    at or before their latest purchase are no longer abandoned (deleted, nothing to add); and
+    the checkouts whose window elapsed since the last build. -#}
 {% macro cart_persons_to_recompute() -%}
-    {{ cio_sync.persons_changed_in(ref('int_cio__checkouts')) }}
+    {{ cio_sync.persons_to_recount() }}
     union
-    {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
+    select person_id from {{ ref('int_cio__person_orders') }}
+    where {{ cio_sync.changed_since_last_build() }} and _cio_recounted
 {%- endmacro %}
 
 {% macro cart_window_elapsed_since_last_build() -%}
     {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'started_at') }} > {{ cio_sync.time_recompute_start() }}
 {%- endmacro %}
 
-{#- The checkouts it recomputes: every checkout of those persons (the key set 'cart_persons'),
-    and those whose window elapsed. -#}
+{#- The checkouts it recomputes: those written since, every checkout of those persons (the key
+    set 'cart_persons'), and those whose window elapsed. -#}
 {% macro carts_to_recompute() -%}
+    select checkout_id from {{ ref('int_cio__checkouts') }}
+    where {{ cio_sync.changed_since_last_build() }}
+    union
     select checkout_id from {{ ref('int_cio__checkouts') }}
     where person_id in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute()) }})
     union
@@ -79,7 +89,8 @@
 {%- endmacro %}
 
 {#- Its pre-hook: the key sets, then the rows of those persons (whoever holds the checkout
-    now) and of those checkouts, in two statements (each a semi-join). -#}
+    now), of those checkouts, and of carts a later purchase no longer leaves abandoned, in
+    three statements (each a semi-join). -#}
 {% macro delete_abandoned_carts_to_recompute() -%}
     {%- if execute and flags.INTROSPECT and is_incremental() -%}
         {%- set staged = [cio_sync.stage_key_set('cart_persons', cio_sync.cart_persons_to_recompute()),
@@ -88,14 +99,28 @@
         delete from {{ this }}
         where {{ cio_sync.identifier() }} in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute()) }});
         delete from {{ this }}
-        where checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute()) }})
+        where checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute()) }});
+        delete from {{ this }}
+        where checkout_id in (
+            select carts.checkout_id
+            from {{ this }} as carts
+            inner join {{ ref('int_cio__person_orders') }} as purchases
+                on purchases.person_id = carts.{{ cio_sync.identifier() }}
+            where {{ cio_sync.changed_since_last_build('purchases') }}
+                and not purchases._cio_recounted
+                and carts.event_at <= {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'purchases.last_order_at') }}
+        )
     {%- endif -%}
 {%- endmacro %}
 
-{#- cio_event_replenishment_due: persons whose orders changed, and persons with units that ran
-    out since the last build. -#}
+{#- cio_event_replenishment_due: persons whose rows in int_cio__replenishments were written or
+    deleted since the last build (persons_to_recount: deleted and recounted), and persons with
+    units that ran out since then. -#}
 {% macro replenishment_persons_to_recompute() -%}
-    {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
+    select person_id from {{ ref('int_cio__replenishments') }}
+    where {{ cio_sync.changed_since_last_build() }}
+    union
+    {{ cio_sync.persons_to_recount() }}
     union
     select person_id from {{ ref('int_cio__replenishments') }}
     where replenishment_due_at > {{ cio_sync.time_recompute_start() }}
@@ -108,6 +133,8 @@
     {{ cio_sync.persons_changed_in(ref('int_cio__customers')) }}
     union
     {{ cio_sync.persons_changed_in(ref('int_cio__orders')) }}
+    union
+    select person_id from {{ ref('int_cio__person_orders') }} where {{ cio_sync.changed_since_last_build() }}
     {%- set summaries_only = cio_sync.orders_with_only_summary_changed() %}
     {%- if summaries_only %}
     union
@@ -139,5 +166,47 @@
     {%- if summaries_only %}
     union
     select order_id from ({{ summaries_only }}) as summary_only
+    {%- endif %}
+{%- endmacro %}
+
+{#- int_cio__person_orders and int_cio__replenishments: the persons recounted from all their
+    orders, those of the orders int_cio__orders restamped since the model's last build that it
+    held before with a person (as they are now and as they were), and of the orders whose
+    summary alone changed. An order resolved for the first time (no person before) only adds
+    to its person's row. For use in `in (...)` only: it may hold a null. -#}
+{% macro persons_to_recount() -%}
+    select person_id from {{ ref('int_cio__orders') }}
+    where {{ cio_sync.changed_since_last_build() }} and _cio_previous_person_id is not null
+    union
+    select _cio_previous_person_id from {{ ref('int_cio__orders') }}
+    where {{ cio_sync.changed_since_last_build() }}
+    {%- set summaries_only = cio_sync.orders_with_only_summary_changed() %}
+    {%- if summaries_only %}
+    union
+    select person_id from {{ ref('int_cio__orders') }} where order_id in ({{ summaries_only }})
+    {%- endif %}
+{%- endmacro %}
+
+{#- The purchases (orders counted as one, not in quarantine) that int_cio__person_orders and
+    int_cio__replenishments read: every one in a full build; incrementally, those of the
+    persons recounted (the key set 'recount', staged by their pre-hook) and the orders resolved
+    for the first time since the model's last build of everyone else. -#}
+{% macro purchases_to_count(columns) -%}
+    {%- set recount = cio_sync.key_set('recount', cio_sync.persons_to_recount()) -%}
+    {%- if cio_sync.is_incremental_run() %}
+    select {{ columns | join(', ') }}
+    from {{ cio_sync.rows_with_keys(ref('int_cio__orders'), 'person_id', recount) }} as recounted
+    where _cio_reason is null
+        and counts_as_purchase
+    union all
+    {%- endif %}
+    select {{ columns | join(', ') }}
+    from {{ ref('int_cio__orders') }}
+    where _cio_reason is null
+        and counts_as_purchase
+    {%- if cio_sync.is_incremental_run() %}
+        and {{ cio_sync.changed_since_last_build() }}
+        and _cio_previous_person_id is null
+        and person_id not in (select person_id from ({{ recount }}) as r where person_id is not null)
     {%- endif %}
 {%- endmacro %}

@@ -4,7 +4,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     pre_hook="{{ cio_sync.stage_key_set('orders', cio_sync.orders_to_resolve()) }}",
-    indexes=cio_sync.staged_at_index(),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']),
     dist='person_id',
     sort='_cio_staged_at',
 ) }}

@@ -1,43 +1,37 @@
 {{ config(
     enabled=cio_sync.input_enabled('order_lines'),
     materialized='incremental',
-    incremental_strategy='append',
-    pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.persons_changed_in(ref('int_cio__orders'))) }}",
-              "{{ cio_sync.delete_rows_of('person_id', cio_sync.key_set('persons', cio_sync.persons_changed_in(ref('int_cio__orders')))) }}"],
-    indexes=cio_sync.staged_at_index(),
+    unique_key=['person_id', 'sku'],
+    incremental_strategy='cio_sync_replace',
+    pre_hook=["{{ cio_sync.stage_key_set('recount', cio_sync.persons_to_recount()) }}",
+              "{{ cio_sync.delete_rows_of('person_id', cio_sync.key_set('recount', cio_sync.persons_to_recount())) }}"],
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']),
     dist='person_id',
     sort='person_id',
 ) }}
 {#- The latest purchase of each replenishable SKU per person (one row per person and SKU), with
     when its units run out: replenishment_due_at = ordered_at + quantity x replenishment_days.
-    Buying the SKU again replaces it. Incrementally: every SKU of the persons whose orders
-    changed since the last build. -#}
+    Buying the SKU again replaces it. Incrementally, as int_cio__person_orders: the lines of
+    orders resolved for the first time replace a person's row for their SKU when they are the
+    later purchase; the persons of an order held before are recounted from all their orders. -#}
+{%- set incremental = cio_sync.is_incremental_run() -%}
 
-with purchases as (
-    select
-        order_id,
-        person_id,
-        customer_id,
-        email,
-        ordered_at
-    from {{ ref('int_cio__orders') }}
-    where _cio_reason is null
-        and counts_as_purchase
-    {%- if cio_sync.is_incremental_run() %}
-        and person_id in ({{ cio_sync.key_set('persons', cio_sync.persons_changed_in(ref('int_cio__orders'))) }})
-    {%- endif %}
+with purchases as {{ '' if incremental else cio_sync.inline_cte() }} (
+    {{ cio_sync.purchases_to_count(['order_id', 'person_id', 'customer_id', 'email', 'ordered_at']) }}
 ),
 
 lines as (
-    {#- No semi-join on purchases here (the join below selects the lines): read twice, that
-        CTE would be kept, and PostgreSQL guesses 200 distinct orders in it. #}
+    {#- Incrementally the lines of those purchases, looked up by order (rows_with_keys); in a
+        full build every line, the join below selecting them (a semi-join would read the
+        purchases twice). #}
     select
         order_id,
         sku,
         quantity,
         product_category,
         replenishment_days
-    from {{ ref('stg_cio__order_lines') }}
+    from {{ cio_sync.rows_with_keys(ref('stg_cio__order_lines'), 'order_id', 'select order_id from purchases', whole_otherwise=true)
+        if incremental else ref('stg_cio__order_lines') }} as staged
     where _cio_reason is null
         and replenishment_days > 0
 ),
@@ -60,18 +54,34 @@ ranked as (
     from lines
     inner join purchases
         on lines.order_id = purchases.order_id
+),
+
+latest as (
+    select * from ranked
+    where is_latest_purchase
 )
 
 select
-    person_id,
-    sku,
-    order_id,
-    customer_id,
-    email,
-    ordered_at,
-    quantity,
-    product_category,
-    replenishment_due_at,
+    latest.person_id,
+    latest.sku,
+    latest.order_id,
+    latest.customer_id,
+    latest.email,
+    latest.ordered_at,
+    latest.quantity,
+    latest.product_category,
+    latest.replenishment_due_at,
     {{ cio_sync.staged_at() }} as _cio_staged_at
-from ranked
-where is_latest_purchase
+from latest
+{%- if incremental %}
+{#- A person's row for the SKU so far (recounted persons have none: the pre-hook deleted them)
+    stays when it is the later purchase. #}
+left join {{ cio_sync.rows_with_keys(this, 'person_id', 'select person_id from latest', whole_otherwise=true) }} as held
+    on held.person_id = latest.person_id
+    and held.sku = latest.sku
+where held.person_id is null
+    or held.ordered_at < latest.ordered_at
+    or (held.ordered_at = latest.ordered_at
+        and {{ cio_sync.sort_key('held.order_id') }} < {{ cio_sync.sort_key('latest.order_id') }})
+{%- endif %}
+-- depends_on: {{ ref('int_cio__orders') }}, {{ ref('int_cio__order_summaries') }}

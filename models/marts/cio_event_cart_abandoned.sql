@@ -15,8 +15,9 @@
     the person is not suppressed, and that person has placed no order at or after the checkout
     started (an order 10 minutes later suppresses it): the person's latest purchase is before
     the checkout. The event time is started_at + window, never the build time.
-    Incrementally: every checkout of the persons whose checkouts or orders changed since the
-    last build, and the checkouts whose window elapsed since then. -#}
+    Incrementally (cart_persons_to_recompute): the checkouts written since the last build, every
+    checkout of the persons whose purchases may have gone down, and the checkouts whose window
+    elapsed since then; a person's first-time order deletes their carts started before it. -#}
 {%- set window = var('cio_cart_abandon_minutes', 60) -%}
 
 with candidates as {{ cio_sync.inline_cte() }} (
@@ -34,14 +35,11 @@ with candidates as {{ cio_sync.inline_cte() }} (
 last_purchase as (
     select
         person_id,
-        max(ordered_at) as last_ordered_at
-    from {{ ref('int_cio__orders') }}
-    where _cio_reason is null
-        and counts_as_purchase
+        last_order_at as last_ordered_at
+    from {{ ref('int_cio__person_orders') }}
     {%- if cio_sync.is_incremental_run() %}
-        and person_id in (select person_id from candidates)
+    where person_id in (select person_id from candidates)
     {%- endif %}
-    group by person_id
 ),
 
 abandoned as (
@@ -64,3 +62,4 @@ select
     cast(item_count as {{ dbt.type_int() }}) as item_count,
     cast(checkout_url as {{ cio_sync.type_string(2048) }}) as checkout_url
 from abandoned
+-- depends_on: {{ ref('int_cio__orders') }}{{ (', ' ~ ref('int_cio__order_summaries')) if cio_sync.input_enabled('order_lines') }}

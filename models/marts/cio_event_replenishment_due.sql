@@ -14,8 +14,8 @@
 {#- The latest purchase of each replenishable SKU per person, once its units have run out
     (replenishment_due_at <= now). Buying the SKU again replaces the due date. The event time
     is the run-out date, so a daily build still triggers "within the past day" journeys.
-    Incrementally: every SKU of the persons whose orders changed since the last build or whose
-    units ran out since then. -#}
+    Incrementally: every SKU of the persons whose rows in int_cio__replenishments changed since
+    the last build or whose units ran out since then. -#}
 
 select
     cast({{ cio_sync.event_key('replenishment_due', ['order_id', 'sku']) }} as {{ cio_sync.type_string(32) }}) as event_id,
@@ -28,9 +28,8 @@ select
     cast(product_category as {{ cio_sync.type_string() }}) as product_category,
     cast(quantity as {{ dbt.type_int() }}) as quantity,
     cast(ordered_at as {{ dbt.type_timestamp() }}) as ordered_at
-from {{ ref('int_cio__replenishments') }}
+from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id',
+    cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute()))
+    if cio_sync.is_incremental_run() else ref('int_cio__replenishments') }} as replenishments
 where replenishment_due_at <= {{ cio_sync.utc_now() }}
-{%- if cio_sync.is_incremental_run() %}
-    and person_id in ({{ cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute()) }})
-{%- endif %}
--- depends_on: {{ ref('int_cio__orders') }}
+-- depends_on: {{ ref('int_cio__orders') }}, {{ ref('int_cio__order_summaries') }}

@@ -64,52 +64,29 @@ persons as (
 ),
 
 orders as (
+    {#- What each person's purchases add up to, and the top category of the latest one that
+        has one. #}
     select
-        {{ person }} as person_id,
-        count(*) as orders_count,
-        sum(order_total) as lifetime_value,
-        min(ordered_at) as first_order_at,
-        max(ordered_at) as last_order_at
-    from {{ ref('int_cio__orders') }} {{ keyed }}
-    where _cio_reason is null and counts_as_purchase
-    group by {{ person }}
+        person_id,
+        orders_count,
+        lifetime_value,
+        first_order_at,
+        last_order_at,
+        last_category as product_category
+    from {{ cio_sync.rows_with_keys(ref('int_cio__person_orders'), 'person_id', 'select person_id from persons_to_recompute')
+        if recompute else ref('int_cio__person_orders') }} as person_orders
 )
 
 {%- if cio_sync.input_enabled('order_lines') %},
 
-last_category as (
-    {#- The top category of the latest purchase that has one. #}
-    select
-        person_id,
-        top_category as product_category
-    from (
-        select
-            purchases.person_id,
-            summaries.top_category,
-            row_number() over (
-                partition by {{ cio_sync.sort_key('purchases.person_id') }}
-                order by purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
-            ) = 1 as is_latest
-        from {{ ref('int_cio__orders') }} as purchases
-        inner join {{ ref('int_cio__order_summaries') }} as summaries
-            on purchases.order_id = summaries.order_id
-        where purchases._cio_reason is null
-            and purchases.counts_as_purchase
-            and summaries.top_category is not null
-        {%- if recompute %}
-            and purchases.person_id in (select person_id from persons_to_recompute)
-        {%- endif %}
-    ) as ranked
-    where is_latest
-),
-
 reorder as (
     {#- Earliest run-out date among the latest purchase of each replenishable SKU. #}
     select
-        {{ person }} as person_id,
+        person_id,
         min(replenishment_due_at) as next_reorder_due_at
-    from {{ ref('int_cio__replenishments') }} {{ keyed }}
-    group by {{ person }}
+    from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id', 'select person_id from persons_to_recompute')
+        if recompute else ref('int_cio__replenishments') }} as replenishments
+    group by person_id
 )
 {%- endif %}
 
@@ -185,7 +162,7 @@ select
     cast(orders.lifetime_value / nullif(orders.orders_count, 0) as {{ cio_sync.type_money() }}) as average_order_value,
     cast({{ dbt.datediff('orders.last_order_at', cio_sync.utc_now(), 'day') }} as {{ dbt.type_int() }}) as days_since_last_order,
     {%- if cio_sync.input_enabled('order_lines') %}
-    cast(last_category.product_category as {{ cio_sync.type_string() }}) as last_product_category,
+    cast(orders.product_category as {{ cio_sync.type_string() }}) as last_product_category,
     cast(reorder.next_reorder_due_at as {{ dbt.type_timestamp() }}) as next_reorder_due_at,
     {%- else %}
     cast(null as {{ cio_sync.type_string() }}) as last_product_category,
@@ -215,7 +192,6 @@ select
 from persons
 left join orders on persons.person_id = orders.person_id
 {%- if cio_sync.input_enabled('order_lines') %}
-left join last_category on persons.person_id = last_category.person_id
 left join reorder on persons.person_id = reorder.person_id
 {%- endif %}
 {%- if cio_sync.input_enabled('subscriptions') %}
@@ -227,3 +203,4 @@ left join refunds on persons.person_id = refunds.person_id
 {%- if cio_sync.input_enabled('checkouts') %}
 left join checkouts on persons.person_id = checkouts.person_id
 {%- endif %}
+-- depends_on: {{ ref('int_cio__orders') }}{{ (', ' ~ ref('int_cio__order_summaries')) if cio_sync.input_enabled('order_lines') }}

@@ -1,0 +1,133 @@
+{{ config(
+    materialized='incremental',
+    unique_key='person_id',
+    incremental_strategy='cio_sync_replace',
+    pre_hook=["{{ cio_sync.stage_key_set('recount', cio_sync.persons_to_recount()) }}",
+              "{{ cio_sync.delete_rows_of('person_id', cio_sync.key_set('recount', cio_sync.persons_to_recount())) }}"],
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']),
+    dist='person_id',
+    sort='person_id',
+) }}
+{#- What each person's purchases add up to (orders that count as a purchase and are not in
+    quarantine), one row per person with a purchase: orders_count, lifetime_value,
+    first_order_at, last_order_at, and the top category of the latest purchase that has one
+    (last_category, with that purchase's ordered_at and order_id to compare with).
+    Incrementally, from what changed rather than from each person's history (docs/models.md,
+    "Incremental builds"): an order int_cio__orders resolved for the first time only adds to
+    its person's row (counts and sums added, the earliest and latest compared); the persons of
+    an order it held before (now and before: cancelled, moved, re-resolved, new lines) are
+    recounted from all their orders. _cio_recounted tells the models after it which rows were
+    recounted (or built in full): a recount can lower a person's figures, an addition cannot. -#}
+{%- set incremental = cio_sync.is_incremental_run() -%}
+{%- set lines = cio_sync.input_enabled('order_lines') -%}
+
+{#- Read twice: in an incremental build (a few thousand rows) computed once and kept; in a full
+    build read twice rather than kept (millions of rows). #}
+with purchases as {{ '' if incremental else cio_sync.inline_cte() }} (
+    {{ cio_sync.purchases_to_count(['person_id', 'order_id', 'ordered_at', 'order_total']) }}
+),
+
+totals as (
+    select
+        person_id,
+        count(*) as orders_count,
+        sum(order_total) as lifetime_value,
+        min(ordered_at) as first_order_at,
+        max(ordered_at) as last_order_at
+    from purchases
+    group by person_id
+)
+
+{%- if lines %},
+
+latest_category as (
+    {#- The latest purchase that has a top category. #}
+    select
+        person_id,
+        order_id,
+        ordered_at,
+        top_category
+    from (
+        select
+            purchases.person_id,
+            purchases.order_id,
+            purchases.ordered_at,
+            summaries.top_category,
+            row_number() over (
+                partition by {{ cio_sync.sort_key('purchases.person_id') }}
+                order by purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
+            ) = 1 as is_latest
+        from purchases
+        {%- if incremental %}
+        inner join {{ cio_sync.rows_with_keys(ref('int_cio__order_summaries'), 'order_id',
+                                              'select order_id from purchases', whole_otherwise=true) }} as summaries
+        {%- else %}
+        inner join {{ ref('int_cio__order_summaries') }} as summaries
+        {%- endif %}
+            on purchases.order_id = summaries.order_id
+        where summaries.top_category is not null
+    ) as ranked
+    where is_latest
+)
+{%- endif %},
+
+fresh as (
+    select
+        totals.person_id,
+        totals.orders_count,
+        totals.lifetime_value,
+        totals.first_order_at,
+        totals.last_order_at,
+        {%- if lines %}
+        latest_category.top_category as last_category,
+        latest_category.ordered_at as last_category_ordered_at,
+        latest_category.order_id as last_category_order_id
+        {%- else %}
+        cast(null as {{ cio_sync.type_string() }}) as last_category,
+        cast(null as {{ dbt.type_timestamp() }}) as last_category_ordered_at,
+        cast(null as {{ cio_sync.type_string() }}) as last_category_order_id
+        {%- endif %}
+    from totals
+    {%- if lines %}
+    left join latest_category
+        on totals.person_id = latest_category.person_id
+    {%- endif %}
+)
+
+{%- if incremental %}
+
+{#- A person with a first-time order: their row so far (recounted persons have none: the
+    pre-hook deleted it) and what the new orders add. #}
+select
+    fresh.person_id,
+    fresh.orders_count + coalesce(held.orders_count, 0) as orders_count,
+    fresh.lifetime_value + coalesce(held.lifetime_value, 0) as lifetime_value,
+    case when held.first_order_at < fresh.first_order_at then held.first_order_at else fresh.first_order_at end as first_order_at,
+    case when held.last_order_at > fresh.last_order_at then held.last_order_at else fresh.last_order_at end as last_order_at,
+    {%- set held_is_later -%}
+        (fresh.last_category is null or (held.last_category is not null and (
+            held.last_category_ordered_at > fresh.last_category_ordered_at
+            or (held.last_category_ordered_at = fresh.last_category_ordered_at
+                and {{ cio_sync.sort_key('held.last_category_order_id') }} > {{ cio_sync.sort_key('fresh.last_category_order_id') }}))))
+    {%- endset %}
+    {%- for column in ['last_category', 'last_category_ordered_at', 'last_category_order_id'] %}
+    case when {{ held_is_later }} then held.{{ column }} else fresh.{{ column }} end as {{ column }},
+    {%- endfor %}
+    fresh.person_id in (
+        select person_id from ({{ cio_sync.key_set('recount', cio_sync.persons_to_recount()) }}) as r where person_id is not null
+    ) as _cio_recounted,
+    {{ cio_sync.staged_at() }} as _cio_staged_at
+from fresh
+left join {{ cio_sync.rows_with_keys(this, 'person_id', 'select person_id from fresh', whole_otherwise=true) }} as held
+    on held.person_id = fresh.person_id
+
+{%- else %}
+
+select
+    fresh.*,
+    true as _cio_recounted,
+    {{ cio_sync.staged_at() }} as _cio_staged_at
+from fresh
+
+{%- endif %}
+-- depends_on: {{ ref('int_cio__orders') }}{{ (', ' ~ ref('int_cio__order_summaries')) if cio_sync.input_enabled('order_lines') }}
