@@ -214,7 +214,7 @@ def test_selection_agrees_with_dbt_ls(ctx, artifacts, duckdb_env, tmp_path, capf
     ]
     assert ORDER_PLACED not in by_case[(("tag:cio",), ("cio_event_order_placed+", "tag:nothing_has_this_tag"))]
     assert by_case[(("no_such_model_anywhere",), ())] == []
-    assert len(by_case[((), ())]) == 22
+    assert len(by_case[((), ())]) == 23
 
 
 def test_selection_uses_the_loaded_manifest_without_parsing(ctx, artifacts, duckdb_env, capfd):

@@ -20,6 +20,10 @@
     recounted (or built in full): a recount can lower a person's figures, an addition cannot. -#}
 {%- set incremental = cio_sync.is_incremental_run() -%}
 {%- set lines = cio_sync.input_enabled('order_lines') -%}
+{%- if lines -%}
+    {%- set summaries = cio_sync.rows_with_keys(ref('int_cio__order_summaries'), 'order_id', 'select order_id from purchases',
+        whole_otherwise=true) if incremental else ref('int_cio__order_summaries') -%}
+{%- endif -%}
 
 {#- Read twice: in an incremental build (a few thousand rows) computed once and kept; in a full
     build read twice rather than kept (millions of rows). #}
@@ -36,12 +40,11 @@ totals as (
         max(ordered_at) as last_order_at
     from purchases
     group by person_id
-)
-
-{%- if lines %},
+),
 
 latest_category as (
-    {#- The latest purchase that has a top category. #}
+    {#- The latest purchase that has a top category (none without order lines). #}
+    {%- if lines %}
     select
         person_id,
         order_id,
@@ -58,18 +61,20 @@ latest_category as (
                 order by purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
             ) = 1 as is_latest
         from purchases
-        {%- if incremental %}
-        inner join {{ cio_sync.rows_with_keys(ref('int_cio__order_summaries'), 'order_id',
-                                              'select order_id from purchases', whole_otherwise=true) }} as summaries
-        {%- else %}
-        inner join {{ ref('int_cio__order_summaries') }} as summaries
-        {%- endif %}
+        inner join {{ summaries }} as summaries
             on purchases.order_id = summaries.order_id
         where summaries.top_category is not null
     ) as ranked
     where is_latest
-)
-{%- endif %},
+    {%- else %}
+    select
+        cast(null as {{ cio_sync.type_string() }}) as person_id,
+        cast(null as {{ cio_sync.type_string() }}) as order_id,
+        cast(null as {{ dbt.type_timestamp() }}) as ordered_at,
+        cast(null as {{ cio_sync.type_string() }}) as top_category
+    where 1 = 0
+    {%- endif %}
+),
 
 fresh as (
     select
@@ -78,20 +83,12 @@ fresh as (
         totals.lifetime_value,
         totals.first_order_at,
         totals.last_order_at,
-        {%- if lines %}
         latest_category.top_category as last_category,
         latest_category.ordered_at as last_category_ordered_at,
         latest_category.order_id as last_category_order_id
-        {%- else %}
-        cast(null as {{ cio_sync.type_string() }}) as last_category,
-        cast(null as {{ dbt.type_timestamp() }}) as last_category_ordered_at,
-        cast(null as {{ cio_sync.type_string() }}) as last_category_order_id
-        {%- endif %}
     from totals
-    {%- if lines %}
     left join latest_category
         on totals.person_id = latest_category.person_id
-    {%- endif %}
 )
 
 {%- if incremental %}

@@ -25,15 +25,15 @@ lines as (
         full build every line, the join below selecting them (a semi-join would read the
         purchases twice). #}
     select
-        order_id,
-        sku,
-        quantity,
-        product_category,
-        replenishment_days
+        staged.order_id,
+        staged.sku,
+        staged.quantity,
+        staged.product_category,
+        staged.replenishment_days
     from {{ cio_sync.rows_with_keys(ref('stg_cio__order_lines'), 'order_id', 'select order_id from purchases', whole_otherwise=true)
         if incremental else ref('stg_cio__order_lines') }} as staged
-    where _cio_reason is null
-        and replenishment_days > 0
+    where staged._cio_reason is null
+        and staged.replenishment_days > 0
 ),
 
 ranked as (

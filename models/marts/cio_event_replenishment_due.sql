@@ -17,6 +17,13 @@
     Incrementally: every SKU of the persons whose rows in int_cio__replenishments changed since
     the last build or whose units ran out since then. -#}
 
+with replenishments as (
+    select held.*
+    from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id',
+        cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute()))
+        if cio_sync.is_incremental_run() else ref('int_cio__replenishments') }} as held
+)
+
 select
     cast({{ cio_sync.event_key('replenishment_due', ['order_id', 'sku']) }} as {{ cio_sync.type_string(32) }}) as event_id,
     cast('replenishment_due' as {{ cio_sync.type_string(100) }}) as event_name,
@@ -28,8 +35,6 @@ select
     cast(product_category as {{ cio_sync.type_string() }}) as product_category,
     cast(quantity as {{ dbt.type_int() }}) as quantity,
     cast(ordered_at as {{ dbt.type_timestamp() }}) as ordered_at
-from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id',
-    cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute()))
-    if cio_sync.is_incremental_run() else ref('int_cio__replenishments') }} as replenishments
+from replenishments
 where replenishment_due_at <= {{ cio_sync.utc_now() }}
 -- depends_on: {{ ref('int_cio__orders') }}, {{ ref('int_cio__order_summaries') }}

@@ -67,12 +67,12 @@ orders as (
     {#- What each person's purchases add up to, and the top category of the latest one that
         has one. #}
     select
-        person_id,
-        orders_count,
-        lifetime_value,
-        first_order_at,
-        last_order_at,
-        last_category as product_category
+        person_orders.person_id,
+        person_orders.orders_count,
+        person_orders.lifetime_value,
+        person_orders.first_order_at,
+        person_orders.last_order_at,
+        person_orders.last_category as product_category
     from {{ cio_sync.rows_with_keys(ref('int_cio__person_orders'), 'person_id', 'select person_id from persons_to_recompute')
         if recompute else ref('int_cio__person_orders') }} as person_orders
 )
@@ -82,11 +82,11 @@ orders as (
 reorder as (
     {#- Earliest run-out date among the latest purchase of each replenishable SKU. #}
     select
-        person_id,
-        min(replenishment_due_at) as next_reorder_due_at
+        replenishments.person_id,
+        min(replenishments.replenishment_due_at) as next_reorder_due_at
     from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id', 'select person_id from persons_to_recompute')
         if recompute else ref('int_cio__replenishments') }} as replenishments
-    group by person_id
+    group by replenishments.person_id
 )
 {%- endif %}
 
