@@ -258,6 +258,60 @@ def test_a_build_of_the_line_summaries_alone_still_reaches_order_placed(duckdb_p
     assert project.query("select item_count from cio_event_order_placed where order_id = 'o1002'") == [(4,)]
 
 
+def test_a_first_time_order_is_added_and_its_cancellation_recounted_as_a_full_refresh_would(duckdb_project_factory):
+    """Purchases per person, replenishments and abandoned carts are added to from a first-time
+    order and recounted when an order they counted changes. Each incremental build gives the
+    rows a full refresh of the same shop gives, and the cart the new order took out of
+    cart_abandoned comes back when that order is cancelled."""
+    import duckdb
+
+    # Nine days after the example's last checkout: no cart is recomputed for its window alone.
+    later = {**SEND_HISTORY, "cio_now": "2026-06-10 12:00:00"}
+    incremental = duckdb_project_factory("added", vars=later)
+    refreshed = duckdb_project_factory("added_refreshed", vars=later)
+    for project in (incremental, refreshed):
+        project.run("build")
+    compared = ("cio_people", "cio_event_cart_abandoned", "cio_event_replenishment_due",
+                "int_cio__person_orders", "int_cio__replenishments")
+
+    def change_both(*statements: str) -> None:
+        for project in (incremental, refreshed):
+            with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+                for sql in statements:
+                    conn.execute(sql)
+        incremental.run("run")
+        refreshed.run("run", "--full-refresh")
+        for model in compared:
+            columns = [c for (c,) in incremental.query(
+                f"select column_name from information_schema.columns where table_name = '{model}'"
+                " and column_name not in ('_cio_staged_at', '_cio_recounted')")]
+            sql = f"select {', '.join(columns)} from {model} order by all"
+            assert incremental.query(sql) == refreshed.query(sql), model
+
+    def c003() -> tuple:
+        [row] = incremental.query("select orders_count, last_order_at from cio_people where customer_id = 'c003'")
+        return row
+
+    carts = "select checkout_id from cio_event_cart_abandoned where checkout_id = 'k002'"
+    assert incremental.query(carts) == [("k002",)]
+    count_before, last_before = c003()
+    # c003 buys after abandoning k002 (started 2026-05-31 07:00 UTC): k002 is no longer abandoned.
+    change_both(
+        "insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
+        " values ('o3001', 'c003', '2026-05-31 12:00:00', '30.00', 'paid', 'usd', false)",
+        "insert into raw_order_lines (order_id, sku, quantity, line_total, product_category, replenishment_days)"
+        " values ('o3001', 'SKU-CLEANSER', 1, 30.00, 'skincare', 30)",
+    )
+    assert incremental.query(carts) == []
+    assert c003()[0] == count_before + 1
+    assert incremental.query("select order_id from int_cio__replenishments where person_id = 'c003'"
+                             " and sku = 'SKU-CLEANSER'") == [("o3001",)]
+    # Cancelled: c003 is recounted from all their orders, and k002 is abandoned again.
+    change_both("update raw_orders set status = 'cancelled' where order_id = 'o3001'")
+    assert incremental.query(carts) == [("k002",)]
+    assert c003() == (count_before, last_before)
+
+
 def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_factory):
     """A second build reads only the lookback window, adds late-arriving orders and
     updates changed ones in place: no duplicate keys, nothing lost."""
