@@ -269,18 +269,20 @@ def test_a_first_time_order_is_added_and_its_cancellation_recounted_as_a_full_re
     later = {**SEND_HISTORY, "cio_now": "2026-06-10 12:00:00"}
     incremental = duckdb_project_factory("added", vars=later)
     refreshed = duckdb_project_factory("added_refreshed", vars=later)
-    for project in (incremental, refreshed):
-        project.run("build")
     compared = ("cio_people", "cio_event_cart_abandoned", "cio_event_replenishment_due",
                 "int_cio__person_orders", "int_cio__replenishments")
+    selected = ["--select", *(f"+{model}" for model in compared)]
+    for project in (incremental, refreshed):
+        project.run("seed")
+        project.run("run", *selected)
 
     def change_both(*statements: str) -> None:
         for project in (incremental, refreshed):
             with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
                 for sql in statements:
                     conn.execute(sql)
-        incremental.run("run")
-        refreshed.run("run", "--full-refresh")
+        incremental.run("run", *selected)
+        refreshed.run("run", *selected, "--full-refresh")
         for model in compared:
             columns = [c for (c,) in incremental.query(
                 f"select column_name from information_schema.columns where table_name = '{model}'"

@@ -64,16 +64,22 @@
     other hooks read that table (key_set): the planner then knows how many keys there are and
     how many distinct, where it would guess 200 for a union or a common table expression.
     Elsewhere, and when compiling offline, key_set is the query itself. `name` tells a model's
-    sets apart; `sql` selects one column. -#}
+    sets apart; `sql` selects one column, or is a macro that returns that query (called only
+    when the query is needed: asking what to recompute can itself take a query). -#}
 {% macro stage_key_set(name, sql) -%}
     {{ return(adapter.dispatch('stage_key_set', 'cio_sync')(name, sql)) }}
 {%- endmacro %}
 
 {% macro default__stage_key_set(name, sql) -%}{%- endmacro %}
 
+{#- The query of a key set given as a query or as a macro returning it. -#}
+{% macro key_set_sql(sql) -%}
+    {{ return(sql() if sql is callable else sql) }}
+{%- endmacro %}
+
 {% macro postgres__stage_key_set(name, sql) -%}
     {%- if execute and flags.INTROSPECT and is_incremental() -%}
-        create temporary table cio_keys_{{ name }} on commit drop as {{ sql }};
+        create temporary table cio_keys_{{ name }} on commit drop as {{ cio_sync.key_set_sql(sql) }};
         analyze cio_keys_{{ name }}
     {%- endif -%}
 {%- endmacro %}
@@ -84,17 +90,17 @@
     {{ return(adapter.dispatch('key_set', 'cio_sync')(name, sql)) }}
 {%- endmacro %}
 
-{% macro default__key_set(name, sql) -%}{{ sql }}{%- endmacro %}
+{% macro default__key_set(name, sql) -%}{{ cio_sync.key_set_sql(sql) }}{%- endmacro %}
 
 {% macro postgres__key_set(name, sql) -%}
     {%- if execute and flags.INTROSPECT and is_incremental() -%}
         select * from cio_keys_{{ name }}
     {%- else -%}
-        {{ sql }}
+        {{ cio_sync.key_set_sql(sql) }}
     {%- endif -%}
 {%- endmacro %}
 
-{% macro redshift__key_set(name, sql) -%}{{ sql }}{%- endmacro %}
+{% macro redshift__key_set(name, sql) -%}{{ cio_sync.key_set_sql(sql) }}{%- endmacro %}
 
 {#- Written after `name as` of a common table expression read several times that must not be
     computed once and kept (PostgreSQL would estimate 200 distinct values in each of its
@@ -159,9 +165,13 @@
 {%- endmacro %}
 
 {#- The rows of `relation` whose `key` is one of those `keys_sql` selects, as a subquery to
-    join: a few thousand rows looked up in a table of millions. On PostgreSQL the keys are an
-    array, so that the lookup is an index scan (lookup_index) even with nested loops off, where
-    `in (select ...)` would hash the keys and read the whole table; elsewhere a semi-join. -#}
+    join: a few thousand rows looked up in a table of millions. On PostgreSQL each distinct key
+    is looked up through the index (lookup_index), a lateral subquery that cannot be flattened
+    (`offset 0`): the one plan is a loop over the keys, each an index descent, whatever the
+    nested-loop setting, and the planner estimates the rows from the keys' count. (A hash join
+    would read the whole table; `key = any(array(...))` is estimated at a guess, and once its
+    rows no longer fit an exact bitmap it compares each row with every key.) Elsewhere a
+    semi-join. -#}
 {#- `whole_otherwise`: where there is no such lookup, the whole relation (for a join that reads
     it anyway) rather than a semi-join on the keys. -#}
 {% macro rows_with_keys(relation, key, keys_sql, whole_otherwise=false) -%}
@@ -177,10 +187,11 @@
 {%- endmacro %}
 
 {#- Only with such an index: without one (a table built before the package gave it one, or its
-    indexes overridden), PostgreSQL would compare every row with every key of the array. -#}
+    indexes overridden), each key would read the whole table. -#}
 {% macro postgres__rows_with_keys(relation, key, keys_sql, whole_otherwise=false) -%}
     {%- if cio_sync.has_lookup_index(relation, key) -%}
-    (select * from {{ relation }} where {{ key }} = any(array({{ keys_sql }})))
+    (select looked_up.* from (select distinct lookup_keys.k from ({{ keys_sql }}) as lookup_keys (k)) as wanted
+        cross join lateral (select * from {{ relation }} where {{ key }} = wanted.k offset 0) as looked_up)
     {%- else -%}
     {{ return(cio_sync.default__rows_with_keys(relation, key, keys_sql, whole_otherwise)) }}
     {%- endif -%}

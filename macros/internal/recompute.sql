@@ -82,7 +82,7 @@
     where {{ cio_sync.changed_since_last_build() }}
     union
     select checkout_id from {{ ref('int_cio__checkouts') }}
-    where person_id in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute()) }})
+    where person_id in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute) }})
     union
     select checkout_id from {{ ref('int_cio__checkouts') }}
     where {{ cio_sync.cart_window_elapsed_since_last_build() }}
@@ -93,13 +93,13 @@
     three statements (each a semi-join). -#}
 {% macro delete_abandoned_carts_to_recompute() -%}
     {%- if execute and flags.INTROSPECT and is_incremental() -%}
-        {%- set staged = [cio_sync.stage_key_set('cart_persons', cio_sync.cart_persons_to_recompute()),
-                          cio_sync.stage_key_set('carts', cio_sync.carts_to_recompute())] | select | list -%}
+        {%- set staged = [cio_sync.stage_key_set('cart_persons', cio_sync.cart_persons_to_recompute),
+                          cio_sync.stage_key_set('carts', cio_sync.carts_to_recompute)] | select | list -%}
         {{ (staged | join(';\n')) ~ ';' if staged }}
         delete from {{ this }}
-        where {{ cio_sync.identifier() }} in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute()) }});
+        where {{ cio_sync.identifier() }} in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute) }});
         delete from {{ this }}
-        where checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute()) }});
+        where checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute) }});
         delete from {{ this }}
         where checkout_id in (
             select carts.checkout_id
@@ -192,7 +192,7 @@
     persons recounted (the key set 'recount', staged by their pre-hook) and the orders resolved
     for the first time since the model's last build of everyone else. -#}
 {% macro purchases_to_count(columns) -%}
-    {%- set recount = cio_sync.key_set('recount', cio_sync.persons_to_recount()) -%}
+    {%- set recount = cio_sync.key_set('recount', cio_sync.persons_to_recount) -%}
     {%- if cio_sync.is_incremental_run() %}
     select {{ columns | join(', ') }}
     from {{ cio_sync.rows_with_keys(ref('int_cio__orders'), 'person_id', recount) }} as recounted

@@ -3,7 +3,8 @@
     (lookup_index), the rows of the rewritten keys are found through it. dbt's own delete
     (`where (keys) in (select ... from the new rows)`) reads the whole table to delete a few
     thousand rows of millions: 0.88 s against 0.09 s through the index for
-    stg_cio__order_lines at 200,000 customers. -#}
+    stg_cio__order_lines at 200,000 customers. The rows are found key by key through the index
+    (as rows_with_keys does) and deleted by their row ids. -#}
 {% macro get_incremental_cio_sync_replace_sql(arg_dict) -%}
     {{ return(adapter.dispatch('replace_rows_sql', 'cio_sync')(arg_dict)) }}
 {%- endmacro %}
@@ -19,9 +20,23 @@
         {{ return(get_incremental_delete_insert_sql(arg_dict)) }}
     {%- endif -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {#- Held rows of the first key's values, found key by key; then those of the whole keys (a
+        semi-join on the rows found, after the `offset 0` fence, so it is hashed once). -#}
     delete from {{ target }}
-    where {{ keys[0] }} = any(array(select {{ keys[0] }} from {{ source }}))
-        and ({{ keys | join(', ') }}) in (select {{ keys | join(', ') }} from {{ source }});
+    where ctid = any(array(
+        select held.ctid
+        from (
+            select looked_up.*
+            from (select distinct {{ keys[0] }} from {{ source }}) as wanted
+            cross join lateral (
+                select ctid, {{ keys | join(', ') }} from {{ target }} where {{ keys[0] }} = wanted.{{ keys[0] }} offset 0
+            ) as looked_up
+            offset 0
+        ) as held
+        {%- if keys | length > 1 %}
+        where ({% for k in keys %}held.{{ k }}{{ ', ' if not loop.last }}{% endfor %}) in (select {{ keys | join(', ') }} from {{ source }})
+        {%- endif %}
+    ));
 
     insert into {{ target }} ({{ columns }})
     (select {{ columns }} from {{ source }})

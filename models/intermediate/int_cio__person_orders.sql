@@ -2,8 +2,8 @@
     materialized='incremental',
     unique_key='person_id',
     incremental_strategy='cio_sync_replace',
-    pre_hook=["{{ cio_sync.stage_key_set('recount', cio_sync.persons_to_recount()) }}",
-              "{{ cio_sync.delete_rows_of('person_id', cio_sync.key_set('recount', cio_sync.persons_to_recount())) }}"],
+    pre_hook=["{{ cio_sync.stage_key_set('recount', cio_sync.persons_to_recount) }}",
+              "{{ cio_sync.delete_rows_of('person_id', cio_sync.key_set('recount', cio_sync.persons_to_recount)) }}"],
     indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']),
     dist='person_id',
     sort='person_id',
@@ -111,7 +111,7 @@ select
     case when {{ held_is_later }} then held.{{ column }} else fresh.{{ column }} end as {{ column }},
     {%- endfor %}
     fresh.person_id in (
-        select person_id from ({{ cio_sync.key_set('recount', cio_sync.persons_to_recount()) }}) as r where person_id is not null
+        select person_id from ({{ cio_sync.key_set('recount', cio_sync.persons_to_recount) }}) as r where person_id is not null
     ) as _cio_recounted,
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from fresh

@@ -28,7 +28,7 @@ with candidates as {{ cio_sync.inline_cte() }} (
         and coalesce(in_stock, true)
         and not do_not_message
     {%- if cio_sync.is_incremental_run() %}
-        and checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute()) }})
+        and checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute) }})
     {%- endif %}
 ),
 

@@ -3,8 +3,8 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.replenishment_persons_to_recompute()) }}",
-              "{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute())) }}"],
+    pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.replenishment_persons_to_recompute) }}",
+              "{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute)) }}"],
     contract={'enforced': true},
     tags=['cio'],
     dist=cio_sync.identifier(),
@@ -20,7 +20,7 @@
 with replenishments as (
     select held.*
     from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id',
-        cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute()))
+        cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute))
         if cio_sync.is_incremental_run() else ref('int_cio__replenishments') }} as held
 )
 

@@ -2,8 +2,8 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.people_to_recompute()) }}",
-              "{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('persons', cio_sync.people_to_recompute())) }}"],
+    pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.people_to_recompute) }}",
+              "{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('persons', cio_sync.people_to_recompute)) }}"],
     post_hook="{{ cio_sync.refresh_days_since_last_order() }}",
     contract={'enforced': true},
     tags=['cio'],
@@ -26,7 +26,7 @@
 with
 {%- if recompute %}
 persons_to_recompute as {{ cio_sync.inline_cte() }} (
-    {{ cio_sync.key_set('persons', cio_sync.people_to_recompute()) }}
+    {{ cio_sync.key_set('persons', cio_sync.people_to_recompute) }}
 ),
 {%- endif %}
 
