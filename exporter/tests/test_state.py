@@ -277,7 +277,7 @@ def test_faults_lose_nothing_and_rejects_are_recorded_and_retried_as_specified(b
     with FakeCustomerIO(
         site_id=SITE,
         api_key=KEY,
-        rate_limit=8,
+        rate_limit=20,
         rate_limit_burst=1,
         error_rate=0.2,
         drop_rate=0.1,
