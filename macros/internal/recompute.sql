@@ -190,17 +190,19 @@
 {#- The purchases (orders counted as one, not in quarantine) that int_cio__person_orders and
     int_cio__replenishments read: every one in a full build; incrementally, those of the
     persons recounted (the key set 'recount', staged by their pre-hook) and the orders resolved
-    for the first time since the model's last build of everyone else. -#}
+    for the first time since the model's last build of everyone else. `_cio_recounted` says
+    which: true for every purchase of a recounted person (and in a full build), false for a
+    first-time order that only adds to its person's figures. -#}
 {% macro purchases_to_count(columns) -%}
     {%- set recount = cio_sync.key_set('recount', cio_sync.persons_to_recount) -%}
     {%- if cio_sync.is_incremental_run() %}
-    select {{ columns | join(', ') }}
+    select {{ columns | join(', ') }}, true as _cio_recounted
     from {{ cio_sync.rows_with_keys(ref('int_cio__orders'), 'person_id', recount) }} as recounted
     where _cio_reason is null
         and counts_as_purchase
     union all
     {%- endif %}
-    select {{ columns | join(', ') }}
+    select {{ columns | join(', ') }}, {{ 'false' if cio_sync.is_incremental_run() else 'true' }} as _cio_recounted
     from {{ ref('int_cio__orders') }}
     where _cio_reason is null
         and counts_as_purchase

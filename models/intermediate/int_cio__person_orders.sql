@@ -37,7 +37,9 @@ totals as (
         count(*) as orders_count,
         sum(order_total) as lifetime_value,
         min(ordered_at) as first_order_at,
-        max(ordered_at) as last_order_at
+        max(ordered_at) as last_order_at,
+        {#- A person's purchases are all recounted or all first-time orders. #}
+        max(case when _cio_recounted then 1 else 0 end) = 1 as _cio_recounted
     from purchases
     group by person_id
 ),
@@ -85,7 +87,8 @@ fresh as (
         totals.last_order_at,
         latest_category.top_category as last_category,
         latest_category.ordered_at as last_category_ordered_at,
-        latest_category.order_id as last_category_order_id
+        latest_category.order_id as last_category_order_id,
+        totals._cio_recounted
     from totals
     left join latest_category
         on totals.person_id = latest_category.person_id
@@ -110,9 +113,7 @@ select
     {%- for column in ['last_category', 'last_category_ordered_at', 'last_category_order_id'] %}
     case when {{ held_is_later }} then held.{{ column }} else fresh.{{ column }} end as {{ column }},
     {%- endfor %}
-    fresh.person_id in (
-        select person_id from ({{ cio_sync.key_set('recount', cio_sync.persons_to_recount) }}) as r where person_id is not null
-    ) as _cio_recounted,
+    fresh._cio_recounted,
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from fresh
 left join {{ cio_sync.rows_with_keys(this, 'person_id', 'select person_id from fresh', whole_otherwise=true) }} as held
@@ -122,7 +123,6 @@ left join {{ cio_sync.rows_with_keys(this, 'person_id', 'select person_id from f
 
 select
     fresh.*,
-    true as _cio_recounted,
     {{ cio_sync.staged_at() }} as _cio_staged_at
 from fresh
 
