@@ -332,6 +332,67 @@ def test_topic_preferences_set_one_topic_in_dot_notation_and_keep_the_others(
     assert send_batch(client, identify("1", attributes={f"{prefs}_updated_at": 1})).status_code == 200
 
 
+def obj(object_id: str = "sub_42", type_id: Any = "1", action: str = "identify", **extra: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "object", "identifiers": {"object_type_id": type_id, "object_id": object_id},
+                            "action": action}
+    item.update(extra)
+    return item
+
+
+def relate(person: str, object_id: str, action: str = "add_relationships", **attributes: Any) -> dict[str, Any]:
+    relationship: dict[str, Any] = {"identifiers": {"object_type_id": "1", "object_id": object_id}}
+    if attributes:
+        relationship["relationship_attributes"] = attributes
+    return {"type": "person", "identifiers": {"id": person}, "action": action, "cio_relationships": [relationship]}
+
+
+def test_objects_are_identified_updated_and_deleted_with_their_relationships(
+        client: httpx.Client, srv: FakeCustomerIO) -> None:
+    send_batch(client, obj(attributes={"plan": "monthly", "status": "active"}, timestamp=1_000))
+    send_batch(client, obj(attributes={"status": "cancelled", "plan": None}, timestamp=2_000),
+               obj("sub_43", attributes={"plan": "yearly", "_update": True}))
+    assert srv.objects() == {"1:sub_42": {"identifiers": {"object_type_id": "1", "object_id": "sub_42"},
+                                          "attributes": {"status": "cancelled"}, "timestamp": 2_000}}
+    assert srv.people() == {}  # an object is not a person
+    response = send_batch(client, relate("p1", "sub_42", status="active"), relate("p2", "sub_42"))
+    assert response.status_code == 200
+    send_batch(client, relate("p1", "sub_42", status="cancelled", since=""))
+    assert srv.relationships() == [
+        {"person": {"id": "p1"}, "object": {"object_type_id": "1", "object_id": "sub_42"},
+         "attributes": {"status": "cancelled"}},
+        {"person": {"id": "p2"}, "object": {"object_type_id": "1", "object_id": "sub_42"}, "attributes": {}}]
+    send_batch(client, relate("p2", "sub_42", "delete_relationships"))
+    assert [r["person"] for r in srv.relationships()] == [{"id": "p1"}]
+    send_batch(client, obj(action="delete"))
+    assert srv.objects() == {} and srv.relationships() == []
+    assert srv.stats()["items_accepted"]["object_identify"] == 3
+    assert srv.stats()["items_accepted"]["object_delete"] == 1
+
+
+def test_object_items_are_checked_as_customerio_documents_them(client: httpx.Client, srv: FakeCustomerIO) -> None:
+    bad = [
+        obj(type_id=1),  # the type id is a string integer
+        obj(type_id="subscriptions"),
+        obj("x" * 151),  # object ids are at most 150 bytes
+        {"type": "object", "identifiers": {"id": "42"}, "action": "identify"},
+        obj(action="event", name="x"),  # objects have no events
+        obj(attributes={"cio_subscription_preferences.topics.topic_1": True}),
+        obj(attributes={f"a{i}": i for i in range(301)}),
+        relate("p1", "sub_42") | {"cio_relationships": []},
+        relate("p1", "sub_42") | {"cio_relationships": [{"identifiers": {"id": "p2"}}]},  # a person is no object
+        relate("p1", "sub_42", note="x" * 1_001),
+        {"type": "device", "identifiers": {"id": "p1"}, "action": "identify"},
+    ]
+    response = send_batch(client, obj("x" * 150), *bad)
+    assert response.status_code == 207
+    errors = response.json()["errors"]
+    assert [e["batch_index"] for e in errors] == list(range(1, len(bad) + 1))
+    assert [e["field"] for e in errors[:3]] == ["identifiers.object_type_id"] * 2 + ["identifiers.object_id"]
+    assert errors[8]["field"] == "cio_relationships[0].identifiers"
+    assert list(srv.objects()) == ["1:" + "x" * 150]
+    assert srv.stats()["items_rejected"]["object_identify"] == 6
+
+
 # ------------------------------------------------------------------------------ v1
 
 

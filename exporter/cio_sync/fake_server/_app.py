@@ -32,6 +32,8 @@ from ._settings import Settings
 from ._store import Accepted, MemoryStore, Store, person_key
 from ._validation import (
     IDENTIFIER_KINDS,
+    OBJECT,
+    OBJECT_ACTIONS,
     PERSON_ACTIONS,
     PREFERENCES,
     Identifier,
@@ -144,8 +146,11 @@ def _app_error(status: int, message: str) -> Response:
 
 
 def _action_label(item: Any) -> str:
-    """Counter key for a rejected item: its action when known, else ``invalid``."""
+    """Counter key for a rejected item: its action when known (``object_<action>`` for an
+    object's), else ``invalid``."""
     action = item.get("action") if isinstance(item, dict) else None
+    if isinstance(item, dict) and item.get("type") == OBJECT:
+        return f"object_{action}" if action in OBJECT_ACTIONS else "invalid"
     return action if action in PERSON_ACTIONS else "invalid"
 
 
@@ -226,6 +231,8 @@ class FakeTrackApp:
                 Route("/_fake/events", self._admin_events, methods=["GET"]),
                 Route("/_fake/events/{event_id}", self._admin_forget_event, methods=["DELETE"]),
                 Route("/_fake/deletions", self._admin_deletions, methods=["GET"]),
+                Route("/_fake/objects", self._admin_objects, methods=["GET"]),
+                Route("/_fake/relationships", self._admin_relationships, methods=["GET"]),
                 Route("/_fake/merges", self._admin_merges, methods=["GET"]),
                 Route("/_fake/requests", self._admin_requests, methods=["GET"]),
             ]
@@ -682,6 +689,26 @@ class FakeTrackApp:
     async def _admin_deletions(self, request: Request) -> Response:
         memory = self._memory()
         return self._memory_only() if memory is None else _json(200, memory.deletions)
+
+    async def _admin_objects(self, request: Request) -> Response:
+        """Objects by ``"<object_type_id>:<object_id>"``."""
+        memory = self._memory()
+        if memory is None:
+            return self._memory_only()
+        return _json(200, {key: stored.as_dict() for key, stored in memory.objects.items()})
+
+    async def _admin_relationships(self, request: Request) -> Response:
+        """Person-object relationships: ``[{"person": {kind: value}, "object": {"object_type_id":
+        ..., "object_id": ...}, "attributes": {...}}]``."""
+        memory = self._memory()
+        if memory is None:
+            return self._memory_only()
+        out = []
+        for (person, key), attributes in memory.relationships.items():
+            type_id, _, object_id = key.partition(":")
+            out.append({"person": {person[0]: person[1]}, "object": {"object_type_id": type_id, "object_id": object_id},
+                        "attributes": attributes})
+        return _json(200, out)
 
     async def _admin_merges(self, request: Request) -> Response:
         memory = self._memory()

@@ -352,6 +352,14 @@ class FakeCustomerIO:
         """Recorded profile deletions (memory mode)."""
         return self._get("/_fake/deletions")
 
+    def objects(self) -> dict[str, Any]:
+        """All objects keyed ``"<object_type_id>:<object_id>"`` (memory mode)."""
+        return self._get("/_fake/objects")
+
+    def relationships(self) -> list[dict[str, Any]]:
+        """Person-object relationships: ``{"person": ..., "object": ..., "attributes": ...}`` (memory mode)."""
+        return self._get("/_fake/relationships")
+
     def merges(self) -> list[dict[str, Any]]:
         """Recorded ``merge_customers`` calls (memory mode)."""
         return self._get("/_fake/merges")

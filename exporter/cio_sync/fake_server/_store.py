@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ._validation import PREFERENCES, Identifier
+from ._validation import OBJECT, PREFERENCES, RELATIONSHIPS, Identifier, identifier_of, object_identifier_of
 
 RECORD_FILE = "accepted.ndjson"
 
@@ -79,6 +79,26 @@ class Profile:
         }
 
 
+@dataclass
+class StoredObject:
+    """One object (a subscription, a household, ...) as Customer.io would hold it."""
+
+    type_id: str
+    object_id: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    attribute_timestamps: dict[str, int] = field(default_factory=dict)
+    timestamp: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"identifiers": {"object_type_id": self.type_id, "object_id": self.object_id},
+                "attributes": self.attributes, "timestamp": self.timestamp}
+
+
+def action_label(item: dict[str, Any]) -> str:
+    """Counter key of an item: its action, ``object_<action>`` for an object's."""
+    return f"object_{item['action']}" if item.get("type") == OBJECT else item["action"]
+
+
 def person_key(identifier: Identifier) -> str:
     """The key used for a person in ``/_fake/people``: ``"<kind>:<value>"``."""
     return f"{identifier[0]}:{identifier[1]}"
@@ -102,7 +122,7 @@ class Store:
         """Record validated items in request order: count them all, drop events already seen
         (they still count as accepted, as Customer.io answers them like any other), and hand
         the rest to the recording mode in one call."""
-        actions = [entry[0]["action"] for entry in entries]
+        actions = [action_label(entry[0]) for entry in entries]
         self.counters.items_accepted.update(actions)
         if "event" in actions:
             entries = [entry for entry in entries if not self._seen_before(entry[0])]
@@ -171,9 +191,14 @@ class MemoryStore(Store):
         self.events: list[dict[str, Any]] = []
         self.deletions: list[dict[str, Any]] = []
         self.merges: list[dict[str, Any]] = []
+        self.objects: dict[str, StoredObject] = {}  # "<type id>:<object id>" -> object
+        # (person, object key) -> relationship attributes
+        self.relationships: dict[tuple[Identifier, str], dict[str, Any]] = {}
 
     def reset(self) -> None:
         super().reset()
+        self.objects.clear()
+        self.relationships.clear()
         self.profiles.clear()
         self.events.clear()
         self.deletions.clear()
@@ -186,11 +211,62 @@ class MemoryStore(Store):
             "events": len(self.events),
             "deletions": len(self.deletions),
             "merges": len(self.merges),
+            "objects": len(self.objects),
+            "relationships": len(self.relationships),
         }
 
     def _record_all(self, entries: list[Accepted]) -> None:
         for item, identifier, _ in entries:
-            self._record(item["action"], item, identifier)
+            if item.get("type") == OBJECT:
+                self._record_object(item["action"], item, identifier[1])
+            elif item["action"] in ("add_relationships", "delete_relationships"):
+                for relationship in item[RELATIONSHIPS]:  # validated: each names an object
+                    self._relate(item["action"], identifier, object_identifier_of(relationship["identifiers"])[1],
+                                 relationship)
+            else:
+                self._record(item["action"], item, identifier)
+
+    def _record_object(self, action: str, item: dict[str, Any], key: str) -> None:
+        """An object's identify (attributes merged as a person's are; an update-only one never
+        creates it), delete (its relationships go with it) or relationships to people."""
+        now = int(time.time())
+        if action == "identify":
+            attributes, timestamp = item.get("attributes", {}), item.get("timestamp", now)
+            stored = self.objects.get(key)
+            if stored is None:
+                if attributes.get("_update") is True:
+                    return
+                type_id, _, object_id = key.partition(":")
+                stored = self.objects[key] = StoredObject(type_id, object_id)
+            _merge_attributes(stored.attributes, stored.attribute_timestamps, attributes, timestamp)
+            if stored.timestamp is None or timestamp > stored.timestamp:
+                stored.timestamp = timestamp
+            for relationship in item.get(RELATIONSHIPS, []):
+                person = identifier_of(relationship["identifiers"])
+                self._relate("add_relationships", person, key, relationship)  # type: ignore[arg-type]
+        elif action == "delete":
+            self.objects.pop(key, None)
+            for pair in [pair for pair in self.relationships if pair[1] == key]:
+                del self.relationships[pair]
+            self.deletions.append({"object": key, "at": now})
+        else:
+            for relationship in item[RELATIONSHIPS]:
+                person = identifier_of(relationship["identifiers"])
+                self._relate(action, person, key, relationship)  # type: ignore[arg-type]
+
+    def _relate(self, action: str, person: Identifier, object_key: str, relationship: dict[str, Any]) -> None:
+        """Add (or update the attributes of) or delete one person-object relationship. A null
+        or empty relationship attribute removes it."""
+        pair = (person, object_key)
+        if action == "delete_relationships":
+            self.relationships.pop(pair, None)
+            return
+        attributes = self.relationships.setdefault(pair, {})
+        for name, value in (relationship.get("relationship_attributes") or {}).items():
+            if value is None or value == "":
+                attributes.pop(name, None)
+            else:
+                attributes[name] = value
 
     def _record(self, action: str, item: dict[str, Any], identifier: Identifier) -> None:
         now = int(time.time())
@@ -208,6 +284,8 @@ class MemoryStore(Store):
             )
         elif action == "delete":
             self.profiles.pop(identifier, None)
+            for pair in [pair for pair in self.relationships if pair[0] == identifier]:
+                del self.relationships[pair]
             self.deletions.append({"identifiers": {identifier[0]: identifier[1]}, "at": now})
         else:
             self._profile(identifier).suppressed = action == "suppress"
@@ -227,24 +305,7 @@ class MemoryStore(Store):
         if attributes.get("_update") is True and identifier not in self.profiles:
             return  # update only: a profile Customer.io does not have is never created
         profile = self._profile(identifier)
-        values = profile.attributes
-        stamps = profile.attribute_timestamps
-        for name, value in attributes.items():
-            if name == "_update":
-                continue
-            if stamps.get(name, timestamp) > timestamp:
-                continue
-            stamps[name] = timestamp
-            if name.startswith(PREFERENCES + "."):
-                # One topic in dot notation: set in the profile's preferences, the others kept.
-                topics = values.setdefault(PREFERENCES, {}).setdefault("topics", {})
-                topics[name.rsplit(".", 1)[1]] = value
-            elif name == PREFERENCES and isinstance(value, dict):
-                values.setdefault(PREFERENCES, {}).setdefault("topics", {}).update(value.get("topics", {}))
-            elif value is None:
-                values.pop(name, None)
-            else:
-                values[name] = value
+        _merge_attributes(profile.attributes, profile.attribute_timestamps, attributes, timestamp)
         if profile.timestamp is None or timestamp > profile.timestamp:
             profile.timestamp = timestamp
 
@@ -268,6 +329,29 @@ class MemoryStore(Store):
         self.merges.append(
             {"primary": {primary[0]: primary[1]}, "secondary": old_ids, "at": int(time.time())}
         )
+
+
+def _merge_attributes(values: dict[str, Any], stamps: dict[str, int], attributes: dict[str, Any],
+                      timestamp: int) -> None:
+    """An identify's attributes merged into what is held, each attribute keeping its newest
+    value: an older update cannot overwrite (or remove) a value set by a newer one, but can
+    still fill attributes the newer update did not touch."""
+    for name, value in attributes.items():
+        if name == "_update":
+            continue
+        if stamps.get(name, timestamp) > timestamp:
+            continue
+        stamps[name] = timestamp
+        if name.startswith(PREFERENCES + "."):
+            # One topic in dot notation: set in the profile's preferences, the others kept.
+            topics = values.setdefault(PREFERENCES, {}).setdefault("topics", {})
+            topics[name.rsplit(".", 1)[1]] = value
+        elif name == PREFERENCES and isinstance(value, dict):
+            values.setdefault(PREFERENCES, {}).setdefault("topics", {}).update(value.get("topics", {}))
+        elif value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
 
 
 class DiskStore(Store):

@@ -32,7 +32,15 @@ PREFERENCES = "cio_subscription_preferences"
 bool}}``, or one topic in dot notation, ``cio_subscription_preferences.topics.topic_<id>``."""
 _TOPIC = re.compile(r"topic_[0-9]+")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
-PERSON_ACTIONS = frozenset({"identify", "event", "delete", "suppress", "unsuppress"})
+PERSON_ACTIONS = frozenset({"identify", "event", "delete", "suppress", "unsuppress", "add_relationships",
+                            "delete_relationships"})
+OBJECT_ACTIONS = frozenset({"identify", "delete", "add_relationships", "delete_relationships"})
+"""The ``type: object`` actions this server takes (Customer.io's ``identify_anonymous`` is not
+modelled: cio-export never sends it)."""
+OBJECT = "object"
+"""The first half of an object's Identifier: ``("object", "<object_type_id>:<object_id>")``."""
+RELATIONSHIPS = "cio_relationships"
+_TYPE_ID = re.compile(r"[1-9][0-9]{0,9}")
 
 # A ULID is 26 Crockford base32 characters; a first character above 7 would overflow 128 bits.
 Identifier = tuple[str, str]
@@ -106,6 +114,62 @@ def identifier_of(identifiers: Any) -> Identifier | ItemError:
     if kind == "phone" and not _E164.fullmatch(value):
         return ItemError("invalid_identifiers", "identifiers.phone", "phone must be an E.164 number, like +15551234567")
     return kind, value
+
+
+def object_identifier_of(identifiers: Any) -> Identifier | ItemError:
+    """``("object", "<type id>:<object id>")`` for an object's ``identifiers``, or why they are
+    unusable: exactly ``object_type_id`` (a string integer, the id Customer.io gave the type)
+    and ``object_id`` (1 to 150 bytes), or ``cio_object_id`` alone."""
+    if isinstance(identifiers, dict) and set(identifiers) == {"cio_object_id"}:
+        value = identifiers["cio_object_id"]
+        if type(value) is not str or not value:
+            return ItemError("invalid_identifiers", "identifiers.cio_object_id", "cio_object_id must be a string")
+        return OBJECT, f"cio:{value}"
+    if not isinstance(identifiers, dict) or set(identifiers) != {"object_type_id", "object_id"}:
+        return ItemError("invalid_identifiers", "identifiers",
+                         "an object's identifiers are object_type_id and object_id (or cio_object_id alone)")
+    type_id, object_id = identifiers["object_type_id"], identifiers["object_id"]
+    if type(type_id) is not str or not _TYPE_ID.fullmatch(type_id):
+        return ItemError("invalid_identifiers", "identifiers.object_type_id",
+                         'object_type_id must be the type\'s id as a string integer, like "1"')
+    if type(object_id) is not str or not object_id:
+        return ItemError("invalid_identifiers", "identifiers.object_id", "object_id must be a non-empty string")
+    if utf8_longer_than(object_id, MAX_IDENTIFIER_BYTES):
+        return ItemError("identifier_too_long", "identifiers.object_id",
+                         f"object_id is longer than {MAX_IDENTIFIER_BYTES} bytes")
+    return OBJECT, f"{type_id}:{object_id}"
+
+
+def check_relationships(item: dict[str, Any], of_person: bool) -> ItemError | None:
+    """``cio_relationships`` of an item: a non-empty list of ``{"identifiers": ...,
+    "relationship_attributes": {...}}``, each naming an object (on a person's item) or a person
+    (on an object's); relationship attributes within the attribute limits."""
+    relationships = item.get(RELATIONSHIPS)
+    if not isinstance(relationships, list) or not relationships:
+        return ItemError("invalid_relationships", RELATIONSHIPS, f"{RELATIONSHIPS} must be a non-empty list")
+    for i, relationship in enumerate(relationships):
+        field = f"{RELATIONSHIPS}[{i}]"
+        if not isinstance(relationship, dict) or not set(relationship) <= {"identifiers", "relationship_attributes"}:
+            return ItemError("invalid_relationships", field,
+                             "a relationship is {\"identifiers\": ..., \"relationship_attributes\": {...}}")
+        found = (object_identifier_of if of_person else identifier_of)(relationship.get("identifiers"))
+        if isinstance(found, ItemError):
+            return found._replace(field=f"{field}.{found.field}")
+        attributes = relationship.get("relationship_attributes", {})
+        if not isinstance(attributes, dict):
+            return ItemError("invalid_relationships", f"{field}.relationship_attributes",
+                             "relationship_attributes must be an object")
+        if len(attributes) > MAX_ATTRIBUTES:
+            return ItemError("too_many_attributes", f"{field}.relationship_attributes",
+                             f"cannot set more than {MAX_ATTRIBUTES} relationship attributes")
+        for name, value in attributes.items():
+            if utf8_longer_than(name, MAX_ATTRIBUTE_NAME_BYTES):
+                return ItemError("attribute_name_too_long", f"{field}.relationship_attributes",
+                                 f"attribute name {name[:40]!r}... is longer than {MAX_ATTRIBUTE_NAME_BYTES} bytes")
+            if len(orjson.dumps(value)) > MAX_ATTRIBUTE_VALUE_BYTES:
+                return ItemError("attribute_value_too_long", f"{field}.relationship_attributes.{name}",
+                                 f"value of {name!r} is longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes")
+    return None
 
 
 def check_timestamp(item: dict[str, Any]) -> ItemError | None:
@@ -231,8 +295,11 @@ def validate_item(item: Any, item_bytes: int, max_item_bytes: int, preferences: 
         return ItemError(
             "item_too_large", "item", f"item is {item_bytes} bytes, more than {max_item_bytes}"
         )
-    if item.get("type") != "person":
-        return ItemError("invalid_type", "type", "type must be 'person'")
+    kind = item.get("type")
+    if kind == OBJECT:
+        return _validate_object(item, item_bytes)
+    if kind != "person":
+        return ItemError("invalid_type", "type", "type must be 'person' or 'object'")
     action = item.get("action")
     if action not in PERSON_ACTIONS:
         return ItemError(
@@ -247,6 +314,32 @@ def validate_item(item: Any, item_bytes: int, max_item_bytes: int, preferences: 
         problem = check_identify(item, item_bytes, preferences)
     elif action == "event":
         problem = check_event(item, item_bytes)
+    elif action in ("add_relationships", "delete_relationships"):
+        problem = check_relationships(item, of_person=True)
     else:
         problem = None
+    return found if problem is None else problem
+
+
+def _validate_object(item: dict[str, Any], item_bytes: int) -> Identifier | ItemError:
+    """A ``type: object`` item: its action, identifiers, attributes (as an identify's, with
+    no subscription preferences: those are a person's) and relationships to people."""
+    action = item.get("action")
+    if action not in OBJECT_ACTIONS:
+        return ItemError("invalid_action", "action",
+                         "an object's action must be one of " + ", ".join(sorted(OBJECT_ACTIONS)))
+    found = object_identifier_of(item.get("identifiers"))
+    if isinstance(found, ItemError):
+        return found
+    problem = None
+    if action == "identify":
+        attributes = item.get("attributes", {})
+        if isinstance(attributes, dict) and any(name.startswith(PREFERENCES) for name in attributes):
+            return ItemError("invalid_attributes", f"attributes.{PREFERENCES}",
+                             "subscription preferences are a person's")
+        problem = check_identify(item, item_bytes, preferences=False)
+        if problem is None and RELATIONSHIPS in item:
+            problem = check_relationships(item, of_person=False)
+    elif action in ("add_relationships", "delete_relationships"):
+        problem = check_relationships(item, of_person=False)
     return found if problem is None else problem
