@@ -4,6 +4,7 @@ the rest of the model goes on."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -150,6 +151,10 @@ class Encoder:
         self.snapshot = snapshot
         self.n_head = n_head
         self.id_key = model.spec.identifier_kind
+        # An object model's rows are objects of one type (meta.cio.object_type_id), identified
+        # by type and object id; every other model's are people.
+        self.object_type_id: str | None = model.spec.meta.get("object_type_id") if model.kind == "object" else None
+        self.item_type = "object" if self.object_type_id else "person"
         self.phone = self.id_key == "phone"  # checked for E.164 on the checked path only
         self.id_column = model.identifier.name
         self.names = model.attribute_names
@@ -189,7 +194,12 @@ class Encoder:
         rename = {f"a{i}": name for i, name in enumerate(self.names)}
         self.attributes_without_nulls = msgspec.defstruct("Attributes", fields, omit_defaults=True, rename=rename)
         self.attributes_with_nulls = msgspec.defstruct("Attributes", fields, rename=rename)
-        self.identifiers = msgspec.defstruct("Identifiers", [("value", object)], rename={"value": self.id_key})
+        self.identifiers: Callable[..., msgspec.Struct]
+        if self.object_type_id:
+            struct = msgspec.defstruct("ObjectIdentifiers", [("object_type_id", str), ("object_id", object)])
+            self.identifiers = functools.partial(struct, self.object_type_id)
+        else:
+            self.identifiers = msgspec.defstruct("Identifiers", [("value", object)], rename={"value": self.id_key})
         head = [("type", str), ("identifiers", object), ("action", str)]
         if self.model.is_event:
             self.item = msgspec.defstruct(
@@ -204,8 +214,8 @@ class Encoder:
         """The typed path's encoder of people rows, a closure like `_typed_event`."""
         without_nulls, with_nulls, identifiers, item, encode = (
             self.attributes_without_nulls, self.attributes_with_nulls, self.identifiers, self.item, self.encode_struct)
-        head, numbers, snapshot, send_nulls, checked = (
-            self.n_head, self.number_positions, self.snapshot, self.send_nulls, self._person_checked)
+        head, numbers, snapshot, send_nulls, checked, item_type = (
+            self.n_head, self.number_positions, self.snapshot, self.send_nulls, self._person_checked, self.item_type)
         times = self.time_positions
 
         def person(row: tuple) -> Item | Reject:
@@ -223,7 +233,7 @@ class Encoder:
                         if value is not None and value - value != 0:
                             return checked(row)
                 try:
-                    data = encode(item("person", identifiers(identifier), "identify", snapshot,
+                    data = encode(item(item_type, identifiers(identifier), "identify", snapshot,
                                        (with_nulls if nulls else without_nulls)(*values)))
                 except (TypeError, ValueError):  # e.g. a lone surrogate: the checked path says why
                     return checked(row)
@@ -267,6 +277,12 @@ class Encoder:
             return checked(row)
 
         return event
+
+    def identifiers_of(self, identifier: str) -> dict[str, str]:
+        """The `identifiers` of an item about `identifier` (a person's, or an object's id)."""
+        if self.object_type_id:
+            return {"object_type_id": self.object_type_id, "object_id": identifier}
+        return {self.id_key: identifier}
 
     def _reject(self, key, column, reason, message) -> Reject:
         return Reject(self.model.name, None if key is None else state_key(str(key)), column, reason, message)
@@ -379,8 +395,8 @@ class Encoder:
             attributes["_update"] = True
         data = self._dump(
             {
-                "type": "person",
-                "identifiers": {self.id_key: identifier},
+                "type": self.item_type,
+                "identifiers": self.identifiers_of(identifier),
                 "action": "identify",
                 "timestamp": self.snapshot,
                 "attributes": attributes,

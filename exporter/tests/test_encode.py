@@ -227,7 +227,7 @@ def test_update_only_identifies_carry_update_and_topics_are_sent_by_id_never_as_
         ({**TOPICS, "exclude": ["newsletter"]}, TOPIC_COLUMNS, "'newsletter' is also in meta.cio.exclude"),
         ({**TOPICS, "topics": {"push": 4}}, TOPIC_COLUMNS, "meta.cio.topics: column 'push' is not in"),
         ({**EVENT, "create": False, "topics": {"total": 1}}, EVENT_COLUMNS,
-         "meta.cio.topics: only people models have it\n  meta.cio.create: only people models have it"),
+         "meta.cio.topics: only people models have it\n  meta.cio.create: only people and object models have it"),
         ({**TOPICS, "on_delete": "delete"}, TOPIC_COLUMNS, "an update-only model .* never deletes or suppresses"),
         ({**TOPICS, "topics": {}}, [Column("customer_id", TEXT)] + [Column(f"a{i}", TEXT) for i in range(300)],
          "300 attributes; Customer.io takes at most 300 per identify, _update included"),
@@ -374,6 +374,50 @@ def test_typed_path_sends_what_the_general_path_sends():
             assert orjson.loads(a.data) == orjson.loads(b.data), row
             assert (a.identifier, a.row_key, a.event_time, a.row_hash, a.event_id, a.new) == (
                 b.identifier, b.row_key, b.event_time, b.row_hash, b.event_id, b.new)
+
+
+OBJECT = {"kind": "object", "object_type_id": "4", "identifier": {"column": "subscription_id", "kind": "object_id"}}
+OBJECT_COLUMNS = [Column("subscription_id", TEXT, "VARCHAR"), Column("plan", TEXT, "VARCHAR"),
+                  Column("next_charge_at", TIMESTAMP, "TIMESTAMP"), Column("amount", NUMBER, "DOUBLE")]
+
+
+def test_an_object_is_identified_by_type_and_id_on_both_paths():
+    model = spec(OBJECT).resolve(OBJECT_COLUMNS)
+    typed, general = Encoder(model, snapshot=1_780_000_000, n_head=5), Encoder(model, 1_780_000_000, 5)
+    general.encode = general._person_checked
+    assert typed.fast
+    for row in (person("sub_1", "sub_1", "monthly", 1_790_000_000, None),
+                person("sub_1", "sub_1", "monthly", None, 9.5, previous_hash="p" * 32)):
+        a, b = typed.encode(row), general.encode(row)
+        assert isinstance(a, Item) and isinstance(b, Item)
+        assert orjson.loads(a.data) == orjson.loads(b.data)
+    assert orjson.loads(a.data) == {"type": "object", "identifiers": {"object_type_id": "4", "object_id": "sub_1"},
+                                    "action": "identify", "timestamp": 1_780_000_000,
+                                    "attributes": {"plan": "monthly", "next_charge_at": None, "amount": 9.5}}
+    # An integer object id is sent as text; one over 150 bytes is rejected naming its column.
+    item = typed.encode(person(42, "42", "monthly", None, None))
+    assert isinstance(item, Item) and orjson.loads(item.data)["identifiers"]["object_id"] == "42"
+    reject = typed.encode(person("s" * 151, "s" * 151, "monthly", None, None))
+    assert isinstance(reject, Reject) and (reject.column, reject.reason) == ("subscription_id", "identifier_too_long")
+
+
+@pytest.mark.parametrize(("meta", "message"), [
+    ({k: v for k, v in OBJECT.items() if k != "object_type_id"}, "'object_type_id' is a required property"),
+    ({**OBJECT, "object_type_id": "subscriptions"}, "does not match"),
+    ({**OBJECT, "identifier": {"column": "subscription_id", "kind": "id"}}, "'object_id' was expected"),
+    ({**OBJECT, "on_delete": "suppress"}, "'suppress' is not one of ['ignore', 'delete']"),
+    ({**OBJECT, "key_column": "plan"}, "should not be valid"),
+    ({**PEOPLE, "identifier": {"column": "customer_id", "kind": "object_id"}}, "should not be valid"),
+    ({**PEOPLE, "object_type_id": "1"}, "should not be valid"),
+])
+def test_object_models_are_validated(meta, message):
+    with pytest.raises(ConfigError, match="invalid meta.cio") as caught:
+        spec(meta)
+    assert message in str(caught.value)
+
+
+def test_objects_do_not_count_as_a_second_way_of_identifying_people():
+    check_identifier_kinds([spec(PEOPLE, "people"), spec(OBJECT, "subscriptions")])
 
 
 @pytest.mark.parametrize(

@@ -240,13 +240,68 @@ def test_an_update_only_model_never_creates_a_profile_and_sets_each_topic_alone(
     assert sync()["items_accepted"] == 0
 
 
+def test_objects_are_identified_diffed_and_deleted_only_within_max_deletes(duckdb_project_factory, server, tmp_path):
+    """meta.cio.kind: object (fixture subscription_objects, object type 1): objects are
+    identified with their attributes (nulls left out of a first identify), a rerun sends
+    nothing, a changed object is sent again, one that leaves the model is deleted as an object
+    (never as a person); more leaving than max_deletes blocks the model and deletes nothing; a
+    dry run lists the deletes it would send."""
+    project = duckdb_project_factory("objects", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
+
+    def sync(step: int, *args: str, max_deletes: int = 1):
+        project.run("build", "--select", "tag:cio_objects",
+                    vars={"cio_objects_step": step, "cio_objects_max_deletes": max_deletes})
+        proc = project.cio_export("--select", "tag:cio_objects", "--json", "--no-progress", *args,
+                                  env=credentials(server), state_schema="cio_state_objects")
+        [result] = json.loads(proc.stdout)["results"]
+        return proc, result
+
+    def ids(key: str) -> dict:
+        return {"object_type_id": "1", "object_id": key}
+
+    proc, result = sync(1)
+    assert proc.returncode == 0, proc.stderr
+    assert result["items_accepted"] == 3
+    objects = server.objects()
+    assert set(objects) == {"1:sub_1", "1:sub_2", "1:sub_3"}
+    assert objects["1:sub_1"]["attributes"] == {"plan": "monthly", "status": "active", "next_charge_at": 1782864000}
+    assert objects["1:sub_3"]["attributes"] == {"plan": "monthly", "status": "paused", "paused_reason": "travel"}
+    assert server.people() == {}
+    assert sync(1)[1]["items_accepted"] == 0
+
+    proc, result = sync(2)
+    assert proc.returncode == 0, proc.stderr
+    assert (result["items_accepted"], result["deleted"]) == (3, 1)  # sub_2 changed, sub_4 new, sub_3 deleted
+    assert set(server.objects()) == {"1:sub_1", "1:sub_2", "1:sub_4"}
+    assert server.objects()["1:sub_2"]["attributes"]["status"] == "cancelled"
+    assert [d["object"] for d in server.deletions()] == ["1:sub_3"]
+
+    proc, result = sync(3)  # sub_1 and sub_2 leave: two, over max_deletes 1
+    assert proc.returncode == 1 and result["status"] == "blocked"
+    assert "2 of 3 synced objects left the model, over max_deletes (1)" in result["message"]
+    assert len(server.deletions()) == 1 and set(server.objects()) == {"1:sub_1", "1:sub_2", "1:sub_4"}
+
+    outbox = tmp_path / "outbox"
+    proc, result = sync(3, "--dry-run", "--outbox", str(outbox), max_deletes=2)
+    assert proc.returncode == 0, proc.stderr
+    items = [item for line in (outbox / "subscription_objects.ndjson").read_text().splitlines()
+             for item in json.loads(line)["batch"]]
+    assert sorted(items, key=str) == [{"type": "object", "identifiers": ids(key), "action": "delete"}
+                                      for key in ("sub_1", "sub_2")]
+    assert len(server.deletions()) == 1
+    proc, result = sync(3, max_deletes=2)
+    assert proc.returncode == 0, proc.stderr
+    assert result["deleted"] == 2 and set(server.objects()) == {"1:sub_4"}
+    assert sync(3, max_deletes=2)[1]["items_accepted"] == 0
+
+
 def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factory, server):
     project = duckdb_project_factory("bad_meta", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
     project.run("build", "--select", "tag:cio_bad_meta")
     proc = project.cio_export("--select", "tag:cio_bad_meta", env=credentials(server))
     assert proc.returncode == 2
     assert "model bad_meta: invalid meta.cio" in proc.stderr
-    assert "meta.cio.kind: 'events' is not one of ['people', 'event']" in proc.stderr
+    assert "meta.cio.kind: 'events' is not one of ['people', 'event', 'object']" in proc.stderr
     assert "meta.cio.identifier.kind: 'mobile' is not one of" in proc.stderr
     validate = project.cio_export("validate", "--select", "tag:cio_bad_meta")
     assert validate.returncode == 2 and "model bad_meta: invalid meta.cio" in validate.stderr

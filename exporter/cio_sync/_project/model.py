@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "max_identifier_changes": "5%",
 }
 
+#: The kinds of model whose rows are sent as an identify (of a person, of an object), diffed
+#: against the state of what was acknowledged, and removed (on_delete) when they leave the model.
+IDENTIFY_KINDS = frozenset({"people", "object"})
+
 #: Column kinds, from the warehouse's type names. They decide how a value is read and sent.
 TEXT, INTEGER, NUMBER, BOOLEAN, TIMESTAMP, DATE, NESTED = (
     "text",
@@ -189,9 +193,9 @@ class ModelSpec:
             sent_name = self.attribute_name(column.name, prefix)
             if len(sent_name.encode()) > MAX_ATTRIBUTE_NAME_BYTES:
                 problems.append(f"column '{column.name}': attribute name over {MAX_ATTRIBUTE_NAME_BYTES} bytes")
-            if column.kind == NESTED and self.kind == "people" and not self.meta.get("allow_json_attributes"):
+            if column.kind == NESTED and self.kind in IDENTIFY_KINDS and not self.meta.get("allow_json_attributes"):
                 problems.append(
-                    f"column '{column.name}' is {column.dtype}: JSON, array or struct people attributes make "
+                    f"column '{column.name}' is {column.dtype}: JSON, array or struct {self.kind} attributes make "
                     "segments brittle; flatten it, exclude it, or set meta.cio.allow_json_attributes"
                 )
             if column.name.lower() in json_columns and column.kind not in (TEXT, NESTED):
@@ -243,11 +247,11 @@ class ModelSpec:
         attributes += tuple(topics.values())
 
         json_columns = {c.lower() for c in self.meta.get("json_columns", [])}
-        prefix = self.meta.get("attribute_prefix", "") if self.kind == "people" else ""
+        prefix = self.meta.get("attribute_prefix", "") if self.kind in IDENTIFY_KINDS else ""
         problems += self._attribute_problems(attributes, json_columns, prefix)
         # An update-only identify carries _update too.
         room = MAX_ATTRIBUTES - (1 if self.meta.get("create") is False else 0)
-        if self.kind == "people" and len(attributes) > room:
+        if self.kind in IDENTIFY_KINDS and len(attributes) > room:
             problems.append(f"{len(attributes)} attributes; Customer.io takes at most {MAX_ATTRIBUTES} per identify"
                             + (", _update included" if room < MAX_ATTRIBUTES else ""))
         if self.meta.get("create") is False and self.meta.get("on_delete", "ignore") != "ignore":
@@ -274,8 +278,9 @@ class ModelSpec:
         column per topic, never excluded."""
         topics = self.meta.get("topics") or {}
         if self.kind != "people":
-            problems += [f"meta.cio.{key}: only people models have it"
-                         for key in ("topics", "create") if key in self.meta]
+            problems += [f"meta.cio.{key}: only people models have it" for key in ("topics",) if key in self.meta]
+            if self.kind != "object" and "create" in self.meta:
+                problems.append("meta.cio.create: only people and object models have it")
             return {}
         found: dict[str, Column] = {}
         by_topic: dict[int, str] = {}
@@ -428,6 +433,7 @@ def people_models_waited_for(specs: Iterable[ModelSpec], kind: str,
 
 def check_identifier_kinds(models: list[ModelSpec], allow_mixed: bool = False) -> None:
     """All selected models must identify people the same way, unless explicitly allowed."""
+    models = [m for m in models if m.kind in ("people", "event")]  # an object is not a person
     kinds = {m.identifier_kind for m in models if not m.meta.get("allow_mixed_identifiers")}
     if len(kinds) > 1 and not allow_mixed:
         detail = ", ".join(f"{m.name}: {m.identifier_kind} ({m.identifier_column})" for m in models)

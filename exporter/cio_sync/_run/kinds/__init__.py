@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..model_sync import ModelSync
 from .events import EventSync
+from .objects import ObjectSync
 from .people import PeopleSync
 
-SYNCS: dict[str, type[ModelSync]] = {"people": PeopleSync, "event": EventSync}
+SYNCS: dict[str, type[ModelSync]] = {"people": PeopleSync, "event": EventSync, "object": ObjectSync}

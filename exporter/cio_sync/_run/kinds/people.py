@@ -130,6 +130,14 @@ class PeopleSync(ModelSync):
         index, count = self.options.shard
         return f"{self.dialect.shard('s.person_key', count)} = {index}"
 
+    def departure(self, identifier: str) -> dict:
+        """The item that removes a departed row from Customer.io (on_delete: delete or suppress)."""
+        return {"type": "person", "identifiers": {self.model.spec.identifier_kind: identifier},
+                "action": self.model.spec.option("on_delete")}
+
+    def departed_noun(self) -> str:
+        return "people"
+
     def _deletions(self, departed: list[tuple]) -> None:
         """People this tool synced whose rows left the model (person_key, identifier, synced
         count, read in the model's snapshot): deleted or suppressed, within max_deletes."""
@@ -139,15 +147,15 @@ class PeopleSync(ModelSync):
         synced = int(departed[0][2])
         cap = model.spec.meta.get("max_deletes")
         limit = (synced * float(cap[:-1]) / 100 if isinstance(cap, str) else cap) if cap is not None else None
+        noun = self.departed_noun()
         if limit is not None and len(gone) > limit:
-            self._blocked(f"{len(gone)} of {synced} synced people left the model, over max_deletes ({cap}): "
-                          f"nobody was {'deleted' if action == 'delete' else 'suppressed'}. Check the model; "
+            self._blocked(f"{len(gone)} of {synced} synced {noun} left the model, over max_deletes ({cap}): "
+                          f"none was {'deleted' if action == 'delete' else 'suppressed'}. Check the model; "
                           "raise max_deletes if this is intended.")
             return
         packer = BatchPacker(self.options.batch_bytes)
         for key, identifier in gone:
-            data = orjson.dumps({"type": "person", "identifiers": {model.spec.identifier_kind: identifier},
-                                 "action": action})
+            data = orjson.dumps(self.departure(identifier))
             full = packer.add(data, Departure(identifier=identifier, row_key=key))
             if full is not None:
                 self._submit(full)
