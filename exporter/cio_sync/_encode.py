@@ -31,6 +31,7 @@ from ._project.model import (
     Column,
     SyncModel,
 )
+from ._read.query import split_pair_key
 from ._read.rows import (
     E_HASH,
     E_ID_HASH,
@@ -155,6 +156,9 @@ class Encoder:
         # by type and object id; every other model's are people.
         self.object_type_id: str | None = model.spec.meta.get("object_type_id") if model.kind == "object" else None
         self.item_type = "object" if self.object_type_id else "person"
+        # A relationship model's rows relate a person to an object of this type.
+        self.related_type_id: str | None = model.spec.meta.get("object_type_id") if model.kind == "relationship" \
+            else None
         self.phone = self.id_key == "phone"  # checked for E.164 on the checked path only
         self.id_column = model.identifier.name
         self.names = model.attribute_names
@@ -179,6 +183,9 @@ class Encoder:
         self.valid_names: set[str] = set()  # event names already checked
         # The checked path; a model of plain columns gets the typed path's closure (see _structs).
         self.encode: Callable[[tuple], Item | Reject] = self._event_checked if model.is_event else self._person_checked
+        if self.related_type_id:
+            self.encode, self.fast = self._relationship_checked, False
+            return
         self._structs()
 
     def _structs(self) -> None:
@@ -406,6 +413,40 @@ class Encoder:
         if isinstance(data, Reject):
             return data
         return Item(data, identifier, str(key), None, row[P_HASH], None, not known)
+
+    def relationship(self, object_id: str, attributes: dict | None = None) -> dict:
+        """One entry of cio_relationships: the object of the model's type, and the relationship's
+        attributes, if any."""
+        entry: dict = {"identifiers": {"object_type_id": self.related_type_id, "object_id": object_id}}
+        if attributes:
+            entry["relationship_attributes"] = attributes
+        return entry
+
+    def _relationship_checked(self, row: tuple) -> Item | Reject:
+        """A person related to an object (add_relationships), with the relationship's
+        attributes: nulls left out when the pair is new, sent (removing the attribute) when
+        Customer.io has it, as a person's are."""
+        key = row[P_KEY]
+        object_column = self.model.object_id.name if self.model.object_id else None
+        identifier = self._identifier(row[P_IDENTIFIER], key)
+        if isinstance(identifier, Reject):
+            return identifier
+        object_id = split_pair_key(key)[1] if key is not None else None
+        if not object_id or object_id.isspace():
+            return self._reject(None, object_column, "null_object_id", "the object id is empty")
+        if len(object_id.encode()) > MAX_IDENTIFIER_BYTES:
+            size = len(object_id.encode())
+            return self._reject(key, object_column, "identifier_too_long",
+                                f"object id is {size} bytes; Customer.io takes {MAX_IDENTIFIER_BYTES}")
+        known = row[P_PREVIOUS_HASH] is not None  # previous row hash: Customer.io has this relationship
+        attributes = self._attributes(row, key, check_value_size=True, nulls=known and self.send_nulls)
+        if isinstance(attributes, Reject):
+            return attributes
+        data = self._dump({"type": "person", "identifiers": {self.id_key: identifier}, "action": "add_relationships",
+                           "cio_relationships": [self.relationship(object_id, attributes)]}, key)
+        if isinstance(data, Reject):
+            return data
+        return Item(data, identifier, key, None, row[P_HASH], None, not known)
 
     def _event_checked(self, row: tuple) -> Item | Reject:
         key = row[E_KEY]

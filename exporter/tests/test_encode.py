@@ -416,8 +416,47 @@ def test_object_models_are_validated(meta, message):
     assert message in str(caught.value)
 
 
+RELATIONSHIP = {"kind": "relationship", "object_type_id": "4", "identifier": {"column": "customer_id", "kind": "id"},
+                "object_id_column": "subscription_id"}
+
+
+def test_a_relationship_relates_the_person_to_the_object_with_its_attributes():
+    model = spec(RELATIONSHIP).resolve(OBJECT_COLUMNS + [Column("customer_id", TEXT, "VARCHAR")])
+    assert [c.name for c in model.attributes] == ["plan", "next_charge_at", "amount"]
+    encoder = Encoder(model, snapshot=1_780_000_000, n_head=5)
+    key = "2:c1|sub_1"  # pair_key: the identifier's length, the identifier, the object id
+    item = encoder.encode(person("c1", key, "monthly", None, 9.5))
+    assert isinstance(item, Item) and item.row_key == key
+    assert orjson.loads(item.data) == {
+        "type": "person", "identifiers": {"id": "c1"}, "action": "add_relationships",
+        "cio_relationships": [{"identifiers": {"object_type_id": "4", "object_id": "sub_1"},
+                               "relationship_attributes": {"plan": "monthly", "amount": 9.5}}]}
+    known = encoder.encode(person("c1", key, "monthly", None, 9.5, previous_hash="p" * 32))
+    assert orjson.loads(known.data)["cio_relationships"][0]["relationship_attributes"]["next_charge_at"] is None
+    # An id with the separators in it splits back exactly.
+    item = encoder.encode(person("a|1:b", "5:a|1:b|x|y", None, None, None))
+    assert orjson.loads(item.data)["cio_relationships"] == [{"identifiers": {"object_type_id": "4", "object_id": "x|y"}}]
+    reject = encoder.encode(person("c1", None, "monthly", None, None))
+    assert isinstance(reject, Reject) and (reject.column, reject.reason) == ("subscription_id", "null_object_id")
+
+
+@pytest.mark.parametrize(("meta", "message"), [
+    ({k: v for k, v in RELATIONSHIP.items() if k != "object_id_column"}, "'object_id_column' is a required property"),
+    ({**RELATIONSHIP, "on_delete": "suppress"}, "'suppress' is not one of ['ignore', 'delete']"),
+    ({**RELATIONSHIP, "create": False}, "should not be valid"),
+    ({**PEOPLE, "object_id_column": "x"}, "should not be valid"),
+])
+def test_relationship_models_are_validated(meta, message):
+    with pytest.raises(ConfigError, match="invalid meta.cio") as caught:
+        spec(meta)
+    assert message in str(caught.value)
+
+
 def test_objects_do_not_count_as_a_second_way_of_identifying_people():
     check_identifier_kinds([spec(PEOPLE, "people"), spec(OBJECT, "subscriptions")])
+    with pytest.raises(ConfigError, match="identify people in different ways"):  # a relationship's person does
+        check_identifier_kinds([spec(PEOPLE, "people"), spec({**RELATIONSHIP, "identifier": {
+            "column": "email", "kind": "email"}}, "subscribers")])
 
 
 @pytest.mark.parametrize(

@@ -295,6 +295,44 @@ def test_objects_are_identified_diffed_and_deleted_only_within_max_deletes(duckd
     assert sync(3, max_deletes=2)[1]["items_accepted"] == 0
 
 
+def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_them(duckdb_project_factory, server):
+    """meta.cio.kind: relationship (fixture subscription_relationships): each person is related
+    to their subscription object with the relationship's attributes; a rerun sends nothing; a
+    changed attribute is sent again (one that became null is removed); a pair that leaves the
+    model is removed with delete_relationships, and a relationship another source added is
+    never touched."""
+    import httpx
+
+    project = duckdb_project_factory("relationships", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
+    other = {"type": "person", "identifiers": {"id": "p9"}, "action": "add_relationships",
+             "cio_relationships": [{"identifiers": {"object_type_id": "1", "object_id": "sub_9"}}]}
+    assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [other]}).status_code == 200
+
+    def sync(step: int):
+        project.run("build", "--select", "tag:cio_relationships", vars={"cio_relationships_step": step})
+        proc = project.cio_export("--select", "tag:cio_relationships", "--json", "--no-progress",
+                                  env=credentials(server), state_schema="cio_state_relationships")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        [result] = json.loads(proc.stdout)["results"]
+        return result
+
+    def pairs() -> dict:
+        return {(r["person"]["id"], r["object"]["object_id"]): r["attributes"] for r in server.relationships()}
+
+    assert sync(1)["items_accepted"] == 3
+    assert pairs() == {("p1", "sub_1"): {"status": "active", "since": 1767225600},
+                       ("p2", "sub_2"): {"status": "active", "since": 1769904000},
+                       ("p3", "sub_3"): {"status": "paused", "since": 1772323200}, ("p9", "sub_9"): {}}
+    assert sync(1)["items_accepted"] == 0
+    result = sync(2)
+    assert (result["items_accepted"], result["deleted"]) == (4, 1)  # p1, p2 changed, p4 new; p3 removed
+    assert pairs() == {("p1", "sub_1"): {"status": "active"},
+                       ("p2", "sub_2"): {"status": "cancelled", "since": 1769904000},
+                       ("p4", "sub_4"): {"status": "active", "since": 1775001600}, ("p9", "sub_9"): {}}
+    assert server.stats()["items_accepted"]["delete_relationships"] == 1
+    assert sync(2)["items_accepted"] == 0
+
+
 def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factory, server):
     project = duckdb_project_factory("bad_meta", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
     project.run("build", "--select", "tag:cio_bad_meta")

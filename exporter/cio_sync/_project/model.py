@@ -43,9 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "max_identifier_changes": "5%",
 }
 
-#: The kinds of model whose rows are sent as an identify (of a person, of an object), diffed
-#: against the state of what was acknowledged, and removed (on_delete) when they leave the model.
-IDENTIFY_KINDS = frozenset({"people", "object"})
+#: The kinds of model whose rows are diffed against the state of what was acknowledged (one row
+#: per key: a person, an object, a person-object relationship), and removed (on_delete) when
+#: they leave the model; each row's attributes are within an identify's limits.
+IDENTIFY_KINDS = frozenset({"people", "object", "relationship"})
 
 #: Column kinds, from the warehouse's type names. They decide how a value is read and sent.
 TEXT, INTEGER, NUMBER, BOOLEAN, TIMESTAMP, DATE, NESTED = (
@@ -225,6 +226,10 @@ class ModelSpec:
         event_id = need("event_id_column", self.meta.get("event_id_column"))
         timestamp = need("timestamp_column", self.meta.get("timestamp_column"))
         event_name = need("event_name_column", self.meta.get("event_name_column"))
+        object_id = need("object_id_column", self.meta.get("object_id_column"))
+        if object_id is not None and not _identifier_type(object_id):
+            problems.append(f"meta.cio.object_id_column: '{object_id.name}' is {object_id.dtype}; select it as text "
+                            "or an integer")
         if timestamp is not None and timestamp.kind not in (TIMESTAMP, DATE):
             problems.append(f"meta.cio.timestamp_column: '{timestamp.name}' is {timestamp.dtype}, not a timestamp")
         if identifier is not None and not _identifier_type(identifier):
@@ -237,7 +242,7 @@ class ModelSpec:
                 need(key, column)
         topics = self._topic_columns(need, problems)
 
-        structural = {c.name.lower() for c in (identifier, event_id, timestamp, event_name) if c is not None}
+        structural = {c.name.lower() for c in (identifier, event_id, timestamp, event_name, object_id) if c is not None}
         if "attributes" in self.meta:
             wanted = [by_name[c.lower()] for c in self.meta["attributes"] if c.lower() in by_name]
         else:
@@ -271,6 +276,7 @@ class ModelSpec:
             attribute_names=tuple(self._sent_name(c.name, prefix) for c in attributes),
             json_columns=frozenset(c.name for c in attributes if c.name.lower() in json_columns),
             topic_columns=frozenset(c.name for c in topics.values()),
+            object_id=object_id,
         )
 
     def _topic_columns(self, need, problems: list[str]) -> dict[str, Column]:
@@ -323,6 +329,8 @@ class SyncModel:
     json_columns: frozenset[str] = field(default_factory=frozenset)
     #: boolean columns sent as subscription preferences (meta.cio.topics); a null is never sent
     topic_columns: frozenset[str] = field(default_factory=frozenset)
+    #: a relationship model's object id column (meta.cio.object_id_column)
+    object_id: Column | None = None
 
     @property
     def name(self) -> str:
@@ -433,7 +441,7 @@ def people_models_waited_for(specs: Iterable[ModelSpec], kind: str,
 
 def check_identifier_kinds(models: list[ModelSpec], allow_mixed: bool = False) -> None:
     """All selected models must identify people the same way, unless explicitly allowed."""
-    models = [m for m in models if m.kind in ("people", "event")]  # an object is not a person
+    models = [m for m in models if m.kind != "object"]  # an object is not a person
     kinds = {m.identifier_kind for m in models if not m.meta.get("allow_mixed_identifiers")}
     if len(kinds) > 1 and not allow_mixed:
         detail = ", ".join(f"{m.name}: {m.identifier_kind} ({m.identifier_column})" for m in models)

@@ -18,6 +18,20 @@ def id_hash_input(dialect: Dialect, name: str, key: str) -> str:
     return f"{dialect.text(dialect.length(name))} || ':' || {name} || '|' || {key}"
 
 
+def pair_key(dialect: Dialect, identifier: str, object_id: str) -> str:
+    """A relationship's key: the person's identifier and the object id, unambiguous as an
+    event's id hash input is (`<length of the identifier>:<identifier>|<object id>`, see
+    split_pair_key); null when either is."""
+    return id_hash_input(dialect, identifier, object_id)
+
+
+def split_pair_key(key: str) -> tuple[str, str]:
+    """(identifier, object id) of a relationship's key (pair_key)."""
+    length, _, rest = key.partition(":")
+    n = int(length)
+    return rest[:n], rest[n + 1:]
+
+
 @dataclass(frozen=True)
 class ModelQuery:
     """The SELECT for a model: its rows are the head of rows (PERSON_HEAD or EVENT_HEAD), then
@@ -63,6 +77,8 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
         })
         if key_rows:  # rows of the model (of this shard: shards split by key) sharing the event key
             head["__keyrows"] = f"count(*) over (partition by {event_key})"
+    elif model.object_id is not None:  # a relationship: the person and the object
+        head["__key"] = pair_key(dialect, head["__ident"], dialect.text(q(model.object_id.name)))
     else:
         head["__key"] = dialect.text(q(model.key_column.name))
     attrs = {f"a{i}": value(c) for i, c in enumerate(model.attributes)}

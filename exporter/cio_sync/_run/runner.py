@@ -17,7 +17,7 @@ from .._read.query import relation_columns
 from .._send.sinks import ClientSink, OutboxSink, Sink
 from .._send.transport import TrackClient
 from .._state import StateStore, lease_holder, utcnow
-from .kinds import SYNCS
+from .kinds import KIND_ORDER, SYNCS
 from .memory import Allocator, collector_tuned
 from .model_sync import RunContext
 from .options import RunOptions
@@ -129,7 +129,7 @@ class Exporter:
             with adapter.connection_named("cio-export"):
                 state = StateStore(adapter, opts.state_schema, read_only=opts.dry_run).open()
                 models = sorted((spec.resolve(relation_columns(adapter, spec)) for spec in specs),
-                                key=lambda m: m.is_event)
+                                key=lambda m: KIND_ORDER[m.kind])
                 snapshot = int(time.time())
                 summary.mark("connect_seconds")  # adapter, state connection and tables, model columns
                 run = RunContext(

@@ -8,5 +8,11 @@ from ..model_sync import ModelSync
 from .events import EventSync
 from .objects import ObjectSync
 from .people import PeopleSync
+from .relationships import RelationshipSync
 
-SYNCS: dict[str, type[ModelSync]] = {"people": PeopleSync, "event": EventSync, "object": ObjectSync}
+SYNCS: dict[str, type[ModelSync]] = {"people": PeopleSync, "event": EventSync, "object": ObjectSync,
+                                     "relationship": RelationshipSync}
+
+#: The order models sync in: people, then the objects they relate to, the relationships, and
+#: the events last (an event waits for its person's identify).
+KIND_ORDER = {"people": 0, "object": 1, "relationship": 2, "event": 3}

@@ -49,7 +49,7 @@ class ObjectSync(PeopleSync):
     def refused(self, item: Any, reason: str, message: str, now: datetime) -> LedgerRow | None:
         return None
 
-    def departure(self, identifier: str) -> dict:
+    def departure(self, key: str, identifier: str) -> dict:
         assert self.encoder is not None
         return {"type": "object", "identifiers": self.encoder.identifiers_of(identifier), "action": "delete"}
 

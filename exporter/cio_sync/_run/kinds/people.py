@@ -130,7 +130,7 @@ class PeopleSync(ModelSync):
         index, count = self.options.shard
         return f"{self.dialect.shard('s.person_key', count)} = {index}"
 
-    def departure(self, identifier: str) -> dict:
+    def departure(self, key: str, identifier: str) -> dict:
         """The item that removes a departed row from Customer.io (on_delete: delete or suppress)."""
         return {"type": "person", "identifiers": {self.model.spec.identifier_kind: identifier},
                 "action": self.model.spec.option("on_delete")}
@@ -155,7 +155,7 @@ class PeopleSync(ModelSync):
             return
         packer = BatchPacker(self.options.batch_bytes)
         for key, identifier in gone:
-            data = orjson.dumps(self.departure(identifier))
+            data = orjson.dumps(self.departure(key, identifier))
             full = packer.add(data, Departure(identifier=identifier, row_key=key))
             if full is not None:
                 self._submit(full)
