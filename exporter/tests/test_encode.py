@@ -435,7 +435,8 @@ def test_a_relationship_relates_the_person_to_the_object_with_its_attributes():
     assert orjson.loads(known.data)["cio_relationships"][0]["relationship_attributes"]["next_charge_at"] is None
     # An id with the separators in it splits back exactly.
     item = encoder.encode(person("a|1:b", "5:a|1:b|x|y", None, None, None))
-    assert orjson.loads(item.data)["cio_relationships"] == [{"identifiers": {"object_type_id": "4", "object_id": "x|y"}}]
+    assert orjson.loads(item.data)["cio_relationships"] == [
+        {"identifiers": {"object_type_id": "4", "object_id": "x|y"}}]
     reject = encoder.encode(person("c1", None, "monthly", None, None))
     assert isinstance(reject, Reject) and (reject.column, reject.reason) == ("subscription_id", "null_object_id")
 
