@@ -285,6 +285,8 @@ select
         else case n % 3 when 0 then 'cancelled' when 1 then 'active' else 'paused' end
     end as status,
     {at} as updated_at,
+    case n % 3 when 0 then 'monthly' when 1 then 'quarterly' else 'yearly' end as plan,
+    case when n % 4 = 0 then null else {at} + interval '30 days' end as next_charge_at,
     {at} as loaded_at
 from {_series(1, s_)}
 cross join (values {"(" + str(change_row) + ")" if change_row else "(1), (2), (3)"}) as changes(change)

@@ -31,7 +31,6 @@ from ._project.model import (
     Column,
     SyncModel,
 )
-from ._read.query import split_pair_key
 from ._read.rows import (
     E_HASH,
     E_ID_HASH,
@@ -46,6 +45,7 @@ from ._read.rows import (
     P_IDENTIFIER,
     P_KEY,
     P_PREVIOUS_HASH,
+    split_pair_key,
 )
 
 

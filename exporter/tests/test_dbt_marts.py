@@ -303,6 +303,19 @@ def test_event_rows(built, model):
     assert duplicates == 0
 
 
+def test_subscription_objects_and_relationships(built):
+    """Each subscription as it stands (its latest kept status row), as an object and as its
+    person's relationship; subscription 3's customer is unknown (quarantined): neither."""
+    objects = _normalize(built.query("select subscription_id, status, plan, next_charge_at, started_at, updated_at"
+                                     " from cio_subscription_objects order by 1"))
+    assert objects == [("1", "canceled", "monthly", None, T(2026, 1, 1, 14), T(2026, 5, 28, 13)),
+                       ("2", "active", "yearly", T(2027, 5, 20, 13), T(2026, 2, 1, 14), T(2026, 5, 20, 13))]
+    relationships = _normalize(built.query("select customer_id, email, subscription_id, status, started_at"
+                                           " from cio_subscription_relationships order by 1"))
+    assert relationships == [("c011", "gina@example.org", "1", "canceled", T(2026, 1, 1, 14)),
+                             ("c012", "hank@example.org", "2", "active", T(2026, 2, 1, 14))]
+
+
 def test_order_items_json(built):
     rows = dict(built.query("select order_id, items from cio_event_order_placed"))
     assert rows["o1001"] == (

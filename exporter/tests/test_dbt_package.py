@@ -21,6 +21,8 @@ SYNCED_MODELS = {
     "cio_event_subscription_canceled",
     "cio_event_subscription_paused",
     "cio_event_replenishment_due",
+    "cio_subscription_objects",
+    "cio_subscription_relationships",
 }
 
 

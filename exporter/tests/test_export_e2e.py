@@ -20,6 +20,9 @@ from ulid import ULID
 from cio_sync.fake_server import FakeCustomerIO
 
 SITE, KEY = "site-e2e", "key-e2e-0123456789abcdef"
+#: The package's object and relationship models (integration_tests sets
+#: cio_subscription_object_type_id).
+ENTITY_MODELS = ("cio_subscription_objects", "cio_subscription_relationships")
 EVENT_MODELS = {
     "cio_event_order_placed": ("order_placed", "order_id"),
     "cio_event_checkout_started": ("checkout_started", "checkout_id"),
@@ -121,8 +124,15 @@ def test_every_person_and_event_arrives_as_the_marts_say(built, server):
 
     results = json.loads((built.target_path / "cio_export_results.json").read_text())
     assert {r["model"]: r["status"] for r in results["results"]} == {
-        m: "success" for m in ["cio_people", *EVENT_MODELS]
+        m: "success" for m in ["cio_people", *ENTITY_MODELS, *EVENT_MODELS]
     }
+    # Subscriptions as objects of type 1, each related to its customer with its status.
+    assert set(server.objects()) == {f"1:{sid}" for (sid,) in built.query("select subscription_id from "
+                                                                          "cio_subscription_objects")}
+    assert {(r["person"]["id"], r["object"]["object_id"]): r["attributes"]["status"]
+            for r in server.relationships()} == {
+        (c, sid): status for c, sid, status in built.query(
+            "select customer_id, subscription_id, status from cio_subscription_relationships")}
     assert results["metadata"]["dbt_invocation_id"] == built.manifest()["metadata"]["invocation_id"]
     # Timing: each model's moments in order, and a model's work (its last answer, its last state
     # commit) ends before the next model starts; the run's phases add up to its elapsed time.
@@ -180,7 +190,7 @@ def test_dry_run_needs_no_credentials_and_writes_the_exact_bodies(duckdb_build, 
     summary = json.loads(proc.stdout)
     assert summary["metadata"]["dry_run"] is True
     bodies = {p.stem: [json.loads(line) for line in p.read_text().splitlines()] for p in outbox.glob("*.ndjson")}
-    assert set(bodies) == {"cio_people", *EVENT_MODELS}
+    assert set(bodies) == {"cio_people", *ENTITY_MODELS, *EVENT_MODELS}
     assert sum(len(b["batch"]) for b in bodies["cio_people"]) == 8
     # The same events a real run sends, byte for byte apart from transport.
     assert duckdb_build.cio_export("--select", "tag:cio", env=credentials(server)).returncode == 0
@@ -339,7 +349,7 @@ def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factor
     proc = project.cio_export("--select", "tag:cio_bad_meta", env=credentials(server))
     assert proc.returncode == 2
     assert "model bad_meta: invalid meta.cio" in proc.stderr
-    assert "meta.cio.kind: 'events' is not one of ['people', 'event', 'object']" in proc.stderr
+    assert "meta.cio.kind: 'events' is not one of ['people', 'event', 'object', 'relationship']" in proc.stderr
     assert "meta.cio.identifier.kind: 'mobile' is not one of" in proc.stderr
     validate = project.cio_export("validate", "--select", "tag:cio_bad_meta")
     assert validate.returncode == 2 and "model bad_meta: invalid meta.cio" in validate.stderr

@@ -29,6 +29,8 @@ SYNCED = {
     "cio_event_subscription_canceled",
     "cio_event_subscription_paused",
     "cio_event_replenishment_due",
+    "cio_subscription_objects",
+    "cio_subscription_relationships",
 }
 
 

@@ -32,6 +32,8 @@ MARTS = (
     "cio_event_subscription_canceled",
     "cio_event_subscription_paused",
     "cio_event_replenishment_due",
+    "cio_subscription_objects",
+    "cio_subscription_relationships",
     "cio_quarantine",
 )
 SOURCE = "shop_src"
@@ -46,6 +48,7 @@ def shop_vars(source_schema: str) -> dict:
         "cio_now": NOW,
         "cio_test_email_domains": ["myshop.test"],
         "cio_max_quarantine_share": 0.2,
+        "cio_subscription_object_type_id": "1",
     }
 
 

@@ -104,3 +104,42 @@
     {%- endif -%}
     {{ return(is_incremental()) }}
 {%- endmacro %}
+
+{#- meta.cio of cio_subscription_objects: subscriptions as objects of the type Customer.io gave
+    them (var cio_subscription_object_type_id), removed only if var
+    cio_subscription_objects_on_delete says delete, within var cio_subscription_max_deletes. -#}
+{% macro subscription_object_meta() -%}
+    {{ return({
+        'kind': 'object',
+        'object_type_id': var('cio_subscription_object_type_id') | string,
+        'identifier': {'column': 'subscription_id', 'kind': 'object_id'},
+        'on_delete': var('cio_subscription_objects_on_delete', 'ignore'),
+        'max_deletes': var('cio_subscription_max_deletes', '5%'),
+        'inputs': ['subscriptions'],
+        'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
+    }) }}
+{%- endmacro %}
+
+{#- meta.cio of cio_subscription_relationships: each person related to their subscriptions; a
+    pair that leaves the model (a subscription moved to another customer, quarantined) is
+    removed, within var cio_subscription_max_deletes. -#}
+{% macro subscription_relationship_meta() -%}
+    {%- set identifier = cio_sync.identifier() -%}
+    {{ return({
+        'kind': 'relationship',
+        'object_type_id': var('cio_subscription_object_type_id') | string,
+        'identifier': {'column': identifier, 'kind': cio_sync.identifier_kind()},
+        'object_id_column': 'subscription_id',
+        'exclude': ['email' if identifier == 'customer_id' else 'customer_id'],
+        'on_delete': 'delete',
+        'max_deletes': var('cio_subscription_max_deletes', '5%'),
+        'inputs': ['subscriptions'],
+        'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
+    }) }}
+{%- endmacro %}
+
+{#- Whether subscriptions are synced as objects: the input is used and var
+    cio_subscription_object_type_id is set. -#}
+{% macro subscription_objects_enabled() -%}
+    {{ return(cio_sync.input_enabled('subscriptions') and var('cio_subscription_object_type_id', none) is not none) }}
+{%- endmacro %}

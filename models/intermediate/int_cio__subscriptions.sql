@@ -20,6 +20,8 @@ with subscriptions as (
         cast(null as {{ cio_sync.type_string() }}) as email,
         case when status = 'cancelled' then 'canceled' else status end as status,
         updated_at,
+        plan,
+        next_charge_at,
         _cio_reason,
         _cio_column,
         _cio_value
@@ -35,7 +37,7 @@ with subscriptions as (
 {{ cio_sync.person_lookups('subscriptions') }},
 
 resolved as (
-    {{ cio_sync.resolve_person('subscriptions', ['subscription_id', 'status', 'updated_at']) }}
+    {{ cio_sync.resolve_person('subscriptions', ['subscription_id', 'status', 'updated_at', 'plan', 'next_charge_at']) }}
 )
 
 select

@@ -26,6 +26,8 @@ typed as (
         {{ cio_sync.stage_column(columns, 'subscriptions', 'customer_id', 'id') }},
         {{ cio_sync.stage_column(columns, 'subscriptions', 'status', 'lower', length=64) }},
         {{ cio_sync.stage_column(columns, 'subscriptions', 'updated_at', 'timestamp') }},
+        {{ cio_sync.stage_column(columns, 'subscriptions', 'plan', 'text', required=false) }},
+        {{ cio_sync.stage_column(columns, 'subscriptions', 'next_charge_at', 'timestamp', required=false) }},
         {{ cio_sync.changed_at('subscriptions', columns) }}
     from source
     {{ cio_sync.compute_once() }}
@@ -47,6 +49,6 @@ deduplicated as (
 )
 
 {{ cio_sync.staged_rows('deduplicated', 'subscriptions', [
-    'subscription_id', 'customer_id', 'status', 'updated_at', '_cio_reason', '_cio_column', '_cio_value',
-    '_cio_changed_at',
+    'subscription_id', 'customer_id', 'status', 'updated_at', 'plan', 'next_charge_at', '_cio_reason', '_cio_column',
+    '_cio_value', '_cio_changed_at',
 ]) }}

@@ -25,13 +25,6 @@ def pair_key(dialect: Dialect, identifier: str, object_id: str) -> str:
     return id_hash_input(dialect, identifier, object_id)
 
 
-def split_pair_key(key: str) -> tuple[str, str]:
-    """(identifier, object id) of a relationship's key (pair_key)."""
-    length, _, rest = key.partition(":")
-    n = int(length)
-    return rest[:n], rest[n + 1:]
-
-
 @dataclass(frozen=True)
 class ModelQuery:
     """The SELECT for a model: its rows are the head of rows (PERSON_HEAD or EVENT_HEAD), then

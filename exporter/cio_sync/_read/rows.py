@@ -23,6 +23,14 @@ EVENT_HEAD = ("identifier", "key", "time", "time_ms", "id_hash", "name", "row_ha
  E_SENT_EVENT_ID, E_KEY_ROWS, E_PERSON_KNOWN) = range(len(EVENT_HEAD))
 
 
+def split_pair_key(key: str) -> tuple[str, str]:
+    """(identifier, object id) of a relationship row's key, which its query makes as
+    `<length of the identifier>:<identifier>|<object id>` (_read.query.pair_key)."""
+    length, _, rest = key.partition(":")
+    n = int(length)
+    return rest[:n], rest[n + 1:]
+
+
 class LedgerRow(NamedTuple):
     """A row of cio_event_ledger as the state store writes it."""
 

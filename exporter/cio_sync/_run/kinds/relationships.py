@@ -7,7 +7,7 @@ against what was acknowledged, so a changed relationship attribute is sent again
 
 from __future__ import annotations
 
-from ..._read.query import split_pair_key
+from ..._read.rows import split_pair_key
 from .objects import ObjectSync
 
 
