@@ -343,6 +343,50 @@ def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_t
     assert sync(2)["items_accepted"] == 0
 
 
+def test_a_cancelled_subscription_changes_its_object_and_relationship_and_a_rerun_sends_nothing(
+        duckdb_project_factory, server):
+    """The package's subscriptions as objects related to their customers, in one
+    `--select tag:cio` with the people and events: between two builds subscription 2 (Hank's)
+    is cancelled and Jane starts subscription 4; the next sync sends the cancelled object's new
+    status (its next charge removed), the relationship's new status attribute, the
+    subscription_canceled event and the new object and relationship, and a rerun sends nothing
+    at all."""
+    project = duckdb_project_factory("subscription_objects", vars=dict(SEND_HISTORY))
+    project.run("build")
+
+    def sync() -> dict:
+        proc = project.cio_export("--select", "tag:cio", "--json", "--no-progress", env=credentials(server),
+                                  state_schema="cio_state_subscription_objects")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return {r["model"]: r["items_accepted"] for r in json.loads(proc.stdout)["results"]}
+
+    def relationship(customer: str) -> dict:
+        [found] = [r for r in server.relationships() if r["person"] == {"id": customer}]
+        return found
+
+    first = sync()
+    assert first["cio_subscription_objects"] == 2 and first["cio_subscription_relationships"] == 2
+    assert server.objects()["1:2"]["attributes"]["status"] == "active"
+    assert relationship("c012")["attributes"]["status"] == "active"
+    cancelled = ("(select * from {{ ref('raw_subscriptions') }} union all select 2, 'c012', 'Cancelled', "
+                 "timestamp '2026-05-31 09:00:00', 'yearly', null union all select 4, 'c001', 'active', "
+                 "timestamp '2026-05-30 09:00:00', 'monthly', timestamp '2026-06-30 09:00:00')")
+    project.run("build", "--exclude", "resource_type:seed", vars={"cio_subscriptions": cancelled})
+    second = sync()
+    assert {model: n for model, n in second.items() if n} == {
+        "cio_subscription_objects": 2, "cio_subscription_relationships": 2, "cio_event_subscription_canceled": 1,
+        "cio_people": 2}  # Hank's and Jane's subscription_status
+    hank = server.objects()["1:2"]["attributes"]
+    assert hank["status"] == "canceled" and "next_charge_at" not in hank and hank["plan"] == "yearly"
+    assert relationship("c012") == {"person": {"id": "c012"}, "object": {"object_type_id": "1", "object_id": "2"},
+                                    "attributes": {"status": "canceled", "started_at": 1769954400}}
+    assert relationship("c001")["object"]["object_id"] == "4"
+    assert server.objects()["1:4"]["attributes"]["next_charge_at"] == 1782824400
+    assert [e["attributes"]["subscription_id"] for e in server.events("subscription_canceled")] == ["1", "2"]
+    project.run("build", "--exclude", "resource_type:seed", vars={"cio_subscriptions": cancelled})
+    assert not any(sync().values())
+
+
 def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factory, server):
     project = duckdb_project_factory("bad_meta", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
     project.run("build", "--select", "tag:cio_bad_meta")
