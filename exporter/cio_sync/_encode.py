@@ -186,6 +186,13 @@ class Encoder:
         if self.related_type_id:
             self.encode, self.fast = self._relationship_checked, False
             return
+        if model.kind == "device":  # the device's platform and last use are read among the attributes
+            spec = model.spec.meta
+            self.device_positions = {field: self.columns.index(column) for field, column in (
+                ("platform", spec.get("platform_column")), ("last_used", spec.get("last_used_column")))
+                if column is not None and column in self.columns}
+            self.encode, self.fast = self._device_checked, False
+            return
         self._structs()
 
     def _structs(self) -> None:
@@ -444,6 +451,43 @@ class Encoder:
             return attributes
         data = self._dump({"type": "person", "identifiers": {self.id_key: identifier}, "action": "add_relationships",
                            "cio_relationships": [self.relationship(object_id, attributes)]}, key)
+        if isinstance(data, Reject):
+            return data
+        return Item(data, identifier, key, None, row[P_HASH], None, not known)
+
+    def _device_checked(self, row: tuple) -> Item | Reject:
+        """A person's device (add_device): its token, platform (ios or android), last use and
+        attributes (nulls left out when the device is new, sent when Customer.io has it)."""
+        key, meta = row[P_KEY], self.model.spec.meta
+        identifier = self._identifier(row[P_IDENTIFIER], key)
+        if isinstance(identifier, Reject):
+            return identifier
+        token = split_pair_key(key)[1] if key is not None else None
+        if not token or token.isspace():
+            return self._reject(None, meta["token_column"], "null_device_token", "the device token is empty")
+        values = row[self.n_head:]
+        positions = self.device_positions
+        platform = values[positions["platform"]] if "platform" in positions else None
+        if platform not in ("ios", "android"):
+            return self._reject(key, meta["platform_column"], "invalid_platform",
+                                f"platform is {str(platform)[:40]!r}; Customer.io takes ios or android (normalize it "
+                                "in the model)")
+        known = row[P_PREVIOUS_HASH] is not None  # previous row hash: Customer.io has this device
+        attributes = self._attributes(row, key, check_value_size=True, nulls=known and self.send_nulls)
+        if isinstance(attributes, Reject):
+            return attributes
+        for i in positions.values():
+            attributes.pop(self.names[i], None)
+        device: dict = {"token": token, "platform": platform}
+        last_used = values[positions["last_used"]] if "last_used" in positions else None
+        if last_used is not None:
+            if last_used == OUT_OF_RANGE_TIME:
+                return self._reject(key, meta.get("last_used_column"), "timestamp_out_of_range", _INFINITE_TIME)
+            device["last_used"] = last_used
+        if attributes:
+            device["attributes"] = attributes
+        data = self._dump({"type": "person", "identifiers": {self.id_key: identifier}, "action": "add_device",
+                           "device": device}, key)
         if isinstance(data, Reject):
             return data
         return Item(data, identifier, key, None, row[P_HASH], None, not known)

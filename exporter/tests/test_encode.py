@@ -453,6 +453,30 @@ def test_relationship_models_are_validated(meta, message):
     assert message in str(caught.value)
 
 
+DEVICE = {"kind": "device", "identifier": {"column": "customer_id", "kind": "id"}, "token_column": "token",
+          "platform_column": "platform", "last_used_column": "used_at"}
+DEVICE_COLUMNS = [Column("customer_id", TEXT, "VARCHAR"), Column("token", TEXT, "VARCHAR"),
+                  Column("platform", TEXT, "VARCHAR"), Column("used_at", TIMESTAMP, "TIMESTAMP"),
+                  Column("app_version", TEXT, "VARCHAR")]
+
+
+def test_a_device_is_added_with_its_platform_last_use_and_attributes():
+    model = spec(DEVICE).resolve(DEVICE_COLUMNS)
+    encoder = Encoder(model, snapshot=1_780_000_000, n_head=5)
+    item = encoder.encode(person("c1", "2:c1|tok", "ios", 1_777_000_000, "1.0"))
+    assert isinstance(item, Item)
+    assert orjson.loads(item.data) == {
+        "type": "person", "identifiers": {"id": "c1"}, "action": "add_device",
+        "device": {"token": "tok", "platform": "ios", "last_used": 1_777_000_000, "attributes": {"app_version": "1.0"}}}
+    item = encoder.encode(person("c1", "2:c1|tok", "android", None, None))
+    assert orjson.loads(item.data)["device"] == {"token": "tok", "platform": "android"}
+    for platform in ("web", "iOS", None):
+        reject = encoder.encode(person("c1", "2:c1|tok", platform, None, None))
+        assert isinstance(reject, Reject) and (reject.column, reject.reason) == ("platform", "invalid_platform")
+    reject = encoder.encode(person("c1", None, "ios", None, None))
+    assert isinstance(reject, Reject) and (reject.column, reject.reason) == ("token", "null_device_token")
+
+
 def test_objects_do_not_count_as_a_second_way_of_identifying_people():
     check_identifier_kinds([spec(PEOPLE, "people"), spec(OBJECT, "subscriptions")])
     with pytest.raises(ConfigError, match="identify people in different ways"):  # a relationship's person does

@@ -343,6 +343,45 @@ def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_t
     assert sync(2)["items_accepted"] == 0
 
 
+def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(duckdb_project_factory, server):
+    """meta.cio.kind: device (fixture person_devices): each token is added to its person with
+    its platform, last use and attributes; a rerun sends nothing; a token used again is sent
+    again; one that leaves the model is deleted (delete_device), and a device another source
+    added is never touched."""
+    import httpx
+
+    project = duckdb_project_factory("devices", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
+    other = {"type": "person", "identifiers": {"id": "p2"}, "action": "add_device",
+             "device": {"token": "tok-sdk", "platform": "ios"}}
+    assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [other]}).status_code == 200
+
+    def sync(step: int):
+        project.run("build", "--select", "tag:cio_devices", vars={"cio_devices_step": step})
+        proc = project.cio_export("--select", "tag:cio_devices", "--json", "--no-progress",
+                                  env=credentials(server), state_schema="cio_state_devices")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        [result] = json.loads(proc.stdout)["results"]
+        return result
+
+    def devices() -> dict:
+        return {(d["person"]["id"], d["token"]): (d["platform"], d["last_used"], d["attributes"])
+                for d in server.devices()}
+
+    assert sync(1)["items_accepted"] == 3
+    assert devices() == {("p1", "tok-a"): ("ios", 1777629600, {"app_version": "1.0"}),
+                         ("p1", "tok-b"): ("android", None, {"app_version": "1.0"}),
+                         ("p2", "tok-d"): ("android", 1777716000, {"app_version": "2.0"}),
+                         ("p2", "tok-sdk"): ("ios", None, {})}
+    assert sync(1)["items_accepted"] == 0
+    result = sync(2)
+    assert (result["items_accepted"], result["deleted"]) == (3, 1)  # tok-a used again, tok-e new, tok-d deleted
+    assert devices() == {("p1", "tok-a"): ("ios", 1777802400, {"app_version": "1.1"}),
+                         ("p1", "tok-b"): ("android", None, {"app_version": "1.0"}),
+                         ("p3", "tok-e"): ("ios", None, {"app_version": "1.1"}),
+                         ("p2", "tok-sdk"): ("ios", None, {})}
+    assert sync(2)["items_accepted"] == 0
+
+
 def test_a_cancelled_subscription_changes_its_object_and_relationship_and_a_rerun_sends_nothing(
         duckdb_project_factory, server):
     """The package's subscriptions as objects related to their customers, in one
@@ -393,7 +432,8 @@ def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factor
     proc = project.cio_export("--select", "tag:cio_bad_meta", env=credentials(server))
     assert proc.returncode == 2
     assert "model bad_meta: invalid meta.cio" in proc.stderr
-    assert "meta.cio.kind: 'events' is not one of ['people', 'event', 'object', 'relationship']" in proc.stderr
+    kinds = "['people', 'event', 'object', 'relationship', 'device']"
+    assert f"meta.cio.kind: 'events' is not one of {kinds}" in proc.stderr
     assert "meta.cio.identifier.kind: 'mobile' is not one of" in proc.stderr
     validate = project.cio_export("validate", "--select", "tag:cio_bad_meta")
     assert validate.returncode == 2 and "model bad_meta: invalid meta.cio" in validate.stderr

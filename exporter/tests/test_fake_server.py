@@ -393,6 +393,31 @@ def test_object_items_are_checked_as_customerio_documents_them(client: httpx.Cli
     assert srv.stats()["items_rejected"]["object_identify"] == 6
 
 
+def device(person: str, token: str, action: str = "add_device", **fields: Any) -> dict[str, Any]:
+    return {"type": "person", "identifiers": {"id": person}, "action": action, "device": {"token": token, **fields}}
+
+
+def test_devices_are_added_updated_and_deleted_per_person(client: httpx.Client, srv: FakeCustomerIO) -> None:
+    response = send_batch(client, device("p1", "tok-a", platform="ios", last_used=1_000, attributes={"app": "1.0"}),
+                          device("p1", "tok-b", platform="android"))
+    assert response.status_code == 200
+    send_batch(client, device("p1", "tok-a", platform="ios", attributes={"app": "1.1", "beta": None}))
+    assert srv.devices() == [
+        {"person": {"id": "p1"}, "token": "tok-a", "platform": "ios", "last_used": 1_000, "attributes": {"app": "1.1"}},
+        {"person": {"id": "p1"}, "token": "tok-b", "platform": "android", "last_used": None, "attributes": {}}]
+    send_batch(client, device("p1", "tok-b", "delete_device"))
+    assert [d["token"] for d in srv.devices()] == ["tok-a"]
+    bad = [device("p1", "tok-c"), device("p1", "tok-c", platform="web"), device("p1", " ", platform="ios"),
+           device("p1", "tok-c", platform="ios", last_used="yesterday"),
+           device("p1", "tok-c", platform="ios", attributes={"x": "y" * 1_001}),
+           {"type": "person", "identifiers": {"id": "p1"}, "action": "add_device"}]
+    response = send_batch(client, *bad)
+    assert [e["field"] for e in response.json()["errors"]] == [
+        "device.platform", "device.platform", "device.token", "device.last_used", "device.attributes.x", "device"]
+    send_batch(client, {"type": "person", "identifiers": {"id": "p1"}, "action": "delete"})
+    assert srv.devices() == []
+
+
 # ------------------------------------------------------------------------------ v1
 
 

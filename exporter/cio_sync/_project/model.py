@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
 #: The kinds of model whose rows are diffed against the state of what was acknowledged (one row
 #: per key: a person, an object, a person-object relationship), and removed (on_delete) when
 #: they leave the model; each row's attributes are within an identify's limits.
-IDENTIFY_KINDS = frozenset({"people", "object", "relationship"})
+IDENTIFY_KINDS = frozenset({"people", "object", "relationship", "device"})
 
 #: Column kinds, from the warehouse's type names. They decide how a value is read and sent.
 TEXT, INTEGER, NUMBER, BOOLEAN, TIMESTAMP, DATE, NESTED = (
@@ -226,10 +226,7 @@ class ModelSpec:
         event_id = need("event_id_column", self.meta.get("event_id_column"))
         timestamp = need("timestamp_column", self.meta.get("timestamp_column"))
         event_name = need("event_name_column", self.meta.get("event_name_column"))
-        object_id = need("object_id_column", self.meta.get("object_id_column"))
-        if object_id is not None and not _identifier_type(object_id):
-            problems.append(f"meta.cio.object_id_column: '{object_id.name}' is {object_id.dtype}; select it as text "
-                            "or an integer")
+        object_id, token, platform, last_used = self._pair_columns(need, problems)
         if timestamp is not None and timestamp.kind not in (TIMESTAMP, DATE):
             problems.append(f"meta.cio.timestamp_column: '{timestamp.name}' is {timestamp.dtype}, not a timestamp")
         if identifier is not None and not _identifier_type(identifier):
@@ -242,7 +239,9 @@ class ModelSpec:
                 need(key, column)
         topics = self._topic_columns(need, problems)
 
-        structural = {c.name.lower() for c in (identifier, event_id, timestamp, event_name, object_id) if c is not None}
+        # (A device's platform and last use are read as attributes, and sent in the device.)
+        structural = {c.name.lower() for c in (identifier, event_id, timestamp, event_name, object_id, token)
+                      if c is not None}
         if "attributes" in self.meta:
             wanted = [by_name[c.lower()] for c in self.meta["attributes"] if c.lower() in by_name]
         else:
@@ -250,6 +249,7 @@ class ModelSpec:
             wanted = [c for c in columns if c.name.lower() not in excluded]
         attributes = tuple(c for c in wanted if c.name.lower() not in structural and c.name.lower() not in topics)
         attributes += tuple(topics.values())
+        attributes += tuple(c for c in (platform, last_used) if c is not None and c not in attributes)
 
         json_columns = {c.lower() for c in self.meta.get("json_columns", [])}
         prefix = self.meta.get("attribute_prefix", "") if self.kind in IDENTIFY_KINDS else ""
@@ -277,7 +277,21 @@ class ModelSpec:
             json_columns=frozenset(c.name for c in attributes if c.name.lower() in json_columns),
             topic_columns=frozenset(c.name for c in topics.values()),
             object_id=object_id,
+            token=token,
         )
+
+    def _pair_columns(self, need, problems: list[str]) -> tuple[Column | None, ...]:
+        """A relationship's object id column; a device's token, platform and last-use columns."""
+        object_id = need("object_id_column", self.meta.get("object_id_column"))
+        token = need("token_column", self.meta.get("token_column"))
+        for key, column in (("object_id_column", object_id), ("token_column", token)):
+            if column is not None and not _identifier_type(column):
+                problems.append(f"meta.cio.{key}: '{column.name}' is {column.dtype}; select it as text or an integer")
+        platform = need("platform_column", self.meta.get("platform_column"))
+        last_used = need("last_used_column", self.meta.get("last_used_column"))
+        if last_used is not None and last_used.kind not in (TIMESTAMP, DATE):
+            problems.append(f"meta.cio.last_used_column: '{last_used.name}' is {last_used.dtype}, not a timestamp")
+        return object_id, token, platform, last_used
 
     def _topic_columns(self, need, problems: list[str]) -> dict[str, Column]:
         """meta.cio.topics' columns, by lower-case name: people models only, boolean columns, one
@@ -331,6 +345,13 @@ class SyncModel:
     topic_columns: frozenset[str] = field(default_factory=frozenset)
     #: a relationship model's object id column (meta.cio.object_id_column)
     object_id: Column | None = None
+    #: a device model's token column (meta.cio.token_column)
+    token: Column | None = None
+
+    @property
+    def pair_column(self) -> Column | None:
+        """What a relationship or device row pairs its person with (its key is the pair)."""
+        return self.object_id or self.token
 
     @property
     def name(self) -> str:

@@ -70,8 +70,8 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
         })
         if key_rows:  # rows of the model (of this shard: shards split by key) sharing the event key
             head["__keyrows"] = f"count(*) over (partition by {event_key})"
-    elif model.object_id is not None:  # a relationship: the person and the object
-        head["__key"] = pair_key(dialect, head["__ident"], dialect.text(q(model.object_id.name)))
+    elif model.pair_column is not None:  # a relationship or a device: the person and the object or token
+        head["__key"] = pair_key(dialect, head["__ident"], dialect.text(q(model.pair_column.name)))
     else:
         head["__key"] = dialect.text(q(model.key_column.name))
     attrs = {f"a{i}": value(c) for i, c in enumerate(model.attributes)}

@@ -233,6 +233,7 @@ class FakeTrackApp:
                 Route("/_fake/deletions", self._admin_deletions, methods=["GET"]),
                 Route("/_fake/objects", self._admin_objects, methods=["GET"]),
                 Route("/_fake/relationships", self._admin_relationships, methods=["GET"]),
+                Route("/_fake/devices", self._admin_devices, methods=["GET"]),
                 Route("/_fake/merges", self._admin_merges, methods=["GET"]),
                 Route("/_fake/requests", self._admin_requests, methods=["GET"]),
             ]
@@ -709,6 +710,14 @@ class FakeTrackApp:
             out.append({"person": {person[0]: person[1]}, "object": {"object_type_id": type_id, "object_id": object_id},
                         "attributes": attributes})
         return _json(200, out)
+
+    async def _admin_devices(self, request: Request) -> Response:
+        """People's devices: ``[{"person": {kind: value}, "token", "platform", "last_used", "attributes"}]``."""
+        memory = self._memory()
+        if memory is None:
+            return self._memory_only()
+        return _json(200, [{"person": {person[0]: person[1]}, "token": token, **device}
+                           for (person, token), device in memory.devices.items()])
 
     async def _admin_merges(self, request: Request) -> Response:
         memory = self._memory()

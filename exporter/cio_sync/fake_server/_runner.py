@@ -360,6 +360,10 @@ class FakeCustomerIO:
         """Person-object relationships: ``{"person": ..., "object": ..., "attributes": ...}`` (memory mode)."""
         return self._get("/_fake/relationships")
 
+    def devices(self) -> list[dict[str, Any]]:
+        """People's devices: ``{"person", "token", "platform", "last_used", "attributes"}`` (memory mode)."""
+        return self._get("/_fake/devices")
+
     def merges(self) -> list[dict[str, Any]]:
         """Recorded ``merge_customers`` calls (memory mode)."""
         return self._get("/_fake/merges")

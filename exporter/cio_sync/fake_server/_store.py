@@ -194,11 +194,14 @@ class MemoryStore(Store):
         self.objects: dict[str, StoredObject] = {}  # "<type id>:<object id>" -> object
         # (person, object key) -> relationship attributes
         self.relationships: dict[tuple[Identifier, str], dict[str, Any]] = {}
+        # (person, token) -> {"platform", "last_used", "attributes"}
+        self.devices: dict[tuple[Identifier, str], dict[str, Any]] = {}
 
     def reset(self) -> None:
         super().reset()
         self.objects.clear()
         self.relationships.clear()
+        self.devices.clear()
         self.profiles.clear()
         self.events.clear()
         self.deletions.clear()
@@ -213,12 +216,15 @@ class MemoryStore(Store):
             "merges": len(self.merges),
             "objects": len(self.objects),
             "relationships": len(self.relationships),
+            "devices": len(self.devices),
         }
 
     def _record_all(self, entries: list[Accepted]) -> None:
         for item, identifier, _ in entries:
             if item.get("type") == OBJECT:
                 self._record_object(item["action"], item, identifier[1])
+            elif item["action"] in ("add_device", "delete_device"):
+                self._device(item["action"], identifier, item["device"])
             elif item["action"] in ("add_relationships", "delete_relationships"):
                 for relationship in item[RELATIONSHIPS]:  # validated: each names an object
                     self._relate(item["action"], identifier, object_identifier_of(relationship["identifiers"])[1],
@@ -254,6 +260,23 @@ class MemoryStore(Store):
                 person = identifier_of(relationship["identifiers"])
                 self._relate(action, person, key, relationship)  # type: ignore[arg-type]
 
+    def _device(self, action: str, person: Identifier, device: dict[str, Any]) -> None:
+        """Add (or update) or delete a person's device by its token; an added device's
+        attributes merge into what it had, a null one removed."""
+        pair = (person, device["token"])
+        if action == "delete_device":
+            self.devices.pop(pair, None)
+            return
+        held = self.devices.setdefault(pair, {"platform": None, "last_used": None, "attributes": {}})
+        held["platform"] = device["platform"]
+        if "last_used" in device:
+            held["last_used"] = device["last_used"]
+        for name, value in (device.get("attributes") or {}).items():
+            if value is None:
+                held["attributes"].pop(name, None)
+            else:
+                held["attributes"][name] = value
+
     def _relate(self, action: str, person: Identifier, object_key: str, relationship: dict[str, Any]) -> None:
         """Add (or update the attributes of) or delete one person-object relationship. A null
         or empty relationship attribute removes it."""
@@ -286,6 +309,8 @@ class MemoryStore(Store):
             self.profiles.pop(identifier, None)
             for pair in [pair for pair in self.relationships if pair[0] == identifier]:
                 del self.relationships[pair]
+            for pair in [pair for pair in self.devices if pair[0] == identifier]:
+                del self.devices[pair]
             self.deletions.append({"identifiers": {identifier[0]: identifier[1]}, "at": now})
         else:
             self._profile(identifier).suppressed = action == "suppress"

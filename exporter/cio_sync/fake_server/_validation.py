@@ -33,7 +33,8 @@ bool}}``, or one topic in dot notation, ``cio_subscription_preferences.topics.to
 _TOPIC = re.compile(r"topic_[0-9]+")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 PERSON_ACTIONS = frozenset({"identify", "event", "delete", "suppress", "unsuppress", "add_relationships",
-                            "delete_relationships"})
+                            "delete_relationships", "add_device", "delete_device"})
+PLATFORMS = frozenset({"ios", "android"})
 OBJECT_ACTIONS = frozenset({"identify", "delete", "add_relationships", "delete_relationships"})
 """The ``type: object`` actions this server takes (Customer.io's ``identify_anonymous`` is not
 modelled: cio-export never sends it)."""
@@ -170,6 +171,32 @@ def check_relationships(item: dict[str, Any], of_person: bool) -> ItemError | No
                 return ItemError("attribute_value_too_long", f"{field}.relationship_attributes.{name}",
                                  f"value of {name!r} is longer than {MAX_ATTRIBUTE_VALUE_BYTES} bytes")
     return None
+
+
+def check_device(item: dict[str, Any]) -> ItemError | None:
+    """``device`` of add_device: a ``token`` (non-empty string), a ``platform`` (ios or
+    android), ``last_used`` as integer Unix seconds when present, ``attributes`` within an
+    identify's limits; of delete_device: the ``token``."""
+    device = item.get("device")
+    if not isinstance(device, dict):
+        return ItemError("invalid_device", "device", "device must be an object")
+    token = device.get("token")
+    if type(token) is not str or not token.strip():
+        return ItemError("invalid_device", "device.token", "device.token must be a non-empty string")
+    if item["action"] == "delete_device":
+        return None
+    if device.get("platform") not in PLATFORMS:
+        return ItemError("invalid_device", "device.platform", "device.platform must be ios or android")
+    if "last_used" in device and type(device["last_used"]) is not int:
+        return ItemError("invalid_device", "device.last_used", "device.last_used must be integer Unix seconds")
+    extra = set(device) - {"token", "platform", "last_used", "attributes"}
+    if extra:
+        return ItemError("invalid_device", "device", f"unknown device field {sorted(extra)[0]!r}")
+    attributes = device.get("attributes", {})
+    if not isinstance(attributes, dict):
+        return ItemError("invalid_device", "device.attributes", "device.attributes must be an object")
+    problem = check_identify({"attributes": attributes}, len(orjson.dumps(attributes)), preferences=False)
+    return None if problem is None else problem._replace(field=f"device.{problem.field}")
 
 
 def check_timestamp(item: dict[str, Any]) -> ItemError | None:
@@ -316,6 +343,8 @@ def validate_item(item: Any, item_bytes: int, max_item_bytes: int, preferences: 
         problem = check_event(item, item_bytes)
     elif action in ("add_relationships", "delete_relationships"):
         problem = check_relationships(item, of_person=True)
+    elif action in ("add_device", "delete_device"):
+        problem = check_device(item)
     else:
         problem = None
     return found if problem is None else problem

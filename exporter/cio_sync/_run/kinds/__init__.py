@@ -5,14 +5,15 @@ its encoder and its tests, registered here."""
 from __future__ import annotations
 
 from ..model_sync import ModelSync
+from .devices import DeviceSync
 from .events import EventSync
 from .objects import ObjectSync
 from .people import PeopleSync
 from .relationships import RelationshipSync
 
 SYNCS: dict[str, type[ModelSync]] = {"people": PeopleSync, "event": EventSync, "object": ObjectSync,
-                                     "relationship": RelationshipSync}
+                                     "relationship": RelationshipSync, "device": DeviceSync}
 
-#: The order models sync in: people, then the objects they relate to, the relationships, and
-#: the events last (an event waits for its person's identify).
-KIND_ORDER = {"people": 0, "object": 1, "relationship": 2, "event": 3}
+#: The order models sync in: people, then the objects they relate to, the relationships, the
+#: people's devices, and the events last (an event waits for its person's identify).
+KIND_ORDER = {"people": 0, "object": 1, "relationship": 2, "device": 3, "event": 4}
