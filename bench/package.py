@@ -184,6 +184,7 @@ def dbt_vars() -> dict:
         "cio_max_quarantine_share": 0.2,
         "cio_state_schema": STATE,
         "cio_subscription_object_type_id": "1",
+        "cio_using_devices": True,
     }
 
 
@@ -245,7 +246,7 @@ def copy_floor(wh) -> dict:
 def counts(wh) -> dict[str, int]:
     tables = ("cio_people", "cio_event_order_placed", "cio_event_checkout_started", "cio_event_cart_abandoned",
               "cio_event_replenishment_due", "cio_event_refund_issued", "cio_subscription_objects",
-              "cio_subscription_relationships", "cio_quarantine")
+              "cio_subscription_relationships", "cio_devices", "cio_quarantine")
     return {t: int(wh.run(f"select count(*) from {TARGET}.{t}")[0][0]) for t in tables}
 
 

@@ -6,12 +6,14 @@ mixed-case emails with spaces, emails shared by two customers, test rows and tes
 numbers (some not numbers), naive local times (America/New_York) beside timezone-aware ones,
 future timestamps, orders and lines repeated by joins, guest orders identified by email only,
 orders of unknown customers, cancelled orders, subscriptions with a status history, refunds of
-unknown orders, and a `loaded_at` on every row.
+unknown orders, push tokens of an unsupported platform or an unknown customer, and a
+`loaded_at` on every row.
 
 Sizes follow the customers: 10 orders, ~15 lines and 3 checkouts per customer, a subscription
-per 10 customers (3 status rows each), a refund per 50 orders. `changes(step)` is what a shop
-does between two builds: 1% new orders (with their lines), 1% new checkouts, 0.5% of customers
-changed, a few recent orders cancelled.
+per 10 customers (3 status rows each), a refund per 50 orders, 0.7 device tokens per customer.
+`changes(step)` is what a shop does between two builds: 1% new orders (with their lines), 1%
+new checkouts, 0.5% of customers changed, a few recent orders cancelled, 1% new tokens, 0.5%
+used again and 0.1% unregistered.
 
     from shop import Shop
     shop = Shop(customers=20_000)
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 NOW = "2026-06-01 12:00:00"
 #: Local zone of the naive timestamps (var cio_source_timezone).
 TIMEZONE = "America/New_York"
-TABLES = ("raw_customers", "raw_orders", "raw_order_lines", "raw_checkouts", "raw_subscriptions", "raw_refunds")
+TABLES = ("raw_customers", "raw_orders", "raw_order_lines", "raw_checkouts", "raw_subscriptions", "raw_refunds",
+          "raw_devices")
 #: Seconds from the first order to two days before NOW; new orders of changes() come after.
 HISTORY_START = "2023-06-01 00:00:00"
 HISTORY_SECONDS = 1096 * 86400 - 2 * 86400 - 12 * 3600
@@ -79,13 +82,17 @@ class Shop:
     def refunds(self) -> int:
         return max(1, self.orders // 50)
 
+    @property
+    def devices(self) -> int:
+        return max(1, self.customers * 7 // 10)
+
     def step_sizes(self) -> dict[str, int]:
         return {"orders": max(1, self.orders // 100), "checkouts": max(1, self.checkouts // 100),
                 "customers": max(1, self.customers // 200)}
 
     # -- whole tables ----------------------------------------------------------------------------
     def create(self, dialect: str, schema: str) -> list[str]:
-        """Statements that (re)create the six raw tables in `schema` (which must exist)."""
+        """Statements that (re)create the raw tables (TABLES) in `schema` (which must exist)."""
         out = [f"drop table if exists {schema}.{table}" for table in TABLES]
         out.append(f"create table {schema}.raw_customers as {self._customers(dialect)}")
         out.append(f"create table {schema}.raw_orders as {self._orders(dialect, 1, self.orders, None)}")
@@ -93,6 +100,7 @@ class Shop:
         out.append(f"create table {schema}.raw_checkouts as {self._checkouts(dialect, 1, self.checkouts, None)}")
         out.append(f"create table {schema}.raw_subscriptions as {self._subscriptions(dialect)}")
         out.append(f"create table {schema}.raw_refunds as {self._refunds(dialect)}")
+        out.append(f"create table {schema}.raw_devices as {self._devices(dialect, 1, self.devices)}")
         if dialect == "postgres":
             out += [f"analyze {schema}.{table}" for table in TABLES]
         return out
@@ -114,6 +122,8 @@ class Shop:
         loaded = f"{_ts(RECENT_START)} + {step * 4} * interval '1 hour'"
         cid = "cast(substr(trim(customer_id), 2) as bigint)"
         oid = "cast(substr(order_id, 2) as bigint)"
+        tok = "cast(substr(token, 5) as bigint)"
+        dev = max(1, self.devices // 100)
         out = [
             f"insert into {schema}.raw_orders {self._orders(dialect, o_first, o_last, sizes['orders'])}",
             f"insert into {schema}.raw_order_lines {self._lines(dialect, o_first, o_last, sizes['orders'])}",
@@ -141,6 +151,13 @@ class Shop:
             f"insert into {schema}.raw_refunds "
             f"{self._refunds(dialect, self.refunds + (step - 1) * few + 1, self.refunds + step * few, loaded)}",
             f"insert into {schema}.raw_subscriptions {self._subscriptions(dialect, 3 + step, loaded)}",
+            # Devices: 1% new tokens, 0.5% used again, 0.1% unregistered (deleted_at).
+            f"insert into {schema}.raw_devices "
+            f"{self._devices(dialect, self.devices + (step - 1) * dev + 1, self.devices + step * dev, loaded)}",
+            f"update {schema}.raw_devices set last_used_at = {loaded}, loaded_at = {loaded}"
+            f" where {tok} <= {self.devices} and {tok} % 200 = {step}",
+            f"update {schema}.raw_devices set deleted_at = {loaded}, loaded_at = {loaded}"
+            f" where {tok} <= {self.devices} and {tok} % 1000 = {500 + step}",
         ]
         if step > 1:  # orders of the previous step: some cancelled, some with a line that came late
             prev_first = self.orders + (step - 2) * sizes["orders"] + 1
@@ -291,6 +308,23 @@ select
 from {_series(1, s_)}
 cross join (values {"(" + str(change_row) + ")" if change_row else "(1), (2), (3)"}) as changes(change)
 {"where n % 50 = " + str(change_row % 50) if change_row else ""}"""
+
+    def _devices(self, dialect: str, first: int, last: int, loaded: str | None = None) -> str:
+        """Push tokens: 0.7 a customer, some of unknown customers, some of an unsupported
+        platform ('web'), platforms in mixed case, a few never used."""
+        n_ = self.customers
+        step = max(1, (2 * 365 * 86400) // self.devices)
+        used = f"{_ts('2024-06-01 00:00:00')} + (n * {step}) * interval '1 second'" if loaded is None else loaded
+        return f"""
+select
+    'tok-' || cast(n as varchar) as token,
+    case when n % 211 = 0 then 'C' || cast({n_} + 7000 + n as varchar)
+         else 'C' || cast(1 + (n * 7919) % {n_} as varchar) end as customer_id,
+    case when n % 97 = 0 then 'web' when n % 3 = 0 then 'Android' else 'ios' end as platform,
+    case when n % 13 = 0 then null else {used} end as last_used_at,
+    cast(null as timestamp) as deleted_at,
+    {used} as loaded_at
+from {_series(first, last)}"""
 
     def _refunds(self, dialect: str, first: int = 1, last: int | None = None, loaded: str | None = None) -> str:
         step = max(1, HISTORY_SECONDS // self.orders)

@@ -209,6 +209,8 @@ EXPECTED_QUARANTINE = sorted(
         ("customers", "c006", "is_test", "test_row", "true"),
         ("customers", "c007", "email", "invalid_email", "not-an-email"),
         ("customers", "c008", "created_at", "future_timestamp", "2099-01-01 05:00:00"),
+        ("devices", "tok-ghost-1", "customer_id", "unresolvable_identifier", "c999"),
+        ("devices", "tok-web-1", "platform", "invalid_platform", "web"),
         ("order_lines", "o1010:", "sku", "null_key", None),
         ("orders", "o1005", "customer_id", "person_quarantined", "c005"),
         ("orders", "o1006", "customer_id", "unresolvable_identifier", "c999"),
@@ -314,6 +316,15 @@ def test_subscription_objects_and_relationships(built):
                                            " from cio_subscription_relationships order by 1"))
     assert relationships == [("c011", "gina@example.org", "1", "canceled", T(2026, 1, 1, 14)),
                              ("c012", "hank@example.org", "2", "active", T(2026, 2, 1, 14))]
+
+
+def test_device_rows(built):
+    """One row per token, its latest use kept (Jane's iOS token, seen twice), platforms
+    lower-cased; a web token and one of an unknown customer are in cio_quarantine instead."""
+    rows = _normalize(built.query("select customer_id, email, token, platform, last_used_at from cio_devices"
+                                  " order by token"))
+    assert rows == [("c002", "bob@example.org", "tok-bob-1", "android", None),
+                    ("c001", "jane.doe@example.com", "tok-jane-1", "ios", T(2026, 5, 30, 12))]
 
 
 def test_order_items_json(built):

@@ -11,7 +11,7 @@ import pytest
 from conftest import SEND_HISTORY
 from dbt_project_runner import DbtFailed
 
-OPTIONAL_INPUTS = ("order_lines", "checkouts", "subscriptions", "refunds")
+OPTIONAL_INPUTS = ("order_lines", "checkouts", "subscriptions", "refunds", "devices")
 SYNCED_MODELS = {
     "cio_people",
     "cio_event_order_placed",
@@ -23,6 +23,7 @@ SYNCED_MODELS = {
     "cio_event_replenishment_due",
     "cio_subscription_objects",
     "cio_subscription_relationships",
+    "cio_devices",
 }
 
 
@@ -369,7 +370,7 @@ def test_infinite_and_pre_1970_times_are_quarantined_on_postgres(tmp_path_factor
     schema.execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
                    " values ('o900', 'c001', '-infinity', '10.00', 'paid', 'USD', false),"
                    " ('o901', 'c001', '1960-01-01 00:00:00', '10.00', 'paid', 'USD', false)")
-    project.run("run", "--select", "+cio_people", "+cio_event_order_placed", "cio_quarantine")
+    project.run("run", "--select", "+cio_people", "+cio_event_order_placed", "+cio_quarantine")
     quarantined = schema.query("select source, row_key, column_name, reason from cio_quarantine "
                                "where row_key in ('c900', 'o900', 'o901') order by row_key")
     assert quarantined == [("customers", "c900", "created_at", "timestamp_out_of_range"),

@@ -20,9 +20,9 @@ from ulid import ULID
 from cio_sync.fake_server import FakeCustomerIO
 
 SITE, KEY = "site-e2e", "key-e2e-0123456789abcdef"
-#: The package's object and relationship models (integration_tests sets
-#: cio_subscription_object_type_id).
-ENTITY_MODELS = ("cio_subscription_objects", "cio_subscription_relationships")
+#: The package's object, relationship and device models (integration_tests sets
+#: cio_subscription_object_type_id and cio_using_devices).
+ENTITY_MODELS = ("cio_subscription_objects", "cio_subscription_relationships", "cio_devices")
 EVENT_MODELS = {
     "cio_event_order_placed": ("order_placed", "order_id"),
     "cio_event_checkout_started": ("checkout_started", "checkout_id"),
@@ -133,6 +133,9 @@ def test_every_person_and_event_arrives_as_the_marts_say(built, server):
             for r in server.relationships()} == {
         (c, sid): status for c, sid, status in built.query(
             "select customer_id, subscription_id, status from cio_subscription_relationships")}
+    # Each device token added to its person.
+    assert {(d["person"]["id"], d["token"], d["platform"]) for d in server.devices()} == set(
+        built.query("select customer_id, token, platform from cio_devices"))
     assert results["metadata"]["dbt_invocation_id"] == built.manifest()["metadata"]["invocation_id"]
     # Timing: each model's moments in order, and a model's work (its last answer, its last state
     # commit) ends before the next model starts; the run's phases add up to its elapsed time.

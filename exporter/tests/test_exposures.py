@@ -31,6 +31,7 @@ SYNCED = {
     "cio_event_replenishment_due",
     "cio_subscription_objects",
     "cio_subscription_relationships",
+    "cio_devices",
 }
 
 

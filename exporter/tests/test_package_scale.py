@@ -34,6 +34,7 @@ MARTS = (
     "cio_event_replenishment_due",
     "cio_subscription_objects",
     "cio_subscription_relationships",
+    "cio_devices",
     "cio_quarantine",
 )
 SOURCE = "shop_src"
@@ -49,6 +50,7 @@ def shop_vars(source_schema: str) -> dict:
         "cio_test_email_domains": ["myshop.test"],
         "cio_max_quarantine_share": 0.2,
         "cio_subscription_object_type_id": "1",
+        "cio_using_devices": True,
     }
 
 

@@ -25,14 +25,16 @@
 {%- endmacro %}
 
 {#- True when an input is used: customers and orders always; an optional input unless its
-    var cio_using_<input> is false (then its models are disabled and its attributes excluded).
+    var cio_using_<input> is false (devices: when cio_using_devices is true) (then its models are disabled and its attributes excluded).
     Reads only the boolean, never the relation var, so nothing depends on your relations
     but staging. -#}
 {% macro input_enabled(input_name) -%}
     {%- if input_name in ('customers', 'orders') -%}
         {{ return(true) }}
     {%- endif -%}
-    {%- set value = var('cio_using_' ~ input_name, true) -%}
+    {#- Devices are new: off unless switched on (var cio_using_devices), so a project that has
+        no devices relation needs no change. -#}
+    {%- set value = var('cio_using_' ~ input_name, input_name != 'devices') -%}
     {%- if value not in (true, false) -%}
         {{ exceptions.raise_compiler_error("cio_sync: var cio_using_" ~ input_name ~ " must be true or false, not '" ~ value ~ "'.") }}
     {%- endif -%}

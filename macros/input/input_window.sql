@@ -16,6 +16,7 @@
         'checkouts': ['checkout_id'],
         'subscriptions': ['subscription_id', 'status', 'updated_at'],
         'refunds': ['refund_id'],
+        'devices': ['token'],
     }[input_name]) }}
 {%- endmacro %}
 
@@ -27,6 +28,7 @@
         'checkouts': 'started_at',
         'subscriptions': 'updated_at',
         'refunds': 'refunded_at',
+        'devices': 'last_used_at',
     }[input_name]) }}
 {%- endmacro %}
 

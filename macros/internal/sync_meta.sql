@@ -143,3 +143,22 @@
 {% macro subscription_objects_enabled() -%}
     {{ return(cio_sync.input_enabled('subscriptions') and var('cio_subscription_object_type_id', none) is not none) }}
 {%- endmacro %}
+
+{#- meta.cio of cio_devices: each person's push tokens; a token that leaves the model (the app
+    reported it gone, it moved to another customer) is removed from its person, within var
+    cio_device_max_deletes. -#}
+{% macro device_meta() -%}
+    {%- set identifier = cio_sync.identifier() -%}
+    {{ return({
+        'kind': 'device',
+        'identifier': {'column': identifier, 'kind': cio_sync.identifier_kind()},
+        'token_column': 'token',
+        'platform_column': 'platform',
+        'last_used_column': 'last_used_at',
+        'exclude': ['email' if identifier == 'customer_id' else 'customer_id'],
+        'on_delete': 'delete',
+        'max_deletes': var('cio_device_max_deletes', '5%'),
+        'inputs': ['devices'],
+        'build_log_schema': var('cio_state_schema', 'cio_sync_state'),
+    }) }}
+{%- endmacro %}

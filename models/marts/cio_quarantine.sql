@@ -27,6 +27,9 @@
 {%- if cio_sync.input_enabled('refunds') -%}
 {%- do sources.append(('refunds', 'int_cio__refunds', 'stg_cio__refunds', "refund_id")) -%}
 {%- endif -%}
+{%- if cio_sync.input_enabled('devices') -%}
+{%- do sources.append(('devices', 'int_cio__devices', 'stg_cio__devices', "token")) -%}
+{%- endif -%}
 
 {#- Each part: (input, relation, key expression, extra condition). -#}
 {%- set parts = [] -%}
