@@ -388,12 +388,13 @@ def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(du
 def test_a_cancelled_subscription_changes_its_object_and_relationship_and_a_rerun_sends_nothing(
         duckdb_project_factory, server):
     """The package's subscriptions as objects related to their customers, in one
-    `--select tag:cio` with the people and events: between two builds subscription 2 (Hank's)
-    is cancelled and Jane starts subscription 4; the next sync sends the cancelled object's new
-    status (its next charge removed), the relationship's new status attribute, the
-    subscription_canceled event and the new object and relationship, and a rerun sends nothing
-    at all."""
-    project = duckdb_project_factory("subscription_objects", vars=dict(SEND_HISTORY))
+    `--select tag:cio` with the people, devices and events: between two builds subscription 2
+    (Hank's) is cancelled, Jane starts subscription 4 and her app unregisters her token; the
+    next sync sends the cancelled object's new status (its next charge removed), the
+    relationship's new status attribute, the subscription_canceled event, the new object and
+    relationship, and removes Jane's device; a rerun sends nothing at all."""
+    # (The default cap, 5% of the synced devices, is under one device in this example.)
+    project = duckdb_project_factory("subscription_objects", vars={**SEND_HISTORY, "cio_device_max_deletes": 1})
     project.run("build")
 
     def sync() -> dict:
@@ -413,11 +414,17 @@ def test_a_cancelled_subscription_changes_its_object_and_relationship_and_a_reru
     cancelled = ("(select * from {{ ref('raw_subscriptions') }} union all select 2, 'c012', 'Cancelled', "
                  "timestamp '2026-05-31 09:00:00', 'yearly', null union all select 4, 'c001', 'active', "
                  "timestamp '2026-05-30 09:00:00', 'monthly', timestamp '2026-06-30 09:00:00')")
-    project.run("build", "--exclude", "resource_type:seed", vars={"cio_subscriptions": cancelled})
+    unregistered = ("(select token, customer_id, platform, last_used_at, case when token = 'tok-jane-1' then "
+                    "timestamp '2026-05-31 10:00:00' end as deleted_at, case when token = 'tok-jane-1' then "
+                    "timestamp '2026-05-31 10:00:00' end as loaded_at from {{ ref('raw_devices') }})")
+    changed = {"cio_subscriptions": cancelled, "cio_devices": unregistered}
+    assert {d["token"] for d in server.devices()} == {"tok-jane-1", "tok-bob-1"}
+    project.run("build", "--exclude", "resource_type:seed", vars=changed)
     second = sync()
     assert {model: n for model, n in second.items() if n} == {
         "cio_subscription_objects": 2, "cio_subscription_relationships": 2, "cio_event_subscription_canceled": 1,
-        "cio_people": 2}  # Hank's and Jane's subscription_status
+        "cio_people": 2, "cio_devices": 1}  # Hank's and Jane's subscription_status; Jane's token removed
+    assert [(d["person"], d["token"]) for d in server.devices()] == [({"id": "c002"}, "tok-bob-1")]
     hank = server.objects()["1:2"]["attributes"]
     assert hank["status"] == "canceled" and "next_charge_at" not in hank and hank["plan"] == "yearly"
     assert relationship("c012") == {"person": {"id": "c012"}, "object": {"object_type_id": "1", "object_id": "2"},
@@ -425,7 +432,7 @@ def test_a_cancelled_subscription_changes_its_object_and_relationship_and_a_reru
     assert relationship("c001")["object"]["object_id"] == "4"
     assert server.objects()["1:4"]["attributes"]["next_charge_at"] == 1782824400
     assert [e["attributes"]["subscription_id"] for e in server.events("subscription_canceled")] == ["1", "2"]
-    project.run("build", "--exclude", "resource_type:seed", vars={"cio_subscriptions": cancelled})
+    project.run("build", "--exclude", "resource_type:seed", vars=changed)
     assert not any(sync().values())
 
 

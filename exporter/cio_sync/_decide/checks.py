@@ -149,13 +149,15 @@ def _identifier_change_examples(reader: SnapshotReader, joined: str, changed: in
     return examples
 
 
-def without_unsupplied(reader: SnapshotReader, dialect: Dialect, relation: str, model: SyncModel,
-                       note: Callable[[str], None]) -> tuple[SyncModel, tuple[str, ...]]:
+def without_unsupplied(reader: SnapshotReader, dialect: Dialect, relation: str, model: SyncModel,  # noqa: PLR0913
+                       note: Callable[[str], None],
+                       keep: frozenset[str] = frozenset()) -> tuple[SyncModel, tuple[str, ...]]:
     """A people model without its attributes that are null in every row (an input column the
     shop does not have, `null as email`): sending those nulls would erase what another
     integration set on every profile, and the user supplied no value. Events leave nulls out
-    anyway. meta.cio.send_null_columns: true sends them. Returns the model and the attributes
-    left out."""
+    anyway. meta.cio.send_null_columns: true sends them. `keep`: columns read among the
+    attributes that are not attributes (a device's platform and last use), never left out.
+    Returns the model and the attributes left out."""
     if not model.attributes or model.spec.meta.get("send_null_columns"):
         return model, ()
     # One probe per column that stops at its first non-null value: a scan only for a column
@@ -165,7 +167,7 @@ def without_unsupplied(reader: SnapshotReader, dialect: Dialect, relation: str, 
     [(any_row, *filled)] = reader.query(f"select (select 1 from {relation} limit 1), {probes}")
     if not any_row:
         return model, ()
-    empty = tuple(c.name for c, n in zip(model.attributes, filled, strict=True) if not n)
+    empty = tuple(c.name for c, n in zip(model.attributes, filled, strict=True) if not n and c.name not in keep)
     if not empty:
         return model, ()
     note(f"{model.name}: {', '.join(empty)} null in every row: not sent, so values set in "
