@@ -286,11 +286,15 @@ def test_delete_and_suppress(client: httpx.Client, srv: FakeCustomerIO) -> None:
     assert response.status_code == 200
     assert srv.person("id", "1") is None
     assert srv.deletions()[0]["identifiers"] == {"id": "1"}
-    person = srv.person("id", "2")
-    assert person is not None and person["suppressed"] is True
+    # A suppression deletes the profile and keeps the identifier from being added again,
+    # until it is unsuppressed (the profile is not restored).
+    assert srv.person("id", "2") is None and srv.suppressed() == ["id:2"]
+    assert send_batch(client, identify("2"), event(person="2", id=ULID_A)).status_code == 200
+    assert srv.person("id", "2") is None and srv.events() == []
     send_batch(client, base | {"identifiers": {"id": "2"}, "action": "unsuppress"})
-    person = srv.person("id", "2")
-    assert person is not None and person["suppressed"] is False
+    assert srv.suppressed() == [] and srv.person("id", "2") is None
+    send_batch(client, identify("2"))
+    assert srv.person("id", "2") is not None
 
 
 def test_a_phone_identifier_must_be_e164(client: httpx.Client, srv: FakeCustomerIO) -> None:
@@ -439,8 +443,9 @@ def test_v1_calls_of_the_official_library(client: httpx.Client, srv: FakeCustome
     assert [(e["name"], e["attributes"]) for e in srv.events()] == [("signed_up", {"via": "web"})]
 
     assert client.post(f"{path}/suppress", json={}).status_code == 200
-    assert srv.person("email", email)["suppressed"] is True  # type: ignore[index]
+    assert srv.suppressed() == [f"email:{email}"] and srv.person("email", email) is None
     assert client.post(f"{path}/unsuppress", json={}).status_code == 200
+    assert client.put(path, json={"plan": "pro", "_timestamp": 50}).status_code == 200
 
     client.put("/api/v1/customers/7", json={"plan": "basic", "city": "Oslo"})
     merge = {"primary": {"email": email}, "secondary": {"id": "7"}}

@@ -234,6 +234,7 @@ class FakeTrackApp:
                 Route("/_fake/objects", self._admin_objects, methods=["GET"]),
                 Route("/_fake/relationships", self._admin_relationships, methods=["GET"]),
                 Route("/_fake/devices", self._admin_devices, methods=["GET"]),
+                Route("/_fake/suppressed", self._admin_suppressed, methods=["GET"]),
                 Route("/_fake/merges", self._admin_merges, methods=["GET"]),
                 Route("/_fake/requests", self._admin_requests, methods=["GET"]),
             ]
@@ -718,6 +719,11 @@ class FakeTrackApp:
             return self._memory_only()
         return _json(200, [{"person": {person[0]: person[1]}, "token": token, **device}
                            for (person, token), device in memory.devices.items()])
+
+    async def _admin_suppressed(self, request: Request) -> Response:
+        """Suppressed identifiers, ``"<kind>:<value>"``, sorted."""
+        memory = self._memory()
+        return self._memory_only() if memory is None else _json(200, sorted(map(person_key, memory.suppressed)))
 
     async def _admin_merges(self, request: Request) -> Response:
         memory = self._memory()

@@ -161,7 +161,7 @@ def attributes_document(profile: Profile, requested_id: str) -> dict[str, Any]:
             "identifiers": identifiers,
             "attributes": attributes,
             "timestamps": dict(profile.attribute_timestamps),
-            "unsubscribed": bool(profile.suppressed),
+            "unsubscribed": False,
             "devices": [],
         }
     }

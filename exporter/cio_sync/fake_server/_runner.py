@@ -364,6 +364,10 @@ class FakeCustomerIO:
         """People's devices: ``{"person", "token", "platform", "last_used", "attributes"}`` (memory mode)."""
         return self._get("/_fake/devices")
 
+    def suppressed(self) -> list[str]:
+        """Suppressed identifiers, ``"<kind>:<value>"`` (memory mode)."""
+        return self._get("/_fake/suppressed")
+
     def merges(self) -> list[dict[str, Any]]:
         """Recorded ``merge_customers`` calls (memory mode)."""
         return self._get("/_fake/merges")

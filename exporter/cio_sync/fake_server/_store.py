@@ -68,14 +68,12 @@ class Profile:
     attributes: dict[str, Any] = field(default_factory=dict)
     attribute_timestamps: dict[str, int] = field(default_factory=dict)
     timestamp: int | None = None
-    suppressed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "identifiers": {self.kind: self.value},
             "attributes": self.attributes,
             "timestamp": self.timestamp,
-            "suppressed": self.suppressed,
         }
 
 
@@ -196,12 +194,16 @@ class MemoryStore(Store):
         self.relationships: dict[tuple[Identifier, str], dict[str, Any]] = {}
         # (person, token) -> {"platform", "last_used", "attributes"}
         self.devices: dict[tuple[Identifier, str], dict[str, Any]] = {}
+        # Suppressed identifiers: their profile was deleted, and nothing about them is kept
+        # until they are unsuppressed.
+        self.suppressed: set[Identifier] = set()
 
     def reset(self) -> None:
         super().reset()
         self.objects.clear()
         self.relationships.clear()
         self.devices.clear()
+        self.suppressed.clear()
         self.profiles.clear()
         self.events.clear()
         self.deletions.clear()
@@ -217,10 +219,13 @@ class MemoryStore(Store):
             "objects": len(self.objects),
             "relationships": len(self.relationships),
             "devices": len(self.devices),
+            "suppressed": len(self.suppressed),
         }
 
     def _record_all(self, entries: list[Accepted]) -> None:
         for item, identifier, _ in entries:
+            if identifier in self.suppressed and item["action"] not in ("unsuppress", "suppress"):
+                continue  # accepted, and dropped: a suppressed identifier cannot be added again
             if item.get("type") == OBJECT:
                 self._record_object(item["action"], item, identifier[1])
             elif item["action"] in ("add_device", "delete_device"):
@@ -305,15 +310,18 @@ class MemoryStore(Store):
                     "attributes": item.get("attributes", {}),
                 }
             )
-        elif action == "delete":
+        elif action in ("delete", "suppress"):  # a suppression deletes the profile too
             self.profiles.pop(identifier, None)
             for pair in [pair for pair in self.relationships if pair[0] == identifier]:
                 del self.relationships[pair]
             for pair in [pair for pair in self.devices if pair[0] == identifier]:
                 del self.devices[pair]
-            self.deletions.append({"identifiers": {identifier[0]: identifier[1]}, "at": now})
+            if action == "delete":
+                self.deletions.append({"identifiers": {identifier[0]: identifier[1]}, "at": now})
+            else:
+                self.suppressed.add(identifier)
         else:
-            self._profile(identifier).suppressed = action == "suppress"
+            self.suppressed.discard(identifier)
 
     def _profile(self, identifier: Identifier) -> Profile:
         profile = self.profiles.get(identifier)
