@@ -186,6 +186,9 @@ class Encoder:
         if self.related_type_id:
             self.encode, self.fast = self._relationship_checked, False
             return
+        if model.kind == "suppression":
+            self.encode, self.fast = self._suppression_checked, False
+            return
         if model.kind == "device":  # the device's platform and last use are read among the attributes
             spec = model.spec.meta
             self.device_positions = {field: self.columns.index(column) for field, column in (
@@ -454,6 +457,17 @@ class Encoder:
         if isinstance(data, Reject):
             return data
         return Item(data, identifier, key, None, row[P_HASH], None, not known)
+
+    def _suppression_checked(self, row: tuple) -> Item | Reject:
+        """A person to suppress (the row's only content is who)."""
+        key = row[P_KEY] if row[P_KEY] is not None else row[P_IDENTIFIER]
+        identifier = self._identifier(row[P_IDENTIFIER], key)
+        if isinstance(identifier, Reject):
+            return identifier
+        data = self._dump({"type": "person", "identifiers": {self.id_key: identifier}, "action": "suppress"}, key)
+        if isinstance(data, Reject):
+            return data
+        return Item(data, identifier, str(key), None, row[P_HASH], None, row[P_PREVIOUS_HASH] is None)
 
     def _device_checked(self, row: tuple) -> Item | Reject:
         """A person's device (add_device): its token, platform (ios or android), last use and

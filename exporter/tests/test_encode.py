@@ -477,6 +477,30 @@ def test_a_device_is_added_with_its_platform_last_use_and_attributes():
     assert isinstance(reject, Reject) and (reject.column, reject.reason) == ("token", "null_device_token")
 
 
+SUPPRESSION = {"kind": "suppression", "identifier": {"column": "customer_id", "kind": "id"}, "max_suppressions": 10}
+
+
+def test_a_suppression_sends_only_who():
+    model = spec(SUPPRESSION).resolve(PEOPLE_COLUMNS)
+    assert model.attributes == ()
+    item = Encoder(model, snapshot=1_780_000_000, n_head=5).encode(person("c1", "c1"))
+    assert isinstance(item, Item)
+    assert orjson.loads(item.data) == {"type": "person", "identifiers": {"id": "c1"}, "action": "suppress"}
+
+
+@pytest.mark.parametrize(("meta", "message"), [
+    ({k: v for k, v in SUPPRESSION.items() if k != "max_suppressions"}, "'max_suppressions' is a required property"),
+    ({**SUPPRESSION, "on_delete": "delete"}, "'delete' is not one of ['ignore', 'unsuppress']"),
+    ({**SUPPRESSION, "attributes": ["email"]}, "should not be valid"),
+    ({**PEOPLE, "on_delete": "unsuppress"}, "should not be valid"),
+    ({**PEOPLE, "max_suppressions": 1}, "should not be valid"),
+])
+def test_suppression_models_are_validated(meta, message):
+    with pytest.raises(ConfigError, match="invalid meta.cio") as caught:
+        spec(meta)
+    assert message in str(caught.value)
+
+
 def test_objects_do_not_count_as_a_second_way_of_identifying_people():
     check_identifier_kinds([spec(PEOPLE, "people"), spec(OBJECT, "subscriptions")])
     with pytest.raises(ConfigError, match="identify people in different ways"):  # a relationship's person does

@@ -385,6 +385,53 @@ def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(du
     assert sync(2)["items_accepted"] == 0
 
 
+def test_suppressions_stay_within_max_suppressions_are_listed_by_a_dry_run_and_undone_only_for_our_own(
+        duckdb_project_factory, server, tmp_path):
+    """meta.cio.kind: suppression (fixture suppressed_people, max_suppressions 2): the people on
+    the list are suppressed once; a list that would suppress more than the cap blocks the model
+    and suppresses nobody; a dry run lists exactly who would be suppressed and unsuppressed;
+    a person who leaves the list is unsuppressed (on_delete: unsuppress) only if this tool
+    suppressed them."""
+    import httpx
+
+    project = duckdb_project_factory("suppression", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
+    other = {"type": "person", "identifiers": {"id": "p9"}, "action": "suppress"}
+    assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [other]}).status_code == 200
+    send_identify = {"type": "person", "identifiers": {"id": "p1"}, "action": "identify", "attributes": {"a": 1}}
+    assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [send_identify]}).status_code == 200
+
+    def sync(step: int, *args: str, cap: int = 2):
+        project.run("build", "--select", "tag:cio_suppression",
+                    vars={"cio_suppression_step": step, "cio_max_suppressions": cap})
+        proc = project.cio_export("--select", "tag:cio_suppression", "--json", "--no-progress", *args,
+                                  env=credentials(server), state_schema="cio_state_suppression")
+        [result] = json.loads(proc.stdout)["results"]
+        return proc, result
+
+    proc, result = sync(1)
+    assert proc.returncode == 0, proc.stderr
+    assert result["items_accepted"] == 2
+    assert server.suppressed() == ["id:p1", "id:p2", "id:p9"] and server.person("id", "p1") is None
+    assert sync(1)[1]["items_accepted"] == 0
+
+    proc, result = sync(2)  # p3, p4, p5: three, over max_suppressions 2
+    assert proc.returncode == 1 and result["status"] == "blocked"
+    assert result["message"].startswith("3 people would be suppressed, over max_suppressions (2): nobody was.")
+    assert server.suppressed() == ["id:p1", "id:p2", "id:p9"]
+
+    outbox = tmp_path / "outbox"
+    proc, result = sync(2, "--dry-run", "--outbox", str(outbox), cap=3)
+    assert proc.returncode == 0, proc.stderr
+    items = [(item["action"], item["identifiers"]["id"]) for line in
+             (outbox / "suppressed_people.ndjson").read_text().splitlines() for item in json.loads(line)["batch"]]
+    assert sorted(items) == [("suppress", "p3"), ("suppress", "p4"), ("suppress", "p5"), ("unsuppress", "p1")]
+    proc, result = sync(2, cap=3)
+    assert proc.returncode == 0, proc.stderr
+    assert (result["items_accepted"], result["deleted"]) == (4, 1)
+    assert server.suppressed() == ["id:p2", "id:p3", "id:p4", "id:p5", "id:p9"]  # p9: not ours, kept
+    assert sync(2, cap=3)[1]["items_accepted"] == 0
+
+
 def test_a_cancelled_subscription_changes_its_object_and_relationship_and_a_rerun_sends_nothing(
         duckdb_project_factory, server):
     """The package's subscriptions as objects related to their customers, in one
@@ -442,7 +489,7 @@ def test_bad_meta_cio_is_a_clear_error_and_nothing_is_sent(duckdb_project_factor
     proc = project.cio_export("--select", "tag:cio_bad_meta", env=credentials(server))
     assert proc.returncode == 2
     assert "model bad_meta: invalid meta.cio" in proc.stderr
-    kinds = "['people', 'event', 'object', 'relationship', 'device']"
+    kinds = "['people', 'event', 'object', 'relationship', 'device', 'suppression']"
     assert f"meta.cio.kind: 'events' is not one of {kinds}" in proc.stderr
     assert "meta.cio.identifier.kind: 'mobile' is not one of" in proc.stderr
     validate = project.cio_export("validate", "--select", "tag:cio_bad_meta")

@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
 #: The kinds of model whose rows are diffed against the state of what was acknowledged (one row
 #: per key: a person, an object, a person-object relationship), and removed (on_delete) when
 #: they leave the model; each row's attributes are within an identify's limits.
-IDENTIFY_KINDS = frozenset({"people", "object", "relationship", "device"})
+IDENTIFY_KINDS = frozenset({"people", "object", "relationship", "device", "suppression"})
 
 #: Column kinds, from the warehouse's type names. They decide how a value is read and sent.
 TEXT, INTEGER, NUMBER, BOOLEAN, TIMESTAMP, DATE, NESTED = (
@@ -247,7 +247,8 @@ class ModelSpec:
         else:
             excluded = {c.lower() for c in self.meta.get("exclude", [])}
             wanted = [c for c in columns if c.name.lower() not in excluded]
-        attributes = tuple(c for c in wanted if c.name.lower() not in structural and c.name.lower() not in topics)
+        attributes = tuple(c for c in wanted if c.name.lower() not in structural and c.name.lower() not in topics
+                           and self.kind != "suppression")  # a suppression sends nothing but who
         attributes += tuple(topics.values())
         attributes += tuple(c for c in (platform, last_used) if c is not None and c not in attributes)
 

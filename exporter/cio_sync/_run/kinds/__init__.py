@@ -10,10 +10,12 @@ from .events import EventSync
 from .objects import ObjectSync
 from .people import PeopleSync
 from .relationships import RelationshipSync
+from .suppressions import SuppressionSync
 
 SYNCS: dict[str, type[ModelSync]] = {"people": PeopleSync, "event": EventSync, "object": ObjectSync,
-                                     "relationship": RelationshipSync, "device": DeviceSync}
+                                     "relationship": RelationshipSync, "device": DeviceSync,
+                                     "suppression": SuppressionSync}
 
 #: The order models sync in: people, then the objects they relate to, the relationships, the
-#: people's devices, and the events last (an event waits for its person's identify).
-KIND_ORDER = {"people": 0, "object": 1, "relationship": 2, "device": 3, "event": 4}
+#: people's devices, the suppressions, and the events last (an event waits for its person's identify).
+KIND_ORDER = {"people": 0, "object": 1, "relationship": 2, "device": 3, "suppression": 4, "event": 5}

@@ -150,7 +150,7 @@ class PeopleSync(ModelSync):
         noun = self.departed_noun()
         if limit is not None and len(gone) > limit:
             self._blocked(f"{len(gone)} of {synced} synced {noun} left the model, over max_deletes ({cap}): "
-                          f"none was {'deleted' if action == 'delete' else 'suppressed'}. Check the model; "
+                          f"none was {action}{'d' if action.endswith('e') else 'ed'}. Check the model; "
                           "raise max_deletes if this is intended.")
             return
         packer = BatchPacker(self.options.batch_bytes)
