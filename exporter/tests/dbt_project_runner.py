@@ -78,10 +78,10 @@ class DbtProject:
         return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=self.workdir)
 
     def cio_export_process(self, *args: str, env: dict[str, str] | None = None, state_schema: str | None = None,
-                           **popen: Any) -> subprocess.Popen:
+                           target_path: Path | None = None, **popen: Any) -> subprocess.Popen:
         """The same command as cio_export(), started and not waited for (to kill it, or to run
         something beside it)."""
-        cmd, full_env = self._cio_export_command(args, env, None, state_schema)
+        cmd, full_env = self._cio_export_command(args, env, target_path, state_schema)
         return subprocess.Popen(cmd, env=full_env, cwd=self.workdir, **popen)
 
     def _cio_export_command(

@@ -249,6 +249,53 @@ def test_sigkill_then_rerun_loses_nothing_and_never_doubles(build, kill_at, tmp_
     assert build.schema.query(f"select count(*) from {state}.cio_inflight") == [(0,)]
 
 
+def test_sigkill_in_the_middle_of_removals_then_rerun_removes_each_once_and_keeps_the_rest(build, tmp_path):
+    """Relationships (fixture big_relationships, ROWS pairs): half leave the model; the run that
+    removes them is killed mid-way; the rerun removes the rest. Every pair that left is removed,
+    every other kept, the state holds exactly the pairs left, and only the batches in flight at
+    the kill are sent again (a removal is idempotent). Built with a target path of its own, so
+    the module's build stays the last one the other tests see."""
+    state = state_name()
+    build.state_schemas.append(state)
+    target = tmp_path / "target"
+    build.run("build", "--select", "big_relationships", target_path=target)
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, **HELD) as srv:
+        env = credentials(srv)
+        srv.configure(answers_allowed=None)
+        first = build.cio_export("--select", "big_relationships", "--no-progress", env=env, state_schema=state,
+                                 target_path=target)
+        assert first.returncode == 0, first.stderr
+        assert len(srv.relationships()) == ROWS
+        build.run("build", "--select", "big_relationships", vars={"cio_big_removals_half": True}, target_path=target)
+        srv.configure(answers_allowed=0)
+        proc = build.cio_export_process(
+            "--select", "big_relationships", "--no-progress", "--batch-bytes", "6000", "--concurrency", "2",
+            "--lease-ttl", "3600", env=env, state_schema=state, target_path=target, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            hold_run_when(srv, proc, lambda stats: stats["items_accepted"].get("delete_relationships", 0) >= ROWS // 4)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_until_released(build, state, ("big_relationships", "all"))
+        left = len(srv.relationships())
+        assert ROWS // 2 < left < ROWS  # killed in the middle of the removals
+        srv.configure(answers_allowed=None)
+        rerun = build.cio_export("--select", "big_relationships", "--no-progress", "--json", env=env,
+                                 state_schema=state, target_path=target)
+        assert rerun.returncode == 0, rerun.stderr
+        [result] = json.loads(rerun.stdout)["results"]
+        # What was left, and at most the batches in flight when it was killed (items of 100+ bytes).
+        assert left - ROWS // 2 <= result["deleted"] <= left - ROWS // 2 + 4 * 6000 // 100
+        pairs = {(r["person"]["id"], r["object"]["object_id"]) for r in srv.relationships()}
+        assert pairs == {(f"person-{n}", f"sub-{n}") for n in range(2, ROWS + 1, 2)}
+        assert build.schema.query(f"select count(*) from {state}.cio_people_state "
+                                  "where model = 'big_relationships'") == [(ROWS // 2,)]
+        again = build.cio_export("--select", "big_relationships", "--no-progress", "--json", env=env,
+                                 state_schema=state, target_path=target)
+        assert json.loads(again.stdout)["results"][0]["items_accepted"] == 0
+
+
 def test_faults_lose_nothing_and_rejects_are_recorded_and_retried_as_specified(build):
     """429 storms with Retry-After, 20% 5xx, dropped connections, slow responses and 207
     partial rejections: every acceptable item arrives once; rejects are recorded with

@@ -158,7 +158,14 @@ class PeopleSync(ModelSync):
             data = orjson.dumps(self.departure(key, identifier))
             full = packer.add(data, Departure(identifier=identifier, row_key=key))
             if full is not None:
-                self._submit(full)
+                self._submit_departures(full)
         last = packer.flush()
         if last is not None:
-            self._submit(last)
+            self._submit_departures(last)
+
+    def _submit_departures(self, batch) -> None:
+        """Send a batch of removals, and commit the removals answered so far: a run stopped in
+        the middle leaves only the batches in flight to be sent again (each is idempotent)."""
+        self._submit(batch)
+        self.run.record(self.run.sink.poll())
+        self.state.flush(only="forget")
