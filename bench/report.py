@@ -330,13 +330,22 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
     w(_table(["target", "measured (median)", "verdict", "margin"], [list(t) for t in targets(f)]) + "\n")
 
     w("## Figures\n")
-    w("### People, events, rate limit, shards\n")
+    w("### People, events, objects, relationships, devices, rate limit, shards\n")
     w(export_rows(f, [
         ("people_initial", f"1. initial people ({a['rows']:,})"),
         ("people_nochange", "2. rerun, no change"),
         ("people_1pct", "2. rerun, 1% changed"),
         ("events_initial", f"3. initial events ({a['event_rows']:,})"),
         ("events_1pct", "3. rerun, 1% new events"),
+        ("objects_initial", f"3b. initial objects ({a['rows']:,})"),
+        ("objects_nochange", "3b. objects, rerun, no change"),
+        ("objects_removals", "3b. objects, 1% removed (deleted)"),
+        ("relationships_initial", f"3b. initial relationships ({a['rows']:,})"),
+        ("relationships_nochange", "3b. relationships, rerun, no change"),
+        ("relationships_removals", "3b. relationships, 1% removed"),
+        ("devices_initial", f"3b. initial devices ({a['rows']:,})"),
+        ("devices_nochange", "3b. devices, rerun, no change"),
+        ("devices_removals", "3b. devices, 1% removed"),
         ("ratelimit", "4. people, 100 req/s limit"),
         ("ratelimit_small", "4. (extra) 100 req/s, 50 KB batches"),
         ("ratelimit_small_nolimit", "4. (control) no limit, 50 KB batches"),

@@ -62,7 +62,7 @@ SRC, MODELS, STATE = "cio_bench_src", "cio_bench", "cio_bench_state"
 SITE, KEY = "bench-site", "bench-key-0123456789abcdef"
 STATE_TABLES = ("cio_people_state", "cio_event_ledger", "cio_rejects", "cio_runs", "cio_payload_schemas",
                 "cio_leases", "cio_inflight")
-SCENARIOS = ("people", "events", "ratelimit", "peers", "shards", "profile", "memory")
+SCENARIOS = ("people", "events", "entities", "ratelimit", "peers", "shards", "profile", "memory")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -420,6 +420,12 @@ class Bench:
                     + sql_file("events_rows.sql", first=1, last=a.event_rows, people=a.rows))
         self.wh.run(f"alter table {SRC}.events add primary key (n)")
         self.wh.run(f"analyze {SRC}.events")
+        # Objects, relationships and devices: one each per person, over a table of their own
+        # (the entities scenario removes 1% of its rows and puts them back).
+        self.wh.run(f"create table {SRC}.entities as select n, person_id, first_name, plan, city, lifetime_value, "
+                    f"created_at, last_order_at from {SRC}.people")
+        self.wh.run(f"alter table {SRC}.entities add primary key (n)")
+        self.wh.run(f"analyze {SRC}.entities")
         if "memory" in a.scenarios:
             self.wh.run(sql_file("people.sql", schema=SRC, table="people_xl", rows=a.xl_rows))
         else:  # the model must still build
@@ -512,6 +518,38 @@ class Bench:
                        f"{new} new events, {r['items_accepted']} accepted by cio-export, {sent} received by the "
                        f"server, {ledger} recorded as sent")
             wh.run(f"delete from {SRC}.events where n > {a.event_rows}")
+
+    def entities(self) -> None:
+        """3b. objects, relationships and devices, one per person each: initial sync, no-change
+        rerun, and 1% of them leaving the model (removed: on_delete delete)."""
+        a, wh = self.args, self.wh
+        for rep in range(a.runs):
+            if not self.time_left("entities"):
+                return
+            wh.reset_state()
+            for kind in ("objects", "relationships", "devices"):
+                model = f"bench_{kind}"
+                r = self.export(f"{kind}_initial", model, f"initial #{rep + 1}", a.rows)
+                self.check(f"{kind}_initial_all_accepted",
+                           r["items_accepted"] == a.rows and r["server_accepted"] == a.rows,
+                           f"{r['items_accepted']} accepted by cio-export, {r['server_accepted']} by the server, "
+                           f"of {a.rows}")
+                wh.analyze_state()
+                r = self.export(f"{kind}_nochange", model, f"no change #{rep + 1}", a.rows)
+                self.check(f"{kind}_nochange_nothing_sent", r["items_sent"] == 0, f"{r['items_sent']} items sent")
+            removed = wh.one(f"select count(*) from {SRC}.entities where n % 100 = {rep % 100}")
+            wh.run(f"create table {SRC}.entities_removed as select * from {SRC}.entities where n % 100 = {rep % 100}")
+            wh.run(f"delete from {SRC}.entities where n % 100 = {rep % 100}")
+            try:
+                for kind in ("objects", "relationships", "devices"):
+                    r = self.export(f"{kind}_removals", f"bench_{kind}", f"1% removed #{rep + 1}", a.rows)
+                    self.check(f"{kind}_removals_exactly_removed",
+                               r["items_accepted"] == removed and r["server_accepted"] == removed,
+                               f"{removed} rows left, {r['items_accepted']} removals accepted by cio-export, "
+                               f"{r['server_accepted']} by the server")
+            finally:
+                wh.run(f"insert into {SRC}.entities select * from {SRC}.entities_removed")
+                wh.run(f"drop table {SRC}.entities_removed")
 
     def ratelimit(self) -> None:
         """4. the server allows 100 requests/s; cio-export is told --rate-limit 100."""
