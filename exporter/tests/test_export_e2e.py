@@ -257,8 +257,8 @@ def test_objects_are_identified_diffed_and_deleted_only_within_max_deletes(duckd
     """meta.cio.kind: object (fixture subscription_objects, object type 1): objects are
     identified with their attributes (nulls left out of a first identify), a rerun sends
     nothing, a changed object is sent again, one that leaves the model is deleted as an object
-    (never as a person); more leaving than max_deletes blocks the model and deletes nothing; a
-    dry run lists the deletes it would send."""
+    (never as a person), and one another source made is never deleted; more leaving than
+    max_deletes blocks the model and deletes nothing; a dry run lists the deletes it would send."""
     project = duckdb_project_factory("objects", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
 
     def sync(step: int, *args: str, max_deletes: int = 1):
@@ -272,11 +272,15 @@ def test_objects_are_identified_diffed_and_deleted_only_within_max_deletes(duckd
     def ids(key: str) -> dict:
         return {"object_type_id": "1", "object_id": key}
 
+    import httpx
+
+    other = {"type": "object", "identifiers": ids("sub_9"), "action": "identify", "attributes": {"plan": "gift"}}
+    assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [other]}).status_code == 200
     proc, result = sync(1)
     assert proc.returncode == 0, proc.stderr
     assert result["items_accepted"] == 3
     objects = server.objects()
-    assert set(objects) == {"1:sub_1", "1:sub_2", "1:sub_3"}
+    assert set(objects) == {"1:sub_1", "1:sub_2", "1:sub_3", "1:sub_9"}
     assert objects["1:sub_1"]["attributes"] == {"plan": "monthly", "status": "active", "next_charge_at": 1782864000}
     assert objects["1:sub_3"]["attributes"] == {"plan": "monthly", "status": "paused", "paused_reason": "travel"}
     assert server.people() == {}
@@ -285,14 +289,14 @@ def test_objects_are_identified_diffed_and_deleted_only_within_max_deletes(duckd
     proc, result = sync(2)
     assert proc.returncode == 0, proc.stderr
     assert (result["items_accepted"], result["deleted"]) == (3, 1)  # sub_2 changed, sub_4 new, sub_3 deleted
-    assert set(server.objects()) == {"1:sub_1", "1:sub_2", "1:sub_4"}
+    assert set(server.objects()) == {"1:sub_1", "1:sub_2", "1:sub_4", "1:sub_9"}
     assert server.objects()["1:sub_2"]["attributes"]["status"] == "cancelled"
     assert [d["object"] for d in server.deletions()] == ["1:sub_3"]
 
     proc, result = sync(3)  # sub_1 and sub_2 leave: two, over max_deletes 1
     assert proc.returncode == 1 and result["status"] == "blocked"
     assert "2 of 3 synced objects left the model, over max_deletes (1)" in result["message"]
-    assert len(server.deletions()) == 1 and set(server.objects()) == {"1:sub_1", "1:sub_2", "1:sub_4"}
+    assert len(server.deletions()) == 1 and set(server.objects()) == {"1:sub_1", "1:sub_2", "1:sub_4", "1:sub_9"}
 
     outbox = tmp_path / "outbox"
     proc, result = sync(3, "--dry-run", "--outbox", str(outbox), max_deletes=2)
@@ -304,7 +308,7 @@ def test_objects_are_identified_diffed_and_deleted_only_within_max_deletes(duckd
     assert len(server.deletions()) == 1
     proc, result = sync(3, max_deletes=2)
     assert proc.returncode == 0, proc.stderr
-    assert result["deleted"] == 2 and set(server.objects()) == {"1:sub_4"}
+    assert result["deleted"] == 2 and set(server.objects()) == {"1:sub_4", "1:sub_9"}  # sub_9: not ours, kept
     assert sync(3, max_deletes=2)[1]["items_accepted"] == 0
 
 
@@ -383,6 +387,13 @@ def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(du
                          ("p3", "tok-e"): ("ios", None, {"app_version": "1.1"}),
                          ("p2", "tok-sdk"): ("ios", None, {})}
     assert sync(2)["items_accepted"] == 0
+    project.run("build", "--select", "tag:cio_devices", vars={"cio_devices_step": 3})  # two leave: over the cap
+    proc = project.cio_export("--select", "tag:cio_devices", "--json", "--no-progress", env=credentials(server),
+                              state_schema="cio_state_devices")
+    [result] = json.loads(proc.stdout)["results"]
+    assert proc.returncode == 1 and result["status"] == "blocked"
+    assert "2 of 3 synced devices left the model, over max_deletes (1): none was deleted" in result["message"]
+    assert len(devices()) == 4
 
 
 def test_suppressions_stay_within_max_suppressions_are_listed_by_a_dry_run_and_undone_only_for_our_own(
