@@ -156,13 +156,17 @@ def test_every_person_and_event_arrives_as_the_marts_say(built, server):
 
 
 def test_people_are_sent_before_events(duckdb_build, tmp_path):
-    """Every identify is acknowledged before the first event is sent."""
+    """Every identify is acknowledged before the first event is sent, and the people before
+    the objects, relationships and devices that name them."""
     with FakeCustomerIO(site_id=SITE, api_key=KEY, record="disk", record_dir=tmp_path) as srv:
         proc = duckdb_build.cio_export("--select", "tag:cio", env=credentials(srv))
         assert proc.returncode == 0, proc.stderr
-        actions = [json.loads(line)["action"] for line in srv.record_file.read_text().splitlines()]
-    assert actions.count("identify") == 8 and actions.count("event") == 21
-    assert actions.index("event") > len(actions) - 1 - actions[::-1].index("identify")
+        items = [json.loads(line) for line in srv.record_file.read_text().splitlines()]
+    actions = [("object_" if item["type"] == "object" else "") + item["action"] for item in items]
+    assert (actions.count("identify"), actions.count("object_identify"), actions.count("add_relationships"),
+            actions.count("add_device"), actions.count("event")) == (8, 2, 2, 2, 21)
+    order = ["identify", "object_identify", "add_relationships", "add_device", "event"]
+    assert [order.index(action) for action in actions] == sorted(order.index(action) for action in actions)
 
 
 def test_selection_and_exclude_mean_what_they_mean_to_dbt(duckdb_build, server):
@@ -312,12 +316,14 @@ def test_objects_are_identified_diffed_and_deleted_only_within_max_deletes(duckd
     assert sync(3, max_deletes=2)[1]["items_accepted"] == 0
 
 
-def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_them(duckdb_project_factory, server):
+def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_them(duckdb_project_factory, server,
+                                                                                   tmp_path):
     """meta.cio.kind: relationship (fixture subscription_relationships): each person is related
     to their subscription object with the relationship's attributes; a rerun sends nothing; a
     changed attribute is sent again (one that became null is removed); a pair that leaves the
-    model is removed with delete_relationships, and a relationship another source added is
-    never touched."""
+    model is removed with delete_relationships, listed first by a dry run, and a relationship
+    another source added is never touched; more leaving than max_deletes blocks the model and
+    removes nothing."""
     import httpx
 
     project = duckdb_project_factory("relationships", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
@@ -325,11 +331,11 @@ def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_t
              "cio_relationships": [{"identifiers": {"object_type_id": "1", "object_id": "sub_9"}}]}
     assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [other]}).status_code == 200
 
-    def sync(step: int):
+    def sync(step: int, *args: str, code: int = 0):
         project.run("build", "--select", "tag:cio_relationships", vars={"cio_relationships_step": step})
-        proc = project.cio_export("--select", "tag:cio_relationships", "--json", "--no-progress",
+        proc = project.cio_export("--select", "tag:cio_relationships", "--json", "--no-progress", *args,
                                   env=credentials(server), state_schema="cio_state_relationships")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.returncode == code, proc.stdout + proc.stderr
         [result] = json.loads(proc.stdout)["results"]
         return result
 
@@ -341,6 +347,13 @@ def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_t
                        ("p2", "sub_2"): {"status": "active", "since": 1769904000},
                        ("p3", "sub_3"): {"status": "paused", "since": 1772323200}, ("p9", "sub_9"): {}}
     assert sync(1)["items_accepted"] == 0
+    outbox = tmp_path / "outbox"
+    sync(2, "--dry-run", "--outbox", str(outbox))
+    removals = [item for line in (outbox / "subscription_relationships.ndjson").read_text().splitlines()
+                for item in json.loads(line)["batch"] if item["action"] == "delete_relationships"]
+    assert removals == [{"type": "person", "identifiers": {"id": "p3"}, "action": "delete_relationships",
+                         "cio_relationships": [{"identifiers": {"object_type_id": "1", "object_id": "sub_3"}}]}]
+    assert len(pairs()) == 4  # a dry run sends nothing
     result = sync(2)
     assert (result["items_accepted"], result["deleted"]) == (4, 1)  # p1, p2 changed, p4 new; p3 removed
     assert pairs() == {("p1", "sub_1"): {"status": "active"},
@@ -348,13 +361,17 @@ def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_t
                        ("p4", "sub_4"): {"status": "active", "since": 1775001600}, ("p9", "sub_9"): {}}
     assert server.stats()["items_accepted"]["delete_relationships"] == 1
     assert sync(2)["items_accepted"] == 0
+    result = sync(3, code=1)  # p1's and p2's leave: two, over max_deletes 1
+    assert result["status"] == "blocked" and "over max_deletes (1): none was deleted" in result["message"]
+    assert len(pairs()) == 4
 
 
-def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(duckdb_project_factory, server):
+def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(duckdb_project_factory, server, tmp_path):
     """meta.cio.kind: device (fixture person_devices): each token is added to its person with
     its platform, last use and attributes; a rerun sends nothing; a token used again is sent
-    again; one that leaves the model is deleted (delete_device), and a device another source
-    added is never touched."""
+    again; one that leaves the model is deleted (delete_device), listed first by a dry run, and a
+    device another source added is never touched; more leaving than max_deletes blocks the model
+    and removes nothing."""
     import httpx
 
     project = duckdb_project_factory("devices", vars={"cio_exporter_fixtures": True, **SEND_HISTORY})
@@ -362,9 +379,9 @@ def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(du
              "device": {"token": "tok-sdk", "platform": "ios"}}
     assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [other]}).status_code == 200
 
-    def sync(step: int):
+    def sync(step: int, *args: str):
         project.run("build", "--select", "tag:cio_devices", vars={"cio_devices_step": step})
-        proc = project.cio_export("--select", "tag:cio_devices", "--json", "--no-progress",
+        proc = project.cio_export("--select", "tag:cio_devices", "--json", "--no-progress", *args,
                                   env=credentials(server), state_schema="cio_state_devices")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         [result] = json.loads(proc.stdout)["results"]
@@ -380,6 +397,12 @@ def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(du
                          ("p2", "tok-d"): ("android", 1777716000, {"app_version": "2.0"}),
                          ("p2", "tok-sdk"): ("ios", None, {})}
     assert sync(1)["items_accepted"] == 0
+    outbox = tmp_path / "outbox"
+    sync(2, "--dry-run", "--outbox", str(outbox))
+    removals = [item for line in (outbox / "person_devices.ndjson").read_text().splitlines()
+                for item in json.loads(line)["batch"] if item["action"] == "delete_device"]
+    assert removals == [{"type": "person", "identifiers": {"id": "p2"}, "action": "delete_device",
+                         "device": {"token": "tok-d"}}]
     result = sync(2)
     assert (result["items_accepted"], result["deleted"]) == (3, 1)  # tok-a used again, tok-e new, tok-d deleted
     assert devices() == {("p1", "tok-a"): ("ios", 1777802400, {"app_version": "1.1"}),

@@ -424,6 +424,22 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+def _meta_kind(node: dict) -> str | None:
+    """meta.cio.kind of a manifest node (meta.cio_overrides applied), unvalidated."""
+    meta = _node_meta(node)
+    cio, overrides = meta.get("cio"), meta.get("cio_overrides")
+    merged = {**(cio if isinstance(cio, dict) else {}), **(overrides if isinstance(overrides, dict) else {})}
+    return merged.get("kind")
+
+
+def not_people_models_of(nodes: Iterable[dict]) -> frozenset[str]:
+    """The models among manifest nodes whose rows the people state holds but whose
+    acknowledgement is no identify of a person: objects, relationships, devices, suppressions.
+    (An event never waits for them.)"""
+    return frozenset(node["name"] for node in nodes if node.get("resource_type") == "model"
+                     and _meta_kind(node) in ("object", "relationship", "device", "suppression"))
+
+
 def people_specs_of(nodes: Iterable[dict]) -> list[ModelSpec]:
     """The enabled people models among manifest nodes, whether selected or not. A model whose
     meta.cio is invalid is left out: it is reported when it is selected."""
@@ -431,10 +447,7 @@ def people_specs_of(nodes: Iterable[dict]) -> list[ModelSpec]:
     for node in nodes:
         if node.get("resource_type") != "model" or not (node.get("config") or {}).get("enabled", True):
             continue
-        meta = _node_meta(node)
-        cio, overrides = meta.get("cio"), meta.get("cio_overrides")
-        merged = {**(cio if isinstance(cio, dict) else {}), **(overrides if isinstance(overrides, dict) else {})}
-        kind = merged.get("kind")
+        kind = _meta_kind(node)
         if kind != "people":
             continue  # only people models are validated (and their invalid meta left out) here
         try:

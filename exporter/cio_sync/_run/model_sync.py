@@ -50,6 +50,9 @@ class RunContext:
     people_specs: list[ModelSpec]  # the project's people models, selected or not
     trim: Callable[[], None]  # gives freed memory back (at most once a second)
     waits_for: dict[str, list[str]]  # event model -> the people models its events wait for
+    #: models of the project whose rows the people state holds that are not people (objects,
+    #: relationships, devices, suppressions): events never wait for them
+    not_people: frozenset[str] = frozenset()
 
     @property
     def rejected_people(self) -> set[str]:

@@ -12,7 +12,7 @@ from .._errors import ConfigError
 from .._output import Reporter
 from .._project.artifacts import Artifacts, close_adapter, open_adapter, select_models
 from .._project.gates import gate
-from .._project.model import ModelSpec, SyncModel, check_identifier_kinds, people_specs_of
+from .._project.model import ModelSpec, SyncModel, check_identifier_kinds, not_people_models_of, people_specs_of
 from .._read.query import relation_columns
 from .._send.sinks import ClientSink, OutboxSink, Sink
 from .._send.transport import TrackClient
@@ -33,6 +33,7 @@ class Exporter:
         self.lease_holder = lease_holder(self.run_id)  # who holds this run's leases: run, host, process
         self.waits_for: dict[str, list[str]] = {}  # event model -> the people models its events wait for
         self.people_specs: list[ModelSpec] = []  # the project's people models, selected or not
+        self.not_people: frozenset[str] = frozenset()  # its object, relationship, device, suppression models
         self.allocator = Allocator()  # tuned before the artifacts are loaded (see Allocator)
 
     # -- planning: everything that can fail before a single row is read -------------------
@@ -80,7 +81,9 @@ class Exporter:
         summary = RunSummary(invocation_id=self.run_id, dbt_invocation_id=artifacts.invocation_id,
                              dry_run=opts.dry_run, started_at=started, results=[])
         specs, results = self.plan(artifacts)
-        self.people_specs = people_specs_of((artifacts.manifest_dict.get("nodes") or {}).values())
+        nodes = (artifacts.manifest_dict.get("nodes") or {}).values()
+        self.people_specs = people_specs_of(nodes)
+        self.not_people = not_people_models_of(nodes)
         summary.mark("artifacts_seconds", started)  # manifest, run results, selection, gates
         summary.results = sorted(results, key=lambda r: (r.kind != "people", r.model))
         self._announce(summary.results)
@@ -136,7 +139,7 @@ class Exporter:
                     options=opts, reporter=self.reporter, state=state, sink=sink,
                     record=OutcomeRecorder(state, self.run_id, set(), {}), run_id=self.run_id,
                     lease_holder=self.lease_holder, trim=self.allocator.trim, waits_for=self.waits_for,
-                    people_specs=self.people_specs)
+                    people_specs=self.people_specs, not_people=self.not_people)
                 gc.freeze()  # the manifest and the adapter, loaded since: out of the collector's sight too
                 people_done = False
                 for model in models:

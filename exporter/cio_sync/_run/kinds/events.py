@@ -190,7 +190,8 @@ class EventSync(ModelSync):
         if not model.is_event or not self.state.available:
             return ()
         kind = model.spec.identifier_kind
-        waited = people_models_waited_for(self.run.people_specs, kind, self.state.people_models_of_kind(kind))
+        in_state = [name for name in self.state.people_models_of_kind(kind) if name not in self.run.not_people]
+        waited = people_models_waited_for(self.run.people_specs, kind, in_state)
         if waited:
             self.run.waits_for[model.name] = [name for name, _ in waited]
         return waited
