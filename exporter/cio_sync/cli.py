@@ -141,6 +141,8 @@ def main() -> None:
 )
 @click.option("--max-retries", type=click.IntRange(0, 100), default=None, help="Retries per request [8].")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds per request [30].")
+@click.option("--max-backoff", type=click.FloatRange(min=0), default=None,
+              help="Longest wait in seconds before retrying a request the server did not give a Retry-After [60].")
 @click.option(
     "--ignore-test-failures",
     is_flag=True,
@@ -189,6 +191,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     batch_bytes,
     max_retries,
     timeout,
+    max_backoff,
     ignore_test_failures,
     allow_mixed_identifiers,
     progress,
@@ -234,6 +237,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
                 rate_limit=rate_limit,
                 max_retries=max_retries,
                 timeout=timeout,
+                backoff_max=max_backoff,
                 max_request_bytes=batch_bytes,
             )
         )

@@ -36,8 +36,11 @@ class DbtProject:
     def target_path(self) -> Path:
         return self.workdir / "target"
 
-    def run(self, *args: str, check: bool = True, vars: dict | None = None,
-            target_path: Path | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+    def run(self, *args: str, check: bool = True, vars: dict | None = None, target_path: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+        """dbt with these arguments. A change of `vars` makes dbt parse the whole project again; a
+        change of an environment variable in `env` re-parses only the files that read it (the
+        fixtures' steps, CIO_FIXTURE_STEP, are read that way to keep builds short)."""
         ensure_deps()
         merged_vars = {**(self.vars or {}), **(vars or {})}
         cmd = [
@@ -56,8 +59,8 @@ class DbtProject:
         ]
         if merged_vars:
             cmd += ["--vars", json.dumps(merged_vars)]
-        env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **self.env}
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=self.workdir)
+        full_env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **self.env, **(env or {})}
+        proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=self.workdir)
         if check and proc.returncode != 0:
             raise DbtFailed(
                 f"dbt {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"

@@ -54,6 +54,12 @@ def state_with_people(project) -> str:
     return state
 
 
+def fixture_step(step: int, cap: int | None = None) -> dict[str, str]:
+    """The environment of a build of a stepped fixture (subscription_objects, person_devices, ...):
+    its step and, where it has one, its removal cap."""
+    return {"CIO_FIXTURE_STEP": str(step), **({"CIO_FIXTURE_MAX": str(cap)} if cap is not None else {})}
+
+
 def unix(value: datetime) -> int:
     return calendar.timegm(value.timetuple())
 
@@ -267,7 +273,7 @@ def test_objects_are_identified_diffed_and_deleted_only_within_max_deletes(duckd
 
     def sync(step: int, *args: str, max_deletes: int = 1):
         project.run("build", "--select", "tag:cio_objects",
-                    vars={"cio_objects_step": step, "cio_objects_max_deletes": max_deletes})
+                    env=fixture_step(step, max_deletes))
         proc = project.cio_export("--select", "tag:cio_objects", "--json", "--no-progress", *args,
                                   env=credentials(server), state_schema="cio_state_objects")
         [result] = json.loads(proc.stdout)["results"]
@@ -332,7 +338,7 @@ def test_relationships_are_added_updated_and_removed_only_when_this_tool_added_t
     assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [other]}).status_code == 200
 
     def sync(step: int, *args: str, code: int = 0):
-        project.run("build", "--select", "tag:cio_relationships", vars={"cio_relationships_step": step})
+        project.run("build", "--select", "tag:cio_relationships", env=fixture_step(step))
         proc = project.cio_export("--select", "tag:cio_relationships", "--json", "--no-progress", *args,
                                   env=credentials(server), state_schema="cio_state_relationships")
         assert proc.returncode == code, proc.stdout + proc.stderr
@@ -380,7 +386,7 @@ def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(du
     assert httpx.post(f"{server.url}/api/v2/batch", auth=(SITE, KEY), json={"batch": [other]}).status_code == 200
 
     def sync(step: int, *args: str):
-        project.run("build", "--select", "tag:cio_devices", vars={"cio_devices_step": step})
+        project.run("build", "--select", "tag:cio_devices", env=fixture_step(step))
         proc = project.cio_export("--select", "tag:cio_devices", "--json", "--no-progress", *args,
                                   env=credentials(server), state_schema="cio_state_devices")
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -410,7 +416,7 @@ def test_devices_are_added_updated_and_deleted_only_when_this_tool_added_them(du
                          ("p3", "tok-e"): ("ios", None, {"app_version": "1.1"}),
                          ("p2", "tok-sdk"): ("ios", None, {})}
     assert sync(2)["items_accepted"] == 0
-    project.run("build", "--select", "tag:cio_devices", vars={"cio_devices_step": 3})  # two leave: over the cap
+    project.run("build", "--select", "tag:cio_devices", env=fixture_step(3))  # two leave: over the cap
     proc = project.cio_export("--select", "tag:cio_devices", "--json", "--no-progress", env=credentials(server),
                               state_schema="cio_state_devices")
     [result] = json.loads(proc.stdout)["results"]
@@ -435,7 +441,7 @@ def test_suppressions_stay_within_max_suppressions_are_listed_by_a_dry_run_and_u
 
     def sync(step: int, *args: str, cap: int = 2):
         project.run("build", "--select", "tag:cio_suppression",
-                    vars={"cio_suppression_step": step, "cio_max_suppressions": cap})
+                    env=fixture_step(step, cap))
         proc = project.cio_export("--select", "tag:cio_suppression", "--json", "--no-progress", *args,
                                   env=credentials(server), state_schema="cio_state_suppression")
         [result] = json.loads(proc.stdout)["results"]

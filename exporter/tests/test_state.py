@@ -345,6 +345,8 @@ def test_faults_lose_nothing_and_rejects_are_recorded_and_retried_as_specified(b
             "1",
             "--max-retries",
             "30",
+            "--max-backoff",  # many retries in a row stay short: the test waits on answers, not on luck
+            "2",
             "--rate-limit",
             "1000",
             state=state,

@@ -2,10 +2,10 @@
           meta={'cio': {'kind': 'device', 'identifier': {'column': 'person_id', 'kind': 'id'},
                         'token_column': 'token', 'platform_column': 'platform', 'last_used_column': 'last_used_at',
                         'on_delete': 'delete', 'max_deletes': 1}}) }}
-{#- People's push tokens in three states (var cio_devices_step): at step 2 tok-a was used again
+{#- People's push tokens in three states (env var CIO_FIXTURE_STEP): at step 2 tok-a was used again
     with a new app version, p2's tok-d is gone and p3's tok-e is new; at step 3 tok-b and tok-e
     are gone too (two removals, over max_deletes). -#}
-{%- set step = var('cio_devices_step', 1) %}
+{%- set step = env_var('CIO_FIXTURE_STEP', '1') | int %}
 select 'p1' as person_id, 'tok-a' as token, 'ios' as platform,
        cast({{ "'2026-05-01 10:00:00'" if step == 1 else "'2026-05-03 10:00:00'" }} as timestamp) as last_used_at,
        {{ "'1.0'" if step == 1 else "'1.1'" }} as app_version

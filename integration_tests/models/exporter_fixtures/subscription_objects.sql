@@ -1,11 +1,11 @@
 {{ config(materialized='table', tags=['cio_objects'],
           meta={'cio': {'kind': 'object', 'object_type_id': '1',
                         'identifier': {'column': 'subscription_id', 'kind': 'object_id'},
-                        'on_delete': 'delete', 'max_deletes': var('cio_objects_max_deletes', 1)}}) }}
-{#- Subscriptions as Customer.io objects of type 1, in two states (var cio_objects_step): at
+                        'on_delete': 'delete', 'max_deletes': env_var('CIO_FIXTURE_MAX', '1') | int}}) }}
+{#- Subscriptions as Customer.io objects of type 1, in two states (env var CIO_FIXTURE_STEP): at
     step 2 sub_2 is cancelled, sub_3 has left the model and sub_4 is new; at step 3 sub_1 and
     sub_2 have left too. -#}
-{%- set step = var('cio_objects_step', 1) %}
+{%- set step = env_var('CIO_FIXTURE_STEP', '1') | int %}
 select 'sub_1' as subscription_id, 'monthly' as plan, 'active' as status,
        cast('2026-07-01 00:00:00' as timestamp) as next_charge_at, cast(null as varchar) as paused_reason
 where {{ step }} < 3

@@ -2,11 +2,11 @@
           meta={'cio': {'kind': 'relationship', 'object_type_id': '1',
                         'identifier': {'column': 'person_id', 'kind': 'id'}, 'object_id_column': 'subscription_id',
                         'on_delete': 'delete', 'max_deletes': 1}}) }}
-{#- Customers related to their subscriptions (objects of type 1), in three states (var
-    cio_relationships_step): at step 2 p1's `since` is gone, p2's subscription is cancelled,
+{#- Customers related to their subscriptions (objects of type 1), in three states (env var
+    CIO_FIXTURE_STEP): at step 2 p1's `since` is gone, p2's subscription is cancelled,
     p3's relationship has left the model and p4's is new; at step 3 p1's and p2's have left too
     (two removals, over max_deletes). -#}
-{%- set step = var('cio_relationships_step', 1) %}
+{%- set step = env_var('CIO_FIXTURE_STEP', '1') | int %}
 select 'p1' as person_id, 'sub_1' as subscription_id, 'active' as status,
        {{ "cast('2026-01-01 00:00:00' as timestamp)" if step == 1 else "cast(null as timestamp)" }} as since
 where {{ step }} < 3
