@@ -31,6 +31,7 @@ class DbtProject:
     env: dict[str, str] = field(default_factory=dict)
     vars: dict | None = None
     state_schemas: list[str] = field(default_factory=list)  # made by cio_export(), dropped by the fixture
+    fixture_env: dict[str, str] | None = None  # the environment of the last build of a stepped fixture
 
     @property
     def target_path(self) -> Path:
