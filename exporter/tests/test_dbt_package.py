@@ -383,6 +383,53 @@ def test_infinite_and_pre_1970_times_are_quarantined_on_postgres(tmp_path_factor
 
 
 @pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
+def test_the_key_tests_of_an_incremental_model_catch_a_duplicate_its_last_build_wrote(
+    adapter, duckdb_project_factory, tmp_path_factory, pg_schema_factory
+):
+    """unique_key on a model stamped with _cio_staged_at checks only the keys its last build
+    wrote (found through the key's index on PostgreSQL): a key written twice, and a key written
+    again while an older row still holds it, both fail the test, with one key column
+    (int_cio__orders) and two (int_cio__replenishments); the clean incremental build passed."""
+    if adapter == "duckdb":
+        project = duckdb_project_factory("key_tests")
+        project.run("seed")
+        import duckdb
+
+        def execute(sql):
+            with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+                conn.execute(sql)
+    else:
+        project = seeded_postgres_project("cio_keys", tmp_path_factory, pg_schema_factory)
+        execute = project.schema.execute
+    models = ["int_cio__orders", "int_cio__replenishments"]
+    project.run("build", "--select", *(f"+{m}" for m in models))
+    project.run("build", "--select", *models)  # incremental, clean: its tests pass
+    [(person, sku)] = project.query("select person_id, sku from int_cio__replenishments order by 1, 2 limit 1")
+    later = "cast('2999-01-01 00:00:00' as timestamp)"  # after every build: written by the last one
+    for sql in (
+        "create table dup_orders as select * from int_cio__orders where order_id = 'o1001'",
+        f"update dup_orders set _cio_staged_at = {later}",
+        "insert into int_cio__orders select * from dup_orders",  # o1001 again, beside its older row
+        "update dup_orders set order_id = 'o-twice'",
+        "insert into int_cio__orders select * from dup_orders",  # o-twice written twice
+        "insert into int_cio__orders select * from dup_orders",
+        "create table dup_lines as select * from int_cio__replenishments"
+        f" where person_id = '{person}' and sku = '{sku}'",
+        f"update dup_lines set _cio_staged_at = {later}",
+        "insert into int_cio__replenishments select * from dup_lines",
+        "drop table dup_orders",
+        "drop table dup_lines",
+    ):
+        execute(sql)
+    proc = project.run("test", "--select", *models, check=False)
+    assert proc.returncode == 1, proc.stdout
+    failures = {r["unique_id"].split(".")[2]: (r["status"], r["failures"]) for r in project.run_results()["results"]
+                if ".cio_sync_unique_key_" in r["unique_id"]}
+    assert failures == {"cio_sync_unique_key_int_cio__orders_order_id": ("fail", 2),
+                        "cio_sync_unique_key_int_cio__replenishments_person_id__sku": ("fail", 1)}, failures
+
+
+@pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
 def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_failed_build(
     adapter, duckdb_project_factory, tmp_path_factory, pg_schema_factory
 ):

@@ -8,16 +8,21 @@
 {%- set written = '_cio_staged_at >= coalesce((select max(built_at) from ' ~ cio_sync.build_log_relation()
     ~ " where relation_name = '" ~ (model | string | replace("'", "''")) ~ "'), cast('1900-01-01' as "
     ~ dbt.type_timestamp() ~ '))' -%}
-{#- Keys written twice by the last build, and keys it wrote that an older row holds too. #}
+{%- set held = written | replace('_cio_staged_at >=', '_cio_staged_at <') -%}
+{#- Keys written twice by the last build, and keys it wrote that an older row holds too: the
+    older rows are found among those of the written keys' first column (through its index on
+    PostgreSQL, see rows_with_keys), and only when the table holds older rows at all (after a
+    full build it holds none, and nothing is looked up). #}
 select {{ keys }}, count(*) as occurrences
 from {{ model }}
 where {{ written }} and {{ not_null }}
 group by {{ keys }}
 having count(*) > 1
 union all
-select {{ keys }}, 1
-from {{ model }} as held
-where not ({{ written }})
+select {% for column in columns %}held.{{ column }}{{ ', ' if not loop.last }}{% endfor %}, 1
+from {{ cio_sync.rows_with_keys(model, columns[0], 'select ' ~ columns[0] ~ ' from ' ~ model ~ ' where ' ~ written) }} as held
+where {{ held | replace('_cio_staged_at', 'held._cio_staged_at') }}
+    and exists (select 1 from {{ model }} as older where {{ held | replace('_cio_staged_at', 'older._cio_staged_at') }})
     and exists (
         select 1 from {{ model }} as fresh
         where {% for column in columns %}fresh.{{ column }} = held.{{ column }} and {% endfor %}{{ written | replace('_cio_staged_at', 'fresh._cio_staged_at') }}

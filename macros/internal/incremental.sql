@@ -54,7 +54,28 @@
     recomputes (`keys_sql` selects them), so a row whose key no longer qualifies is gone. -#}
 {% macro delete_rows_of(column, keys_sql) -%}
     {%- if execute and flags.INTROSPECT and is_incremental() -%}
-        delete from {{ this }} where {{ column }} in ({{ keys_sql }})
+        {{ return(adapter.dispatch('delete_rows_of', 'cio_sync')(column, keys_sql)) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro default__delete_rows_of(column, keys_sql) -%}
+    delete from {{ this }} where {{ column }} in ({{ keys_sql }})
+{%- endmacro %}
+
+{#- With a B-tree index on the column (lookup_index), the rows are found key by key through it
+    and deleted by their row ids, as the cio_sync_replace strategy does: `column in (...)` would
+    read the whole table (9.3 s for 100,000 orders of cio_event_order_placed's 9.2 million rows,
+    against well under a second through the index). -#}
+{% macro postgres__delete_rows_of(column, keys_sql) -%}
+    {%- if cio_sync.has_lookup_index(this, column) -%}
+        delete from {{ this }}
+        where ctid = any(array(
+            select looked_up.ctid
+            from (select distinct lookup_keys.k from ({{ keys_sql }}) as lookup_keys (k)) as wanted
+            cross join lateral (select ctid from {{ this }} where {{ column }} = wanted.k offset 0) as looked_up
+        ))
+    {%- else -%}
+        {{ cio_sync.default__delete_rows_of(column, keys_sql) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -160,6 +181,14 @@
 
 {#- B-tree indexes a model gets on PostgreSQL for the lookups of an incremental build (see
     rows_with_keys); none elsewhere. -#}
+{#- A B-tree index on PostgreSQL on a staging model's change time: the start of the next
+    build's window (window_start: the newest change held) is then read from the index's end,
+    and the rows of the window (the pre-hook's keyless rows) through it, instead of reading
+    the whole table (5.5 s for stg_cio__order_lines' 15 million rows). -#}
+{% macro changed_at_index() -%}
+    {{ return(cio_sync.lookup_index(['_cio_changed_at'])) }}
+{%- endmacro %}
+
 {% macro lookup_index(columns) -%}
     {{ return([{'columns': columns, 'type': 'btree'}] if target.type == 'postgres' else []) }}
 {%- endmacro %}

@@ -1,10 +1,10 @@
 {{ config(
     materialized='incremental',
     unique_key='order_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     on_schema_change='append_new_columns',
     pre_hook="{{ cio_sync.stage_key_set('orders', cio_sync.orders_to_resolve()) }}",
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']) + cio_sync.lookup_index(['order_id']),
     dist='person_id',
     sort='_cio_staged_at',
 ) }}

@@ -6,6 +6,7 @@
               "{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('persons', cio_sync.people_to_recompute)) }}"],
     post_hook="{{ cio_sync.refresh_days_since_last_order() }}",
     contract={'enforced': true},
+    indexes=cio_sync.lookup_index([cio_sync.identifier()]),
     tags=['cio'],
     dist=cio_sync.identifier(),
     sort=cio_sync.identifier(),
