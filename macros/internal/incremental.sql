@@ -63,9 +63,9 @@
 {%- endmacro %}
 
 {#- With a B-tree index on the column (lookup_index), the rows are found key by key through it
-    and deleted by their row ids, as the cio_sync_replace strategy does: `column in (...)` would
-    read the whole table (9.3 s for 100,000 orders of cio_event_order_placed's 9.2 million rows,
-    against well under a second through the index). -#}
+    and deleted by their row ids, as the cio_sync_replace strategy does, where `column in (...)`
+    would read the whole table. (The event marts have no such index: they are logged tables, and
+    a B-tree of random keys costs each insert a page in the write-ahead log.) -#}
 {% macro postgres__delete_rows_of(column, keys_sql) -%}
     {%- if cio_sync.has_lookup_index(this, column) -%}
         delete from {{ this }}

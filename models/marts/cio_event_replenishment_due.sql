@@ -6,7 +6,7 @@
     pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.replenishment_persons_to_recompute) }}",
               "{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute)) }}"],
     contract={'enforced': true},
-    indexes=cio_sync.lookup_index([cio_sync.identifier()]) + cio_sync.lookup_index(['event_at']),
+    indexes=cio_sync.lookup_index(['event_at']),
     tags=['cio'],
     dist=cio_sync.identifier(),
     sort='event_at',
