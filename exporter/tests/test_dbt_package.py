@@ -362,6 +362,25 @@ def seeded_postgres_project(prefix: str, tmp_path_factory, pg_schema_factory):
     return project
 
 
+def seeded_project(adapter: str, name: str, prefix: str, duckdb_project_factory, tmp_path_factory,
+                   pg_schema_factory):
+    """integration_tests seeded on DuckDB or PostgreSQL, and a function that runs one SQL
+    statement in its database."""
+    if adapter == "postgres":
+        project = seeded_postgres_project(prefix, tmp_path_factory, pg_schema_factory)
+        return project, project.schema.execute
+    project = duckdb_project_factory(name)
+    project.run("seed")
+
+    def execute(sql: str) -> None:
+        import duckdb
+
+        with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+            conn.execute(sql)
+
+    return project, execute
+
+
 def test_infinite_and_pre_1970_times_are_quarantined_on_postgres(tmp_path_factory, pg_schema_factory):
     """'-infinity' passed every check ('infinity' is caught as a future time): the staging
     models quarantine any time before 1970, so it never reaches a mart or cio-export."""
@@ -390,17 +409,8 @@ def test_the_key_tests_of_an_incremental_model_catch_a_duplicate_its_last_build_
     wrote (found through the key's index on PostgreSQL): a key written twice, and a key written
     again while an older row still holds it, both fail the test, with one key column
     (int_cio__orders) and two (int_cio__replenishments); the clean incremental build passed."""
-    if adapter == "duckdb":
-        project = duckdb_project_factory("key_tests")
-        project.run("seed")
-        import duckdb
-
-        def execute(sql):
-            with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
-                conn.execute(sql)
-    else:
-        project = seeded_postgres_project("cio_keys", tmp_path_factory, pg_schema_factory)
-        execute = project.schema.execute
+    project, execute = seeded_project(adapter, "key_tests", "cio_keys", duckdb_project_factory, tmp_path_factory,
+                                      pg_schema_factory)
     models = ["int_cio__orders", "int_cio__replenishments"]
     project.run("build", "--select", *(f"+{m}" for m in models))
     project.run("build", "--select", *models)  # incremental, clean: its tests pass
@@ -438,17 +448,8 @@ def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_faile
     same rows: the quantity is rounded like DuckDB's cast (3), totals from 10^15 and quantities
     from 10^9 are quarantined as invalid_number, and so are '1e3' and '0x10', which DuckDB's
     cast alone would have read as numbers."""
-    if adapter == "duckdb":
-        project = duckdb_project_factory("numbers")
-        project.run("seed")
-        import duckdb
-
-        def execute(sql):
-            with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
-                conn.execute(sql)
-    else:
-        project = seeded_postgres_project("cio_num", tmp_path_factory, pg_schema_factory)
-        execute = project.schema.execute
+    project, execute = seeded_project(adapter, "numbers", "cio_num", duckdb_project_factory, tmp_path_factory,
+                                      pg_schema_factory)
     execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
             " values ('o901', 'c001', '2026-05-10 10:00:00', '100000000000000000', 'paid', 'USD', false),"
             " ('o902', 'c001', '2026-05-11 10:00:00', '999999999999999.99', 'paid', 'USD', false),"
