@@ -181,16 +181,16 @@
 
 {#- B-tree indexes a model gets on PostgreSQL for the lookups of an incremental build (see
     rows_with_keys); none elsewhere. -#}
+{% macro lookup_index(columns) -%}
+    {{ return([{'columns': columns, 'type': 'btree'}] if target.type == 'postgres' else []) }}
+{%- endmacro %}
+
 {#- A B-tree index on PostgreSQL on a staging model's change time: the start of the next
     build's window (window_start: the newest change held) is then read from the index's end,
     and the rows of the window (the pre-hook's keyless rows) through it, instead of reading
     the whole table (5.5 s for stg_cio__order_lines' 15 million rows). -#}
 {% macro changed_at_index() -%}
     {{ return(cio_sync.lookup_index(['_cio_changed_at'])) }}
-{%- endmacro %}
-
-{% macro lookup_index(columns) -%}
-    {{ return([{'columns': columns, 'type': 'btree'}] if target.type == 'postgres' else []) }}
 {%- endmacro %}
 
 {#- The rows of `relation` whose `key` is one of those `keys_sql` selects, as a subquery to
