@@ -230,17 +230,18 @@ def test_every_model_of_a_full_build_is_planned_on_row_estimates_within_10x_on_p
     """A plan whose row estimates are off by orders of magnitude is a defect even when the data
     at hand hides it: the planner picks joins and memory for rows that are not there. Each
     model's SQL as the full build ran it, explained with ANALYZE (in a transaction rolled back),
-    with the package's session settings."""
+    with the package's session settings, as the build's log shows it applied them."""
     project = postgres_shop.refreshed_project
     compiled = project.target_path / "compiled" / "cio_sync" / "models"
+    settings = "set local enable_nestloop = off; set local jit = off; set local work_mem = '64MB'"
+    assert settings in (project.workdir / "logs" / "dbt.log").read_text(), "the package's settings were not applied"
     conn = _connect_pg()
     off = {}
     try:
         for path in sorted(compiled.glob("*/*.sql")):
             sql = path.read_text()
             with conn.cursor() as cur:
-                cur.execute(f"set local enable_nestloop = off; set local jit = off; "
-                            f"set local search_path = {project.out_schema}")
+                cur.execute(f"{settings}; set local search_path = {project.out_schema}")
                 cur.execute("explain (analyze, format json) create temp table cio_explained as " + sql)
                 plan = cur.fetchone()[0][0]
             conn.rollback()
