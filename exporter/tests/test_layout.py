@@ -128,3 +128,17 @@ def test_a_kind_is_a_module_of_the_kinds_package():
 
     for kind, sync in SYNCS.items():
         assert issubclass(sync, ModelSync) and sync.__module__.startswith("cio_sync._run.kinds."), kind
+
+
+def test_the_command_line_starts_without_dbt_adapters_or_http():
+    """`cio-export --help` and `--version` answer at once: the CLI module imports dbt, the
+    warehouse drivers and the HTTP client only when a command runs (dbt's CLI alone took seconds
+    to import). Checked in a fresh interpreter, as a user's shell would start it."""
+    import subprocess
+    import sys
+
+    heavy = ["dbt", "duckdb", "psycopg2", "redshift_connector", "agate", "httpx", "starlette", "uvicorn", "rich"]
+    code = ("import sys, cio_sync.cli; "
+            f"print(','.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing cio_sync.cli imported {out}"

@@ -452,3 +452,33 @@ def test_open_adapter_unreachable_database(artifacts, monkeypatch):
     ctx = DbtContext.create(INTEGRATION_TESTS, profiles_dir=INTEGRATION_TESTS, target="postgres")
     with pytest.raises(ConfigError, match="Cannot connect"):
         open_adapter(ctx, artifacts)
+
+
+@pytest.mark.parametrize(
+    "args, select, exclude",
+    [
+        (["--select", "cio_people", "+cio_event_order_placed", "--exclude", "cio_devices", "--dry-run"],
+         ("cio_people", "+cio_event_order_placed"), ("cio_devices",)),
+        (["-s", "cio_people tag:cio", "-s", "cio_devices"], ("cio_people", "tag:cio", "cio_devices"), ()),
+        (["--exclude", "a", "b", "--select", "c"], ("c",), ("a", "b")),
+        ([], (), ()),
+    ],
+)
+def test_select_and_exclude_take_several_values_as_dbt_does(args, select, exclude):
+    """`--select a b`, `-s "a b"` and repeated flags all mean what they mean to dbt."""
+    import click
+    from click.testing import CliRunner
+
+    from cio_sync._cli.options import dbt_options, flatten
+
+    seen = {}
+
+    @click.command()
+    @dbt_options
+    @click.option("--dry-run", is_flag=True)
+    def command(select, exclude, **_):
+        seen.update(select=flatten(select), exclude=flatten(exclude))
+
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 0, result.output
+    assert seen == {"select": select, "exclude": exclude}

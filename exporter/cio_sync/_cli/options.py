@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from dbt.cli.options import MultiOption
 
 
 def flatten(values: tuple) -> tuple[str, ...]:
@@ -22,9 +21,39 @@ def _directory(name: str, envvar: str, help: str):
                         help=help)
 
 
+class _Values(click.Option):
+    """An option that takes every value after it up to the next option, as dbt's `--select a b`
+    does; given several times, each time adds a tuple. (Written here rather than taken from dbt,
+    whose CLI module takes seconds to import: cio-export --help must not wait for it.)"""
+
+    def add_to_parser(self, parser, ctx) -> None:
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if option is not None:
+                option.process = self._greedy(option.process)
+
+    @staticmethod
+    def _greedy(process):
+        def take_all(value, state) -> None:
+            values = [value]
+            while state.rargs and not state.rargs[0].startswith("-"):
+                values.append(state.rargs.pop(0))
+            process(tuple(values), state)
+
+        return take_all
+
+    def type_cast_value(self, ctx, value):
+        """One tuple of strings per time the option was given (click may nest the parser's tuple)."""
+        def strings(item) -> list[str]:
+            return [s for part in item for s in strings(part)] if isinstance(item, (tuple, list)) else [str(item)]
+
+        return tuple(tuple(strings(item)) for item in value or ())
+
+
 def _selector(*names: str, help: str):
-    """A selector option read as dbt reads it (dbt's own option class: several values after one flag)."""
-    return click.option(*names, cls=MultiOption, multiple=True, type=tuple, default=None, help=help)
+    """A selector option read as dbt reads it: several values after one flag."""
+    return click.option(*names, cls=_Values, multiple=True, default=None, help=help)
 
 
 def dbt_options(func):
