@@ -20,6 +20,7 @@ class Reporter:
             console = Console(file=self.stream, highlight=False, soft_wrap=True, width=140)
         self.console = console
         self.json_mode = json_mode
+        self.dry_run = False  # a dry run says what it would send, never "accepted"
         self.progress_enabled = self.console.is_terminal if progress is None else progress
         self._progress: Progress | None = None
 
@@ -43,8 +44,9 @@ class Reporter:
                 TextColumn("{task.description}"),
                 BarColumn(bar_width=None),
                 TextColumn(
-                    "{task.fields[scanned]:>10,} scanned {task.fields[accepted]:>10,} accepted "
-                    "{task.fields[rejected]:>7,} rejected {task.fields[rate]:>8} rows/s"
+                    "{task.fields[scanned]:>10,} scanned {task.fields[accepted]:>10,} "
+                    + ("would send " if self.dry_run else "accepted ")
+                    + "{task.fields[rejected]:>7,} rejected {task.fields[rate]:>8} rows/s"
                 ),
                 TimeElapsedColumn(),
                 console=self.console,
@@ -60,7 +62,7 @@ class Reporter:
             progress.update(
                 task,
                 scanned=result.rows_scanned,
-                accepted=result.items_accepted,
+                accepted=result.items_sent if self.dry_run else result.items_accepted,
                 rejected=result.rejected,
                 rate=f"{result.rows_scanned / elapsed:,.0f}",
             )
@@ -71,8 +73,9 @@ class Reporter:
         if self._progress is not None:
             return
         self._line(
-            f"{result.model}: {result.status}: {result.changed} changed rows, {result.items_accepted} accepted, "
-            f"{result.rejected} rejected, {result.held} held, {result.skipped} skipped, "
+            f"{result.model}: {result.status}: {result.changed} changed rows, "
+            + (f"{result.items_sent} would be sent, " if self.dry_run else f"{result.items_accepted} accepted, ")
+            + f"{result.rejected} rejected, {result.held} held, {result.skipped} skipped, "
             f"{result.undelivered} undelivered"
             + (f", {result.waiting} waiting for their person's first identify" if result.waiting else "")
             + (f" ({result.message})" if result.message else "")
@@ -101,7 +104,8 @@ class Reporter:
                     )
         transport = summary.transport
         self.console.print(
-            f"{transport.get('requests', 0):,} requests, {transport.get('bytes_sent', 0):,} bytes in "
+            ("dry run, nothing sent: would send " if summary.dry_run else "")
+            + f"{transport.get('requests', 0):,} requests, {transport.get('bytes_sent', 0):,} bytes in "
             f"{summary.elapsed:.1f}s; exit code {summary.exit_code}"
             + (f"; results: {results_path}" if results_path else ""),
             markup=False,
@@ -110,11 +114,13 @@ class Reporter:
     def _table(self, summary) -> None:
         title = "cio-export" + (" (dry run: nothing sent)" if summary.dry_run else "")
         table = Table(title=title, title_justify="left")
-        columns = ("model", "status", "changed", "accepted", "rejected", "held", "skipped", "undelivered")
+        sent = "would send" if summary.dry_run else "accepted"
+        columns = ("model", "status", "changed", sent, "rejected", "held", "skipped", "undelivered")
         for column in columns:
             table.add_column(column, justify="left" if column in ("model", "status") else "right")
         for r in summary.results:
-            counts = (r.changed, r.items_accepted, r.rejected, r.held, r.skipped, r.undelivered)
+            counts = (r.changed, r.items_sent if summary.dry_run else r.items_accepted, r.rejected, r.held,
+                      r.skipped, r.undelivered)
             table.add_row(r.model, r.status, *(f"{n:,}" for n in counts))
         self.console.print(table)
         if any(r.skipped for r in summary.results):

@@ -214,6 +214,12 @@ def test_dry_run_needs_no_credentials_and_writes_the_exact_bodies(duckdb_build, 
     bodies = {p.stem: [json.loads(line) for line in p.read_text().splitlines()] for p in outbox.glob("*.ndjson")}
     assert set(bodies) == {"cio_people", *ENTITY_MODELS, *EVENT_MODELS}
     assert sum(len(b["batch"]) for b in bodies["cio_people"]) == 8
+    # It says what it would send, never that anything was sent or accepted.
+    people = next(r for r in summary["results"] if r["model"] == "cio_people")
+    assert people["would_send"] == 8 and "items_accepted" not in people and "items_sent" not in people
+    assert set(summary["transport"]) == {"would_send"}
+    text = duckdb_build.cio_export("--dry-run", "--outbox", str(tmp_path / "again"), "--no-progress").stderr
+    assert "would send" in text and "accepted" not in text, text
     # The same events a real run sends, byte for byte apart from transport.
     assert duckdb_build.cio_export("--select", "tag:cio", env=credentials(server)).returncode == 0
     dry_events = {i["id"]: i for body in bodies.values() for b in body for i in b["batch"] if i["action"] == "event"}

@@ -69,7 +69,15 @@ class ModelResult:
         else:
             self.status = "success"
 
-    def as_dict(self) -> dict:
+    def as_dict(self, dry_run: bool = False) -> dict:
+        """The model's line of the results file. A dry run sent nothing and nothing was accepted:
+        `would_send` takes the place of `items_sent` and `items_accepted`."""
+        out = self._as_dict()
+        if dry_run:
+            out = {("would_send" if k == "items_sent" else k): v for k, v in out.items() if k != "items_accepted"}
+        return out
+
+    def _as_dict(self) -> dict:
         return {
             "unique_id": self.unique_id,
             "model": self.model,
@@ -160,8 +168,8 @@ class RunSummary:
             "timing": self.timing,
             "exit_code": self.exit_code,
             "error": self.error,
-            "results": [r.as_dict() for r in self.results],
-            "transport": self.transport,
+            "results": [r.as_dict(self.dry_run) for r in self.results],
+            "transport": {"would_send": self.transport} if self.dry_run else self.transport,
         }
 
 
