@@ -88,4 +88,4 @@ def test_a_dry_run_first_sync_counts_history_as_baseline(duckdb_project_factory)
     assert proc.returncode == 0, proc.stderr
     results = {r["model"]: r for r in json.loads(proc.stdout)["results"]}
     assert results["cio_event_cart_abandoned"]["skipped"] == 3
-    assert results["cio_event_cart_abandoned"]["items_sent"] == 0
+    assert results["cio_event_cart_abandoned"]["would_send"] == 0
