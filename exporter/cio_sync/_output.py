@@ -6,10 +6,39 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from datetime import timezone
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+
+def utc_text(value) -> str:
+    """A time for people: '2026-12-06 14:02:31 UTC' (the state schema keeps UTC without a zone)."""
+    if value is None:
+        return "-"
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def human_duration(seconds: float | None) -> str:
+    """A duration for people: '0.4s', '42s', '3m 05s', '2h 04m', '3d 0h'."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(round(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
 
 
 class Reporter:

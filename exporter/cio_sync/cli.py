@@ -373,7 +373,7 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
     from rich.table import Table
 
     from ._ops.status import ModelStatus, Thresholds, model_status
-    from ._output import Reporter
+    from ._output import Reporter, human_duration, utc_text
     from ._project.artifacts import Artifacts, close_adapter, open_adapter
     from ._state import StateStore
 
@@ -413,11 +413,12 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
                        "in flight"):
             table.add_column(column)
         for s in statuses:
-            lag = "-" if s.lag_p50_seconds is None else f"{s.lag_p50_seconds:.0f}s/{s.lag_p95_seconds:.0f}s"
-            since = "-" if s.seconds_since_success is None else f"{s.seconds_since_success:.0f}s"
+            lag = ("-" if s.lag_p50_seconds is None
+                   else f"{human_duration(s.lag_p50_seconds)}/{human_duration(s.lag_p95_seconds)}")
+            since = human_duration(s.seconds_since_success)
             rejects = str(s.open_rejects) + (" (" + ", ".join(f"{r} {n}" for r, n in s.top_reasons) + ")"
                                              if s.top_reasons else "")
-            last_run = f"{s.last_run_at:%Y-%m-%d %H:%M}" if s.last_run_at else "never"
+            last_run = utc_text(s.last_run_at) if s.last_run_at else "never"
             sent = "-" if s.last_sent is None else str(s.last_sent)
             flying = "-" if s.in_flight is None else str(s.in_flight)
             table.add_row(s.model, last_run, s.last_status or "-", sent, since, lag, rejects, flying)
@@ -426,13 +427,70 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
             if s.in_flight_stopped:
                 reporter.console.print(
                     f"  {s.model}: {s.in_flight_stopped} events in flight since "
-                    f"{s.in_flight_since:%Y-%m-%d %H:%M:%S} UTC, "
+                    f"{utc_text(s.in_flight_since)}, "
                     "left by a run that stopped: the next run resends them with the same ids (or reports them "
                     "uncertain beyond dedupe_window)", markup=False)
             for problem in s.problems:
                 reporter.console.print(f"  {s.model}: {problem}", markup=False)
     if strict and any(s.problems for s in statuses):
         sys.exit(1)
+
+
+@main.command()
+@dbt_options
+@state_options
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Runs to show per model, newest first.")
+@click.option("--json", "json_output", is_flag=True, help="Print the runs as JSON on stdout (ISO 8601 times with "
+              "their offset, durations in seconds).")
+def history(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema,  # noqa: PLR0913 - a click command: one parameter per option
+            limit, json_output) -> None:
+    """The last runs of each synced model: when (UTC), how long, outcome, rows scanned, changed,
+    sent, rejected, skipped and deleted, lag of events, and the dbt invocation synced."""
+    from rich.table import Table
+
+    from ._ops.history import model_history
+    from ._output import Reporter, human_duration, utc_text
+    from ._project.artifacts import Artifacts, close_adapter, open_adapter
+    from ._state import StateStore
+
+    reporter = Reporter(progress=False, json_mode=json_output)
+    runs = []
+    try:
+        ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+        artifacts = Artifacts.load(ctx.target_path)
+        specs = synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
+        adapter = open_adapter(ctx, artifacts)
+        try:
+            with adapter.connection_named("cio-export"):
+                state = StateStore(adapter, resolve_state_schema(state_schema, ctx), read_only=True).open()
+                try:
+                    if state.available:
+                        for spec in specs:
+                            runs.extend(model_history(state, spec.name, limit))
+                finally:
+                    state.close()
+        finally:
+            close_adapter(adapter)
+    except CioSyncError as exc:
+        _fail(reporter, exc)
+    if json_output:
+        sys.stdout.write(orjson.dumps({"runs": [r.as_dict() for r in runs]}, option=orjson.OPT_INDENT_2).decode()
+                         + "\n")
+        return
+    table = Table(title=f"cio-export history (last {limit} runs per model)", title_justify="left")
+    for column in ("model", "started", "took", "outcome", "scanned", "changed", "sent", "rejected", "skipped",
+                   "deleted", "lag p50/p95"):
+        table.add_column(column, justify="left" if column in ("model", "started", "outcome") else "right")
+    for r in runs:
+        lag = ("-" if r.lag_p50_seconds is None
+               else f"{human_duration(r.lag_p50_seconds)}/{human_duration(r.lag_p95_seconds)}")
+        table.add_row(r.model, utc_text(r.started_at), human_duration(r.seconds), r.status or "running",
+                      *("-" if n is None else f"{n:,}" for n in (r.scanned, r.changed, r.sent, r.rejected, r.skipped,
+                                                                  r.deleted)), lag)
+    reporter.console.print(table)
+    if not runs:
+        reporter.console.print("no runs recorded for the selected models", markup=False)
 
 
 @main.command()

@@ -19,6 +19,7 @@ from ulid import ULID
 
 from cio_sync._state import lease_lock_key
 from cio_sync.fake_server import FakeCustomerIO
+from cio_sync.fake_server._validation import MAX_ITEM_BYTES
 
 SITE, KEY = "site-state", "key-state-0123456789"
 ROWS = 3000
@@ -963,6 +964,36 @@ def test_status_reports_runs_rejects_lag_and_strict_fails_on_problems(build, ser
         # cio_people is incremental: a build recomputes only people whose inputs changed.
         build.schema.execute(f"update cio_people set last_order_at = '{last_order_at}' where customer_id = 'c001'")
         build.run("build", *BUILD_SELECTION)
+
+
+def test_history_lists_each_models_last_runs_newest_first_with_utc_times_and_durations(build, server):
+    """`history` answers "what happened on the last runs?" from cio_runs: newest first, times in
+    UTC with the zone written (JSON: ISO 8601 with its offset), durations for people; `status`
+    writes its times the same way."""
+    state = state_name()
+    server.configure(max_item_bytes=150)  # the first run: every identify of big_people refused
+    assert export(build, server, "--select", "big_people", state=state)[0].returncode == 1
+    server.configure(max_item_bytes=MAX_ITEM_BYTES)
+    assert export(build, server, "--select", "big_people", state=state)[0].returncode == 0
+    proc = build.cio_export("history", "--select", "big_people", "--json", "--state-schema", state)
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(proc.stdout)["runs"]
+    assert [(r["model"], r["status"], r["rejected"]) for r in runs] == [
+        ("big_people", "success", 0), ("big_people", "rejected", ROWS)]
+    # a refused row is retried when it changes, not on every run: the second run sent nothing
+    assert runs[0]["sent"] == 0 and runs[0]["started_at"] > runs[1]["started_at"]
+    for run in runs:
+        assert run["started_at"].endswith("+00:00") and run["finished_at"].endswith("+00:00")
+        assert run["duration_seconds"] >= 0
+    one = json.loads(build.cio_export("history", "--select", "big_people", "-n", "1", "--json",
+                                      "--state-schema", state).stdout)["runs"]
+    assert [r["status"] for r in one] == ["success"]
+    text = build.cio_export("history", "--select", "big_people", "--state-schema", state).stderr
+    assert "big_people" in text and "rejected" in text and " UTC" in text, text
+    status = build.cio_export("status", "--select", "big_people", "--json", "--state-schema", state)
+    assert json.loads(status.stdout)["models"][0]["last_run_at"].endswith("+00:00")
+    text = build.cio_export("status", "--select", "big_people", "--state-schema", state).stderr
+    assert " UTC" in text, text
 
 
 def test_strict_status_lets_a_quiet_night_pass_and_flags_a_drop_and_a_stale_people_sync(build, server):

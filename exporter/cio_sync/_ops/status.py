@@ -9,6 +9,7 @@ from datetime import datetime
 
 from .._project.model import ModelSpec, parse_duration
 from .._state import StateStore, utcnow
+from .history import iso_utc
 
 
 @dataclass
@@ -32,8 +33,7 @@ class ModelStatus:
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        def iso(value):
-            return value.isoformat() if value else None
+        iso = iso_utc
 
         return {
             "model": self.model, "kind": self.kind, "last_run_at": iso(self.last_run_at),
