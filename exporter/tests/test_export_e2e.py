@@ -756,13 +756,12 @@ def test_the_readme_order_syncs_and_a_dbt_command_in_between_is_named_with_what_
     assert "--target-path target/summary" in output
 
     project.run("run")
+    proc, output = dry_run()
+    assert proc.returncode == 1 and "did not run (`dbt run` runs no tests: use `dbt build`)" in output
+
     project.run("test")
     proc, output = dry_run()
     assert proc.returncode == 1 and "run_results.json is from `dbt test`, which builds no model" in output
-
-    project.run("run")
-    proc, output = dry_run()
-    assert proc.returncode == 1 and "did not run (`dbt run` runs no tests: use `dbt build`)" in output
 
     project.run("run", "--select", "cio_people")
     proc, output = dry_run()
