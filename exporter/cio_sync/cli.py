@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -353,6 +354,29 @@ def validate(  # noqa: PLR0913 - a click command: one parameter per option
     reporter.note(f"{len(specs)} model(s) valid")
 
 
+@contextmanager
+def _state_of_selected(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,  # noqa: PLR0913 - the shared options, passed through
+                       state_schema):
+    """The selected synced models (default tag:cio), their state read-only, and the adapter,
+    for the commands that only look (status, history)."""
+    from ._project.artifacts import Artifacts, close_adapter, open_adapter
+    from ._state import StateStore
+
+    ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+    artifacts = Artifacts.load(ctx.target_path)
+    specs = synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
+    adapter = open_adapter(ctx, artifacts)
+    try:
+        with adapter.connection_named("cio-export"):
+            state = StateStore(adapter, resolve_state_schema(state_schema, ctx), read_only=True).open()
+            try:
+                yield specs, state, adapter
+            finally:
+                state.close()
+    finally:
+        close_adapter(adapter)
+
+
 @main.command()
 @dbt_options
 @state_options
@@ -374,34 +398,22 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
 
     from ._ops.status import ModelStatus, Thresholds, model_status
     from ._output import Reporter, human_duration, utc_text
-    from ._project.artifacts import Artifacts, close_adapter, open_adapter
-    from ._state import StateStore
 
     reporter = Reporter(progress=False, json_mode=json_output)
+    thresholds = Thresholds(max_open_rejects=max_open_rejects, volume_factor=volume_factor,
+                            volume_min_events=volume_min_events)
+    statuses = []
     try:
-        ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
-        artifacts = Artifacts.load(ctx.target_path)
-        specs = synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
-        thresholds = Thresholds(max_open_rejects=max_open_rejects, volume_factor=volume_factor,
-                                volume_min_events=volume_min_events)
-        adapter = open_adapter(ctx, artifacts)
-        statuses = []
-        try:
-            with adapter.connection_named("cio-export"):
-                state = StateStore(adapter, resolve_state_schema(state_schema, ctx), read_only=True).open()
-                try:
-                    for spec in specs:
-                        relation = adapter.Relation.create(database=spec.database, schema=spec.schema,
-                                                           identifier=spec.alias).render()
-                        if not state.available:
-                            item = ModelStatus(spec.name, spec.kind, problems=["never synced successfully"])
-                        else:
-                            item = model_status(state, spec, relation, thresholds, adapter)
-                        statuses.append(item)
-                finally:
-                    state.close()
-        finally:
-            close_adapter(adapter)
+        with _state_of_selected(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,
+                                state_schema) as (specs, state, adapter):
+            for spec in specs:
+                relation = adapter.Relation.create(database=spec.database, schema=spec.schema,
+                                                   identifier=spec.alias).render()
+                if not state.available:
+                    item = ModelStatus(spec.name, spec.kind, problems=["never synced successfully"])
+                else:
+                    item = model_status(state, spec, relation, thresholds, adapter)
+                statuses.append(item)
     except CioSyncError as exc:
         _fail(reporter, exc)
     if json_output:
@@ -451,27 +463,15 @@ def history(project_dir, profiles_dir, profile, target, target_path, vars_, sele
 
     from ._ops.history import model_history
     from ._output import Reporter, human_duration, utc_text
-    from ._project.artifacts import Artifacts, close_adapter, open_adapter
-    from ._state import StateStore
 
     reporter = Reporter(progress=False, json_mode=json_output)
     runs = []
     try:
-        ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
-        artifacts = Artifacts.load(ctx.target_path)
-        specs = synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
-        adapter = open_adapter(ctx, artifacts)
-        try:
-            with adapter.connection_named("cio-export"):
-                state = StateStore(adapter, resolve_state_schema(state_schema, ctx), read_only=True).open()
-                try:
-                    if state.available:
-                        for spec in specs:
-                            runs.extend(model_history(state, spec.name, limit))
-                finally:
-                    state.close()
-        finally:
-            close_adapter(adapter)
+        with _state_of_selected(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,
+                                state_schema) as (specs, state, _adapter):
+            if state.available:
+                for spec in specs:
+                    runs.extend(model_history(state, spec.name, limit))
     except CioSyncError as exc:
         _fail(reporter, exc)
     if json_output:
