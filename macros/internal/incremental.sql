@@ -320,9 +320,11 @@ where held.{{ keys[0] }} is null
 
 {#- The rows this model held for the keys an incremental build recomputes, to be joined as
     `held`: only those, so that PostgreSQL hashes the few thousand rows it needs, not the whole
-    table (spilled to disk at millions of rows). `keys_sql` selects the keys (a key_set). -#}
+    table (spilled to disk at millions of rows), and finds them through the key's index when
+    the model has one (rows_with_keys) rather than reading every row. `keys_sql` selects the
+    keys (a key_set). -#}
 {% macro held_rows(key, keys_sql) -%}
-    (select * from {{ this }} where {{ key }} in ({{ keys_sql }}))
+    {{ return(cio_sync.rows_with_keys(this, key, keys_sql)) }}
 {%- endmacro %}
 
 {#- A text column of the row this model held for the key before this build (joined as `held`),

@@ -13,11 +13,11 @@
     may resolve differently. -#}
 
 with checkouts as (
-    select * from {{ ref('stg_cio__checkouts') }}
+    {#- Incrementally the staged checkouts of the key set, through the key's index where there is
+        one (rows_with_keys). #}
+    select * from {{ cio_sync.rows_with_keys(ref('stg_cio__checkouts'), 'checkout_id', cio_sync.key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')))
+        if cio_sync.is_incremental_run() else ref('stg_cio__checkouts') }} as staged
     where checkout_id is not null
-    {%- if cio_sync.is_incremental_run() %}
-        and checkout_id in ({{ cio_sync.key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')) }})
-    {%- endif %}
 ),
 
 {{ cio_sync.person_lookups('checkouts') }},
