@@ -15,9 +15,9 @@
 with checkouts as (
     {#- Incrementally the staged checkouts of the key set, through the key's index where there is
         one (rows_with_keys). #}
-    select * from {{ cio_sync.rows_with_keys(ref('stg_cio__checkouts'), 'checkout_id', cio_sync.key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')))
+    select staged.* from {{ cio_sync.rows_with_keys(ref('stg_cio__checkouts'), 'checkout_id', cio_sync.key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')))
         if cio_sync.is_incremental_run() else ref('stg_cio__checkouts') }} as staged
-    where checkout_id is not null
+    where staged.checkout_id is not null
 ),
 
 {{ cio_sync.person_lookups('checkouts') }},

@@ -22,9 +22,9 @@
 with orders as (
     {#- Incrementally the staged orders of the key set, through the key's index where there is
         one (rows_with_keys): a few hundred thousand of ten million. #}
-    select * from {{ cio_sync.rows_with_keys(ref('stg_cio__orders'), 'order_id', cio_sync.key_set('orders', cio_sync.orders_to_resolve()))
+    select staged.* from {{ cio_sync.rows_with_keys(ref('stg_cio__orders'), 'order_id', cio_sync.key_set('orders', cio_sync.orders_to_resolve()))
         if cio_sync.is_incremental_run() else ref('stg_cio__orders') }} as staged
-    where order_id is not null
+    where staged.order_id is not null
 ),
 
 {{ cio_sync.person_lookups('orders') }},
