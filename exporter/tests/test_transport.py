@@ -681,3 +681,23 @@ def test_a_garbage_answer_that_quotes_the_credentials_never_leaks_them(status: i
     [outcome] = outcomes
     if status in (400, 500):  # the body's text is kept (clipped), its secrets replaced
         assert "oops" in repr(outcome) and "***" in repr(outcome), outcome
+
+
+def test_after_a_429_cooldown_the_workers_come_back_one_after_another() -> None:
+    """Every worker, the one that got the 429 included, waits out its cooldown in the throttle,
+    then a random part of it more (at most 1 s): coming back all at once, they met the server's
+    rate limit together again, and a batch could spend all its retries on 429s. (Lower bounds
+    only: a wait never ends early.)"""
+    import random
+    import threading
+
+    class Whole(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    throttle = _Throttle(None, threading.Event())
+    throttle.rng = Whole()
+    throttle.cool_down(0.2)
+    started = time.monotonic()
+    assert throttle.acquire() == (True, False)
+    assert time.monotonic() - started >= 0.4  # the cooldown, then the spread: 0.2 s more

@@ -416,10 +416,14 @@ class TrackClient:
             return Again(_retry_after(response.headers.get("Retry-After")))
 
         def wait(delay: float, again: Again) -> bool:
+            pause = delay
             if result.response is not None and result.response.status_code == 429:
                 self._count("rate_limited")
-                # Throttling concerns every worker: all of them hold off until the time is up.
+                # Throttling concerns every worker: all of them hold off until the time is up,
+                # then come back one after another. This one waits in the throttle as well
+                # (its next attempt's acquire), not here.
                 self._throttle.cool_down(delay)
+                pause = 0.0
             if again.retry_after is not None:
                 with self._stats_lock:
                     self._counts["retry_after_waits"] += 1
@@ -431,7 +435,7 @@ class TrackClient:
             if on_retry is not None:
                 on_retry(f"{method} {s.base_url}{path}: {result.error}; retrying in {delay:.1f} s "
                          f"(attempt {result.attempts} of {s.max_retries + 1})")  # fmt: skip
-            if self._stop.wait(delay):
+            if self._stop.wait(pause):
                 result.error = result.error or "stopped while waiting to retry"
                 return True
             return False

@@ -33,7 +33,9 @@ class _Throttle:
     one), so over any window of t seconds at most ``rate * t + burst`` requests start, and a
     moment when nobody was ready to send (the producer reading or writing state) is made up
     for instead of lost. A 429 sets a cooldown that every worker waits out before its next
-    attempt, not only the one that got it.
+    attempt, not only the one that got it; then each worker waits a random part of a second
+    more (up to the cooldown, at most 1 s), so that they come back one after another: all at
+    once, they met the rate limit together again, and a batch could spend every retry on 429s.
     """
 
     def __init__(self, rate: float | None, stop: threading.Event) -> None:
@@ -44,20 +46,26 @@ class _Throttle:
         self._tokens = self.burst
         self._updated = time.monotonic()
         self._cooldown_until = 0.0
+        self._spread = 0.0  # seconds over which workers come back after a cooldown
+        self.rng = random.Random()
 
     def cool_down(self, seconds: float) -> None:
         with self._lock:
             self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+            self._spread = min(1.0, max(seconds, 0.0))
             self._tokens = 0.0  # no burst right after Customer.io said slow down
 
     def acquire(self) -> tuple[bool, bool]:
         """Wait for a token; returns (waited out a cooldown, stopped while waiting)."""
-        cooled = False
+        cooled = spread_out = False
         while True:
             with self._lock:
                 now = time.monotonic()
                 wait = self._cooldown_until - now
-                if wait <= 0:
+                if wait <= 0 and cooled and not spread_out:
+                    spread_out = True
+                    wait = self.rng.uniform(0.0, self._spread)
+                elif wait <= 0:
                     if not self._rate:
                         return cooled, False
                     if now > self._updated:
