@@ -42,14 +42,15 @@ def human_duration(seconds: float | None) -> str:
 
 
 class Reporter:
-    def __init__(self, *, json_mode: bool = False, progress: bool | None = None, stream=None) -> None:
+    def __init__(self, *, json_mode: bool = False, progress: bool | None = None, stream=None,
+                 dry_run: bool = False) -> None:
         self.stream = stream or sys.stderr
         console = Console(file=self.stream, highlight=False, soft_wrap=True)
         if not console.is_terminal:  # logs and CI: wide enough for model names, no wrapping tables
             console = Console(file=self.stream, highlight=False, soft_wrap=True, width=140)
         self.console = console
         self.json_mode = json_mode
-        self.dry_run = False  # a dry run says what it would send, never "accepted"
+        self.dry_run = dry_run  # a dry run says what it would send, never "accepted"
         self.progress_enabled = self.console.is_terminal if progress is None else progress
         self._progress: Progress | None = None
 

@@ -219,8 +219,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     from ._run.runner import Exporter
     from ._send.config import track_settings_from_env
 
-    reporter = Reporter(json_mode=json_output, progress=progress)
-    reporter.dry_run = dry_run
+    reporter = Reporter(json_mode=json_output, progress=progress, dry_run=dry_run)
     ctx = None
     try:
         if outbox and not dry_run:

@@ -33,16 +33,15 @@ class ModelStatus:
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        iso = iso_utc
-
         return {
-            "model": self.model, "kind": self.kind, "last_run_at": iso(self.last_run_at),
-            "last_status": self.last_status, "last_sent": self.last_sent, "last_success_at": iso(self.last_success_at),
+            "model": self.model, "kind": self.kind, "last_run_at": iso_utc(self.last_run_at),
+            "last_status": self.last_status, "last_sent": self.last_sent,
+            "last_success_at": iso_utc(self.last_success_at),
             "seconds_since_success": self.seconds_since_success, "lag_p50_seconds": self.lag_p50_seconds,
             "lag_p95_seconds": self.lag_p95_seconds, "open_rejects": self.open_rejects,
             "top_reasons": [{"reason": r, "count": n} for r, n in self.top_reasons],
             "recent_average_sent": self.recent_average_sent, "in_flight": self.in_flight,
-            "in_flight_since": iso(self.in_flight_since), "in_flight_stopped": self.in_flight_stopped,
+            "in_flight_since": iso_utc(self.in_flight_since), "in_flight_stopped": self.in_flight_stopped,
             "guardrails": self.guardrails,
             "problems": self.problems,
         }
