@@ -1,5 +1,6 @@
 """Run the package's dbt example project (integration_tests/) the way a user would: the dbt
-CLI in a subprocess, one target path per build so builds never share state."""
+and cio-export commands each in a process of its own (started by preloaded.py), one target path
+per build so builds never share state."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import preloaded
 
 REPO = Path(__file__).resolve().parents[2]
 INTEGRATION_TESTS = REPO / "integration_tests"
@@ -61,7 +64,7 @@ class DbtProject:
         if merged_vars:
             cmd += ["--vars", json.dumps(merged_vars)]
         full_env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **self.env, **(env or {})}
-        proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=self.workdir)
+        proc = preloaded.run("dbt", cmd[1:], env=full_env, cwd=self.workdir)
         if check and proc.returncode != 0:
             raise DbtFailed(
                 f"dbt {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
@@ -79,7 +82,7 @@ class DbtProject:
         state schema unless `state_schema` names one (to rerun on the same state), or is ""
         (no --state-schema: cio-export finds it as users' runs do)."""
         cmd, full_env = self._cio_export_command(args, env, target_path, state_schema)
-        return subprocess.run(cmd, env=full_env, capture_output=True, text=True, cwd=self.workdir)
+        return preloaded.run("cio-export", cmd[1:], env=full_env, cwd=self.workdir)
 
     def cio_export_process(self, *args: str, env: dict[str, str] | None = None, state_schema: str | None = None,
                            target_path: Path | None = None, **popen: Any) -> subprocess.Popen:
