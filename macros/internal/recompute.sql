@@ -113,18 +113,45 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- cio_event_replenishment_due: persons whose rows in int_cio__replenishments were written or
-    deleted since the last build (persons_to_recount: deleted and recounted), and persons with
-    units that ran out since then. -#}
-{% macro replenishment_persons_to_recompute() -%}
-    select person_id from {{ ref('int_cio__replenishments') }}
+{#- cio_event_replenishment_due: one row per (person, SKU) of int_cio__replenishments whose
+    units ran out, so it recomputes per (person, SKU): the rows written since its last build,
+    those whose units ran out since then, and every row of the persons recounted (deleted and
+    written again upstream, persons_to_recount). A person's other SKUs are left as they are: a
+    new order rewrites the rows of the SKUs it holds, where recomputing each person whole
+    rewrote about ten times as many rows. -#}
+{% macro replenishments_to_recompute() -%}
+    select person_id, sku from {{ ref('int_cio__replenishments') }}
     where {{ cio_sync.changed_since_last_build() }}
     union
-    {{ cio_sync.persons_to_recount() }}
-    union
-    select person_id from {{ ref('int_cio__replenishments') }}
+    select person_id, sku from {{ ref('int_cio__replenishments') }}
     where replenishment_due_at > {{ cio_sync.time_recompute_start() }}
         and replenishment_due_at <= {{ cio_sync.utc_now() }}
+    union
+    select recounted.person_id, recounted.sku
+    from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id',
+        cio_sync.key_set('recount', cio_sync.persons_to_recount)) }} as recounted
+{%- endmacro %}
+
+{#- Its pre-hook: the key sets, then the rows of the recounted persons (an order moved to
+    another person leaves none of its SKUs behind) and of the (person, SKU) pairs recomputed. -#}
+{% macro delete_replenishments_to_recompute() -%}
+    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+        {%- set staged = [cio_sync.stage_key_set('recount', cio_sync.persons_to_recount),
+                          cio_sync.stage_key_set('replenishments', cio_sync.replenishments_to_recompute)] | select | list -%}
+        {{ (staged | join(';\n')) ~ ';' if staged }}
+        {{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('recount', cio_sync.persons_to_recount)) }};
+        {#- The pairs' columns renamed, so that the mart's columns are named alone. #}
+        delete from {{ this }}
+        where exists (
+            select 1
+            from (
+                select person_id as recomputed_person_id, sku as recomputed_sku
+                from ({{ cio_sync.key_set('replenishments', cio_sync.replenishments_to_recompute) }}) as pairs
+            ) as recomputed
+            where recomputed.recomputed_person_id = {{ cio_sync.identifier() }}
+                and recomputed.recomputed_sku = sku
+        )
+    {%- endif -%}
 {%- endmacro %}
 
 {#- cio_people: the persons with a row changed since the last build in any input, as they are

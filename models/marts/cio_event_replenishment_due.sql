@@ -3,8 +3,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
-    pre_hook=["{{ cio_sync.stage_key_set('persons', cio_sync.replenishment_persons_to_recompute) }}",
-              "{{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute)) }}"],
+    pre_hook="{{ cio_sync.delete_replenishments_to_recompute() }}",
     contract={'enforced': true},
     indexes=cio_sync.lookup_index(['event_at']),
     tags=['cio'],
@@ -15,14 +14,22 @@
 {#- The latest purchase of each replenishable SKU per person, once its units have run out
     (replenishment_due_at <= now). Buying the SKU again replaces the due date. The event time
     is the run-out date, so a daily build still triggers "within the past day" journeys.
-    Incrementally: every SKU of the persons whose rows in int_cio__replenishments changed since
-    the last build or whose units ran out since then. -#}
+    Incrementally: the (person, SKU) rows of int_cio__replenishments written since the last
+    build or whose units ran out since then, and every SKU of the persons recounted
+    (replenishments_to_recompute), looked up by person. -#}
+{%- set recomputed = cio_sync.key_set('replenishments', cio_sync.replenishments_to_recompute) %}
 
 with replenishments as (
+    {%- if cio_sync.is_incremental_run() %}
     select held.*
     from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id',
-        cio_sync.key_set('persons', cio_sync.replenishment_persons_to_recompute))
-        if cio_sync.is_incremental_run() else ref('int_cio__replenishments') }} as held
+        'select person_id from (' ~ recomputed ~ ') as pairs') }} as held
+    inner join ({{ recomputed }}) as recomputed
+        on recomputed.person_id = held.person_id
+        and recomputed.sku = held.sku
+    {%- else %}
+    select * from {{ ref('int_cio__replenishments') }}
+    {%- endif %}
 )
 
 select
