@@ -309,6 +309,7 @@ def validate(  # noqa: PLR0913 - a click command: one parameter per option
     Exit 0 when every selected model can be synced, 2 otherwise."""
     from ._output import Reporter
     from ._project.artifacts import Artifacts, close_adapter, open_adapter, select_models
+    from ._project.hints import nothing_selected
     from ._project.model import ModelSpec, check_identifier_kinds
     from ._read.query import relation_columns
 
@@ -347,7 +348,7 @@ def validate(  # noqa: PLR0913 - a click command: one parameter per option
         if errors:
             raise ConfigError("\n".join(errors))
         if not specs:
-            raise ConfigError("the selection matched no model with meta.cio")
+            raise ConfigError(nothing_selected(flatten(select) or ("tag:cio",), artifacts))
     except CioSyncError as exc:
         _fail(reporter, exc)
     reporter.note(f"{len(specs)} model(s) valid")

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import preloaded
 import pytest
 from dbt_project_runner import INTEGRATION_TESTS, DbtProject
 
@@ -255,6 +256,39 @@ def test_missing_manifest_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="dbt build") as info:
         Artifacts.load(tmp_path / "target")
     assert str(tmp_path / "target" / "manifest.json") in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("command", "selection", "suggested"),
+    [
+        ((), ["cio_peple"], "Did you mean cio_people?"),
+        ((), ["+cio_event_order_plcaed+"], "Did you mean cio_event_order_placed?"),
+        (("status",), ["tag:co"], "Did you mean tag:cio?"),
+        (("validate",), ["no_such_model_at_all"], None),
+    ],
+)
+def test_a_selection_that_matches_no_synced_model_lists_them_and_suggests_the_closest(
+    duckdb_build, command, selection, suggested
+):
+    proc = duckdb_build.cio_export(*command, "--select", *selection, *(() if command else ("--dry-run",)))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "matched no model with meta.cio" in proc.stderr
+    assert "Synced models: cio_devices, cio_event_cart_abandoned," in proc.stderr and "cio_people," in proc.stderr
+    if suggested:
+        assert suggested in proc.stderr
+    else:
+        assert "Did you mean" not in proc.stderr
+
+
+def test_outside_a_dbt_project_the_error_says_so_not_to_run_dbt_build(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTOMERIO_", "DBT_"))}
+    outside = preloaded.run("cio-export", ["--select", "tag:cio", "--dry-run"], env=env, cwd=tmp_path)
+    assert outside.returncode == 2
+    assert f"No dbt project here: no dbt_project.yml in {tmp_path} or any directory above it" in outside.stderr
+    assert "dbt build" not in outside.stderr
+    elsewhere = preloaded.run("cio-export", ["status", "--project-dir", str(tmp_path)], env=env, cwd=INTEGRATION_TESTS)
+    assert elsewhere.returncode == 2
+    assert f"no dbt_project.yml in --project-dir {tmp_path}" in elsewhere.stderr
 
 
 # ------------------------------------------------------------------------------------------------

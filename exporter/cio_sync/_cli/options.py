@@ -79,11 +79,21 @@ def dbt_options(func):
 
 
 def dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_):
+    """The dbt project, profile and target the command works on; not being in a dbt project is
+    an error that says so (rather than a missing manifest)."""
+    from .._errors import ConfigError
     from .._project.artifacts import DbtContext
 
-    return DbtContext.create(
+    ctx = DbtContext.create(
         project_dir, profiles_dir=profiles_dir, target=target, target_path=target_path, vars=vars_, profile=profile
     )
+    if not (ctx.project_dir / "dbt_project.yml").is_file():
+        where = f"--project-dir {project_dir}" if project_dir is not None else f"{Path.cwd()} or any directory above it"
+        raise ConfigError(
+            f"No dbt project here: no dbt_project.yml in {where}. Run cio-export in your dbt project's directory "
+            "(or below it), or give --project-dir."
+        )
+    return ctx
 
 
 def state_options(func):
@@ -94,12 +104,18 @@ def state_options(func):
 
 
 def synced_specs(ctx, artifacts, select: tuple[str, ...], exclude: tuple[str, ...]) -> list:
-    """The selected models that have meta.cio, as ModelSpecs (dbt's own selection)."""
+    """The selected models that have meta.cio, as ModelSpecs (dbt's own selection); a selection
+    that has none is an error naming the synced models and the closest to what was typed."""
+    from .._errors import ConfigError
     from .._project.artifacts import select_models
+    from .._project.hints import nothing_selected
     from .._project.model import ModelSpec
 
     ids = select_models(ctx, artifacts, select, exclude)
-    return [spec for uid in ids if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
+    specs = [spec for uid in ids if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
+    if not specs:
+        raise ConfigError(nothing_selected(select, artifacts))
+    return specs
 
 
 def resolve_state_schema(option: str | None, ctx) -> str:

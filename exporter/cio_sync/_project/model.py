@@ -156,15 +156,15 @@ class ModelSpec:
         """The spec of a manifest node, or None when the node has no meta.cio (not a sync model).
 
         Raises ConfigError naming the model, the key and what is expected when meta.cio is invalid."""
-        node_meta = _node_meta(node)
-        meta = node_meta.get("cio")
+        all_meta = node_meta(node)
+        meta = all_meta.get("cio")
         if meta is None:
             return None
         name = node["name"]
         # meta.cio_overrides: keys that replace meta.cio's own, so that one key of a model whose
         # meta.cio someone else wrote (the package's marts) is changed without restating the rest
         # (dbt merges meta by its top-level keys: a `+meta: {cio: ...}` would replace all of cio).
-        overrides = node_meta.get("cio_overrides")
+        overrides = all_meta.get("cio_overrides")
         if overrides is not None:
             if not isinstance(overrides, dict):
                 raise ConfigError(f"model {name}: meta.cio_overrides must be a mapping of meta.cio keys")
@@ -405,10 +405,10 @@ class SyncModel:
         }
 
 
-def _node_meta(node: dict) -> dict:
+def node_meta(node: dict) -> dict:
     """A manifest node's meta: its config's, else (older manifests) the node's own."""
-    node_meta = (node.get("config") or {}).get("meta") or {}
-    return node_meta if node_meta.get("cio") is not None else (node.get("meta") or {})
+    own = (node.get("config") or {}).get("meta") or {}
+    return own if own.get("cio") is not None else (node.get("meta") or {})
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -426,7 +426,7 @@ def parse_duration(text: str) -> int:
 
 def _meta_kind(node: dict) -> str | None:
     """meta.cio.kind of a manifest node (meta.cio_overrides applied), unvalidated."""
-    meta = _node_meta(node)
+    meta = node_meta(node)
     cio, overrides = meta.get("cio"), meta.get("cio_overrides")
     merged = {**(cio if isinstance(cio, dict) else {}), **(overrides if isinstance(overrides, dict) else {})}
     return merged.get("kind")

@@ -12,6 +12,7 @@ from .._errors import ConfigError
 from .._output import Reporter
 from .._project.artifacts import Artifacts, close_adapter, open_adapter, select_models
 from .._project.gates import gate
+from .._project.hints import nothing_selected
 from .._project.model import ModelSpec, SyncModel, check_identifier_kinds, not_people_models_of, people_specs_of
 from .._read.query import relation_columns
 from .._send.sinks import ClientSink, OutboxSink, Sink
@@ -55,8 +56,7 @@ class Exporter:
         if errors:
             raise ConfigError("\n".join(errors))
         if not specs:
-            selection = " ".join(self.options.select)
-            raise ConfigError(f"--select {selection} matched no model with meta.cio: nothing to sync")
+            raise ConfigError(nothing_selected(self.options.select, artifacts))
         check_identifier_kinds(specs, self.options.allow_mixed_identifiers)
         passing = []
         for spec in specs:
