@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 IT := integration_tests
 DBT := cd $(IT) && DBT_PROFILES_DIR=. ../$(BIN)/dbt
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean release
 
 install: $(STAMP)
 
@@ -49,7 +49,15 @@ lint: install $(IT)/dbt_packages/cio_sync
 	CIO_DUCKDB_PATH=$(LINT_DB) $(BIN)/sqlfluff lint models
 
 clean:
-	rm -rf $(IT)/target $(IT)/dbt_packages $(IT)/logs target logs
+	rm -rf $(IT)/target $(IT)/dbt_packages $(IT)/logs target logs dist
+
+## release: the sdist and wheel of the exporter in dist/, checked with twine (docs/releasing.md);
+## uploads nothing
+release: install
+	$(BIN)/python -m pip install --quiet -e '.[release]'
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
 
 ## bench: the benchmark, not part of test (~40–60 min at full size, by machine; BENCH_ROWS=100000
 ## BENCH_CUSTOMERS=50000 for a quick run); needs the PostgreSQL of PG*; writes docs/benchmarks.md at
