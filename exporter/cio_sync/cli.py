@@ -116,7 +116,14 @@ def main() -> None:
     Without a command, runs `run`: cio-export --select tag:cio"""
 
 
-@main.command()
+_RUN_ENVIRONMENT = """\b
+Environment: CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY (the Track API credentials; not needed
+with --dry-run), CUSTOMERIO_REGION (us or eu) [default: us], CUSTOMERIO_TRACK_URL (another Track
+API base URL, e.g. a proxy), CUSTOMERIO_CA_BUNDLE (an extra CA file to trust),
+CIO_EXPORT_TRACEBACK (set: the traceback of an unexpected error). See docs/exporter.md."""
+
+
+@main.command(epilog=_RUN_ENVIRONMENT)
 @dbt_options
 @click.option("--dry-run", is_flag=True, help="Do everything except sending; no credentials needed.")
 @click.option(
@@ -126,12 +133,13 @@ def main() -> None:
     help="With --dry-run: write the exact request bodies here, one NDJSON file per model.",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON on stdout.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=None, help="Requests in flight at most [8].")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=None,
+              help="Requests in flight at most [default: 8].")
 @click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Requests per second at most, across all workers [100].",
+    help="Requests per second at most, across all workers [default: 100].",
 )
 @click.option(
     "--batch-bytes",
@@ -140,10 +148,12 @@ def main() -> None:
     show_default=True,
     help="Request bodies stay strictly under this size.",
 )
-@click.option("--max-retries", type=click.IntRange(0, 100), default=None, help="Retries per request [8].")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds per request [30].")
+@click.option("--max-retries", type=click.IntRange(0, 100), default=None, help="Retries per request [default: 8].")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per request [default: 30].")
 @click.option("--max-backoff", type=click.FloatRange(min=0), default=None,
-              help="Longest wait in seconds before retrying a request the server did not give a Retry-After [60].")
+              help="Longest wait in seconds before retrying a request the server did not give a Retry-After "
+              "[default: 60].")
 @click.option(
     "--ignore-test-failures",
     is_flag=True,
@@ -154,7 +164,7 @@ def main() -> None:
     is_flag=True,
     help="Allow selected models to identify people differently (email on some, id on others).",
 )
-@click.option("--progress/--no-progress", default=None, help="Progress bars [on a terminal].")
+@click.option("--progress/--no-progress", default=None, help="Progress bars [default: on a terminal].")
 @state_options
 @click.option("--full-refresh", is_flag=True,
               help="Resend every person of the selected people models (events are never replayed).")
@@ -299,7 +309,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
 
 
 @main.command()
-@dbt_options
+@dbt_options(select="Models to check")
 @click.option("--allow-mixed-identifiers", is_flag=True, help="As for run.")
 def validate(  # noqa: PLR0913 - a click command: one parameter per option
     project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, allow_mixed_identifiers
@@ -378,7 +388,7 @@ def _state_of_selected(project_dir, profiles_dir, profile, target, target_path, 
 
 
 @main.command()
-@dbt_options
+@dbt_options(select="Models to report on")
 @state_options
 @click.option("--json", "json_output", is_flag=True, help="Print the status as JSON on stdout.")
 @click.option("--strict", is_flag=True, help="Exit 1 when a model is late, has open rejects over the threshold, "
@@ -449,7 +459,7 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
 
 
 @main.command()
-@dbt_options
+@dbt_options(select="Models to report on")
 @state_options
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=10, show_default=True,
               help="Runs to show per model, newest first.")
@@ -494,7 +504,7 @@ def history(project_dir, profiles_dir, profile, target, target_path, vars_, sele
 
 
 @main.command()
-@dbt_options
+@dbt_options(select="Models whose sync state to forget", select_default=None)
 @state_options
 @click.option("--events", "events", is_flag=True, help="Re-baseline event models: forget their ledger; the next "
               "run records existing events as baseline again (nothing old is replayed).")

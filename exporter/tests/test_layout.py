@@ -142,3 +142,32 @@ def test_the_command_line_starts_without_dbt_adapters_or_http():
             f"print(','.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r}))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing cio_sync.cli imported {out}"
+
+
+def test_every_command_help_writes_defaults_one_way_and_names_its_environment_variables():
+    """Help texts agree with each other: defaults as `[default: ...]`, a required --select said to
+    be required, every option read from the environment naming its variable, `run` naming the
+    Customer.io variables."""
+    import re
+
+    from click.testing import CliRunner
+
+    from cio_sync.cli import main
+
+    runner = CliRunner()
+    commands = [name for name in main.commands if name != "fake-server"]  # argparse's help, forwarded
+    assert {"run", "status", "history", "reset", "validate", "reconcile"} <= set(commands)
+    for name in commands:
+        command = main.commands[name]
+        text = " ".join(runner.invoke(main, [name, "--help"], terminal_width=400).output.split())
+        assert not re.search(r"\[(\d+|on a terminal)\]|when unset|the nearest one", text), (name, text)
+        for param in command.params:
+            if getattr(param, "envvar", None):
+                assert f"env var: {param.envvar}" in text, (name, param.name)
+        select = next((p for p in command.params if p.name == "select"), None)
+        if select is not None:
+            required = name == "reset"
+            assert ("[required]" in select.help) == required and ("[default:" in select.help) != required, name
+    run_help = runner.invoke(main, ["run", "--help"], terminal_width=400).output
+    for variable in ("CUSTOMERIO_SITE_ID", "CUSTOMERIO_API_KEY", "CUSTOMERIO_REGION", "CUSTOMERIO_TRACK_URL"):
+        assert variable in run_help

@@ -74,7 +74,7 @@ def _serve_command(run_command: click.Command | None) -> click.Command:
     @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
     @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
                   help="Port to listen on (0 picks a free one, logged at start).")
-    @click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
+    @click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", show_envvar=True, default=None,
                   help="Warehouse schema holding cio_cloud_runs, passed on to the syncs [default: the config's "
                   "state_schema, else var cio_state_schema, else cio_sync_state].")
     @click.option("--dbt-cloud-url", default=None, help="dbt Cloud access URL [DBT_CLOUD_URL or https://cloud.getdbt.com].")
@@ -231,7 +231,7 @@ def _reconcile_command() -> click.Command:
 
 def _spot_check_command() -> click.Command:
     @click.command("spot-check")
-    @dbt_options
+    @dbt_options(select="Models to spot-check")
     @click.option("--model", "people_model", default=None,
                   help="The people model to sample [the one people model in the selection].")
     @click.option("--sample", type=click.IntRange(1, 10_000), default=20, show_default=True,
@@ -242,7 +242,7 @@ def _spot_check_command() -> click.Command:
     @click.option("--activity-window", default=None,
                   help="Only expect events younger than this (30m, 72h, 7d) or 'all' [the exporter's state "
                   "decides when present, else each model's max_event_age].")
-    @click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
+    @click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", show_envvar=True, default=None,
                   help="Where the exporter keeps its state: which events were delivered [var cio_state_schema, "
                   "else cio_sync_state].")
     @click.option("--json", "json_output", is_flag=True, help="Print the report as JSON on stdout.")
@@ -301,10 +301,10 @@ def _spot_check_command() -> click.Command:
 
 def _exposures_command() -> click.Command:
     @click.command("exposures")
-    @dbt_options
-    @click.option("--owner-name", envvar="CIO_EXPOSURE_OWNER_NAME", default=None,
+    @dbt_options(select="Models the exposure depends on")
+    @click.option("--owner-name", envvar="CIO_EXPOSURE_OWNER_NAME", show_envvar=True, default=None,
                   help="Owner of the exposure [CIO_EXPOSURE_OWNER_NAME].")
-    @click.option("--owner-email", envvar="CIO_EXPOSURE_OWNER_EMAIL", default=None,
+    @click.option("--owner-email", envvar="CIO_EXPOSURE_OWNER_EMAIL", show_envvar=True, default=None,
                   help="Owner's email [CIO_EXPOSURE_OWNER_EMAIL].")
     @click.option("--name", "exposure", default="customerio", show_default=True,
                   help="Name of the single exposure (ignored with --per-model).")

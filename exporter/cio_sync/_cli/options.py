@@ -17,8 +17,8 @@ def flatten(values: tuple) -> tuple[str, ...]:
 
 
 def _directory(name: str, envvar: str, help: str):
-    return click.option(name, type=click.Path(file_okay=False, path_type=Path), envvar=envvar, default=None,
-                        help=help)
+    return click.option(name, type=click.Path(file_okay=False, path_type=Path), envvar=envvar, show_envvar=True,
+                        default=None, help=help)
 
 
 class _Values(click.Option):
@@ -56,21 +56,26 @@ def _selector(*names: str, help: str):
     return click.option(*names, cls=_Values, multiple=True, default=None, help=help)
 
 
-def dbt_options(func):
-    """The options cio-export shares with dbt, meaning what they mean to dbt."""
+def dbt_options(func=None, *, select: str = "Models to sync", select_default: str | None = "tag:cio"):
+    """The options cio-export shares with dbt, meaning what they mean to dbt. `select` says what
+    the command does with the models it selects; `select_default`, None when --select is required."""
+    if func is None:
+        return lambda f: dbt_options(f, select=select, select_default=select_default)
+    selected = f"[default: {select_default}]" if select_default else "[required]"
     decorators = [
         _directory("--project-dir", "DBT_PROJECT_DIR",
-                   "The dbt project whose artifacts to read [default: the nearest one]."),
+                   "The dbt project [default: the nearest directory at or above this one with dbt_project.yml]."),
         _directory("--profiles-dir", "DBT_PROFILES_DIR",
-                   "Where profiles.yml is (dbt's default resolution when unset)."),
-        click.option("--profile", default=None, help="Profile to use instead of the project's."),
-        click.option("--target", "-t", default=None, help="Target of the profile (the warehouse to read from)."),
+                   "Where profiles.yml is [default: this directory if it has one, else ~/.dbt, as dbt does]."),
+        click.option("--profile", default=None, help="Profile to use [default: the project's]."),
+        click.option("--target", "-t", default=None,
+                     help="Target of the profile: the warehouse to read from [default: the profile's]."),
         _directory("--target-path", "DBT_TARGET_PATH",
                    "Where dbt wrote manifest.json and run_results.json [default: the project's target-path]."),
         click.option(
             "--vars", "vars_", default=None, help="dbt vars, as a YAML or JSON string, as given to dbt build."
         ),
-        _selector("--select", "-s", help="Models to sync, in dbt's selector syntax [default: tag:cio]."),
+        _selector("--select", "-s", help=f"{select}, in dbt's selector syntax {selected}."),
         _selector("--exclude", help="Models to leave out, in dbt's selector syntax."),
     ]
     for decorator in reversed(decorators):
@@ -97,7 +102,7 @@ def dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_):
 
 
 def state_options(func):
-    return click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", default=None,
+    return click.option("--state-schema", envvar="CIO_SYNC_STATE_SCHEMA", show_envvar=True, default=None,
                         help="Warehouse schema of cio-export's state [default: var cio_state_schema, else "
                         "cio_sync_state]. Build proofs are read where dbt wrote them: meta.cio.build_log_schema "
                         "or var cio_state_schema.")(func)
