@@ -280,6 +280,20 @@ def test_a_selection_that_matches_no_synced_model_lists_them_and_suggests_the_cl
         assert "Did you mean" not in proc.stderr
 
 
+def test_a_manifest_older_than_the_projects_files_is_named_with_the_file_that_changed(duckdb_build, tmp_path):
+    fresh = duckdb_build.cio_export("--select", "cio_people", "--dry-run")
+    assert fresh.returncode == 0 and "is older than" not in fresh.stderr, fresh.stderr
+    older = tmp_path / "target"
+    shutil.copytree(duckdb_build.target_path, older)
+    changed = INTEGRATION_TESTS / "models" / "exporter_fixtures" / "_exporter_fixtures.yml"
+    written = changed.stat().st_mtime - 3600
+    os.utime(older / "manifest.json", (written, written))
+    stale = duckdb_build.cio_export("--select", "cio_people", "--dry-run", target_path=older)
+    assert stale.returncode == 0, stale.stderr
+    assert f"warning: {older / 'manifest.json'} (written " in stale.stderr
+    assert "is older than " in stale.stderr and "run dbt build for the project as it is now" in stale.stderr
+
+
 def test_outside_a_dbt_project_the_error_says_so_not_to_run_dbt_build(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTOMERIO_", "DBT_"))}
     outside = preloaded.run("cio-export", ["--select", "tag:cio", "--dry-run"], env=env, cwd=tmp_path)

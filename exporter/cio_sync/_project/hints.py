@@ -1,13 +1,16 @@
-"""What to say when a selection matched no synced model: the synced models there are, and the
-closest name or tag to what was typed."""
+"""What to say at the common wrong turns: a selection that matched no synced model (the synced
+models there are, and the closest name or tag to what was typed), and artifacts older than the
+project's files (a `dbt build` not run since they changed)."""
 
 from __future__ import annotations
 
 import difflib
 import re
 from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
 
-from .artifacts import Artifacts
+from .artifacts import MANIFEST_FILE, Artifacts
 from .model import node_meta
 
 #: dbt's graph operators around a selector: `+name`, `name+`, `2+name`, `name+3`, `@name`.
@@ -47,3 +50,43 @@ def nothing_selected(select: Sequence[str], artifacts: Artifacts) -> str:
     hint = f" Did you mean {' or '.join(dict.fromkeys(guesses))}?" if guesses else ""
     listed = ", ".join(names)
     return f"--select {selection} matched no model with meta.cio: nothing to sync.{hint} Synced models: {listed}."
+
+
+#: dbt_project.yml's keys of the directories dbt parses, with dbt's defaults.
+_PROJECT_PATHS = {"model-paths": ["models"], "macro-paths": ["macros"], "seed-paths": ["seeds"],
+                  "snapshot-paths": ["snapshots"], "test-paths": ["tests"], "analysis-paths": ["analyses"]}
+
+
+def stale_manifest(project_dir: Path, artifacts: Artifacts) -> str | None:
+    """A warning when a file dbt parses (dbt_project.yml, packages.yml, the project's models,
+    macros, seeds, ...) changed after manifest.json was written, else None. The models are sent
+    as that build made them; the warning says the project may no longer say the same."""
+    if artifacts.target_path is None:
+        return None
+    manifest = artifacts.target_path / MANIFEST_FILE
+    try:
+        written = manifest.stat().st_mtime
+        import yaml
+
+        project = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    except (OSError, ValueError):
+        return None
+    files = [project_dir / name for name in ("dbt_project.yml", "packages.yml", "dependencies.yml")]
+    for key, default in _PROJECT_PATHS.items():
+        paths = project.get(key, default) if isinstance(project, dict) else default
+        for path in paths if isinstance(paths, list) else default:
+            files += [f for f in (project_dir / str(path)).rglob("*") if f.suffix in (".sql", ".yml", ".yaml", ".csv",
+                                                                                      ".py", ".md")]
+    newest = None
+    for file in files:
+        try:
+            changed = file.stat().st_mtime
+        except OSError:
+            continue
+        if changed > written and (newest is None or changed > newest[0]):
+            newest = (changed, file)
+    if newest is None:
+        return None
+    when = datetime.fromtimestamp(written, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (f"warning: {manifest} (written {when}) is older than {newest[1].relative_to(project_dir)}, changed since: "
+            "what is sent is what that build made; run dbt build for the project as it is now")

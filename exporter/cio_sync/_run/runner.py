@@ -12,7 +12,7 @@ from .._errors import ConfigError
 from .._output import Reporter
 from .._project.artifacts import Artifacts, close_adapter, open_adapter, select_models
 from .._project.gates import gate
-from .._project.hints import nothing_selected
+from .._project.hints import nothing_selected, stale_manifest
 from .._project.model import ModelSpec, SyncModel, check_identifier_kinds, not_people_models_of, people_specs_of
 from .._read.query import relation_columns
 from .._send.sinks import ClientSink, OutboxSink, Sink
@@ -39,6 +39,9 @@ class Exporter:
 
     # -- planning: everything that can fail before a single row is read -------------------
     def plan(self, artifacts: Artifacts) -> tuple[list[ModelSpec], list[ModelResult]]:
+        stale = stale_manifest(self.options.dbt.project_dir, artifacts)
+        if stale:
+            self.reporter.note(stale)
         ids = select_models(self.options.dbt, artifacts, self.options.select, self.options.exclude)
         specs, errors, results = [], [], []
         for unique_id in ids:
