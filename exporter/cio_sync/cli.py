@@ -12,7 +12,15 @@ import click
 import orjson
 
 from . import __version__
-from ._cli.options import dbt_context, dbt_options, flatten, resolve_state_schema, state_options, synced_specs
+from ._cli.options import (
+    SELECTOR,
+    dbt_context,
+    dbt_options,
+    flatten,
+    resolve_state_schema,
+    state_options,
+    synced_specs,
+)
 from ._errors import CioSyncError, ConfigError
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_UNDELIVERED = 0, 1, 2, 3
@@ -358,7 +366,7 @@ def validate(  # noqa: PLR0913 - a click command: one parameter per option
         if errors:
             raise ConfigError("\n".join(errors))
         if not specs:
-            raise ConfigError(nothing_selected(flatten(select) or ("tag:cio",), artifacts))
+            raise ConfigError(nothing_selected(flatten(select) or ("tag:cio",), artifacts, ctx.selector))
     except CioSyncError as exc:
         _fail(reporter, exc)
     reporter.note(f"{len(specs)} model(s) valid")
@@ -521,8 +529,8 @@ def reset(project_dir, profiles_dir, profile, target, target_path, vars_, select
 
     reporter = Reporter(progress=False)
     try:
-        if not select:
-            raise ConfigError("reset needs --select: name the models to forget")
+        if not select and not click.get_current_context().meta.get(SELECTOR):
+            raise ConfigError("reset needs --select (or --selector): name the models to forget")
         ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
         artifacts = Artifacts.load(ctx.target_path)
         specs = synced_specs(ctx, artifacts, flatten(select), flatten(exclude))

@@ -167,7 +167,7 @@ def test_every_command_help_writes_defaults_one_way_and_names_its_environment_va
         select = next((p for p in command.params if p.name == "select"), None)
         if select is not None:
             required = name == "reset"
-            assert ("[required]" in select.help) == required and ("[default:" in select.help) != required, name
+            assert ("[required" in select.help) == required and ("[default:" in select.help) != required, name
     run_help = runner.invoke(main, ["run", "--help"], terminal_width=400).output
     for variable in ("CUSTOMERIO_SITE_ID", "CUSTOMERIO_API_KEY", "CUSTOMERIO_REGION", "CUSTOMERIO_TRACK_URL"):
         assert variable in run_help

@@ -280,6 +280,21 @@ def test_a_selection_that_matches_no_synced_model_lists_them_and_suggests_the_cl
         assert "Did you mean" not in proc.stderr
 
 
+def test_a_yaml_selector_is_resolved_by_dbt_and_refused_beside_select(duckdb_build, tmp_path):
+    listed = duckdb_build.run("ls", "--selector", "people_and_orders", "--resource-type", "model", "--output", "name",
+                              "--quiet", target_path=tmp_path / "ls").stdout.split()  # fmt: skip
+    assert sorted(listed) == ["cio_event_order_placed", "cio_people"]
+    proc = duckdb_build.cio_export("--selector", "people_and_orders", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(r["model"] for r in json.loads(proc.stdout)["results"]) == sorted(listed)
+    status = duckdb_build.cio_export("status", "--selector", "people_and_orders", "--json")
+    assert status.returncode == 0, status.stderr
+    both = duckdb_build.cio_export("--selector", "people_and_orders", "--select", "cio_people", "--dry-run")
+    assert both.returncode == 2 and "--selector people_and_orders cannot be combined with --select" in both.stderr
+    unknown = duckdb_build.cio_export("--selector", "no_such_selector", "--dry-run")
+    assert unknown.returncode == 2 and "no_such_selector" in unknown.stderr
+
+
 def test_a_manifest_older_than_the_projects_files_is_named_with_the_file_that_changed(duckdb_build, tmp_path):
     fresh = duckdb_build.cio_export("--select", "cio_people", "--dry-run")
     assert fresh.returncode == 0 and "is older than" not in fresh.stderr, fresh.stderr

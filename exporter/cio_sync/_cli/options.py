@@ -56,12 +56,22 @@ def _selector(*names: str, help: str):
     return click.option(*names, cls=_Values, multiple=True, default=None, help=help)
 
 
+#: Where --selector's value is kept (in the command's click context) for dbt_context to read: no
+#: command function needs it as a parameter of its own.
+SELECTOR = "cio_sync.selector"
+
+
+def _keep_selector(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    ctx.meta[SELECTOR] = value
+    return value
+
+
 def dbt_options(func=None, *, select: str = "Models to sync", select_default: str | None = "tag:cio"):
     """The options cio-export shares with dbt, meaning what they mean to dbt. `select` says what
     the command does with the models it selects; `select_default`, None when --select is required."""
     if func is None:
         return lambda f: dbt_options(f, select=select, select_default=select_default)
-    selected = f"[default: {select_default}]" if select_default else "[required]"
+    selected = f"[default: {select_default}]" if select_default else "[required, or --selector]"
     decorators = [
         _directory("--project-dir", "DBT_PROJECT_DIR",
                    "The dbt project [default: the nearest directory at or above this one with dbt_project.yml]."),
@@ -77,6 +87,9 @@ def dbt_options(func=None, *, select: str = "Models to sync", select_default: st
         ),
         _selector("--select", "-s", help=f"{select}, in dbt's selector syntax {selected}."),
         _selector("--exclude", help="Models to leave out, in dbt's selector syntax."),
+        click.option("--selector", default=None, expose_value=False, callback=_keep_selector,
+                     help="A selector of the project's selectors.yml, resolved by dbt, in place of --select and "
+                     "--exclude."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -89,8 +102,15 @@ def dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_):
     from .._errors import ConfigError
     from .._project.artifacts import DbtContext
 
+    command = click.get_current_context(silent=True)
+    params = command.params if command is not None else {}
+    selector = command.meta.get(SELECTOR) if command is not None else None
+    if selector and (params.get("select") or params.get("exclude")):
+        raise ConfigError(f"--selector {selector} cannot be combined with --select or --exclude: the selector "
+                          "says which models (as with dbt, which would ignore them); give one or the other")
     ctx = DbtContext.create(
-        project_dir, profiles_dir=profiles_dir, target=target, target_path=target_path, vars=vars_, profile=profile
+        project_dir, profiles_dir=profiles_dir, target=target, target_path=target_path, vars=vars_, profile=profile,
+        selector=selector,
     )
     if not (ctx.project_dir / "dbt_project.yml").is_file():
         where = f"--project-dir {project_dir}" if project_dir is not None else f"{Path.cwd()} or any directory above it"
@@ -119,7 +139,7 @@ def synced_specs(ctx, artifacts, select: tuple[str, ...], exclude: tuple[str, ..
     ids = select_models(ctx, artifacts, select, exclude)
     specs = [spec for uid in ids if (spec := ModelSpec.from_node(artifacts.node(uid))) is not None]
     if not specs:
-        raise ConfigError(nothing_selected(select, artifacts))
+        raise ConfigError(nothing_selected(select, artifacts, ctx.selector))
     return specs
 
 

@@ -95,6 +95,7 @@ class DbtContext:
     target_path: Path
     vars: dict = field(default_factory=dict)
     profile: str | None = None
+    selector: str | None = None  # a YAML selector of the project's selectors.yml, in place of select/exclude
 
     @classmethod
     def create(
@@ -106,6 +107,7 @@ class DbtContext:
         target_path: str | os.PathLike | None = None,
         vars: str | Mapping | None = None,
         profile: str | None = None,
+        selector: str | None = None,
     ) -> DbtContext:
         """Fill in dbt's defaults: the project is the nearest directory holding dbt_project.yml,
         the target path ``<project_dir>/target`` (or DBT_TARGET_PATH), vars parsed like --vars."""
@@ -130,6 +132,7 @@ class DbtContext:
             target_path=resolved_target_path,
             vars=parsed_vars,
             profile=profile,
+            selector=selector,
         )
 
 
@@ -318,6 +321,9 @@ def select_models(
         ]
         selected = [item for item in select if item and item.strip()]
         excluded = [item for item in exclude if item and item.strip()]
+        if ctx.selector:  # dbt resolves it from selectors.yml; --select/--exclude are refused with it
+            selected, excluded = [], []
+            args += ["--selector", ctx.selector]
         if selected:
             args += ["--select", *selected]
         if excluded:

@@ -29,10 +29,13 @@ def synced_models(artifacts: Artifacts) -> dict[str, list[str]]:
     return dict(sorted(found.items()))
 
 
-def nothing_selected(select: Sequence[str], artifacts: Artifacts) -> str:
-    """The message for a selection that matched no model with meta.cio."""
+def nothing_selected(select: Sequence[str], artifacts: Artifacts, selector: str | None = None) -> str:
+    """The message for a selection (or a YAML selector) that matched no model with meta.cio."""
     models = synced_models(artifacts)
     selection = " ".join(select) or "(everything)"
+    if selector:
+        return (f"--selector {selector} matched no model with meta.cio: nothing to sync. "
+                f"Synced models: {', '.join(models) or 'none'}.")
     if not models:
         return (
             f"--select {selection} matched no model with meta.cio, and this project's manifest has none: "

@@ -59,7 +59,7 @@ class Exporter:
         if errors:
             raise ConfigError("\n".join(errors))
         if not specs:
-            raise ConfigError(nothing_selected(self.options.select, artifacts))
+            raise ConfigError(nothing_selected(self.options.select, artifacts, self.options.dbt.selector))
         check_identifier_kinds(specs, self.options.allow_mixed_identifiers)
         passing = []
         for spec in specs:
