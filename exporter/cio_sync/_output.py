@@ -1,12 +1,15 @@
 """What a person sees: a progress bar per model on a terminal, plain log lines otherwise,
-a summary at the end; `--json` prints the summary as JSON on stdout instead."""
+a summary at the end; `--json` prints the summary as JSON on stdout instead. As with dbt,
+`--quiet` keeps only what went wrong (errors, blocked models, rejects), and `--log-format json`
+writes every log line as one JSON object (ts, level, msg, and the model's figures)."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import timezone
+from datetime import datetime, timezone
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -43,7 +46,7 @@ def human_duration(seconds: float | None) -> str:
 
 class Reporter:
     def __init__(self, *, json_mode: bool = False, progress: bool | None = None, stream=None,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, quiet: bool = False, log_format: str = "text") -> None:
         self.stream = stream or sys.stderr
         console = Console(file=self.stream, highlight=False, soft_wrap=True)
         if not console.is_terminal:  # logs and CI: wide enough for model names, no wrapping tables
@@ -51,18 +54,29 @@ class Reporter:
         self.console = console
         self.json_mode = json_mode
         self.dry_run = dry_run  # a dry run says what it would send, never "accepted"
-        self.progress_enabled = self.console.is_terminal if progress is None else progress
+        self.quiet = quiet
+        self.json_lines = log_format == "json"
+        self.progress_enabled = (self.console.is_terminal if progress is None else progress) and not (
+            quiet or self.json_lines)
         self._progress: Progress | None = None
 
-    def _line(self, message: str) -> None:
+    def _line(self, message: str, level: str = "info", **fields) -> None:
+        if self.quiet and level == "info":
+            return
+        if self.json_lines:
+            record = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level,
+                      "msg": message, **fields}
+            self.stream.write(json.dumps(record, default=str) + "\n")
+            self.stream.flush()
+            return
         self.console.print(f"{time.strftime('%H:%M:%S')}  {message}", markup=False)
 
     def note(self, message: str) -> None:
-        self._line(message)
+        self._line(message, "warn" if message.startswith("warning:") else "info")
 
     def blocked(self, result) -> None:
         tests = f" (failing: {', '.join(result.failing_tests)})" if result.failing_tests else ""
-        self._line(f"{result.model}: BLOCKED, not synced: {result.message}{tests}")
+        self._line(f"{result.model}: BLOCKED, not synced: {result.message}{tests}", "warn", model=result.model)
 
     def model_started(self, model) -> Callable:
         label = f"{model.name} ({model.event_name or model.kind})"
@@ -102,19 +116,28 @@ class Reporter:
     def model_done(self, result) -> None:
         if self._progress is not None:
             return
+        figures = {"model": result.model, "status": result.status, "changed": result.changed,
+                   "would_send" if self.dry_run else "accepted": result.items_sent if self.dry_run
+                   else result.items_accepted, "rejected": result.rejected, "held": result.held,
+                   "skipped": result.skipped, "undelivered": result.undelivered}
         self._line(
             f"{result.model}: {result.status}: {result.changed} changed rows, "
             + (f"{result.items_sent} would be sent, " if self.dry_run else f"{result.items_accepted} accepted, ")
             + f"{result.rejected} rejected, {result.held} held, {result.skipped} skipped, "
             f"{result.undelivered} undelivered"
             + (f", {result.waiting} waiting for their person's first identify" if result.waiting else "")
-            + (f" ({result.message})" if result.message else "")
+            + (f" ({result.message})" if result.message else ""),
+            "info" if result.status == "success" else "warn",
+            **figures,
         )
 
     def finish(self, summary, results_path=None) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+        if self.quiet or self.json_lines:
+            self._finish_lines(summary, results_path)
+            return
         if not self.json_mode:
             self._table(summary)
         for r in summary.results:
@@ -141,6 +164,26 @@ class Reporter:
             markup=False,
         )
 
+    def _finish_lines(self, summary, results_path) -> None:
+        """The end of a run as log lines: each reject of the sample (a warning) and the totals."""
+        for r in summary.results:
+            for reject in r.reject_sample[:5]:
+                where = f"row {reject.row_key}" + (f", column {reject.column}" if reject.column else "")
+                self._line(f"{r.model}: {where}: {reject.reason}: {reject.message}", "warn", model=r.model,
+                           row_key=reject.row_key, column=reject.column, reason=reject.reason)
+            if r.rejected > 5:
+                self._line(f"{r.model}: ... {r.rejected - 5} more (reasons: {dict(r.reject_reasons)})", "warn",
+                           model=r.model, reject_reasons=dict(r.reject_reasons))
+        transport = summary.transport
+        self._line(
+            ("dry run, nothing sent: would send " if summary.dry_run else "")
+            + f"{transport.get('requests', 0):,} requests, {transport.get('bytes_sent', 0):,} bytes in "
+            f"{summary.elapsed:.1f}s; exit code {summary.exit_code}" + (f"; results: {results_path}" if results_path
+                                                                          else ""),
+            "info", exit_code=summary.exit_code, requests=transport.get("requests", 0),
+            bytes_sent=transport.get("bytes_sent", 0), results=str(results_path) if results_path else None,
+        )
+
     def _table(self, summary) -> None:
         title = "cio-export" + (" (dry run: nothing sent)" if summary.dry_run else "")
         table = Table(title=title, title_justify="left")
@@ -164,4 +207,7 @@ class Reporter:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+        if self.json_lines:
+            self._line(message, "error")
+            return
         self.console.print(f"error: {message}", markup=False, style="red")

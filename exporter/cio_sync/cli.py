@@ -141,6 +141,11 @@ CIO_EXPORT_TRACEBACK (set: the traceback of an unexpected error). See docs/expor
     help="With --dry-run: write the exact request bodies here, one NDJSON file per model.",
 )
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Log only what went wrong (errors, blocked models, rejects), as dbt's --quiet.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How log lines are written on stderr: text, or one JSON object per line (ts, level, msg, and the "
+              "model's figures), as dbt's --log-format json.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=None,
               help="Requests in flight at most [default: 8].")
 @click.option(
@@ -205,6 +210,8 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     dry_run,
     outbox,
     json_output,
+    quiet,
+    log_format,
     concurrency,
     rate_limit,
     batch_bytes,
@@ -237,7 +244,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     from ._run.runner import Exporter
     from ._send.config import track_settings_from_env
 
-    reporter = Reporter(json_mode=json_output, progress=progress, dry_run=dry_run)
+    reporter = Reporter(json_mode=json_output, progress=progress, dry_run=dry_run, quiet=quiet, log_format=log_format)
     ctx = None
     try:
         if outbox and not dry_run:

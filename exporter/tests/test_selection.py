@@ -309,6 +309,31 @@ def test_a_manifest_older_than_the_projects_files_is_named_with_the_file_that_ch
     assert "is older than " in stale.stderr and "run dbt build for the project as it is now" in stale.stderr
 
 
+def test_quiet_logs_only_what_went_wrong_and_json_logs_one_object_per_line(duckdb_build, tmp_path):
+    quiet = duckdb_build.cio_export("--select", "cio_people", "cio_devices", "--dry-run", "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr.strip() == "", quiet.stderr
+    unbuilt = tmp_path / "target"
+    shutil.copytree(duckdb_build.target_path, unbuilt)
+    (unbuilt / "run_results.json").unlink()
+    blocked = duckdb_build.cio_export("--select", "cio_people", "--dry-run", "-q", target_path=unbuilt)
+    assert blocked.returncode == 1
+    assert [line.split("  ", 1)[1].split(":")[:2] for line in blocked.stderr.splitlines()] == [
+        ["cio_people", " BLOCKED, not synced"], ["cio_people", " blocked"]]
+
+    logged = duckdb_build.cio_export("--select", "cio_people", "cio_devices", "--dry-run", "--log-format", "json")
+    assert logged.returncode == 0, logged.stderr
+    records = [json.loads(line) for line in logged.stderr.splitlines()]
+    assert all({"ts", "level", "msg"} <= set(r) and r["ts"].endswith("+00:00") for r in records)
+    figures = {r["model"]: r for r in records if "status" in r}
+    assert set(figures) == {"cio_people", "cio_devices"}
+    assert figures["cio_people"]["would_send"] == figures["cio_people"]["changed"] > 0
+    assert records[-1]["exit_code"] == 0 and records[-1]["msg"].startswith("dry run, nothing sent: would send")
+    failed = duckdb_build.cio_export("--select", "cio_peple", "--dry-run", "--log-format", "json")
+    assert failed.returncode == 2
+    last = json.loads(failed.stderr.splitlines()[-1])
+    assert last["level"] == "error" and "Did you mean cio_people?" in last["msg"]
+
+
 def test_outside_a_dbt_project_the_error_says_so_not_to_run_dbt_build(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CUSTOMERIO_", "DBT_"))}
     outside = preloaded.run("cio-export", ["--select", "tag:cio", "--dry-run"], env=env, cwd=tmp_path)
