@@ -13,6 +13,7 @@ import orjson
 
 from . import __version__
 from ._cli.options import (
+    RUN_ENVIRONMENT,
     SELECTOR,
     dbt_context,
     dbt_options,
@@ -124,14 +125,7 @@ def main() -> None:
     Without a command, runs `run`: cio-export --select tag:cio"""
 
 
-_RUN_ENVIRONMENT = """\b
-Environment: CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY (the Track API credentials; not needed
-with --dry-run), CUSTOMERIO_REGION (us or eu) [default: us], CUSTOMERIO_TRACK_URL (another Track
-API base URL, e.g. a proxy), CUSTOMERIO_CA_BUNDLE (an extra CA file to trust),
-CIO_EXPORT_TRACEBACK (set: the traceback of an unexpected error). See docs/exporter.md."""
-
-
-@main.command(epilog=_RUN_ENVIRONMENT)
+@main.command(epilog=RUN_ENVIRONMENT)
 @dbt_options
 @click.option("--dry-run", is_flag=True, help="Do everything except sending; no credentials needed.")
 @click.option(

@@ -168,6 +168,11 @@ def test_every_command_help_writes_defaults_one_way_and_names_its_environment_va
         if select is not None:
             required = name == "reset"
             assert ("[required" in select.help) == required and ("[default:" in select.help) != required, name
-    run_help = runner.invoke(main, ["run", "--help"], terminal_width=400).output
-    for variable in ("CUSTOMERIO_SITE_ID", "CUSTOMERIO_API_KEY", "CUSTOMERIO_REGION", "CUSTOMERIO_TRACK_URL"):
-        assert variable in run_help
+    track = ["CUSTOMERIO_SITE_ID", "CUSTOMERIO_API_KEY", "CUSTOMERIO_REGION", "CUSTOMERIO_TRACK_URL"]
+    cloud = ["DBT_CLOUD_URL", "DBT_CLOUD_ACCOUNT_ID", "DBT_CLOUD_API_TOKEN"]
+    app = ["CUSTOMERIO_APP_API_KEY", "CUSTOMERIO_REGION", "CUSTOMERIO_APP_RATE_LIMIT"]
+    expected = {"run": track, "cloud-run": cloud + track, "serve": ["DBT_CLOUD_WEBHOOK_SECRET", *cloud, *track],
+                "reconcile": app, "spot-check": app}
+    for name, variables in expected.items():
+        text = runner.invoke(main, [name, "--help"], terminal_width=400).output
+        assert [v for v in variables if v not in text] == [], name

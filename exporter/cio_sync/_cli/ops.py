@@ -17,7 +17,16 @@ from pathlib import Path
 import click
 
 from .._errors import CioSyncError, ConfigError
-from .options import dbt_context, dbt_options, flatten, resolve_state_schema, synced_specs
+from .options import (
+    APP_API_ENVIRONMENT,
+    CLOUD_RUN_ENVIRONMENT,
+    SERVE_ENVIRONMENT,
+    dbt_context,
+    dbt_options,
+    flatten,
+    resolve_state_schema,
+    synced_specs,
+)
 
 __all__ = ["register"]
 
@@ -61,7 +70,7 @@ def _build(main: click.Group) -> list[click.Command]:
 
 
 def _serve_command(run_command: click.Command | None) -> click.Command:
-    @click.command("serve")
+    @click.command("serve", epilog=SERVE_ENVIRONMENT)
     @_without_target_path
     @dbt_options
     @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -183,7 +192,7 @@ def _serve_command(run_command: click.Command | None) -> click.Command:
 
 
 def _reconcile_command() -> click.Command:
-    @click.command("reconcile")
+    @click.command("reconcile", epilog=APP_API_ENVIRONMENT)
     @_without_selection
     @dbt_options
     @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -230,7 +239,7 @@ def _reconcile_command() -> click.Command:
 
 
 def _spot_check_command() -> click.Command:
-    @click.command("spot-check")
+    @click.command("spot-check", epilog=APP_API_ENVIRONMENT)
     @dbt_options(select="Models to spot-check")
     @click.option("--model", "people_model", default=None,
                   help="The people model to sample [the one people model in the selection].")
@@ -396,6 +405,7 @@ def _cloud_run_command(run_command: click.Command) -> click.Command:
         "last step, often `docs generate`) from the Admin API (DBT_CLOUD_URL, DBT_CLOUD_ACCOUNT_ID, "
         "DBT_CLOUD_API_TOKEN) and run `cio-export run` on them; the per-model gates decide as after a local "
         "build. Same options and exit codes as run.",
+        epilog=CLOUD_RUN_ENVIRONMENT,
     )
 
 

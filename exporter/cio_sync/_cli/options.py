@@ -56,6 +56,21 @@ def _selector(*names: str, help: str):
     return click.option(*names, cls=_Values, multiple=True, default=None, help=help)
 
 
+#: The environment variables of each kind of command, for the end of its --help (docs/exporter.md).
+_TRACK = ("CUSTOMERIO_SITE_ID and CUSTOMERIO_API_KEY (the Track API credentials; not needed with --dry-run), "
+          "CUSTOMERIO_REGION (us or eu) [default: us], CUSTOMERIO_TRACK_URL (another Track API base URL, e.g. a "
+          "proxy), CUSTOMERIO_CA_BUNDLE (an extra CA file to trust)")
+_CLOUD = ("DBT_CLOUD_URL, DBT_CLOUD_ACCOUNT_ID and DBT_CLOUD_API_TOKEN (dbt Cloud's Admin API), DBT_CLOUD_CA_BUNDLE "
+          "(an extra CA file to trust)")
+_APP = ("CUSTOMERIO_APP_API_KEY (an App API key), CUSTOMERIO_REGION (us or eu) [default: us], CUSTOMERIO_APP_URL "
+        "(another App API base URL), CUSTOMERIO_APP_RATE_LIMIT (requests per second), CUSTOMERIO_CA_BUNDLE")
+_TRACEBACK = "CIO_EXPORT_TRACEBACK (set: the traceback of an unexpected error). See docs/exporter.md."
+RUN_ENVIRONMENT = f"Environment: {_TRACK}, {_TRACEBACK}"
+CLOUD_RUN_ENVIRONMENT = f"Environment: {_CLOUD}; {_TRACK}; {_TRACEBACK}"
+SERVE_ENVIRONMENT = (f"Environment: DBT_CLOUD_WEBHOOK_SECRET (the webhook's signing secret), {_CLOUD}; {_TRACK}; "
+                     f"{_TRACEBACK}")
+APP_API_ENVIRONMENT = f"Environment: {_APP}; {_TRACEBACK}"
+
 #: Where --selector's value is kept (in the command's click context) for dbt_context to read: no
 #: command function needs it as a parameter of its own.
 SELECTOR = "cio_sync.selector"
