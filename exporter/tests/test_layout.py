@@ -155,7 +155,7 @@ def test_every_command_help_writes_defaults_one_way_and_names_its_environment_va
     from cio_sync.cli import main
 
     runner = CliRunner()
-    commands = [name for name in main.commands if name != "fake-server"]  # argparse's help, forwarded
+    commands = [name for name in main.commands if name != "fake-server"]  # forwarded: its own options below
     assert {"run", "status", "history", "reset", "validate", "reconcile"} <= set(commands)
     for name in commands:
         command = main.commands[name]
@@ -168,6 +168,9 @@ def test_every_command_help_writes_defaults_one_way_and_names_its_environment_va
         if select is not None:
             required = name == "reset"
             assert ("[required" in select.help) == required and ("[default:" in select.help) != required, name
+    fake = " ".join(runner.invoke(main, ["fake-server", "--help"], terminal_width=400).output.split())
+    assert fake.startswith("Usage: cio-export fake-server [OPTIONS]") and "--port INTEGER Port; 0 picks" in fake
+    assert not re.search(r"\(default|\[\d+\]", fake), fake
     track = ["CUSTOMERIO_SITE_ID", "CUSTOMERIO_API_KEY", "CUSTOMERIO_REGION", "CUSTOMERIO_TRACK_URL"]
     cloud = ["DBT_CLOUD_URL", "DBT_CLOUD_ACCOUNT_ID", "DBT_CLOUD_API_TOKEN"]
     app = ["CUSTOMERIO_APP_API_KEY", "CUSTOMERIO_REGION", "CUSTOMERIO_APP_RATE_LIMIT"]

@@ -6,7 +6,6 @@ TLS mode) to stdout and flushes, which is the readiness signal the subprocess ru
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import signal
@@ -16,18 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from ._app import FakeTrackApp
-from ._server import (
-    CA_BUNDLE_PREFIX,
-    LISTENING_PREFIX,
-    ManagedServer,
-    bind_loopback,
-    build_config,
-    url_for,
-)
-from ._settings import Settings
-from ._store import open_store
-from ._tls import write_certificates
+import click
 
 _RUNTIME_OPTIONS = (
     "region",
@@ -47,49 +35,45 @@ _RUNTIME_OPTIONS = (
 """Options that map one-to-one onto :class:`Settings` fields."""
 
 
-def build_parser(prog: str = "python -m cio_sync.fake_server") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Serve a fake Customer.io Track API on a loopback address.",
-    )
-    server = parser.add_argument_group("server")
-    server.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
-    server.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
-    server.add_argument("--tls", action="store_true", help="serve HTTPS with a throwaway CA")
-    server.add_argument("--cert-dir", type=Path, help="where to write the CA and server cert")
-    server.add_argument("--site-id", default="site", help="Basic auth user (default 'site')")
-    server.add_argument("--api-key", default="key", help="Basic auth password (default 'key')")
-    server.add_argument(
-        "--app-api-key", default="app-key", help="App API bearer token (default 'app-key')"
-    )
-    server.add_argument("--record", choices=("memory", "disk"), default="memory")
-    server.add_argument("--record-dir", type=Path, help="directory for accepted.ndjson (disk)")
-    server.add_argument(
-        "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug")
-    )
-
-    limits = parser.add_argument_group("limits")
-    limits.add_argument("--region", help="region reported by /api/v1/accounts/region (us)")
-    limits.add_argument("--max-request-bytes", type=int, help="batch bodies must be smaller")
-    limits.add_argument("--max-item-bytes", type=int, help="largest batch item (32768)")
-    limits.add_argument("--request-log-size", type=int, help="requests kept for /_fake/requests")
-
-    faults = parser.add_argument_group("faults")
-    faults.add_argument("--rate-limit", type=float, help="requests per second before 429s")
-    faults.add_argument("--rate-limit-burst", type=float, help="token bucket size")
-    faults.add_argument("--error-rate", type=float, help="share of requests answered 5xx")
-    faults.add_argument("--drop-rate", type=float, help="share of connections closed unanswered")
-    faults.add_argument("--latency", type=float, help="seconds added to every response")
-    faults.add_argument("--slow-rate", type=float, help="share of responses delayed long")
-    faults.add_argument("--slow-seconds", type=float, help="delay of slow responses (30)")
-    faults.add_argument(
-        "--slow-accepts",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="record the items of slow requests (default yes)",
-    )
-    faults.add_argument("--seed", type=int, help="seed for the random fault choices")
-    return parser
+def _options(func):
+    """The server's options: where it listens and who may call it; Customer.io's limits it
+    enforces; the faults it injects (none by default)."""
+    decorators = [
+        click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address to listen on."),
+        click.option("--port", type=int, default=0, show_default=True, help="Port; 0 picks a free one."),
+        click.option("--tls", is_flag=True, help="Serve HTTPS with a throwaway CA."),
+        click.option("--cert-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Where to write the CA and the server certificate [default: a temporary directory]."),
+        click.option("--site-id", default="site", show_default=True, help="Basic auth user."),
+        click.option("--api-key", default="key", show_default=True, help="Basic auth password."),
+        click.option("--app-api-key", default="app-key", show_default=True, help="App API bearer token."),
+        click.option("--record", type=click.Choice(["memory", "disk"]), default="memory", show_default=True,
+                     help="Where accepted items are kept."),
+        click.option("--record-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Directory of accepted.ndjson (with --record disk)."),
+        click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+                     default="warning", show_default=True),
+        click.option("--region", default=None, help="Limits: region /api/v1/accounts/region reports [default: us]."),
+        click.option("--max-request-bytes", type=int, default=None,
+                     help="Limits: batch bodies must be smaller [default: Customer.io's 500 KB]."),
+        click.option("--max-item-bytes", type=int, default=None,
+                     help="Limits: largest batch item [default: 32768]."),
+        click.option("--request-log-size", type=int, default=None, help="Limits: requests kept for /_fake/requests."),
+        click.option("--rate-limit", type=float, default=None, help="Faults: requests per second before 429s."),
+        click.option("--rate-limit-burst", type=float, default=None, help="Faults: token bucket size."),
+        click.option("--error-rate", type=float, default=None, help="Faults: share of requests answered 5xx."),
+        click.option("--drop-rate", type=float, default=None, help="Faults: share of connections closed unanswered."),
+        click.option("--latency", type=float, default=None, help="Faults: seconds added to every response."),
+        click.option("--slow-rate", type=float, default=None, help="Faults: share of responses delayed long."),
+        click.option("--slow-seconds", type=float, default=None,
+                     help="Faults: delay of slow responses [default: 30]."),
+        click.option("--slow-accepts/--no-slow-accepts", default=None,
+                     help="Faults: record the items of slow requests [default: yes]."),
+        click.option("--seed", type=int, default=None, help="Faults: seed for the random fault choices."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -99,37 +83,41 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Run the server until SIGTERM or SIGINT; returns the process exit code."""
-    parser = build_parser(prog) if prog else build_parser()
-    args = parser.parse_args(argv)
-    changes = {name: getattr(args, name) for name in _RUNTIME_OPTIONS}
+    """Run the server until SIGTERM or SIGINT: the process's exit code, as SystemExit (a usage
+    error exits 2, as every cio-export command does)."""
+    return serve.main(args=list(argv) if argv is not None else None, prog_name=prog or "python -m cio_sync.fake_server")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@_options
+def serve(host, port, tls, cert_dir, site_id, api_key, app_api_key, record, record_dir, log_level,  # noqa: PLR0913
+          **runtime) -> None:
+    """Serve a fake Customer.io Track API (and the App API's reads) on a loopback address."""
+    from ._app import FakeTrackApp
+    from ._server import CA_BUNDLE_PREFIX, LISTENING_PREFIX, ManagedServer, bind_loopback, build_config, url_for
+    from ._settings import Settings
+    from ._store import open_store
+    from ._tls import write_certificates
+
     try:
-        settings = Settings().updated({k: v for k, v in changes.items() if v is not None})
-        if args.record == "disk" and args.record_dir is None:
+        settings = Settings().updated({k: v for k, v in runtime.items() if k in _RUNTIME_OPTIONS and v is not None})
+        if record == "disk" and record_dir is None:
             raise ValueError("--record disk needs --record-dir")
-        sock = bind_loopback(args.host, args.port)
+        sock = bind_loopback(host, port)
     except (ValueError, OSError) as exc:
-        parser.error(str(exc))
+        raise click.UsageError(str(exc)) from None
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _exit_on_signal)
     with contextlib.ExitStack() as cleanup:
         certificates = None
-        if args.tls:
-            cert_dir = args.cert_dir or Path(
-                cleanup.enter_context(tempfile.TemporaryDirectory(prefix="cio-fake-"))
-            )
-            certificates = write_certificates(cert_dir)
-        store = open_store(args.record, args.record_dir, settings.request_log_size)
+        if tls:
+            directory = cert_dir or Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="cio-fake-")))
+            certificates = write_certificates(directory)
+        store = open_store(record, record_dir, settings.request_log_size)
         cleanup.callback(store.close)
-        app = FakeTrackApp(
-            site_id=args.site_id,
-            api_key=args.api_key,
-            settings=settings,
-            store=store,
-            app_api_key=args.app_api_key,
-        )
-        url = url_for(sock, args.tls)
+        app = FakeTrackApp(site_id=site_id, api_key=api_key, settings=settings, store=store, app_api_key=app_api_key)
+        url = url_for(sock, tls)
 
         def announce() -> None:
             lines = [LISTENING_PREFIX + url]
@@ -138,11 +126,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             sys.stdout.write("\n".join(lines) + "\n")
             sys.stdout.flush()
 
-        config = build_config(app, certificates, log_level=args.log_level, configure_logging=True)
+        config = build_config(app, certificates, log_level=log_level, configure_logging=True)
         server = ManagedServer(config, app, on_ready=announce)
         # Everything allocated so far (modules, the app) lives as long as the process. Moving it
         # out of the collector's reach keeps the full collections that parsing big batches sets
         # off short: they only look at what was allocated since.
         gc.freeze()
         server.run(sockets=[sock])
-    return 0 if server.started else 1
+    sys.exit(0 if server.started else 1)
