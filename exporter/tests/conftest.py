@@ -135,3 +135,18 @@ def postgres_build(tmp_path_factory, pg_schema_factory) -> PostgresBuild:
     yield project
     for name in project.state_schemas:
         PgSchema(name).drop()
+
+
+#: Groups that hold minutes of work on one worker (xdist_group), longest first. They are started
+#: before the rest, so that the other worker takes the many short tests meanwhile and neither
+#: waits for the other at the end (the order of the rest is kept).
+LONG_GROUPS = ("package_scale", "cloud")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    def rank(item) -> int:
+        marker = item.get_closest_marker("xdist_group")
+        name = marker.args[0] if marker is not None and marker.args else marker.kwargs.get("name") if marker else None
+        return LONG_GROUPS.index(name) if name in LONG_GROUPS else len(LONG_GROUPS)
+
+    items.sort(key=rank)
