@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+CKSUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(CKSUM)
+DEMO_STAMP := $(VENV)/.installed-duckdb-$(CKSUM)
 IT := integration_tests
 DBT := cd $(IT) && DBT_PROFILES_DIR=. ../$(BIN)/dbt
 
@@ -10,20 +12,28 @@ DBT := cd $(IT) && DBT_PROFILES_DIR=. ../$(BIN)/dbt
 
 install: $(STAMP)
 
+## everything the tests use (the three warehouses' adapters among it), which holds what the demo uses
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-*
+	touch $@ $(DEMO_STAMP)
+
+## what the demo uses: cio-sync with DuckDB's adapter alone (pip install 'cio-sync[duckdb]')
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[duckdb]'
 	touch $@
 
-$(IT)/dbt_packages/cio_sync: $(STAMP) $(IT)/packages.yml
+$(IT)/dbt_packages/cio_sync: $(IT)/packages.yml | $(DEMO_STAMP)
 	$(DBT) deps --quiet
 
 ## demo: build the example shop on DuckDB and show what cio-export would send (dry run).
 ## The example's events are months old: the demo widens the backfill guard so they show.
 DEMO_VARS := '{cio_initial_window: 3650d, cio_max_event_age: 3650d}'
-demo: install $(IT)/dbt_packages/cio_sync
+demo: $(DEMO_STAMP) $(IT)/dbt_packages/cio_sync
 	$(DBT) build --target duckdb --quiet --vars $(DEMO_VARS)
 	cd $(IT) && DBT_PROFILES_DIR=. ../$(BIN)/cio-export --select tag:cio --target duckdb --dry-run \
 		--outbox target/outbox --no-progress --state-schema cio_demo_state
