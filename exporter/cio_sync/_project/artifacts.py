@@ -338,9 +338,7 @@ def select_models(
             message = str(outcome.exception).strip()
         else:
             message = "dbt ls failed"
-        missing = re.search(r"Could not find adapter type (\w+)", message)
-        if missing:
-            raise ConfigError(_adapter_missing(missing.group(1), ctx.target))
+        _raise_if_adapter_missing(message, ctx)
         raise ConfigError(f"dbt could not select models (select={list(select)}, exclude={list(exclude)}): {message}")
     unique_ids: set[str] = set()
     for line in outcome.result if isinstance(outcome.result, list) else ():  # dbt ls: its lines
@@ -379,9 +377,7 @@ def load_config(ctx: DbtContext) -> RuntimeConfig:
         set_from_args(args, None)
         return RuntimeConfig.from_args(args)
     except DbtBaseException as exc:
-        missing = re.search(r"Could not find adapter type (\w+)", str(exc))
-        if missing:
-            raise ConfigError(_adapter_missing(missing.group(1), ctx.target)) from exc
+        _raise_if_adapter_missing(str(exc), ctx)
         raise ConfigError(f"Cannot load the dbt profile for {ctx.project_dir}: {exc}") from exc
     finally:
         os.chdir(cwd)
@@ -391,13 +387,19 @@ def load_config(ctx: DbtContext) -> RuntimeConfig:
 WAREHOUSE_EXTRAS = ("postgres", "redshift", "duckdb")
 
 
-def _adapter_missing(kind: str, target: str | None) -> str:
-    which = f"target {target}" if target else "the profile's default target"
+def _raise_if_adapter_missing(message: str, ctx: DbtContext) -> None:
+    """dbt's "Could not find adapter type X" (its adapter is not installed), said with the extra
+    to install."""
+    missing = re.search(r"Could not find adapter type (\w+)", message)
+    if missing is None:
+        return
+    kind = missing.group(1)
+    which = f"target {ctx.target}" if ctx.target else "the profile's default target"
     if kind in WAREHOUSE_EXTRAS:
-        return (f"{which} is a {kind} warehouse, but its dbt adapter (dbt-{kind}) is not installed: "
-                f"pip install 'cio-sync[{kind}]'")
-    return (f"{which} is of type {kind}, which cio-sync does not support: it syncs from "
-            f"{', '.join(WAREHOUSE_EXTRAS)} (pip install 'cio-sync[<warehouse>]')")
+        raise ConfigError(f"{which} is a {kind} warehouse, but its dbt adapter (dbt-{kind}) is not installed: "
+                          f"pip install 'cio-sync[{kind}]'")
+    raise ConfigError(f"{which} is of type {kind}, which cio-sync does not support: it syncs from "
+                      f"{', '.join(WAREHOUSE_EXTRAS)} (pip install 'cio-sync[<warehouse>]')")
 
 
 def state_schema_for(ctx: DbtContext, option: str | None = None) -> str:

@@ -44,8 +44,8 @@ def nothing_selected(select: Sequence[str], artifacts: Artifacts, selector: str 
     names, tags = list(models), sorted({tag for model_tags in models.values() for tag in model_tags})
     guesses: list[str] = []
     for item in (part for term in select for part in term.replace(",", " ").split()):
-        selector = _OPERATORS.match(item).group("selector")  # type: ignore[union-attr]
-        method, _, value = selector.rpartition(":")
+        bare = _OPERATORS.match(item).group("selector")  # type: ignore[union-attr]
+        method, _, value = bare.rpartition(":")
         if method in ("", "fqn"):
             guesses += difflib.get_close_matches(value, names, n=1)
         elif method == "tag":
