@@ -140,7 +140,11 @@
                           cio_sync.stage_key_set('replenishments', cio_sync.replenishments_to_recompute)] | select | list -%}
         {{ (staged | join(';\n')) ~ ';' if staged }}
         {{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('recount', cio_sync.persons_to_recount)) }};
-        {#- The pairs' columns renamed, so that the mart's columns are named alone. #}
+        {#- The pairs' columns renamed, so that the mart's columns are named alone. PostgreSQL
+            estimates this semi-join as if person and SKU were independent: every row of the
+            persons in the pairs (1.4M at 1M customers, where 16,000 are deleted). No plan above
+            it depends on that figure, and the forms it estimates better are slower: an inner
+            join (estimate within 4x) hashes the whole mart instead of the pairs. #}
         delete from {{ this }}
         where exists (
             select 1
