@@ -101,9 +101,9 @@ def _plain(value):
 
 
 class ShopBuilds:
-    """The generated shop on one adapter and the package built over it twice: `incremental` is
-    built on the shop as generated (a full build), then after each of two rounds of changes;
-    `refreshed` is built once, in full, on the changed shop."""
+    """The generated shop on one adapter and the package built over it: in full on the shop as
+    generated (`first`), incrementally after each of two rounds of changes (`incremental`),
+    then with `--full-refresh` on the changed shop (`refreshed`)."""
 
     def __init__(self, kind: str, request, tmp_path_factory) -> None:
         self.kind, self._request, self._tmp = kind, request, tmp_path_factory
@@ -117,17 +117,16 @@ class ShopBuilds:
         self.warehouse.execute([f"create schema {self.schema}"])
         self.warehouse.execute(self.generator.create(kind, self.schema))
 
-        incremental = self.project("incremental")
+        incremental = self.project("package")
         self.build(incremental)
         self.first = self.marts(incremental)
         for step in (1, 2):
             self.warehouse.execute(self.generator.changes(kind, self.schema, step))
             self.build(incremental)
         self.incremental = self.marts(incremental)
-        refreshed = self.project("refreshed")
-        self.build(refreshed)
-        self.refreshed = self.marts(refreshed)
-        self.refreshed_project = refreshed
+        self.build(incremental, "--full-refresh")
+        self.refreshed = self.marts(incremental)
+        self.refreshed_project = incremental
 
     def project(self, name: str):
         """A build of the package over the shop, into a schema of its own."""
@@ -150,8 +149,8 @@ class ShopBuilds:
         return project
 
     @staticmethod
-    def build(project) -> None:
-        project.run("build", "--select", "package:cio_sync")
+    def build(project, *args: str) -> None:
+        project.run("build", "--select", "package:cio_sync", *args)
 
     def marts(self, project) -> dict[str, list[tuple]]:
         return {mart: self.warehouse.rows(project.out_schema, mart) for mart in MARTS}
