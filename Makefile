@@ -41,11 +41,17 @@ demo: $(DEMO_STAMP) $(IT)/dbt_packages/cio_sync
 	@echo "Rows kept out of Customer.io (cio_quarantine):"
 	$(DBT) run-operation print_sync_summary --quiet --target-path target/summary
 
-## test: the whole suite (DuckDB, PostgreSQL through PG*, Redshift compiled offline), in
-## TEST_WORKERS processes (pytest-xdist): many tests wait on servers that are slow or failing on purpose
+## test: lint, and the whole suite (DuckDB, PostgreSQL through PG*, Redshift compiled offline) in
+## TEST_WORKERS processes (pytest-xdist): many tests wait on servers that are slow or failing on purpose.
+## Lint runs beside the suite (its output in target/lint.log, shown at the end); either failing fails.
 TEST_WORKERS ?= 2
-test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+test: install $(IT)/dbt_packages/cio_sync
+	@mkdir -p target
+	@$(MAKE) --no-print-directory lint > target/lint.log 2>&1 & lint=$$!; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup; tests=$$?; \
+	wait $$lint; linted=$$?; echo "--- make lint (target/lint.log):"; cat target/lint.log; \
+	if [ $$linted -ne 0 ]; then echo "make lint failed"; fi; \
+	[ $$tests -eq 0 ] && [ $$linted -eq 0 ]
 
 ## lint: ruff (with complexity limits) and mypy for Python; sqlfluff (.sqlfluff, dbt templater) for the package's models, compiled
 ## as a project of their own over the example's seeds in a scratch DuckDB database
