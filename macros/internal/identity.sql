@@ -53,23 +53,48 @@ cio_people_by_email as (
 {#- The keys of `relation` (a staging model with customer_id and, with `email`, an email
     column) to resolve again: rows staged since this model's last build, and rows a changed
     customer (changed_customers) may resolve differently: by its id, its email or the
-    email it had before. A union of semi-joins, never `or ... in (...)`: PostgreSQL turns the
-    latter into a subquery run for every row once it misjudges how many customers changed. -#}
+    email it had before. A union of lookups (rows_with_keys: through identity_indexes on
+    PostgreSQL, semi-joins elsewhere), never `or ... in (...)`: PostgreSQL turns the latter into
+    a subquery run for every row once it misjudges how many customers changed. -#}
 {% macro keys_to_resolve(relation, key, email=true) -%}
-    with changed_customers as (
+    with changed_customers as {{ cio_sync.inline_cte() }} (
         {{ cio_sync.changed_customers() }}
     )
     select {{ key }} from {{ relation }} where {{ cio_sync.changed_since_last_build() }}
     union
-    select {{ key }} from {{ relation }} where customer_id in (select customer_id from changed_customers)
+    select {{ key }} from {{ cio_sync.rows_with_keys(relation, 'customer_id', 'select customer_id from changed_customers') }} as by_id
     {%- if email %}
     union
-    select {{ key }} from {{ relation }} where email in (
-        select email from changed_customers
-        union
-        select _cio_previous_email from changed_customers
-    )
+    select {{ key }} from {{ cio_sync.rows_with_keys(relation, 'email',
+        'select email from changed_customers union select _cio_previous_email from changed_customers') }} as by_email
     {%- endif %}
+{%- endmacro %}
+
+{#- The staged rows an intermediate model resolves: in a full build the whole staging model;
+    incrementally the rows of its key set `name` (rows_with_keys), which on PostgreSQL its
+    pre-hook (stage_rows_to_resolve) writes to a temporary table and analyzes. Read through a
+    common table expression that is not kept (inline_cte), the person lookups and the joins
+    after it are then estimated at the rows and customers there are, where a kept one is
+    estimated at 200 distinct values per column (int_cio__orders at 200,000 customers: 200
+    customers for 21,616, and 7.4 million rows for 38,510). -#}
+{% macro rows_to_resolve(name, relation, key, keys_sql) -%}
+    {%- if cio_sync.is_incremental_run() -%}
+    ({{ cio_sync.key_set(name ~ '_rows', cio_sync.rows_to_resolve_sql(name, relation, key, keys_sql)) }})
+    {%- else -%}
+    {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro rows_to_resolve_sql(name, relation, key, keys_sql) -%}
+    select staged.* from {{ cio_sync.rows_with_keys(relation, key, cio_sync.key_set(name, keys_sql)) }} as staged
+{%- endmacro %}
+
+{#- Pre-hook: the key set `name`, then the staged rows of its keys (rows_to_resolve). -#}
+{% macro stage_rows_to_resolve(name, relation, key, keys_sql) -%}
+    {%- set staged = [cio_sync.stage_key_set(name, keys_sql),
+                      cio_sync.stage_key_set(name ~ '_rows', cio_sync.rows_to_resolve_sql(name, relation, key, keys_sql))]
+        | select | list -%}
+    {{ staged | join(';\n') }}
 {%- endmacro %}
 
 {#- The persons whose rows in `relation` (an intermediate model) changed since this model's

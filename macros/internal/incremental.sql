@@ -193,6 +193,14 @@
     {{ return(cio_sync.lookup_index(['_cio_changed_at'])) }}
 {%- endmacro %}
 
+{#- B-trees on PostgreSQL on a staging model's customer_id (and email): an incremental build
+    finds the rows of the customers that changed through them (keys_to_resolve), where it read
+    the whole table twice (6.4 s for stg_cio__orders' 10 million rows). Staging tables are
+    unlogged, so keeping them costs no write-ahead log. -#}
+{% macro identity_indexes(email=true) -%}
+    {{ return(cio_sync.lookup_index(['customer_id']) + (cio_sync.lookup_index(['email']) if email else [])) }}
+{%- endmacro %}
+
 {#- The rows of `relation` whose `key` is one of those `keys_sql` selects, as a subquery to
     join: a few thousand rows looked up in a table of millions. On PostgreSQL each distinct key
     is looked up through the index (lookup_index), a lateral subquery that cannot be flattened

@@ -3,7 +3,7 @@
     materialized='incremental',
     unique_key='checkout_id',
     incremental_strategy='delete+insert',
-    pre_hook="{{ cio_sync.stage_key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')) }}",
+    pre_hook="{{ cio_sync.stage_rows_to_resolve('checkouts', ref('stg_cio__checkouts'), 'checkout_id', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
     sort='_cio_staged_at',
@@ -12,11 +12,11 @@
     match. Incrementally: checkouts staged since the last build and those a changed customer
     may resolve differently. -#}
 
-with checkouts as (
+with checkouts as {{ cio_sync.inline_cte() if cio_sync.is_incremental_run() }} (
     {#- Incrementally the staged checkouts of the key set, through the key's index where there is
-        one (rows_with_keys). #}
-    select staged.* from {{ cio_sync.rows_with_keys(ref('stg_cio__checkouts'), 'checkout_id', cio_sync.key_set('checkouts', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')))
-        if cio_sync.is_incremental_run() else ref('stg_cio__checkouts') }} as staged
+        one (rows_to_resolve). #}
+    select staged.* from {{ cio_sync.rows_to_resolve('checkouts', ref('stg_cio__checkouts'), 'checkout_id',
+        cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')) }} as staged
     where staged.checkout_id is not null
 ),
 

@@ -3,7 +3,7 @@
     unique_key='order_id',
     incremental_strategy='cio_sync_replace',
     on_schema_change='append_new_columns',
-    pre_hook="{{ cio_sync.stage_key_set('orders', cio_sync.orders_to_resolve()) }}",
+    pre_hook="{{ cio_sync.stage_rows_to_resolve('orders', ref('stg_cio__orders'), 'order_id', cio_sync.orders_to_resolve()) }}",
     indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']) + cio_sync.lookup_index(['order_id']),
     dist='person_id',
     sort='_cio_staged_at',
@@ -19,11 +19,10 @@
     differently. -#}
 {%- set excluded = var('cio_excluded_order_statuses', ['cancelled', 'canceled', 'voided']) -%}
 
-with orders as (
+with orders as {{ cio_sync.inline_cte() if cio_sync.is_incremental_run() }} (
     {#- Incrementally the staged orders of the key set, through the key's index where there is
-        one (rows_with_keys): a few hundred thousand of ten million. #}
-    select staged.* from {{ cio_sync.rows_with_keys(ref('stg_cio__orders'), 'order_id', cio_sync.key_set('orders', cio_sync.orders_to_resolve()))
-        if cio_sync.is_incremental_run() else ref('stg_cio__orders') }} as staged
+        one: a few hundred thousand of ten million (rows_to_resolve). #}
+    select staged.* from {{ cio_sync.rows_to_resolve('orders', ref('stg_cio__orders'), 'order_id', cio_sync.orders_to_resolve()) }} as staged
     where staged.order_id is not null
 ),
 

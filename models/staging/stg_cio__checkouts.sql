@@ -4,7 +4,7 @@
     unique_key='checkout_id',
     incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('checkouts') }}",
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['checkout_id']) + cio_sync.changed_at_index(),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['checkout_id']) + cio_sync.identity_indexes() + cio_sync.changed_at_index(),
     dist='checkout_id',
     sort='_cio_staged_at',
 ) }}

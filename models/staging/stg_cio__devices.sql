@@ -4,7 +4,7 @@
     unique_key='token',
     incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('devices') }}",
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['token']) + cio_sync.changed_at_index(),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['token']) + cio_sync.identity_indexes(email=false) + cio_sync.changed_at_index(),
     dist='token',
     sort='_cio_staged_at',
 ) }}

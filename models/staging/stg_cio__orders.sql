@@ -3,7 +3,7 @@
     unique_key='order_id',
     incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('orders') }}",
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['order_id']) + cio_sync.changed_at_index(),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['order_id']) + cio_sync.identity_indexes() + cio_sync.changed_at_index(),
     dist='order_id',
     sort='_cio_staged_at',
 ) }}

@@ -4,7 +4,7 @@
     unique_key=['subscription_id', 'status', 'updated_at'],
     incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('subscriptions') }}",
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['subscription_id']) + cio_sync.changed_at_index(),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['subscription_id']) + cio_sync.identity_indexes(email=false) + cio_sync.changed_at_index(),
     dist='subscription_id',
     sort='_cio_staged_at',
 ) }}
