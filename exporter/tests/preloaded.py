@@ -10,6 +10,7 @@ test must signal or read while they run keep going through subprocess.Popen."""
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import subprocess
 import sys
@@ -43,6 +44,19 @@ def _forkserver() -> multiprocessing.context.ForkServerContext:
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
         _context.set_forkserver_preload(PRELOAD)
+        # The server imports PRELOAD with the interpreter's own sys.path (Python 3.11 hands it
+        # the suite's only for the processes it forks) and skips a module it cannot find without
+        # a word: preloaded_schemas, in this directory, reaches it through PYTHONPATH while it
+        # starts.
+        saved = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent), saved]))
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            if saved is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = saved
     return _context
 
 
@@ -65,6 +79,21 @@ def run(program: str, args: Sequence[str], *, env: Mapping[str, str], cwd: Path 
             out.read_text(errors="replace") if out.exists() else "",
             err.read_text(errors="replace") if err.exists() else "",
         )
+
+
+def preloaded_modules() -> list[str]:
+    """The modules of PRELOAD a forked process finds imported (all of them, unless the server
+    could not import one)."""
+    with tempfile.TemporaryDirectory(prefix="preload-") as tmp:
+        found = Path(tmp, "found")
+        process = _forkserver().Process(target=_list_preloaded, args=(str(found),))
+        process.start()
+        process.join()
+        return found.read_text().split()
+
+
+def _list_preloaded(path: str) -> None:
+    Path(path).write_text(" ".join(name for name in PRELOAD if name in sys.modules))
 
 
 def _main(program: str, args: list[str], env: dict[str, str], cwd: str, out: str, err: str) -> None:

@@ -15,3 +15,12 @@ def test_grouped_tests_are_kept_together_by_pytest_xdist(request):
     assert request.node.nodeid.endswith("@suite_setup"), (
         f"pytest-xdist did not mark this test's group ({request.node.nodeid}): this pytest and pytest-xdist "
         "do not work together; see the pin in pyproject.toml")
+
+
+def test_forked_commands_start_with_every_preloaded_module_imported():
+    """dbt and cio-export are forked from a server that imported them (preloaded.py); a module
+    the server could not import is skipped without a word, and every command then pays for it
+    again (dbt's JSON schemas: about 2 s of CPU per build)."""
+    import preloaded
+
+    assert preloaded.preloaded_modules() == preloaded.PRELOAD
