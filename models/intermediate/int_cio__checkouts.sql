@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('checkouts'),
     materialized='incremental',
     unique_key='checkout_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.stage_rows_to_resolve('checkouts', ref('stg_cio__checkouts'), 'checkout_id', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',

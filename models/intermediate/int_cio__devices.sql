@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('devices'),
     materialized='incremental',
     unique_key='token',
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.stage_key_set('devices', cio_sync.keys_to_resolve(ref('stg_cio__devices'), 'token', email=false)) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',

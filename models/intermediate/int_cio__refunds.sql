@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('refunds'),
     materialized='incremental',
     unique_key='refund_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.stage_key_set('refunds', cio_sync.refunds_to_resolve()) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',

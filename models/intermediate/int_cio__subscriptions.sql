@@ -2,7 +2,7 @@
     enabled=cio_sync.input_enabled('subscriptions'),
     materialized='incremental',
     unique_key=['subscription_id', 'status', 'updated_at'],
-    incremental_strategy='delete+insert',
+    incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.stage_key_set('subscriptions', cio_sync.keys_to_resolve(ref('stg_cio__subscriptions'), 'subscription_id', email=false)) }}",
     indexes=cio_sync.staged_at_index(),
     dist='person_id',
