@@ -138,7 +138,7 @@ class ShopBuilds:
             factory = self._request.getfixturevalue("pg_schema_factory")
             target, builds = factory(f"shop_{name}"), factory(f"shop_{name}_builds")
             project = PostgresBuild(target="postgres", workdir=self._tmp.mktemp(name),
-                                    env={"CIO_TEST_SCHEMA": target.name},
+                                    env={"CIO_TEST_SCHEMA": target.name, "DBT_LOG_LEVEL_FILE": "debug"},
                                     vars={**vars_, "cio_state_schema": builds.name})
             project.schema, project.out_schema = target, target.name
         else:
