@@ -263,6 +263,27 @@ def test_a_build_of_the_line_summaries_alone_still_reaches_order_placed(duckdb_p
     assert project.query("select item_count from cio_event_order_placed where order_id = 'o1002'") == [(4,)]
 
 
+def test_a_value_removed_at_the_source_is_removed_by_the_next_build(duckdb_project_factory):
+    """An order's discount code taken off (its change time unchanged: the input has no
+    loaded_at) reaches the event on the next incremental build; the staged row was once kept
+    because comparing a value with a null said neither same nor different."""
+    import duckdb
+
+    project = duckdb_project_factory("value_removed", vars=dict(SEND_HISTORY))
+    project.run("build", "--select", "+cio_event_order_placed")
+    placed = "select discount_code from cio_event_order_placed where order_id = 'o9001'"
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, discount_code,"
+                     " currency, is_test) values ('o9001', 'c002', '2026-05-31 09:00:00', '20.00', 'paid', 'SPRING5',"
+                     " 'USD', false)")
+    project.run("run", "--select", "+cio_event_order_placed")  # run: a build would seed the inputs again
+    assert project.query(placed) == [("SPRING5",)]
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("update raw_orders set discount_code = null where order_id = 'o9001'")
+    project.run("run", "--select", "+cio_event_order_placed")
+    assert project.query(placed) == [(None,)]
+
+
 def test_a_first_time_order_is_added_and_its_cancellation_recounted_as_a_full_refresh_would(duckdb_project_factory):
     """Purchases per person, replenishments and abandoned carts are added to from a first-time
     order and recounted when an order they counted changes. Each incremental build gives the

@@ -136,9 +136,11 @@
 
 {% macro redshift__inline_cte() -%}{%- endmacro %}
 
-{#- True when `a` and `b` hold the same value, nulls included. -#}
+{#- True when `a` and `b` hold the same value, nulls included; false, never null, when one of
+    them is null (`a = b or (a is null and b is null)` is null there, and a row whose only
+    change was a value removed or added would not count as changed). -#}
 {% macro same_value(a, b) -%}
-    ({{ a }} = {{ b }} or ({{ a }} is null and {{ b }} is null))
+    coalesce({{ a }} = {{ b }}, {{ a }} is null and {{ b }} is null)
 {%- endmacro %}
 
 {#- A staged row differs from the one held for its key (compares every listed column). -#}
