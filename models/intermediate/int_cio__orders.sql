@@ -32,24 +32,40 @@ resolved as (
     {{ cio_sync.resolve_person('orders', [
         'order_id', 'ordered_at', 'order_total', 'status', 'discount_code', 'currency',
     ]) }}
+),
+
+counted as (
+    select
+        resolved.*,
+        {%- if excluded | length > 0 %}
+        coalesce(
+            resolved.status not in ({% for s in excluded %}'{{ s | lower }}'{{ ', ' if not loop.last }}{% endfor %}),
+            true
+        ) as counts_as_purchase
+        {%- else %}
+        true as counts_as_purchase
+        {%- endif %}
+    from resolved
 )
 
-
 select
-    resolved.*,
-    {%- if excluded | length > 0 %}
-    coalesce(
-        resolved.status not in ({% for s in excluded %}'{{ s | lower }}'{{ ', ' if not loop.last }}{% endfor %}),
-        true
-    ) as counts_as_purchase,
-    {%- else %}
-    true as counts_as_purchase,
-    {%- endif %}
+    counted.*,
     {{ cio_sync.held_value('person_id') }} as _cio_previous_person_id,
     {{ cio_sync.staged_at() }} as _cio_staged_at
-from resolved
+from counted
 {%- if cio_sync.is_incremental_run() %}
 left join {{ cio_sync.held_rows('order_id', cio_sync.key_set('orders', cio_sync.orders_to_resolve())) }} as held
-    on held.order_id = resolved.order_id
+    on held.order_id = counted.order_id
+{#- Only orders that are new, resolve differently than before, or have a line staged since
+    (the models after it read their summaries): an order re-read because its customer changed
+    and resolved as before is not written again, so nothing after it recomputes it. #}
+where held.order_id is null
+    or {{ cio_sync.row_differs('counted', 'held', [
+        'ordered_at', 'order_total', 'status', 'discount_code', 'currency', 'person_id', 'customer_id',
+        'email', 'do_not_message', '_cio_reason', '_cio_column', '_cio_value', 'counts_as_purchase',
+    ]) }}
+    {%- if cio_sync.input_enabled('order_lines') %}
+    or counted.order_id in ({{ cio_sync.orders_with_lines_changed() }})
+    {%- endif %}
 {%- endif %}
 -- depends_on: {{ ref('stg_cio__customers') }}{{ (', ' ~ ref('stg_cio__order_lines')) if cio_sync.input_enabled('order_lines') }}
