@@ -514,8 +514,9 @@ def test_a_cancelled_subscription_changes_its_object_and_relationship_and_a_reru
                  "timestamp '2026-05-31 09:00:00', 'yearly', null union all select 4, 'c001', 'active', "
                  "timestamp '2026-05-30 09:00:00', 'monthly', timestamp '2026-06-30 09:00:00')")
     unregistered = ("(select token, customer_id, platform, last_used_at, case when token = 'tok-jane-1' then "
-                    "timestamp '2026-05-31 10:00:00' end as deleted_at, case when token = 'tok-jane-1' then "
-                    "timestamp '2026-05-31 10:00:00' end as loaded_at from {{ ref('raw_devices') }})")
+                    "timestamp '2026-05-31 10:00:00' else deleted_at end as deleted_at, "
+                    "case when token = 'tok-jane-1' then timestamp '2026-05-31 10:00:00' end as loaded_at "
+                    "from {{ ref('raw_devices') }})")
     changed = {"cio_subscriptions": cancelled, "cio_devices": unregistered}
     assert {d["token"] for d in server.devices()} == {"tok-jane-1", "tok-bob-1"}
     project.run("build", "--exclude", "resource_type:seed", vars=changed)

@@ -18,6 +18,13 @@
     models after it see them as changed), and orders a changed customer may resolve
     differently. -#}
 {%- set excluded = var('cio_excluded_order_statuses', ['cancelled', 'canceled', 'voided']) -%}
+{%- set counts_as_purchase -%}
+{%- if excluded | length > 0 -%}
+coalesce(resolved.status not in ({% for s in excluded %}'{{ s | lower }}'{{ ', ' if not loop.last }}{% endfor %}), true)
+{%- else -%}
+true
+{%- endif -%}
+{%- endset %}
 
 with orders as {{ cio_sync.inline_cte() if cio_sync.is_incremental_run() }} (
     {#- Incrementally the staged orders of the key set, through the key's index where there is
@@ -37,14 +44,7 @@ resolved as (
 counted as (
     select
         resolved.*,
-        {%- if excluded | length > 0 %}
-        coalesce(
-            resolved.status not in ({% for s in excluded %}'{{ s | lower }}'{{ ', ' if not loop.last }}{% endfor %}),
-            true
-        ) as counts_as_purchase
-        {%- else %}
-        true as counts_as_purchase
-        {%- endif %}
+        {{ counts_as_purchase }} as counts_as_purchase
     from resolved
 )
 
