@@ -20,10 +20,7 @@
     recounted (or built in full): a recount can lower a person's figures, an addition cannot. -#}
 {%- set incremental = cio_sync.is_incremental_run() -%}
 {%- set lines = cio_sync.input_enabled('order_lines') -%}
-{%- if lines -%}
-    {%- set summaries = cio_sync.rows_with_keys(ref('int_cio__order_summaries'), 'order_id', 'select order_id from purchases',
-        whole_otherwise=true) if incremental else ref('int_cio__order_summaries') -%}
-{%- endif -%}
+{%- set summaries = ref('int_cio__order_summaries') if lines -%}
 
 {#- Read twice: in an incremental build (a few thousand rows) computed once and kept; in a full
     build read twice rather than kept (millions of rows). #}
@@ -43,6 +40,70 @@ totals as (
     from purchases
     group by person_id
 ),
+
+{%- if lines and incremental %}
+
+{#- Incrementally the summaries are looked up key by key (a few hundred thousand purchases in
+    tables of ten million): each person's newest purchase first, which nearly always has a top
+    category, then the other purchases of the persons whose newest has none. #}
+ranked_purchases as (
+    select
+        person_id,
+        order_id,
+        ordered_at,
+        row_number() over (
+            partition by {{ cio_sync.sort_key('person_id') }}
+            order by ordered_at desc, {{ cio_sync.sort_key('order_id') }} desc
+        ) = 1 as is_newest
+    from purchases
+),
+
+newest_categories as (
+    select
+        ranked.person_id,
+        ranked.order_id,
+        ranked.ordered_at,
+        summaries.top_category
+    from ranked_purchases as ranked
+    left join {{ cio_sync.rows_with_keys(summaries, 'order_id',
+        'select order_id from ranked_purchases where is_newest', whole_otherwise=true) }} as summaries
+        on ranked.order_id = summaries.order_id
+    where ranked.is_newest
+),
+
+older_purchases as (
+    select ranked.person_id, ranked.order_id, ranked.ordered_at
+    from ranked_purchases as ranked
+    where not ranked.is_newest
+        and ranked.person_id in (select person_id from newest_categories where top_category is null)
+),
+
+latest_category as (
+    select person_id, order_id, ordered_at, top_category
+    from newest_categories
+    where top_category is not null
+    union all
+    select person_id, order_id, ordered_at, top_category
+    from (
+        select
+            older.person_id,
+            older.order_id,
+            older.ordered_at,
+            summaries.top_category,
+            row_number() over (
+                partition by {{ cio_sync.sort_key('older.person_id') }}
+                order by older.ordered_at desc, {{ cio_sync.sort_key('older.order_id') }} desc
+            ) = 1 as is_latest
+        from older_purchases as older
+        inner join {{ cio_sync.rows_with_keys(summaries, 'order_id', 'select order_id from older_purchases',
+            whole_otherwise=true) }} as summaries
+            on older.order_id = summaries.order_id
+        where summaries.top_category is not null
+    ) as ranked_older
+    where is_latest
+),
+
+{%- else %}
 
 latest_category as (
     {#- The latest purchase that has a top category (none without order lines). #}
@@ -77,6 +138,8 @@ latest_category as (
     where 1 = 0
     {%- endif %}
 ),
+
+{%- endif %}
 
 fresh as (
     select
