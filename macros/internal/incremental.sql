@@ -64,8 +64,9 @@
 
 {#- With a B-tree index on the column (lookup_index), the rows are found key by key through it
     and deleted by their row ids, as the cio_sync_replace strategy does, where `column in (...)`
-    would read the whole table (cio_people, cio_event_order_placed, cio_event_checkout_started;
-    the smaller event marts have no such index and are read whole). -#}
+    would read the whole table (cio_people, cio_event_order_placed, cio_event_checkout_started,
+    cio_event_replenishment_due's persons; the smaller event marts have no such index and are
+    read whole). -#}
 {% macro postgres__delete_rows_of(column, keys_sql) -%}
     {%- if cio_sync.has_lookup_index(this, column) -%}
         delete from {{ this }}
