@@ -43,3 +43,30 @@
     ) as summarized
     where is_first_line
 {%- endmacro %}
+
+{#- Of `purchases` (person_id, order_id, ordered_at), each person's latest purchase whose
+    summary in `summaries` has a top category, with that category (int_cio__person_orders'
+    last_category). -#}
+{% macro latest_purchase_with_category(purchases, summaries) -%}
+    select
+        person_id,
+        order_id,
+        ordered_at,
+        top_category
+    from (
+        select
+            candidates.person_id,
+            candidates.order_id,
+            candidates.ordered_at,
+            summaries.top_category,
+            row_number() over (
+                partition by {{ cio_sync.sort_key('candidates.person_id') }}
+                order by candidates.ordered_at desc, {{ cio_sync.sort_key('candidates.order_id') }} desc
+            ) = 1 as is_latest
+        from {{ purchases }} as candidates
+        inner join {{ summaries }} as summaries
+            on candidates.order_id = summaries.order_id
+        where summaries.top_category is not null
+    ) as ranked
+    where is_latest
+{%- endmacro %}

@@ -83,24 +83,8 @@ latest_category as (
     from newest_categories
     where top_category is not null
     union all
-    select person_id, order_id, ordered_at, top_category
-    from (
-        select
-            older.person_id,
-            older.order_id,
-            older.ordered_at,
-            summaries.top_category,
-            row_number() over (
-                partition by {{ cio_sync.sort_key('older.person_id') }}
-                order by older.ordered_at desc, {{ cio_sync.sort_key('older.order_id') }} desc
-            ) = 1 as is_latest
-        from older_purchases as older
-        inner join {{ cio_sync.rows_with_keys(summaries, 'order_id', 'select order_id from older_purchases',
-            whole_otherwise=true) }} as summaries
-            on older.order_id = summaries.order_id
-        where summaries.top_category is not null
-    ) as ranked_older
-    where is_latest
+    {{ cio_sync.latest_purchase_with_category('older_purchases', cio_sync.rows_with_keys(summaries, 'order_id',
+        'select order_id from older_purchases', whole_otherwise=true)) }}
 ),
 
 {%- else %}
@@ -108,27 +92,7 @@ latest_category as (
 latest_category as (
     {#- The latest purchase that has a top category (none without order lines). #}
     {%- if lines %}
-    select
-        person_id,
-        order_id,
-        ordered_at,
-        top_category
-    from (
-        select
-            purchases.person_id,
-            purchases.order_id,
-            purchases.ordered_at,
-            summaries.top_category,
-            row_number() over (
-                partition by {{ cio_sync.sort_key('purchases.person_id') }}
-                order by purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
-            ) = 1 as is_latest
-        from purchases
-        inner join {{ summaries }} as summaries
-            on purchases.order_id = summaries.order_id
-        where summaries.top_category is not null
-    ) as ranked
-    where is_latest
+    {{ cio_sync.latest_purchase_with_category('purchases', summaries) }}
     {%- else %}
     select
         cast(null as {{ cio_sync.type_string() }}) as person_id,
