@@ -110,10 +110,17 @@ cio_people_by_email as (
     where {{ cio_sync.changed_since_last_build() }}
 {%- endmacro %}
 
-{#- Select `columns` of `relation` plus the resolved person: person_id, customer_id, email,
-    do_not_message, and the row's quarantine reason extended with person_quarantined
-    (the person is in quarantine) and unresolvable_identifier (no person found). With
-    cio_identifier = email a valid email resolves on its own (guest checkouts and orders). -#}
+{#- The columns resolve_person selects after the given ones, in its order (a model comparing
+    a resolved row with the one it holds compares these). -#}
+{% macro resolved_person_columns() -%}
+    {{ return(['person_id', 'customer_id', 'email', 'do_not_message', '_cio_reason', '_cio_column', '_cio_value']) }}
+{%- endmacro %}
+
+{#- Select `columns` of `relation` plus the resolved person (resolved_person_columns): person_id,
+    customer_id, email, do_not_message, and the row's quarantine reason extended with
+    person_quarantined (the person is in quarantine) and unresolvable_identifier (no person
+    found). With cio_identifier = email a valid email resolves on its own (guest checkouts and
+    orders). -#}
 {% macro resolve_person(relation, columns) -%}
     {%- set by_email_mode = cio_sync.identifier() == 'email' -%}
     select

@@ -18,6 +18,7 @@
     models after it see them as changed), and orders a changed customer may resolve
     differently. -#}
 {%- set excluded = var('cio_excluded_order_statuses', ['cancelled', 'canceled', 'voided']) -%}
+{%- set order_columns = ['order_id', 'ordered_at', 'order_total', 'status', 'discount_code', 'currency'] -%}
 {%- set counts_as_purchase -%}
 {%- if excluded | length > 0 -%}
 coalesce(resolved.status not in ({% for s in excluded %}'{{ s | lower }}'{{ ', ' if not loop.last }}{% endfor %}), true)
@@ -36,9 +37,7 @@ with orders as {{ cio_sync.inline_cte() if cio_sync.is_incremental_run() }} (
 {{ cio_sync.person_lookups('orders') }},
 
 resolved as (
-    {{ cio_sync.resolve_person('orders', [
-        'order_id', 'ordered_at', 'order_total', 'status', 'discount_code', 'currency',
-    ]) }}
+    {{ cio_sync.resolve_person('orders', order_columns) }}
 ),
 
 counted as (
@@ -60,10 +59,8 @@ left join {{ cio_sync.held_rows('order_id', cio_sync.key_set('orders', cio_sync.
     (the models after it read their summaries): an order re-read because its customer changed
     and resolved as before is not written again, so nothing after it recomputes it. #}
 where held.order_id is null
-    or {{ cio_sync.row_differs('counted', 'held', [
-        'ordered_at', 'order_total', 'status', 'discount_code', 'currency', 'person_id', 'customer_id',
-        'email', 'do_not_message', '_cio_reason', '_cio_column', '_cio_value', 'counts_as_purchase',
-    ]) }}
+    or {{ cio_sync.row_differs('counted', 'held',
+        order_columns[1:] + cio_sync.resolved_person_columns() + ['counts_as_purchase']) }}
     {%- if cio_sync.input_enabled('order_lines') %}
     or counted.order_id in ({{ cio_sync.orders_with_lines_changed() }})
     {%- endif %}
