@@ -42,7 +42,7 @@
 {#- Pre-hook of a staging model: its rows without a key inside the window are re-read from the
     input, so they are deleted first (rows with a key are replaced by delete+insert). -#}
 {% macro delete_keyless_rows(input_name) -%}
-    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+    {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         {%- set columns = cio_sync.source_columns(cio_sync.input_relation(input_name)) -%}
         delete from {{ this }}
         where ({% for key in cio_sync.input_keys(input_name) %}{{ key }} is null{{ ' or ' if not loop.last }}{% endfor %})
@@ -53,7 +53,7 @@
 {#- Pre-hook of a model whose rows are replaced per key: deletes the rows of the keys the build
     recomputes (`keys_sql` selects them), so a row whose key no longer qualifies is gone. -#}
 {% macro delete_rows_of(column, keys_sql) -%}
-    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+    {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         {{ return(adapter.dispatch('delete_rows_of', 'cio_sync')(column, keys_sql)) }}
     {%- endif -%}
 {%- endmacro %}
@@ -100,7 +100,7 @@
 {%- endmacro %}
 
 {% macro postgres__stage_key_set(name, sql) -%}
-    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+    {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         create temporary table cio_keys_{{ name }} on commit drop as {{ cio_sync.key_set_sql(sql) }};
         analyze cio_keys_{{ name }}
     {%- endif -%}
@@ -115,7 +115,7 @@
 {% macro default__key_set(name, sql) -%}{{ cio_sync.key_set_sql(sql) }}{%- endmacro %}
 
 {% macro postgres__key_set(name, sql) -%}
-    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+    {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         select * from cio_keys_{{ name }}
     {%- else -%}
         {{ cio_sync.key_set_sql(sql) }}
@@ -166,7 +166,11 @@
         {#- After an incremental build only the stamp's statistics: later models select the rows
             stamped after their own last build, which PostgreSQL would otherwise estimate at one
             row (the stamps are newer than the statistics' newest value). -#}
-        {%- if not is_incremental() -%}
+        {%- if not cio_sync.is_incremental_run() -%}
+            {#- A whole build into the table dbt kept: the indexes empty_for_whole_build() dropped. -#}
+            {%- for definition in model.get('_cio_dropped_indexes', []) %}
+            {{ definition }};
+            {%- endfor %}
             analyze {{ this }}
         {%- elif '_cio_staged_at' in cio_sync.relation_columns(this) | map(attribute='name') | map('lower') | list -%}
             analyze {{ this }} (_cio_staged_at)

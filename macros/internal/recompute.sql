@@ -20,7 +20,7 @@
     without int_cio__orders leaves orders whose summary changed alone: their keys, asked when
     the mart compiles, or none (the common case: nothing is added to its SQL). -#}
 {% macro orders_with_only_summary_changed() -%}
-    {%- if not (execute and flags.INTROSPECT and is_incremental() and cio_sync.input_enabled('order_lines')) -%}
+    {%- if not (execute and flags.INTROSPECT and cio_sync.is_incremental_run() and cio_sync.input_enabled('order_lines')) -%}
         {{ return(none) }}
     {%- endif -%}
     {#- Orders of lines that have no staged order (late lines) are left out: no event or person
@@ -92,7 +92,7 @@
     now), of those checkouts, and of carts a later purchase no longer leaves abandoned, in
     three statements (each a semi-join). -#}
 {% macro delete_abandoned_carts_to_recompute() -%}
-    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+    {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         {%- set staged = [cio_sync.stage_key_set('cart_persons', cio_sync.cart_persons_to_recompute),
                           cio_sync.stage_key_set('carts', cio_sync.carts_to_recompute)] | select | list -%}
         {{ (staged | join(';\n')) ~ ';' if staged }}
@@ -135,7 +135,7 @@
 {#- Its pre-hook: the key sets, then the rows of the recounted persons (an order moved to
     another person leaves none of its SKUs behind) and of the (person, SKU) pairs recomputed. -#}
 {% macro delete_replenishments_to_recompute() -%}
-    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+    {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         {%- set staged = [cio_sync.stage_key_set('recount', cio_sync.persons_to_recount),
                           cio_sync.stage_key_set('replenishments', cio_sync.replenishments_to_recompute)] | select | list -%}
         {{ (staged | join(';\n')) ~ ';' if staged }}
@@ -181,7 +181,7 @@
 {#- Post-hook of cio_people: days_since_last_order follows the clock for people no input
     changed (once a day, every buyer). -#}
 {% macro refresh_days_since_last_order() -%}
-    {%- if execute and flags.INTROSPECT and is_incremental() -%}
+    {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         {%- set days = dbt.datediff('last_order_at', cio_sync.utc_now(), 'day') -%}
         update {{ this }} set days_since_last_order = {{ days }}
         where last_order_at is not null

@@ -95,14 +95,120 @@
     )
 {%- endmacro %}
 
-{#- is_incremental(), except when compiling offline (--no-introspect, e.g. the Redshift
-    compile check): there is no warehouse to ask, so the incremental branch is compiled,
-    being the superset of SQL a scheduled run executes. -#}
+{#- Whether this build of the model takes its incremental path: is_incremental(), unless the
+    incremental path would recompute every row anyway (whole_build_reason), and always when
+    compiling offline (--no-introspect, e.g. the Redshift compile check): there is no warehouse
+    to ask, so the incremental branch is compiled, being the superset of SQL a scheduled run
+    executes. -#}
 {% macro is_incremental_run() -%}
     {%- if execute and not flags.INTROSPECT -%}
         {{ return(true) }}
     {%- endif -%}
-    {{ return(is_incremental()) }}
+    {{ return(is_incremental() and not cio_sync.whole_build_reason()) }}
+{%- endmacro %}
+
+{#- Why this build of an incremental model is a whole build (its full-build SQL, into the
+    table the pre-hook empty_for_whole_build() emptied), or '' when it is incremental. Besides
+    dbt's own (a first build, --full-refresh), when the incremental path would recompute every
+    row, key by key, at many times the cost of a whole build:
+    - its table is empty (a crash empties PostgreSQL's unlogged staging and intermediate tables);
+    - after staging, the build log has no entry for it (emptied, or written for another
+      database): every upstream row would count as changed since;
+    - a model it reads was built whole since its own last build (e.g. `dbt build --full-refresh
+      --select stg_cio__orders` alone, or one of the above): every row it reads was stamped
+      anew. Whole builds are logged (full_build), so this carries down the graph.
+    Decided once per model and kept in the model's context: the model's SQL and its hooks
+    (some of which run after its rows are written) take the same path. -#}
+{% macro whole_build_reason() -%}
+    {%- if not (execute and flags.INTROSPECT) or model is not defined -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- if '_cio_whole_build_reason' in model -%}
+        {{ return(model['_cio_whole_build_reason']) }}
+    {%- endif -%}
+    {%- set reason = namespace(text='') -%}
+    {%- if not is_incremental() -%}
+        {%- set reason.text = 'first build or --full-refresh' -%}
+    {%- else -%}
+        {#- The tables it reads, through views (a view stamps no rows of its own). -#}
+        {%- set upstream = [] -%}
+        {%- set walk = namespace(nodes=model.depends_on.nodes | list) -%}
+        {%- for depth in range(10) if walk.nodes -%}
+            {%- set next_nodes = [] -%}
+            {%- for node_id in walk.nodes if node_id in graph.nodes and graph.nodes[node_id].resource_type == 'model' -%}
+                {%- set node = graph.nodes[node_id] -%}
+                {%- if node.config.materialized in ('view', 'ephemeral') -%}
+                    {%- do next_nodes.extend(node.depends_on.nodes) -%}
+                {%- else -%}
+                    {%- do upstream.append(api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) | string) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- set walk.nodes = next_nodes -%}
+        {%- endfor -%}
+        {%- set log_relation = cio_sync.build_log_relation() -%}
+        {%- set this_name = (this | string | replace("'", "''")) -%}
+        {%- set sql -%}
+            select
+                (select count(*) from (select 1 as one from {{ this }} limit 1) as held) as held_rows,
+                (select max(built_at) from {{ log_relation }} where relation_name = '{{ this_name }}') as last_built_at,
+                {%- if upstream %}
+                (select min(relation_name) from {{ log_relation }}
+                    where full_build
+                        and relation_name in ({% for name in upstream %}'{{ name | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor %})
+                        and built_at > coalesce((select max(built_at) from {{ log_relation }} where relation_name = '{{ this_name }}'),
+                            cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}))) as rebuilt_upstream
+                {%- else %}
+                cast(null as {{ cio_sync.type_string() }}) as rebuilt_upstream
+                {%- endif %}
+        {%- endset -%}
+        {%- set row = run_query(sql).rows[0] -%}
+        {%- if row[0] == 0 -%}
+            {%- set reason.text = 'its table is empty' -%}
+        {%- elif row[1] is none and model.fqn[1] != 'staging' -%}
+            {%- set reason.text = 'the build log (' ~ log_relation ~ ') has no entry for ' ~ this -%}
+        {%- elif row[2] is not none -%}
+            {%- set reason.text = row[2] ~ ' was built whole since its last build' -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- do model.update({'_cio_whole_build_reason': reason.text}) -%}
+    {{ return(reason.text) }}
+{%- endmacro %}
+
+{#- Pre-hook of every incremental model of the package: before a whole build into the table
+    dbt kept (whole_build_reason), its rows are removed, and the reason is logged. -#}
+{% macro empty_for_whole_build() -%}
+    {%- if execute and flags.INTROSPECT and model is defined and config.get('materialized') == 'incremental'
+        and is_incremental() and cio_sync.whole_build_reason() -%}
+        {#- Said at info level unless the table was empty (a model whose input has no rows
+            at all, refunds in a shop without any, is empty at every build). -#}
+        {%- set reason = cio_sync.whole_build_reason() -%}
+        {{ log('cio_sync: building ' ~ this ~ ' whole: ' ~ reason, info=(reason != 'its table is empty')) }}
+        {{ return(adapter.dispatch('empty_table', 'cio_sync')(this)) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro default__empty_table(relation) -%}
+    truncate table {{ relation }}
+{%- endmacro %}
+
+{#- PostgreSQL: its indexes are dropped too, and made again after the rows are written
+    (analyze_after_build), from their definitions: kept up to date row by row, ten million rows
+    took several times as long to insert as to index afterwards. -#}
+{% macro postgres__empty_table(relation) -%}
+    {%- set indexes = run_query("select quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(i.indexrelid)"
+        ~ " from pg_index as i join pg_class as c on c.oid = i.indexrelid join pg_namespace as n on n.oid = c.relnamespace"
+        ~ " where i.indrelid = '" ~ (relation | string | replace("'", "''")) ~ "'::regclass"
+        ~ " and not exists (select 1 from pg_constraint as k where k.conindid = i.indexrelid) order by 1") -%}
+    {%- do model.update({'_cio_dropped_indexes': indexes.columns[1].values() | list}) -%}
+    truncate table {{ relation }}
+    {%- for name in indexes.columns[0].values() %};
+    drop index {{ name }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- Redshift's TRUNCATE commits the transaction: a delete keeps the build in one. -#}
+{% macro redshift__empty_table(relation) -%}
+    delete from {{ relation }}
 {%- endmacro %}
 
 {#- meta.cio of cio_subscription_objects: subscriptions as objects of the type Customer.io gave

@@ -8,9 +8,9 @@
 {% macro record_build() -%}
     {%- if execute and flags.INTROSPECT and model is defined -%}
         {%- do run_query('insert into ' ~ cio_sync.build_log_relation()
-            ~ " (model_unique_id, relation_name, invocation_id, built_at) values ('"
+            ~ " (model_unique_id, relation_name, invocation_id, built_at, full_build) values ('"
             ~ model.unique_id ~ "', '" ~ (this | string | replace("'", "''")) ~ "', '" ~ invocation_id ~ "', "
-            ~ cio_sync.utc_now_real() ~ ")") -%}
+            ~ cio_sync.utc_now_real() ~ ", " ~ ('false' if cio_sync.is_incremental_run() else 'true') ~ ")") -%}
     {%- endif -%}
 {%- endmacro %}
 
@@ -22,7 +22,14 @@
         {%- do run_query(cio_sync.create_schema_if_missing(var('cio_state_schema', 'cio_sync_state'))) -%}
         {%- do run_query('create table if not exists ' ~ cio_sync.build_log_relation()
             ~ ' (model_unique_id ' ~ cio_sync.type_string(512) ~ ', relation_name ' ~ cio_sync.type_string(1024)
-            ~ ', invocation_id ' ~ cio_sync.type_string(64) ~ ', built_at ' ~ dbt.type_timestamp() ~ ')') -%}
+            ~ ', invocation_id ' ~ cio_sync.type_string(64) ~ ', built_at ' ~ dbt.type_timestamp()
+            ~ ', full_build ' ~ dbt.type_boolean() ~ ')') -%}
+        {#- full_build (whether the model was built whole) came later: a log made before, or by
+            cio-export, gets it. -#}
+        {%- set log_relation = api.Relation.create(schema=var('cio_state_schema', 'cio_sync_state'), identifier='cio_builds') -%}
+        {%- if 'full_build' not in adapter.get_columns_in_relation(log_relation) | map(attribute='name') | map('lower') | list -%}
+            {%- do run_query('alter table ' ~ cio_sync.build_log_relation() ~ ' add column full_build ' ~ dbt.type_boolean()) -%}
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
