@@ -115,6 +115,9 @@ def model_status(state: StateStore, spec: ModelSpec, relation: str | None, thres
             and status.lag_p95_seconds > parse_duration(max_lag):
         late = True
         status.problems.append(f"events arrive late: p95 lag {status.lag_p95_seconds:.0f}s, max_lag is {max_lag}")
+    if status.last_status in FAILED_RUNS:
+        status.problems.append(f"its last run ended {status.last_status}: the next run resends what was not "
+                               "delivered")
     blocked = gate is not None and not gate.passed
     if blocked and gate is not None:
         status.problems.append(f"blocked by its last build: {gate.reason}")
@@ -127,17 +130,7 @@ def model_status(state: StateStore, spec: ModelSpec, relation: str | None, thres
                 status.last_sent > average * factor or status.last_sent < average / factor):
             status.problems.append(f"event volume {status.last_sent} far from the recent average {average:.0f}")
     if adapter is not None and relation is not None:
-        for guardrail in spec.meta.get("guardrails", []):
-            condition = guardrail["condition"]
-            rows = state.execute(f"select sum(case when {condition} then 1 else 0 end), count(*) from {relation}")
-            matching, total = (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
-            limit = guardrail.get("max_rows", 0)
-            share = guardrail.get("max_share")
-            off = matching > limit and (share is None or matching > share * total)
-            status.guardrails.append({"name": guardrail.get("name", condition), "condition": condition,
-                                      "matching": matching, "total": total, "ok": not off})
-            if off:
-                status.problems.append(f"guardrail {guardrail.get('name', condition)}: {matching} of {total} rows")
+        _guardrails(state, spec, relation, status)
     return status
 
 
@@ -170,6 +163,21 @@ def model_statuses(state: StateStore, specs: list[ModelSpec], adapter, threshold
         relation = adapter.Relation.create(database=spec.database, schema=spec.schema, identifier=spec.alias).render()
         statuses.append(model_status(state, spec, relation, thresholds, adapter, verdict))
     return statuses
+
+
+def _guardrails(state: StateStore, spec: ModelSpec, relation: str, status: ModelStatus) -> None:
+    """meta.cio.guardrails checked on the built relation: each one's rows, and a problem when over."""
+    for guardrail in spec.meta.get("guardrails", []):
+        condition = guardrail["condition"]
+        rows = state.execute(f"select sum(case when {condition} then 1 else 0 end), count(*) from {relation}")
+        matching, total = (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
+        limit = guardrail.get("max_rows", 0)
+        share = guardrail.get("max_share")
+        off = matching > limit and (share is None or matching > share * total)
+        status.guardrails.append({"name": guardrail.get("name", condition), "condition": condition,
+                                  "matching": matching, "total": total, "ok": not off})
+        if off:
+            status.problems.append(f"guardrail {guardrail.get('name', condition)}: {matching} of {total} rows")
 
 
 def _in_flight(state: StateStore, status: ModelStatus, lit: str) -> None:
