@@ -294,3 +294,22 @@ def test_the_served_page_shows_the_sync_in_a_browser(browser, served):
         assert PASSWORD not in browser.page_source
     finally:
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+
+
+def test_the_pages_credentials_are_checked_at_start_and_kept_as_digests():
+    from cio_sync._cloud import page_auth_from_env
+    from cio_sync._errors import ConfigError
+
+    assert page_auth_from_env({}) is None
+    for env, named in (({"CIO_STATUS_PAGE_USER": "x"}, "CIO_STATUS_PAGE_PASSWORD"),
+                       ({"CIO_STATUS_PAGE_PASSWORD": "short"}, "CIO_STATUS_PAGE_PASSWORD"),
+                       ({"CIO_STATUS_PAGE_TOKEN": ""}, "CIO_STATUS_PAGE_TOKEN")):
+        with pytest.raises(ConfigError, match=named) as raised:
+            page_auth_from_env(env)
+        assert "short" not in str(raised.value).replace("shorter", "")
+    auth = page_auth_from_env({"CIO_STATUS_PAGE_PASSWORD": PASSWORD})
+    assert PASSWORD not in repr(auth) and repr(auth) == "PageAuth(basic)"
+    basic = "Basic " + base64.b64encode(f"cio:{PASSWORD}".encode()).decode()
+    assert auth.allows(basic) and auth.allows(basic.lower().replace("basic", "BASIC", 1)[:6] + basic[6:])
+    assert not auth.allows("Basic " + base64.b64encode(f"other:{PASSWORD}".encode()).decode())
+    assert not auth.allows("Basic !!not base64") and not auth.allows(f"Bearer {PASSWORD}") and not auth.allows("")
