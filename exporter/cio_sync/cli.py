@@ -376,8 +376,8 @@ def validate(  # noqa: PLR0913 - a click command: one parameter per option
 @contextmanager
 def _state_of_selected(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,  # noqa: PLR0913 - the shared options, passed through
                        state_schema):
-    """The selected synced models (default tag:cio), their state read-only, and the adapter,
-    for the commands that only look (status, history)."""
+    """The selected synced models (default tag:cio), their state read-only, the adapter and the
+    artifacts, for the commands that only look (status, history)."""
     from ._project.artifacts import Artifacts, close_adapter, open_adapter
     from ._state import StateStore
 
@@ -389,7 +389,7 @@ def _state_of_selected(project_dir, profiles_dir, profile, target, target_path, 
         with adapter.connection_named("cio-export"):
             state = StateStore(adapter, resolve_state_schema(state_schema, ctx), read_only=True).open()
             try:
-                yield specs, state, adapter
+                yield specs, state, adapter, artifacts
             finally:
                 state.close()
     finally:
@@ -411,11 +411,12 @@ def _state_of_selected(project_dir, profiles_dir, profile, target, target_path, 
               "events (a quiet night is not odd).")
 def status(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema,  # noqa: PLR0913 - a click command: one parameter per option
            json_output, strict, max_open_rejects, volume_factor, volume_min_events) -> None:
-    """How each synced model is doing: last run, outcome, rows sent, open rejects and their top
-    reasons, time since the last success, lag between event time and send time (p50/p95)."""
+    """How each synced model is doing: its state (ok, late, blocked, failing), last run, outcome,
+    rows sent, open rejects and their top reasons, time since the last success, lag between event
+    time and send time (p50/p95)."""
     from rich.table import Table
 
-    from ._ops.status import ModelStatus, Thresholds, model_status
+    from ._ops.status import Thresholds, model_statuses
     from ._output import Reporter, human_duration, utc_text
 
     reporter = Reporter(progress=False, json_mode=json_output)
@@ -424,15 +425,8 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
     statuses = []
     try:
         with _state_of_selected(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,
-                                state_schema) as (specs, state, adapter):
-            for spec in specs:
-                relation = adapter.Relation.create(database=spec.database, schema=spec.schema,
-                                                   identifier=spec.alias).render()
-                if not state.available:
-                    item = ModelStatus(spec.name, spec.kind, problems=["never synced successfully"])
-                else:
-                    item = model_status(state, spec, relation, thresholds, adapter)
-                statuses.append(item)
+                                state_schema) as (specs, state, adapter, artifacts):
+            statuses = model_statuses(state, specs, adapter, thresholds, artifacts)
     except CioSyncError as exc:
         _fail(reporter, exc)
     if json_output:
@@ -440,8 +434,8 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
                          + "\n")
     else:
         table = Table(title="cio-export status", title_justify="left")
-        for column in ("model", "last run", "outcome", "sent", "since success", "lag p50/p95", "open rejects",
-                       "in flight"):
+        for column in ("model", "state", "last run", "outcome", "sent", "since success", "lag p50/p95",
+                       "open rejects", "in flight"):
             table.add_column(column)
         for s in statuses:
             lag = ("-" if s.lag_p50_seconds is None
@@ -452,7 +446,7 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
             last_run = utc_text(s.last_run_at) if s.last_run_at else "never"
             sent = "-" if s.last_sent is None else str(s.last_sent)
             flying = "-" if s.in_flight is None else str(s.in_flight)
-            table.add_row(s.model, last_run, s.last_status or "-", sent, since, lag, rejects, flying)
+            table.add_row(s.model, s.state, last_run, s.last_status or "-", sent, since, lag, rejects, flying)
         reporter.console.print(table)
         for s in statuses:
             if s.in_flight_stopped:
@@ -487,7 +481,7 @@ def history(project_dir, profiles_dir, profile, target, target_path, vars_, sele
     runs = []
     try:
         with _state_of_selected(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,
-                                state_schema) as (specs, state, _adapter):
+                                state_schema) as (specs, state, _adapter, _artifacts):
             if state.available:
                 for spec in specs:
                     runs.extend(model_history(state, spec.name, limit))

@@ -65,3 +65,20 @@ def test_the_python_and_dbt_packages_carry_one_version():
 
     dbt_version = str(yaml.safe_load((REPO / "dbt_project.yml").read_text())["version"])
     assert dbt_version == cio_sync.__version__ == importlib.metadata.version("cio-sync")
+
+
+def test_the_package_data_holds_every_file_of_the_status_page():
+    """The page is made from package data (templates, script, style, the vendored uPlot and its
+    licence): each of its files is matched by pyproject.toml's package-data, so wheels carry it."""
+    import fnmatch
+
+    import tomllib
+
+    import cio_sync
+
+    root = Path(cio_sync.__file__).parent
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["cio_sync"]
+    files = [p.relative_to(root).as_posix() for p in (root / "_ops" / "report").rglob("*")
+             if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert "_ops/report/vendor/uplot/uPlot.iife.min.js" in files and "_ops/report/vendor/uplot/LICENSE" in files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []

@@ -112,3 +112,27 @@ def test_diff_query_is_redshift_sql():
     assert redshift_problems(query.sql) == []
     assert "case when a0 is null then 'n' when a0 then 'vt' else 'vf' end" in query.sql  # no boolean-to-text cast
     assert "strtol(" in query.sql
+
+
+def test_the_status_pages_state_sql_is_redshift_sql():
+    """What `report` reads of the state (runs, rejects by reason with samples, reconciles) and
+    what `reconcile` records."""
+    from cio_sync._ops.history import model_history
+    from cio_sync._ops.reconcile import SegmentResult
+    from cio_sync._ops.reconcile.record import recent_reconciliations, save_results
+    from cio_sync._ops.rejects import reject_groups
+
+    store = StateStore(RedshiftAdapterStandIn(), "cio_sync_state")
+    handle = RecordingHandle()
+    store._conn = type("Connection", (), {"handle": handle})()
+    store.available = True
+    save_results(store, [SegmentResult(7, "VIPs", "cio_people", "is_vip", "id", 1, 2, "0", 0.0, ok=False,
+                                       problem="gap")], checked_at=datetime(2026, 5, 1))
+    model_history(store, "cio_people", 50)
+    reject_groups(store, ["cio_people", "cio_event_order_placed"])
+    recent_reconciliations(store)
+    statements = handle.log
+    assert any(s.startswith("insert into") and "cio_reconciliations" in s for s in statements)
+    assert any("row_number() over" in s and "cio_rejects" in s for s in statements)
+    failures = {s[:80]: redshift_problems(s) for s in statements if redshift_problems(s)}
+    assert not failures, failures

@@ -1,5 +1,6 @@
 """Operations commands of ``cio-export``: ``serve`` and ``cloud-run`` (dbt Cloud), ``reconcile``
-and ``spot-check`` (is Customer.io right?), ``exposures`` (dbt lineage).
+and ``spot-check`` (is Customer.io right?), ``exposures`` (dbt lineage), ``report`` (the status
+page).
 
 ``register(main)`` adds them to the ``cio-export`` group (cli.py calls it). The commands are
 built when it is called, with the option sets every command shares (options), so they
@@ -25,12 +26,13 @@ from .options import (
     dbt_options,
     flatten,
     resolve_state_schema,
+    state_options,
     synced_specs,
 )
 
 __all__ = ["register"]
 
-_COMMANDS = ("serve", "cloud-run", "reconcile", "spot-check", "exposures")
+_COMMANDS = ("serve", "cloud-run", "reconcile", "spot-check", "exposures", "report")
 
 
 def register(main: click.Group) -> None:
@@ -66,12 +68,12 @@ def _console():
 def _build(main: click.Group) -> list[click.Command]:
     run_command = main.commands.get("run")
     commands = [] if run_command is None else [_cloud_run_command(run_command)]
-    return [*commands, _serve_command(run_command), _reconcile_command(), _spot_check_command(), _exposures_command()]
+    return [*commands, _serve_command(run_command), _reconcile_command(), _spot_check_command(), _exposures_command(),
+            _report_command()]
 
 
 def _serve_command(run_command: click.Command | None) -> click.Command:
     @click.command("serve", epilog=SERVE_ENVIRONMENT)
-    @_without_target_path
     @dbt_options
     @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                   help="YAML file: jobs to act on and what to sync for each (see docs/operations.md).")
@@ -97,48 +99,45 @@ def _serve_command(run_command: click.Command | None) -> click.Command:
                   help="On SIGTERM, seconds a sync in progress gets to finish (else it is resumed next start).")
     @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
                   help="Append the JSON log lines here instead of stderr.")
-    def serve(project_dir, profiles_dir, profile, target, vars_, select, exclude, config_path, job_ids,  # noqa: PLR0913 - a click command: one parameter per option
-              errored_runs, host, port, state_schema, dbt_cloud_url, account_id, work_dir, keep_artifacts,
-              sync_timeout, shutdown_grace, log_file) -> None:  # fmt: skip
-        """Receive dbt Cloud job webhooks and sync each completed run of the configured jobs.
+    @click.option("--page-max-age", type=click.FloatRange(min=0), default=60, show_default=True,
+                  help="Seconds a status page once made is served again before a new one is made.")
+    def serve(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, config_path,  # noqa: PLR0913 - a click command: one parameter per option
+              job_ids, errored_runs, host, port, state_schema, dbt_cloud_url, account_id, work_dir, keep_artifacts,
+              sync_timeout, shutdown_grace, log_file, page_max_age) -> None:  # fmt: skip
+        """Receive dbt Cloud job webhooks and sync each completed run of the configured jobs; serve
+        the status page.
 
         Verifies dbt Cloud's signature (DBT_CLOUD_WEBHOOK_SECRET), answers at once, remembers every
         run id in <state schema>.cio_cloud_runs so a redelivered or replayed run is never synced
         twice (also across restarts), and syncs one run at a time per job in a child process
-        (`cio-export cloud-run`). GET /health reports the queues and the latest runs."""
+        (`cio-export cloud-run`). GET /health reports the queues and the latest runs. With
+        CIO_STATUS_PAGE_PASSWORD (or CIO_STATUS_PAGE_TOKEN) set, GET /status answers the page
+        `cio-export report` writes for --select, behind those credentials; with no job configured,
+        serve serves the page alone."""
         from .._cloud import (
             ChildLauncher,
-            JobConfig,
             JsonLog,
             RunLedger,
+            StatusPage,
             WebhookReceiver,
             bind_socket,
-            cloud_settings_from_env,
-            load_serve_config,
+            page_only_app,
+            report_command,
             serve_forever,
         )
+        from .._cloud.status_page import PAGE_PATH
 
         try:
-            serve_config = load_serve_config(config_path) if config_path else None
-            jobs = dict(serve_config.jobs) if serve_config else {}
-            for job_id in job_ids:
-                if not job_id.isdigit():
-                    raise ConfigError(f"--job takes a dbt Cloud job id (a number), not {job_id!r}")
-                jobs[job_id] = JobConfig(job_id, select=flatten(select) or ("tag:cio",), exclude=flatten(exclude),
-                                         errored_runs=errored_runs)  # fmt: skip
-            if not jobs:
-                raise ConfigError("no dbt Cloud job to act on: give --config cio_serve.yml or --job JOB_ID")
-            if account_id is None and not os.environ.get("DBT_CLOUD_ACCOUNT_ID") and serve_config:
-                account_id = serve_config.account_id
-            settings = cloud_settings_from_env(base_url=dbt_cloud_url, account_id=account_id, require_secret=True)
-            ctx = dbt_context(project_dir, profiles_dir, profile, target, None, vars_)
+            serve_config, jobs, settings, page_auth = _serve_settings(config_path, job_ids, select, exclude,
+                                                                      errored_runs, account_id, dbt_cloud_url)
+            ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
             schema = (
                 state_schema
                 or (serve_config.state_schema if serve_config else None)
                 or resolve_state_schema(None, ctx)
             )
-            ledger = RunLedger(ctx, schema)
-            remembered = ledger.open()
+            ledger = RunLedger(ctx, schema) if jobs else None
+            remembered = ledger.open() if ledger is not None else {}
             sock = bind_socket(host, port)
         except CioSyncError as exc:
             _exit_with(exc)
@@ -147,14 +146,29 @@ def _serve_command(run_command: click.Command | None) -> click.Command:
 
         stream = open(log_file, "a", encoding="utf-8") if log_file else sys.stderr  # noqa: SIM115
         log = JsonLog(stream)
-        temporary = work_dir is None
-        work = Path(tempfile.mkdtemp(prefix="cio-export-serve-")) if temporary else work_dir
-        work.mkdir(parents=True, exist_ok=True)
         dbt_args = ["--project-dir", str(ctx.project_dir)]
         if profiles_dir is not None:
             dbt_args += ["--profiles-dir", str(profiles_dir)]
         if profile:
             dbt_args += ["--profile", profile]
+        page = None
+        if page_auth is not None:
+            command = report_command(dbt_args, target=target, vars_=vars_, target_path=str(ctx.target_path),
+                                     state_schema=schema, select=flatten(select), exclude=flatten(exclude))
+            page = StatusPage(auth=page_auth, command=command, log=log, max_age=page_max_age)
+        if ledger is None or settings is None:  # the status page alone
+            assert page is not None  # (checked above: no job and no page is an error)
+            log("serve.starting", jobs=[], status_page=PAGE_PATH, state_schema=schema)
+            try:
+                serve_forever(None, sock, log=log, shutdown_grace=shutdown_grace, app=page_only_app(page.routes()),
+                              page_path=PAGE_PATH)
+            finally:
+                if log_file:
+                    stream.close()
+            return
+        temporary = work_dir is None
+        work = Path(tempfile.mkdtemp(prefix="cio-export-serve-")) if temporary else work_dir
+        work.mkdir(parents=True, exist_ok=True)
         extra = []
         if run_command is not None and any(p.name == "state_schema" for p in run_command.params):
             extra = ["--state-schema", schema]
@@ -176,12 +190,16 @@ def _serve_command(run_command: click.Command | None) -> click.Command:
             ledger=ledger,
             launcher=launcher,
             log=log,
+            routes=page.routes() if page is not None else (),
         )
+        if page is not None:
+            page.exclusive = receiver.exclusive
         log("serve.starting", jobs=sorted(jobs), state_table=ledger.table, runs_remembered=len(remembered),
-            warehouse=ledger.adapter_type)  # fmt: skip
+            warehouse=ledger.adapter_type, status_page=PAGE_PATH if page is not None else None)  # fmt: skip
         try:
             receiver.load(remembered)
-            serve_forever(receiver, sock, log=log, shutdown_grace=shutdown_grace, launcher=launcher)
+            serve_forever(receiver, sock, log=log, shutdown_grace=shutdown_grace, launcher=launcher,
+                          page_path=PAGE_PATH if page is not None else None)
         finally:
             if temporary:
                 shutil.rmtree(work, ignore_errors=True)
@@ -189,6 +207,30 @@ def _serve_command(run_command: click.Command | None) -> click.Command:
                 stream.close()
 
     return serve
+
+
+def _serve_settings(config_path, job_ids, select, exclude, errored_runs, account_id, dbt_cloud_url):  # noqa: PLR0913 - serve's options, passed through
+    """serve's config file, its jobs (the file's and --job's), dbt Cloud's settings (when there
+    is a job) and the status page's credentials (None: no page); neither a job nor a page is an
+    error."""
+    from .._cloud import JobConfig, cloud_settings_from_env, load_serve_config, page_auth_from_env
+
+    serve_config = load_serve_config(config_path) if config_path else None
+    jobs = dict(serve_config.jobs) if serve_config else {}
+    for job_id in job_ids:
+        if not job_id.isdigit():
+            raise ConfigError(f"--job takes a dbt Cloud job id (a number), not {job_id!r}")
+        jobs[job_id] = JobConfig(job_id, select=flatten(select) or ("tag:cio",), exclude=flatten(exclude),
+                                 errored_runs=errored_runs)  # fmt: skip
+    page_auth = page_auth_from_env(os.environ)
+    if not jobs and page_auth is None:
+        raise ConfigError("nothing to serve: give --config cio_serve.yml or --job JOB_ID (dbt Cloud webhooks), "
+                          "and/or set CIO_STATUS_PAGE_PASSWORD or CIO_STATUS_PAGE_TOKEN (the status page)")
+    if account_id is None and not os.environ.get("DBT_CLOUD_ACCOUNT_ID") and serve_config:
+        account_id = serve_config.account_id
+    settings = (cloud_settings_from_env(base_url=dbt_cloud_url, account_id=account_id, require_secret=True)
+                if jobs else None)
+    return serve_config, jobs, settings, page_auth
 
 
 def _reconcile_command() -> click.Command:
@@ -204,17 +246,20 @@ def _reconcile_command() -> click.Command:
     @click.option("--sample", type=click.IntRange(0, 10_000), default=20, show_default=True,
                   help="With --membership: how many identifiers to list per side.")
     @click.option("--json", "json_output", is_flag=True, help="Print the results as JSON on stdout.")
+    @state_options
     def reconcile(project_dir, profiles_dir, profile, target, target_path, vars_, config_path, tolerance,  # noqa: PLR0913 - a click command: one parameter per option
-                  membership, sample, json_output) -> None:  # fmt: skip
+                  membership, sample, json_output, state_schema) -> None:  # fmt: skip
         """Compare Customer.io segment counts (and members) with the warehouse.
 
         Each segment in --config is mapped to a model and a SQL predicate; the warehouse count is
         read through the dbt profile, Customer.io's through the App API (CUSTOMERIO_APP_API_KEY).
+        The results are kept in the state schema (cio_reconciliations) for `cio-export report`.
         Exit 0 when every gap is within tolerance, 1 otherwise, 2 on configuration errors, 3 when
         the App API stays unavailable."""
         from .._ops.app_api import AppApiClient, app_settings_from_env
         from .._ops.reconcile import Tolerance, load_reconcile_config, report_json
         from .._ops.reconcile import reconcile as run_reconcile
+        from .._ops.reconcile.record import record_reconciliation
         from .._project.artifacts import Artifacts
 
         try:
@@ -226,10 +271,17 @@ def _reconcile_command() -> click.Command:
             with AppApiClient(settings) as client:
                 results = run_reconcile(ctx, artifacts, mappings, client, tolerance=default,
                                         membership=membership, sample=sample)  # fmt: skip
+            schema = resolve_state_schema(state_schema, ctx)
         except CioSyncError as exc:
             _exit_with(exc)
         failed = [r for r in results if not r.ok]
         _print_reconcile(results, membership)
+        try:
+            record_reconciliation(ctx, artifacts, schema, results)
+        except Exception as exc:  # noqa: BLE001 - the comparison stands: its exit code is not changed
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            _console().print(f"warning: this reconcile was not recorded in {schema}.cio_reconciliations "
+                             f"({first}): `cio-export report` will not show it", markup=False)
         if json_output:
             document = {"ok": not failed, "segments": [r.as_dict() for r in results]}
             sys.stdout.write(report_json(document).decode() + "\n")
@@ -350,8 +402,64 @@ def _exposures_command() -> click.Command:
     return exposures
 
 
-def _without_target_path(func):
-    return _without(func, ("target_path",))
+def _report_command() -> click.Command:
+    @click.command("report")
+    @dbt_options(select="Models to report on")
+    @state_options
+    @click.option("--html", "html_path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+                  default=None, help="Write the status page to this file, one self-contained HTML file that needs no "
+                  "network to view ('-': stdout).")
+    @click.option("--json", "json_output", is_flag=True, help="Print what the page shows as JSON on stdout.")
+    @click.option("--runs", type=click.IntRange(1, 1000), default=50, show_default=True,
+                  help="Runs of each model in the run history and its charts.")
+    def report(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema,  # noqa: PLR0913 - a click command: one parameter per option
+               html_path, json_output, runs) -> None:  # fmt: skip
+        """The status page: per model its state (ok, late, blocked, failing) against max_lag, last
+        success, run history with charts of items sent, rejects and lag, rejects by reason (open and
+        resolved, with samples), events in flight or uncertain, quarantine counts by input and
+        reason, recorded reconciles, and the tests of the last build. Reads only; `cio-export serve`
+        serves the same page."""
+        from .._ops.reconcile import report_json
+        from .._ops.report import collect_report, render_html
+        from .._project.artifacts import Artifacts
+
+        try:
+            if html_path is None and not json_output:
+                raise ConfigError("report needs --html PATH (the page; '-' for stdout) or --json")
+            if json_output and str(html_path) == "-":
+                raise ConfigError("--html - and --json both write to stdout: give --html a file")
+            ctx = dbt_context(project_dir, profiles_dir, profile, target, target_path, vars_)
+            artifacts = Artifacts.load(ctx.target_path)
+            specs = synced_specs(ctx, artifacts, flatten(select) or ("tag:cio",), flatten(exclude))
+            document = collect_report(ctx, artifacts, specs, resolve_state_schema(state_schema, ctx), runs=runs)
+            if html_path is not None:
+                page = render_html(document)
+                if str(html_path) == "-":
+                    sys.stdout.write(page)
+                else:
+                    _write_atomically(html_path, page)
+        except CioSyncError as exc:
+            _exit_with(exc)
+        if json_output:
+            sys.stdout.write(report_json(document.as_dict()).decode() + "\n")
+        if html_path is not None and str(html_path) != "-":
+            click.echo(f"wrote {html_path}", err=True)
+
+    return report
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """The file is replaced whole (a page open in a browser, a web server serving it, never sees
+    half of it)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                         delete=False) as handle:
+            handle.write(text)
+        os.replace(handle.name, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from None
 
 
 def _without_selection(func):

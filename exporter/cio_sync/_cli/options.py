@@ -68,7 +68,8 @@ _TRACEBACK = "CIO_EXPORT_TRACEBACK (set: the traceback of an unexpected error). 
 RUN_ENVIRONMENT = f"Environment: {_TRACK}, {_TRACEBACK}"
 CLOUD_RUN_ENVIRONMENT = f"Environment: {_CLOUD}; {_TRACK}; {_TRACEBACK}"
 SERVE_ENVIRONMENT = (f"Environment: DBT_CLOUD_WEBHOOK_SECRET (the webhook's signing secret), {_CLOUD}; {_TRACK}; "
-                     f"{_TRACEBACK}")
+                     "CIO_STATUS_PAGE_PASSWORD with CIO_STATUS_PAGE_USER [default: cio], and/or "
+                     f"CIO_STATUS_PAGE_TOKEN (the status page's basic auth or bearer token); {_TRACEBACK}")
 APP_API_ENVIRONMENT = f"Environment: {_APP}; {_TRACEBACK}"
 
 #: Where --selector's value is kept (in the command's click context) for dbt_context to read: no

@@ -17,16 +17,18 @@ Secrets (the API token, the webhook secret) are read from the environment only, 
 and never put in an error message.
 
 The package: ``api`` (settings, the Admin API client), ``artifacts`` (steps, classification,
-downloads), ``serve_config``, ``ledger`` (the JSON log and the run ledger) and ``serve`` (the
-receiver, the queues and the child processes).
+downloads), ``serve_config``, ``ledger`` (the JSON log and the run ledger), ``serve`` (the
+receiver, the queues and the child processes) and ``status_page`` (the status page ``serve``
+also answers, behind its own credentials).
 """
 
 from .._errors import DbtCloudUnavailable, RunNotSyncable
 from .api import CloudSettings, DbtCloudClient, cloud_settings_from_env
 from .artifacts import CloudRun, choose_steps, classify_run, dbt_subcommand, fetch_run_artifacts, prepare_cloud_target
 from .ledger import JsonLog, RunLedger
-from .serve import ChildLauncher, WebhookReceiver, bind_socket, serve_forever
+from .serve import ChildLauncher, WebhookReceiver, bind_socket, page_only_app, serve_forever
 from .serve_config import JobConfig, ServeConfig, load_serve_config, sign_body
+from .status_page import PageAuth, StatusPage, page_auth_from_env, report_command
 
 __all__ = [
     "ChildLauncher",
@@ -36,9 +38,11 @@ __all__ = [
     "DbtCloudUnavailable",
     "JobConfig",
     "JsonLog",
+    "PageAuth",
     "RunLedger",
     "RunNotSyncable",
     "ServeConfig",
+    "StatusPage",
     "WebhookReceiver",
     "bind_socket",
     "choose_steps",
@@ -47,7 +51,10 @@ __all__ = [
     "dbt_subcommand",
     "fetch_run_artifacts",
     "load_serve_config",
+    "page_auth_from_env",
+    "page_only_app",
     "prepare_cloud_target",
+    "report_command",
     "serve_forever",
     "sign_body",
 ]

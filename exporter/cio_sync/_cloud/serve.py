@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -262,7 +262,9 @@ class WebhookReceiver:
         launcher: Callable[[RunRequest, JobConfig], SyncOutcome],
         log: JsonLog,
         max_body: int = MAX_BODY_BYTES,
+        routes: Sequence[Any] = (),
     ) -> None:
+        """`routes`: more routes of the same server (the status page's)."""
         from starlette.applications import Starlette
         from starlette.routing import Route
 
@@ -285,8 +287,15 @@ class WebhookReceiver:
                 Route("/", self.webhook, methods=["POST"]),
                 Route("/webhooks/dbt-cloud", self.webhook, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
+                *routes,
             ]
         )
+
+    @property
+    def exclusive(self) -> threading.Lock | None:
+        """Held while a sync or a ledger write uses the warehouse, where it admits one process at a
+        time (DuckDB): what else reads it (the status page) takes it too."""
+        return self._exclusive
 
     # -- startup: what the ledger remembers ---------------------------------------------------
 
@@ -428,10 +437,26 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_forever(receiver: WebhookReceiver, sock: socket.socket, *, log: JsonLog, shutdown_grace: float,
-                  launcher: ChildLauncher | None = None) -> None:  # fmt: skip
+def page_only_app(routes: Sequence[Any]) -> Any:
+    """The app of a `serve` with no dbt Cloud job: the status page and GET /health."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    async def health(request) -> Any:
+        return JSONResponse({"status": "ok", "version": __version__, "started_at": started_at, "jobs": []})
+
+    return Starlette(routes=[Route("/health", health, methods=["GET"]), *routes])
+
+
+def serve_forever(receiver: WebhookReceiver | None, sock: socket.socket, *, log: JsonLog, shutdown_grace: float,
+                  launcher: ChildLauncher | None = None, app: Any = None,
+                  page_path: str | None = None) -> None:  # fmt: skip
     """Run uvicorn until SIGTERM/SIGINT, then stop: a sync in progress gets ``shutdown_grace``
-    seconds to finish before it is stopped (its run stays 'running' and is resumed next start)."""
+    seconds to finish before it is stopped (its run stays 'running' and is resumed next start).
+    Without a receiver (no dbt Cloud job), `app` is served (the status page, at `page_path`)."""
     import uvicorn
 
     handler = _JsonLogHandler(log)
@@ -440,8 +465,8 @@ def serve_forever(receiver: WebhookReceiver, sock: socket.socket, *, log: JsonLo
         logger.handlers = [handler]
         logger.propagate = False
         logger.setLevel(logging.INFO)
-    config = uvicorn.Config(receiver.app, lifespan="off", log_config=None, access_log=False,
-                            timeout_graceful_shutdown=5)  # fmt: skip
+    config = uvicorn.Config(receiver.app if receiver is not None else app, lifespan="off", log_config=None,
+                            access_log=False, timeout_graceful_shutdown=5)  # fmt: skip
     server = uvicorn.Server(config)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
@@ -451,7 +476,9 @@ def serve_forever(receiver: WebhookReceiver, sock: socket.socket, *, log: JsonLo
     async def startup(sockets=None):
         await original_startup(sockets=sockets)
         if server.started:
-            log("serve.listening", url=url, jobs=sorted(receiver.jobs), webhook_path="/webhooks/dbt-cloud")
+            jobs = sorted(receiver.jobs) if receiver is not None else []
+            log("serve.listening", url=url, jobs=jobs, webhook_path="/webhooks/dbt-cloud" if jobs else None,
+                status_page=url + page_path if page_path else None)
 
     server.startup = startup  # type: ignore[method-assign]
 
@@ -465,6 +492,14 @@ def serve_forever(receiver: WebhookReceiver, sock: socket.socket, *, log: JsonLo
             raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if receiver is None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            for sig, previous_handler in previous.items():
+                signal.signal(sig, previous_handler)
+        log("serve.stopped")
+        return
     try:
         server.run(sockets=[sock])
         log("serve.stopping", queues=receiver.queues.snapshot(), grace_seconds=shutdown_grace)

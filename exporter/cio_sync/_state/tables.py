@@ -78,4 +78,15 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
         (("model", T_KEY), ("relation_name", T_KEY), ("site_id", "varchar(256)"), ("recorded_at", T_TS)),
         ("model",),
     ),
+    # One row per segment of each `cio-export reconcile` (written by it, shown by `report`). Only
+    # created where missing: a table no run reads needs no new SCHEMA_VERSION, which would make an
+    # older cio-export refuse the schema.
+    "cio_reconciliations": (
+        (("reconcile_id", "varchar(64)"), ("checked_at", T_TS), ("segment_id", "bigint"),
+         ("segment_name", T_KEY), ("model", T_KEY), ("predicate", T_TEXT), ("identifier_kind", "varchar(16)"),
+         ("warehouse_count", "bigint"), ("customerio_count", "bigint"), ("tolerance", "varchar(32)"),
+         ("allowed", "double precision"), ("only_in_warehouse", "bigint"), ("only_in_customerio", "bigint"),
+         ("ok", "boolean"), ("problem", T_TEXT)),
+        ("reconcile_id", "segment_id"),
+    ),
 }
