@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .._output import human_duration
 from .._project.artifacts import Artifacts
 from .._project.gates import Gate, gate
 from .._project.model import ModelSpec, parse_duration
@@ -110,11 +111,13 @@ def model_status(state: StateStore, spec: ModelSpec, relation: str | None, thres
         status.problems.append("never synced successfully")
     elif max_lag and (status.seconds_since_success or 0) > parse_duration(max_lag):
         late = True
-        status.problems.append(f"late: last success {status.seconds_since_success:.0f}s ago, max_lag is {max_lag}")
+        status.problems.append(f"late: last success {human_duration(status.seconds_since_success)} ago, "
+                               f"max_lag is {max_lag}")
     if max_lag and status.lag_p95_seconds is not None and spec.kind == "event" \
             and status.lag_p95_seconds > parse_duration(max_lag):
         late = True
-        status.problems.append(f"events arrive late: p95 lag {status.lag_p95_seconds:.0f}s, max_lag is {max_lag}")
+        status.problems.append(f"events arrive late: p95 lag {human_duration(status.lag_p95_seconds)}, "
+                               f"max_lag is {max_lag}")
     if status.last_status in FAILED_RUNS:
         status.problems.append(f"its last run ended {status.last_status}: the next run resends what was not "
                                "delivered")
