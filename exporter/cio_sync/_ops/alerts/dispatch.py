@@ -118,8 +118,16 @@ def raise_alerts(settings: AlertSettings, evaluation: Evaluation, note: Note, st
                  unreachable: str | None = None) -> None:
     """Record `evaluation` in cio_incidents and post what is new (incidents opened, and alerted
     incidents resolved); with no `state`, post every incident, saying why (`unreachable`)."""
+    try:
+        _raise_alerts(settings, evaluation, note, state, unreachable)
+    except Exception as exc:  # noqa: BLE001 - alerting never ends a command
+        note(f"warning: alerts: {settings.scrub(_why(exc))}")
+
+
+def _raise_alerts(settings: AlertSettings, evaluation: Evaluation, note: Note, state: StateStore | None,
+                  unreachable: str | None) -> None:
     if state is None:
-        _send(settings, [_alert(Opened(i, utcnow()), None, unreachable) for i in evaluation.incidents], note)
+        _post_each(settings, [_alert(Opened(i, utcnow()), None, unreachable) for i in evaluation.incidents], note)
         return
     ledger, claimant = IncidentLedger(state), uuid.uuid4().hex
     try:
@@ -128,22 +136,18 @@ def raise_alerts(settings: AlertSettings, evaluation: Evaluation, note: Note, st
     except Exception as exc:  # noqa: BLE001
         why = f"the incidents could not be recorded in {state.schema}.cio_incidents ({_why(exc)})"
         note(f"warning: {why}: alerts are sent without de-duplication")
-        _send(settings, [_alert(Opened(i, utcnow()), state.schema, why) for i in evaluation.incidents], note)
+        _post_each(settings, [_alert(Opened(i, utcnow()), state.schema, why) for i in evaluation.incidents], note)
         return
-    if not opened and not recovered:
-        return
+    items: list[Opened | Recovered] = [*opened, *recovered]
 
-    def taken(alert: Alert, item: Opened | Recovered) -> None:
+    def taken(index: int) -> None:
+        item = items[index]
         if isinstance(item, Opened):
             ledger.alerted(item.incident.key, claimant, utcnow())
 
-    def refused(items: list[Opened | Recovered]) -> None:
-        for item in items:
-            if isinstance(item, Opened):
-                ledger.release(item.incident.key, claimant)
-
-    items: list[Opened | Recovered] = [*opened, *recovered]
-    _send(settings, [_alert(item, state.schema) for item in items], note, items, taken, refused)
+    delivered = _post_each(settings, [_alert(item, state.schema) for item in items], note, taken)
+    for item in opened[delivered:]:  # not delivered: the next evaluation claims them again
+        ledger.release(item.incident.key, claimant)  # (if this fails, the claim expires: CLAIM_SECONDS)
 
 
 def _alert(item: Opened | Recovered, state_schema: str | None, unreachable: str | None = None) -> Alert:
@@ -154,30 +158,23 @@ def _alert(item: Opened | Recovered, state_schema: str | None, unreachable: str 
                  state_schema=state_schema, undeduplicated=unreachable)
 
 
-def _send(settings: AlertSettings, alerts: list[Alert], note: Note, items: Sequence[Any] | None = None,
-          taken: Callable[[Alert, Any], None] | None = None,
-          refused: Callable[[list[Any]], None] | None = None) -> None:
-    """Post each alert in turn; once the webhook fails one, the rest wait for the next
-    evaluation (`refused` gets the items not delivered) rather than each waiting out its retries."""
-    items = list(items) if items is not None else list(alerts)
-    try:
-        with Webhook(settings) as hook:
-            for index, alert in enumerate(alerts):
-                problem = hook.post(body(alert, settings.format))
-                if problem is None:
-                    note(f"alert sent: {'resolved: ' if alert.resolved_at else ''}{alert.title}")
-                    if taken is not None:
-                        taken(alert, items[index])
-                    continue
-                waiting = len(alerts) - index
-                if refused is not None:
-                    refused(items[index:])
+def _post_each(settings: AlertSettings, alerts: Sequence[Alert], note: Note,
+               taken: Callable[[int], None] | None = None) -> int:
+    """Post the alerts in turn (`taken(index)` after each the webhook took) until it fails one:
+    the rest wait for the next evaluation rather than each waiting out its retries. Returns
+    how many were delivered."""
+    with Webhook(settings) as hook:
+        for index, alert in enumerate(alerts):
+            problem = hook.post(body(alert, settings.format))
+            if problem is not None:
                 note(f"warning: the alert webhook ({settings.where}) did not take the alert '{alert.title}': "
-                     f"{problem}. {waiting} alert(s) not sent: the next evaluation that still finds them sends "
-                     "them (this command's outcome is unchanged)")
-                return
-    except Exception as exc:  # noqa: BLE001 - recording what was sent: the next evaluation sends it again
-        note(f"warning: alerts: {settings.scrub(_why(exc))}")
+                     f"{problem}. {len(alerts) - index} alert(s) not sent: the next evaluation that still finds "
+                     "them sends them (this command's outcome is unchanged)")
+                return index
+            note(f"alert sent: {'resolved: ' if alert.resolved_at else ''}{alert.title}")
+            if taken is not None:
+                taken(index)
+    return len(alerts)
 
 
 def _why(exc: BaseException) -> str:
