@@ -65,8 +65,8 @@ _CLOUD = ("DBT_CLOUD_URL, DBT_CLOUD_ACCOUNT_ID and DBT_CLOUD_API_TOKEN (dbt Clou
 _APP = ("CUSTOMERIO_APP_API_KEY (an App API key), CUSTOMERIO_REGION (us or eu) [default: us], CUSTOMERIO_APP_URL "
         "(another App API base URL), CUSTOMERIO_APP_RATE_LIMIT (requests per second), CUSTOMERIO_CA_BUNDLE")
 _ALERTS = ("CIO_ALERT_WEBHOOK_URL (alerts: a Slack incoming webhook or any JSON endpoint; unset, no alerts), "
-           "CIO_ALERT_FORMAT (slack or json) [default: slack], CIO_ALERT_MAX_OPEN_REJECTS (open rejects per model "
-           "before an alert) [default: 0]")
+           "CIO_ALERT_FORMAT (slack or json) [default: slack], CIO_ALERT_MAX_OPEN_REJECTS (open rejects a model "
+           "may have before it is alerted) [default: 0]")
 _TRACEBACK = "CIO_EXPORT_TRACEBACK (set: the traceback of an unexpected error). See docs/exporter.md."
 RUN_ENVIRONMENT = f"Environment: {_TRACK}, {_ALERTS}, {_TRACEBACK}"
 CLOUD_RUN_ENVIRONMENT = f"Environment: {_CLOUD}; {_TRACK}; {_ALERTS}; {_TRACEBACK}"
