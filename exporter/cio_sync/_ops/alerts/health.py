@@ -1,7 +1,7 @@
 """What the state schema says of the selected synced models, for alerts: their open rejects by
 reason (rows left undelivered are not counted: they fail the run, and the next run resends
-them) and when each last synced successfully, against its meta.cio.max_lag (as `status`
-judges a model late)."""
+them) and when each last synced successfully (a run that delivered what it had, some rows
+refused or not), against its meta.cio.max_lag, as `status` judges a model late."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def model_health(state: StateStore, specs: Sequence[ModelSpec]) -> list[ModelHea
             f"and reason <> 'undelivered' and {where} group by model, reason", names):
         rejects.setdefault(model, {})[reason] = int(count)
     successes = dict(state.execute(f"select model, max(finished_at) from {state.table('cio_runs')} "
-                                   f"where status = 'success' and {where} group by model", names))
+                                   f"where status in ('success', 'rejected') and {where} group by model", names))
     state.commit()
     health = []
     for spec in specs:
