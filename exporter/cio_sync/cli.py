@@ -15,6 +15,7 @@ from . import __version__
 from ._cli.options import (
     RUN_ENVIRONMENT,
     SELECTOR,
+    STATUS_ENVIRONMENT,
     dbt_context,
     dbt_options,
     flatten,
@@ -115,6 +116,38 @@ def _write_failure(ctx, dry_run: bool, message: str, code: int) -> None:
                       ctx.target_path)
     except OSError:
         pass
+
+
+def _selection_text(select, exclude, shard) -> str:
+    """A run's selection as typed (what its alerts are about): --select or --selector,
+    --exclude, --shard."""
+    selector = click.get_current_context().meta.get(SELECTOR)
+    text = f"--selector {selector}" if selector else "--select " + " ".join(flatten(select) or ("tag:cio",))
+    text += " --exclude " + " ".join(flatten(exclude)) if flatten(exclude) else ""
+    return text + (f" --shard {shard}" if shard else "")
+
+
+def _alert_settings(required: str):
+    """The alert settings, for a command asked to alert: without CIO_ALERT_WEBHOOK_URL it is a
+    usage error."""
+    from ._ops.alerts import alert_settings_from_env
+
+    settings = alert_settings_from_env()
+    if settings is None:
+        raise ConfigError(f"{required} needs CIO_ALERT_WEBHOOK_URL: the webhook to alert (docs/exporter.md, Alerts)")
+    return settings
+
+
+def _alert_run(alerts, run, ctx, exporter, state_schema, reporter) -> None:  # noqa: PLR0913 - the run's parts, passed through
+    """A run's alerts (when CIO_ALERT_WEBHOOK_URL is set): they never change its exit code."""
+    if alerts is None:
+        return
+    from ._ops.alerts import alert_after_run
+
+    if exporter is not None:  # the run's own (the option, else var cio_state_schema)
+        state_schema = exporter.options.state_schema
+    alert_after_run(alerts, run, ctx=ctx, artifacts=exporter and exporter.artifacts, state_schema=state_schema,
+                    note=reporter.note)
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -232,6 +265,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     Exit codes: 0 everything delivered; 1 rows rejected or models blocked by a failing build or
     test; 2 configuration or usage error (nothing sent); 3 delivery incomplete (retries
     exhausted, or the warehouse connection lost: run again); 4 an unexpected error (a bug)."""
+    from ._ops.alerts import RunOutcome, alert_settings_from_env
     from ._output import Reporter
     from ._run.options import RunOptions
     from ._run.results import write_results
@@ -239,8 +273,10 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     from ._send.config import track_settings_from_env
 
     reporter = Reporter(json_mode=json_output, progress=progress, dry_run=dry_run, quiet=quiet, log_format=log_format)
-    ctx = None
+    ctx = exporter = alerts = None
+    selection = _selection_text(select, exclude, shard)
     try:
+        alerts = None if dry_run else alert_settings_from_env()  # a dry run sends nothing, alerts neither
         if outbox and not dry_run:
             raise ConfigError("--outbox needs --dry-run")
         if dbt_cloud_run or dbt_cloud_job:
@@ -288,8 +324,9 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
             reporter.note("--skip-build-proof: relations are sent without proof of which dbt run built them")
         if ignore_test_failures:
             reporter.note("--ignore-test-failures: models whose dbt tests FAILED will be synced")
+        exporter = Exporter(options, reporter)
         with _stop_on_sigterm():
-            summary = Exporter(options, reporter).run()
+            summary = exporter.run()
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM (a scheduler, Kubernetes): sending stops; what was acknowledged is
         # recorded, the leases are released, events in flight are resent by the next run.
@@ -299,11 +336,13 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
         sys.exit(EXIT_STOPPED)
     except CioSyncError as exc:
         _write_failure(ctx, dry_run, str(exc), exc.exit_code)
+        _alert_run(alerts, RunOutcome(selection, exc.exit_code, str(exc)), ctx, exporter, state_schema, reporter)
         _fail(reporter, exc)
     except Exception as exc:  # noqa: BLE001 - anything unexpected ends as a result, not a traceback
         code = EXIT_CONNECTION_LOST if _is_connection_loss(exc) else EXIT_UNEXPECTED
         message = f"unexpected {type(exc).__name__}: {exc}".strip().splitlines()[0]
         _write_failure(ctx, dry_run, message, code)
+        _alert_run(alerts, RunOutcome(selection, code, message), ctx, exporter, state_schema, reporter)
         reporter.error(message + ("; the warehouse connection was lost: run again" if code == EXIT_CONNECTION_LOST
                                   else "; please report it with the command line and this message"))
         if os.environ.get("CIO_EXPORT_TRACEBACK"):
@@ -312,6 +351,8 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     assert ctx is not None  # (every way out of the try above without it exits)
     path = write_results(summary, ctx.target_path)
     reporter.finish(summary, path)
+    _alert_run(alerts, RunOutcome(selection, summary.exit_code, results=summary.results), ctx, exporter, state_schema,
+               reporter)
     if json_output:
         sys.stdout.write(orjson.dumps(summary.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     sys.exit(summary.exit_code)
@@ -396,7 +437,7 @@ def _state_of_selected(project_dir, profiles_dir, profile, target, target_path, 
         close_adapter(adapter)
 
 
-@main.command()
+@main.command(epilog=STATUS_ENVIRONMENT)
 @dbt_options(select="Models to report on")
 @state_options
 @click.option("--json", "json_output", is_flag=True, help="Print the status as JSON on stdout.")
@@ -409,8 +450,11 @@ def _state_of_selected(project_dir, profiles_dir, profile, target, target_path, 
 @click.option("--volume-min-events", type=click.IntRange(min=0), default=100, show_default=True,
               help="With --strict: volume is judged only when the run or the recent average sent at least this many "
               "events (a quiet night is not odd).")
+@click.option("--alert", is_flag=True, help="Alert (CIO_ALERT_WEBHOOK_URL) on the selected models that are stalled "
+              "(last success older than max_lag) or have open rejects over CIO_ALERT_MAX_OPEN_REJECTS: for a cron "
+              "check when runs may have stopped. Records incidents in the state schema.")
 def status(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude, state_schema,  # noqa: PLR0913 - a click command: one parameter per option
-           json_output, strict, max_open_rejects, volume_factor, volume_min_events) -> None:
+           json_output, strict, max_open_rejects, volume_factor, volume_min_events, alert) -> None:
     """How each synced model is doing: its state (ok, late, blocked, failing), last run, outcome,
     rows sent, open rejects and their top reasons, time since the last success, lag between event
     time and send time (p50/p95)."""
@@ -424,9 +468,14 @@ def status(project_dir, profiles_dir, profile, target, target_path, vars_, selec
                             volume_min_events=volume_min_events)
     statuses = []
     try:
+        alerts = _alert_settings(required="status --alert") if alert else None
         with _state_of_selected(project_dir, profiles_dir, profile, target, target_path, vars_, select, exclude,
                                 state_schema) as (specs, state, adapter, artifacts):
             statuses = model_statuses(state, specs, adapter, thresholds, artifacts)
+            if alerts is not None and state.available:
+                from ._ops.alerts import alert_on_status
+
+                alert_on_status(alerts, state, specs, reporter.note)
     except CioSyncError as exc:
         _fail(reporter, exc)
     if json_output:

@@ -21,6 +21,7 @@ from .._errors import CioSyncError, ConfigError
 from .options import (
     APP_API_ENVIRONMENT,
     CLOUD_RUN_ENVIRONMENT,
+    RECONCILE_ENVIRONMENT,
     SERVE_ENVIRONMENT,
     dbt_context,
     dbt_options,
@@ -234,7 +235,7 @@ def _serve_settings(config_path, job_ids, select, exclude, errored_runs, account
 
 
 def _reconcile_command() -> click.Command:
-    @click.command("reconcile", epilog=APP_API_ENVIRONMENT)
+    @click.command("reconcile", epilog=RECONCILE_ENVIRONMENT)
     @_without_selection
     @dbt_options
     @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -256,13 +257,16 @@ def _reconcile_command() -> click.Command:
         The results are kept in the state schema (cio_reconciliations) for `cio-export report`.
         Exit 0 when every gap is within tolerance, 1 otherwise, 2 on configuration errors, 3 when
         the App API stays unavailable."""
+        from .._ops.alerts import alert_on_reconcile, alert_settings_from_env
         from .._ops.app_api import AppApiClient, app_settings_from_env
         from .._ops.reconcile import Tolerance, load_reconcile_config, report_json
         from .._ops.reconcile import reconcile as run_reconcile
         from .._ops.reconcile.record import record_reconciliation
+        from .._output import Reporter
         from .._project.artifacts import Artifacts
 
         try:
+            alerts = alert_settings_from_env()
             default = Tolerance.parse(tolerance)
             mappings = load_reconcile_config(config_path)
             settings = app_settings_from_env()
@@ -282,6 +286,9 @@ def _reconcile_command() -> click.Command:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             _console().print(f"warning: this reconcile was not recorded in {schema}.cio_reconciliations "
                              f"({first}): `cio-export report` will not show it", markup=False)
+        if alerts is not None:
+            alert_on_reconcile(alerts, results, ctx=ctx, artifacts=artifacts, state_schema=schema,
+                               note=Reporter(progress=False).note)
         if json_output:
             document = {"ok": not failed, "segments": [r.as_dict() for r in results]}
             sys.stdout.write(report_json(document).decode() + "\n")

@@ -64,13 +64,18 @@ _CLOUD = ("DBT_CLOUD_URL, DBT_CLOUD_ACCOUNT_ID and DBT_CLOUD_API_TOKEN (dbt Clou
           "(an extra CA file to trust)")
 _APP = ("CUSTOMERIO_APP_API_KEY (an App API key), CUSTOMERIO_REGION (us or eu) [default: us], CUSTOMERIO_APP_URL "
         "(another App API base URL), CUSTOMERIO_APP_RATE_LIMIT (requests per second), CUSTOMERIO_CA_BUNDLE")
+_ALERTS = ("CIO_ALERT_WEBHOOK_URL (alerts: a Slack incoming webhook or any JSON endpoint; unset, no alerts), "
+           "CIO_ALERT_FORMAT (slack or json) [default: slack], CIO_ALERT_MAX_OPEN_REJECTS (open rejects a model "
+           "may have before it is alerted) [default: 0]")
 _TRACEBACK = "CIO_EXPORT_TRACEBACK (set: the traceback of an unexpected error). See docs/exporter.md."
-RUN_ENVIRONMENT = f"Environment: {_TRACK}, {_TRACEBACK}"
-CLOUD_RUN_ENVIRONMENT = f"Environment: {_CLOUD}; {_TRACK}; {_TRACEBACK}"
+RUN_ENVIRONMENT = f"Environment: {_TRACK}, {_ALERTS}, {_TRACEBACK}"
+CLOUD_RUN_ENVIRONMENT = f"Environment: {_CLOUD}; {_TRACK}; {_ALERTS}; {_TRACEBACK}"
 SERVE_ENVIRONMENT = (f"Environment: DBT_CLOUD_WEBHOOK_SECRET (the webhook's signing secret), {_CLOUD}; {_TRACK}; "
                      "CIO_STATUS_PAGE_PASSWORD with CIO_STATUS_PAGE_USER [default: cio], and/or "
-                     f"CIO_STATUS_PAGE_TOKEN (the status page's basic auth or bearer token); {_TRACEBACK}")
+                     f"CIO_STATUS_PAGE_TOKEN (the status page's basic auth or bearer token); {_ALERTS}; {_TRACEBACK}")
 APP_API_ENVIRONMENT = f"Environment: {_APP}; {_TRACEBACK}"
+RECONCILE_ENVIRONMENT = f"Environment: {_APP}; {_ALERTS}; {_TRACEBACK}"
+STATUS_ENVIRONMENT = f"Environment: with --alert, {_ALERTS}. See docs/exporter.md."
 
 #: Where --selector's value is kept (in the command's click context) for dbt_context to read: no
 #: command function needs it as a parameter of its own.

@@ -56,6 +56,11 @@ class Dialect:
         """Statements that make concurrent writers of `table` take turns where no key would."""
         return [f"lock {table}"] if self.table_locks else []
 
+    def exclusive_lock(self, table: str) -> list[str]:
+        """Statements that make every other writer of `table` wait until this transaction ends,
+        for rows that concurrent processes decide on together (cio_incidents: one alert)."""
+        return [f"lock table {table} in share row exclusive mode"]
+
     def upsert(self, target: str, source: str, columns: Sequence[str], keys: Sequence[str],
                update: dict[str, str]) -> str:
         """Insert `source`'s rows into `target`, updating those whose `keys` are there. `update`:
@@ -170,6 +175,9 @@ class RedshiftDialect(PostgresDialect):
     bulk_copy = False  # redshift_connector: no client COPY, no connection shared with a thread
     add_column_if_not_exists = False
 
+    def exclusive_lock(self, table: str) -> list[str]:
+        return [f"lock {table}"]
+
     def upsert(self, target: str, source: str, columns: Sequence[str], keys: Sequence[str],
                update: dict[str, str]) -> str:
         sets = ", ".join(f"{c} = {e.replace('{T}', 't.').replace('{S}', 's.')}" for c, e in update.items())
@@ -205,6 +213,9 @@ class RedshiftDialect(PostgresDialect):
 class DuckDBDialect(Dialect):
     embedded = True
     placeholder = "?"
+
+    def exclusive_lock(self, table: str) -> list[str]:
+        return []  # one process at a time writes a DuckDB database
 
     def epoch_ms(self, expr: str) -> str:
         return self._finite(expr, f"epoch_ms(cast({expr} as timestamp))")

@@ -36,6 +36,7 @@ class Exporter:
         self.people_specs: list[ModelSpec] = []  # the project's people models, selected or not
         self.not_people: frozenset[str] = frozenset()  # its object, relationship, device, suppression models
         self.allocator = Allocator()  # tuned before the artifacts are loaded (see Allocator)
+        self.artifacts: Artifacts | None = None  # once loaded (alerts read them after the run)
 
     # -- planning: everything that can fail before a single row is read -------------------
     def plan(self, artifacts: Artifacts) -> tuple[list[ModelSpec], list[ModelResult]]:
@@ -80,7 +81,7 @@ class Exporter:
     def _run(self) -> RunSummary:
         opts = self.options
         started = time.time()
-        artifacts = Artifacts.load(opts.dbt.target_path)
+        artifacts = self.artifacts = Artifacts.load(opts.dbt.target_path)
         summary = RunSummary(invocation_id=self.run_id, dbt_invocation_id=artifacts.invocation_id,
                              dry_run=opts.dry_run, started_at=started, results=[])
         specs, results = self.plan(artifacts)

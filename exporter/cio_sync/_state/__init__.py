@@ -23,6 +23,9 @@ Tables (schema `cio_sync_state` unless configured), created and migrated here:
 - cio_model_scopes   what each model's state describes: the relation it was synced from and the
                      Customer.io workspace (site id) it was sent to; a run reading another
                      relation or sending to another workspace is refused (see _decide.checks.scope_problem).
+- cio_incidents      alerts' incidents (a failed run, a blocked or stalled model, ...): first
+                     and last seen, when alerted, when resolved, and which process is alerting
+                     (see _ops/alerts/ledger.py).
 
 Writes go through a second connection (a commit on the reading connection would close its
 streaming cursor) and are set-based: COPY into a temporary table then one upsert on PostgreSQL,

@@ -89,4 +89,12 @@ TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
          ("ok", "boolean"), ("problem", T_TEXT)),
         ("reconcile_id", "segment_id"),
     ),
+    # Written by alerts (_ops/alerts/ledger.py), which create it where a command opened the state
+    # read-only; older cio-export versions neither read nor write it (no version of its own).
+    "cio_incidents": (
+        (("incident_key", T_KEY), ("kind", "varchar(32)"), ("subject", T_KEY), ("summary", T_TEXT),
+         ("opened_at", T_TS), ("last_seen_at", T_TS), ("alerted_at", T_TS), ("resolved_at", T_TS),
+         ("claimed_by", "varchar(64)"), ("claimed_at", T_TS)),
+        ("incident_key",),
+    ),
 }
