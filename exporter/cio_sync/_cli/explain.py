@@ -59,6 +59,8 @@ def explain(model, key, project_dir, profiles_dir, profile, target, target_path,
 
 def text(explanation) -> list[str]:
     """The explanation as lines for people: the row, the item, the state, the verdict."""
+    import orjson
+
     e = explanation
     width = max([_WIDTH, *(len(column) + 2 for column in e.columns)])
     article = "an" if e.kind[0] in "aeiou" else "a"
@@ -73,8 +75,6 @@ def text(explanation) -> list[str]:
                      "are synced first, as the run does")
     lines += ["", "The next run sends:" if e.items else "The next run sends: nothing"]
     for item in e.items:
-        import orjson
-
         lines += ["  " + line for line in orjson.dumps(item, option=orjson.OPT_INDENT_2).decode().splitlines()]
     lines += ["", f"State in {e.state.schema}:", *_state_lines(e, width), "", e.verdict.sentence]
     return lines

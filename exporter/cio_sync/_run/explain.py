@@ -152,6 +152,8 @@ class Explainer(Exporter):
                 examples = [key for (key,) in reader.query(f"select {key_sql(model, dialect)} from {self.relation} "
                                                            f"where {key_sql(model, dialect)} is not null limit 3")]
                 raise ConfigError(_unknown_key(model, self.key, self.relation, state.schema, examples))
+        if not any(m.name == model.name for m in models):
+            return []  # blocked before its sync (a gate): nothing to sync for it
         if model.is_event:
             self.options.person = next((str(row[0]) for row in found if row[0] is not None), None)
         if self.options.person is not None:

@@ -79,7 +79,7 @@ def _identify_sent(f: Findings) -> Verdict:
                        "into the new one once Customer.io acknowledges it (on_identifier_change: merge).")
     if undelivered:
         return Verdict(True, "undelivered", f"Will be sent on the next run ({action}): its last sending was not "
-                       f"delivered ({utc_text(undelivered[0].last_seen_at)}: {undelivered[0].message}).")
+                       f"delivered ({utc_text(undelivered[0].last_seen_at)}: {_clause(undelivered[0].message)}).")
     if refused:
         return Verdict(True, "changed_after_reject", f"Will be sent on the next run ({action}): "
                        f"{_rejected(refused[0], None)} and changed since.")
