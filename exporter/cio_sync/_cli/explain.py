@@ -18,8 +18,8 @@ _WIDTH = 22  # the labels' column, at least
 @click.command("explain")
 @click.argument("model")
 @click.argument("key")
-@dbt_options(select="The run explained: an event's person is looked up in the people models it selects, synced "
-             "first as that run does")
+@dbt_options(select="The models of the run explained (an event's person is looked up in the people models among "
+             "them, synced first as that run does)")
 @state_options
 @click.option("--json", "json_output", is_flag=True,
               help="Print the explanation as JSON on stdout (ISO 8601 times with their offset).")
@@ -33,7 +33,8 @@ def explain(model, key, project_dir, profiles_dir, profile, target, target_path,
     identifier unless meta.cio.key_column), an event's event id, a relationship's or a device's
     `<length of the identifier>:<identifier>|<object id or token>`. The answer comes from a dry
     run of that row alone (a filter in the model's query): it writes no state and sends nothing.
-    Exit 2 for an unknown model or key."""
+    Exit 2 for an unknown model or key. Give MODEL and KEY before --select and --exclude, which
+    take every value after them (as dbt's do)."""
     import orjson
 
     from .._output import Reporter
