@@ -210,6 +210,30 @@ def test_explain_a_held_event_and_a_row_cio_exports_checks_reject(duckdb_project
     assert ("e2", "held") in {(r["row_key"], r["reason"]) for r in results["limits_events"]["rejects"]}
 
 
+def test_explain_an_identity_conflict_reported_or_merged(duckdb_project_factory, server):
+    """People identified by email with a stable key (fixtures email_people_report and _merge):
+    a person whose email changed is held back as an identity conflict by the model that reports
+    it, and sent then merged by the model that merges it; explain says which, as the run does."""
+    import duckdb
+
+    project = duckdb_project_factory("explain_identity", vars={"cio_exporter_fixtures": True, "cio_big_rows": 20})
+    project.run("build", "--select", "tag:cio_big", "tag:cio_identity")
+    state = "cio_state_explain_identity"
+    sync(project, server, state, "tag:cio_identity")
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("update big_people set email = 'new3@example.org' where n = 3")
+    report = explain(project, "email_people_report", "person-3", state, "--select", "tag:cio_identity")
+    assert (report["will_send"], report["reason"]) == (False, "identifier_changed")
+    assert "identifier changed from p3@example.org to new3@example.org for the same person" in report["verdict"]
+    merge = explain(project, "email_people_merge", "person-3", state, "--select", "tag:cio_identity")
+    assert (merge["will_send"], merge["reason"]) == (True, "merge")
+    assert merge["items"][0]["identifiers"] == {"email": "new3@example.org"}
+    results = sync(project, server, state, "tag:cio_identity", code=1)
+    assert [(r["row_key"], r["reason"]) for r in results["email_people_report"]["rejects"]] == [
+        ("person-3", "identifier_changed")]
+    assert results["email_people_merge"]["merged"] == 1
+
+
 def test_explain_a_baseline_event_before_and_after_the_first_sync(duckdb_project_factory, server):
     """With the package's defaults (initial_window 2h) the example's months-old events are
     history: the first sync records them as baseline, and explain says so before it and after."""
