@@ -221,7 +221,7 @@ def _not_in_model(f: Findings) -> Verdict:
         return Verdict(False, "not_in_model", f"Will not be sent: no row of the model has this key any more{status}, "
                        "and an event is never taken back from Customer.io.")
     if f.state.acknowledged is not None and f.model.spec.option("on_delete") == "ignore":
-        return Verdict(False, "left", "Will not be sent: it left the model, and on_delete is ignore: Customer.io "
+        return Verdict(False, "left_kept", "Will not be sent: it left the model, and on_delete is ignore: Customer.io "
                        "keeps what it has.")
     return Verdict(False, "not_in_model", "Will not be sent: no row of the model has this key.")
 
