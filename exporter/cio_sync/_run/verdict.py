@@ -1,7 +1,9 @@
 """Why one row will or will not be sent on the next run, in one sentence (`cio-export explain`):
 read from what the model's dry run of that row did (ModelResult: its items, rejects, held,
-waiting, skipped, blocked) and from what the state holds of it (RowState), never decided anew.
-Pure: no database, no network."""
+waiting, skipped, blocked) and from what the state holds of it (RowState), not decided anew. The
+one exception is what a run does before it reads anything and a dry run does not: an event a
+stopped run left in flight longer ago than dedupe_window is recorded as uncertain. It reads
+nothing itself (no database, no network)."""
 
 from __future__ import annotations
 
