@@ -25,6 +25,13 @@ def utc_text(value) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC"
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """ISO 8601 with its offset, for --json: the state schema keeps UTC without a zone."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+
+
 def human_duration(seconds: float | None) -> str:
     """A duration for people: '0.4s', '42s', '3m 05s', '2h 04m', '3d 0h'."""
     if seconds is None:
@@ -150,7 +157,10 @@ class Reporter:
                 )
         if summary.dry_run and not self.json_mode:
             for r in summary.results:
-                if r.first_item is not None:
+                if r.preview is not None:  # a preview of one person: every item it would send
+                    for item in r.preview:
+                        self.console.print(f"  {r.model}: {item.decode()}", markup=False)
+                elif r.first_item is not None:
                     text = r.first_item.decode()
                     self.console.print(
                         f"  {r.model}, first item: {text[:400]}{' ...' if len(text) > 400 else ''}", markup=False

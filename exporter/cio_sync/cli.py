@@ -167,6 +167,9 @@ def main() -> None:
     default=None,
     help="With --dry-run: write the exact request bodies here, one NDJSON file per model.",
 )
+@click.option("--person", default=None, metavar="ID",
+              help="With --dry-run: preview every item of this one person (their identifier, as each model's "
+              "identifier column holds it), read through a filter in each model's query.")
 @click.option("--json", "json_output", is_flag=True, help="Print the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True,
               help="Log only what went wrong (errors, blocked models, rejects), as dbt's --quiet.")
@@ -236,6 +239,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     exclude,
     dry_run,
     outbox,
+    person,
     json_output,
     quiet,
     log_format,
@@ -279,6 +283,8 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
         alerts = None if dry_run else alert_settings_from_env()  # a dry run sends nothing, alerts neither
         if outbox and not dry_run:
             raise ConfigError("--outbox needs --dry-run")
+        if person is not None and not dry_run:
+            raise ConfigError("--person needs --dry-run: it previews one person's items and sends nothing")
         if dbt_cloud_run or dbt_cloud_job:
             from ._cloud import prepare_cloud_target
 
@@ -319,6 +325,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
             require_build_proof=not skip_build_proof,
             lease_ttl=lease_ttl,
             shard=_parse_shard(shard),
+            person=person,
         )
         if skip_build_proof:
             reporter.note("--skip-build-proof: relations are sent without proof of which dbt run built them")
@@ -614,8 +621,10 @@ def fake_server(ctx: click.Context) -> None:
     sys.exit(fake_main(ctx.args, prog="cio-export fake-server"))
 
 
+from ._cli.explain import explain as _explain  # noqa: E402 - after every command of this module
 from ._cli.ops import register as _register_ops  # noqa: E402 - after every command of this module
 
+main.add_command(_explain)
 _register_ops(main)
 
 if __name__ == "__main__":  # pragma: no cover

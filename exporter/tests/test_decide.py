@@ -65,6 +65,9 @@ def test_an_encoded_event_waits_for_its_person_and_is_held_if_its_identify_was_r
     assert event_after_encoding(event(person_known=False), "p1", set()) == _decide.WAIT
     # a resend went out once already: it is not held back for its person
     assert event_after_encoding(event(person_known=False, ledger_status="pending"), "p1", set()) == _decide.SEND
+    # a dry run's people models identified them first (a run's state would know them by now)
+    assert event_after_encoding(event(person_known=False), "p1", set(), {"p1"}) == _decide.SEND
+    assert event_after_encoding(event(person_known=False), "p1", set(), {"p2"}) == _decide.WAIT
 
 
 def test_a_person_with_another_identifier_for_the_same_key_is_merged_or_rejected():

@@ -4,7 +4,7 @@ the network; the model's sync carries the decision out (counts, ledger and rejec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Final
@@ -101,12 +101,15 @@ class EventRules:
             return False
 
 
-def event_after_encoding(row: Sequence, identifier: str, rejected_people: set[str]) -> str:
+def event_after_encoding(row: Sequence, identifier: str, rejected_people: set[str],
+                         identified: Collection[str] = ()) -> str:
     """An encoded event: held back if its person's identify was rejected in this run; left for a
-    later run if Customer.io has never identified its person (a resend went out once already)."""
+    later run if Customer.io has never identified its person (a resend went out once already).
+    `identified`: people a dry run's people models identify for the first time before the events
+    (a run's state has recorded them by the time the events are read: their events do not wait)."""
     if identifier in rejected_people:
         return HOLD
-    if not row[E_PERSON_KNOWN] and row[E_LEDGER_STATUS] != "pending":
+    if not row[E_PERSON_KNOWN] and row[E_LEDGER_STATUS] != "pending" and identifier not in identified:
         return WAIT
     return SEND
 

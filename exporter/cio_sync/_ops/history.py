@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
+from .._output import iso_utc
 from .._state import StateStore
 
-
-def iso_utc(value: datetime | None) -> str | None:
-    """ISO 8601 with its offset: the state schema keeps UTC without a zone."""
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+__all__ = ["RunRecord", "iso_utc", "model_history"]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""What to say at the common wrong turns: a selection that matched no synced model (the synced
-models there are, and the closest name or tag to what was typed), and artifacts older than the
-project's files (a `dbt build` not run since they changed)."""
+"""What to say at the common wrong turns: a selection (or a model's name) that matched no synced
+model (the synced models there are, and the closest name or tag to what was typed), and artifacts
+older than the project's files (a `dbt build` not run since they changed)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ def nothing_selected(select: Sequence[str], artifacts: Artifacts, selector: str 
     hint = f" Did you mean {' or '.join(dict.fromkeys(guesses))}?" if guesses else ""
     listed = ", ".join(names)
     return f"--select {selection} matched no model with meta.cio: nothing to sync.{hint} Synced models: {listed}."
+
+
+def no_such_model(name: str, artifacts: Artifacts) -> str:
+    """The message for a model name (`explain MODEL`) that names no model with meta.cio."""
+    models = synced_models(artifacts)
+    guesses = difflib.get_close_matches(name, list(models), n=1)
+    hint = f" Did you mean {guesses[0]}?" if guesses else ""
+    return (f"no synced model named {name!r} (a model with meta.cio) in this project's manifest.{hint} "
+            f"Synced models: {', '.join(models) or 'none'}.")
 
 
 #: dbt_project.yml's keys of the directories dbt parses, with dbt's defaults.

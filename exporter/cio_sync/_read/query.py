@@ -25,6 +25,33 @@ def pair_key(dialect: Dialect, identifier: str, object_id: str) -> str:
     return id_hash_input(dialect, identifier, object_id)
 
 
+def identifier_sql(model: SyncModel, dialect: Dialect) -> str:
+    """A row's identifier (a person's, an object's id) as the model's query selects it, as text."""
+    return dialect.text(dialect.quote(model.identifier.name))
+
+
+def key_sql(model: SyncModel, dialect: Dialect) -> str:
+    """A row's key as the model's query selects it and the state records it, as text: an event's
+    event id, a relationship's or a device's pair (the person and the object or token), else the
+    key column (the identifier unless meta.cio.key_column)."""
+    q = dialect.quote
+    if model.is_event:
+        return dialect.text(q(model.event_key_column.name))
+    if model.pair_column is not None:
+        return pair_key(dialect, identifier_sql(model, dialect), dialect.text(q(model.pair_column.name)))
+    return dialect.text(q(model.key_column.name))
+
+
+def only_rows(model: SyncModel, dialect: Dialect, *, key: str | None = None, person: str | None = None) -> str:
+    """The condition on the relation's rows that keeps those of one key (as key_sql makes it) or
+    of one person (their identifier, as the model's identifier column holds it): a preview's
+    filter, pushed into the model's query so the warehouse reads no other row to the exporter."""
+    if key is not None:
+        return f"{key_sql(model, dialect)} = {literal(key)}"
+    assert person is not None, "a key or a person"
+    return f"{identifier_sql(model, dialect)} = {literal(person)}"
+
+
 @dataclass(frozen=True)
 class ModelQuery:
     """The SELECT for a model: its rows are the head of rows (PERSON_HEAD or EVENT_HEAD), then
@@ -55,9 +82,9 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
             return dialect.double(expr, column.dtype)
         return expr
 
-    head = {"__ident": dialect.text(q(model.identifier.name))}
+    head = {"__ident": identifier_sql(model, dialect)}
     if model.is_event:
-        event_key = dialect.text(q(model.event_key_column.name))
+        event_key = key_sql(model, dialect)
         ts = q(model.time_column.name)
         name = (dialect.text(q(model.event_name_column.name)) if model.event_name_column
                 else literal(model.event_name))
@@ -70,10 +97,8 @@ def _hashed_source(model: SyncModel, dialect: Dialect, relation: str, where: str
         })
         if key_rows:  # rows of the model (of this shard: shards split by key) sharing the event key
             head["__keyrows"] = f"count(*) over (partition by {event_key})"
-    elif model.pair_column is not None:  # a relationship or a device: the person and the object or token
-        head["__key"] = pair_key(dialect, head["__ident"], dialect.text(q(model.pair_column.name)))
     else:
-        head["__key"] = dialect.text(q(model.key_column.name))
+        head["__key"] = key_sql(model, dialect)
     attrs = {f"a{i}": value(c) for i, c in enumerate(model.attributes)}
     inner = ",\n        ".join(f"{expr} as {alias}" for alias, expr in {**head, **attrs}.items())
     sql = f"select\n        {inner}\n    from {relation}" + (f"\n    where {where}" if where else "")

@@ -20,7 +20,7 @@ from .._output import Reporter
 from .._project.artifacts import Artifacts
 from .._project.model import Column, ModelSpec, SyncModel
 from .._read.dialects import Dialect, dialect_for
-from .._read.query import ModelQuery, build_query
+from .._read.query import ModelQuery, build_query, only_rows
 from .._read.reader import SnapshotReader
 from .._read.rows import LedgerRow
 from .._send.batch import BatchPacker
@@ -83,7 +83,10 @@ class ModelSync:
         # the next rows are read and encoded (the write runs on the state store's writer thread).
         self.gated: list[tuple[int, Batch]] = []
         self.packer = BatchPacker(self.options.batch_bytes)
-        self.query: ModelQuery | None = None  # set by _query
+        self.query: ModelQuery | None = None  # the rows read (of a preview: its key's or person's); set by _query
+        #: the model's query whatever a preview reads, for what is decided of the model as a whole
+        #: (a first sync's baseline, who left, how many are suppressed); set by _query
+        self.whole: ModelQuery | None = None
         self.encoder: Encoder | None = None  # set with the query
 
     # -- the model's lifetime in the run ----------------------------------------------------
@@ -227,18 +230,39 @@ class ModelSync:
         return self.model
 
     def _query(self, first: bool) -> ModelQuery:
-        """The model's query (and its encoder), as the model stands."""
+        """The model's query (and its encoder), as the model stands; a preview's reads only the
+        rows of its key or person (self.whole is the model's)."""
         opts, state, dialect, model = self.options, self.state, self.dialect, self.model
         where = None
         if opts.shard is not None:
             index, count = opts.shard
             where = f"{dialect.shard(dialect.text(dialect.quote(self.key_column().name)), count)} = {index}"
-        self.query = build_query(model, dialect, self.relation, where=where,
-                                 state=state.tables() if state.available else None, full_refresh=opts.full_refresh,
-                                 retry_rejects=opts.retry_rejects, first=first, row_hash=state.row_hash,
-                                 **self.query_options())
+        switches: dict[str, Any] = dict(state=state.tables() if state.available else None,
+                                        full_refresh=opts.full_refresh, retry_rejects=opts.retry_rejects, first=first,
+                                        row_hash=state.row_hash, **self.query_options())
+        self.whole = build_query(model, dialect, self.relation, where=where, **switches)
+        only = self._previewed_rows()
+        self.query = self.whole if only is None else build_query(
+            model, dialect, self.relation, where=" and ".join(c for c in (where, only) if c), **switches)
         self.encoder = Encoder(model, self.snapshot, self.query.n_head)
         return self.query
+
+    def _previewed_rows(self) -> str | None:
+        """A preview's condition on the model's rows (RunOptions.key, else .person), or None."""
+        opts = self.options
+        if opts.key is not None and opts.key[0] == self.model.name:
+            return only_rows(self.model, self.dialect, key=opts.key[1])
+        if opts.person is not None:
+            return only_rows(self.model, self.dialect, person=opts.person)
+        return None
+
+    def previewed(self, key: str, identifier: str | None) -> bool:
+        """Whether a row of the model (its key, its identifier) is one a preview reads: every
+        row when the run is no preview."""
+        opts = self.options
+        if opts.key is not None and opts.key[0] == self.model.name:
+            return key == opts.key[1]
+        return opts.person is None or identifier == opts.person
 
     def _build_proof_problem(self, reader: SnapshotReader) -> str | None:
         if not self.options.require_build_proof:
@@ -317,4 +341,6 @@ class ModelSync:
         batch.owner = self  # every item of a batch is of one model: its answers go to accepted, refused, ...
         self.result.batches += 1
         self.result.items_sent += len(batch.items)
+        if self.result.preview is not None:  # a preview shows every item it would send
+            self.result.preview.extend(batch.items)
         self.run.sink.submit(batch, self.model.name, self.tick)

@@ -33,7 +33,17 @@ class RunOptions:
     require_build_proof: bool = True
     lease_ttl: float = 120.0
     shard: tuple[int, int] | None = None  # (K, N): rows whose key hashes to K of N
+    #: A preview (a dry run of a few rows, read through a filter in each model's query): the rows
+    #: of this person (their identifier, as each model's identifier column holds it) ...
+    person: str | None = None
+    #: ... and the row of this key in this model, (model, key): its other models read `person`'s
+    key: tuple[str, str] | None = None
 
     @property
     def shard_label(self) -> str:
         return "all" if self.shard is None else f"{self.shard[0]}/{self.shard[1]}"
+
+    @property
+    def preview(self) -> bool:
+        """Whether the run reads only a person's or a key's rows (see `person`, `key`)."""
+        return self.person is not None or self.key is not None

@@ -62,6 +62,9 @@ class OutcomeRecorder:
         self.rejected_people = rejected_people
         self.merges = merges
         self.acknowledged: set[str] = set()  # keys of merges whose new identify was acknowledged
+        #: identifier kind -> people a dry run identifies for the first time (a run's state records
+        #: them before the events are read, so their events do not wait; a dry run records nothing)
+        self.identified: dict[str, set[str]] = {}
 
     def __call__(self, outcomes: list[BatchOutcome]) -> None:
         for outcome in outcomes:

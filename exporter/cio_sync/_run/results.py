@@ -47,6 +47,7 @@ class ModelResult:
     started_at: float | None = None
     finished_at: float | None = None
     first_item: bytes | None = None  # shown by --dry-run
+    preview: list[bytes] | None = None  # a preview's (RunOptions.preview) every item, as it would be sent
     lags: list[float] = field(default_factory=list)  # send time - event time, seconds
     # Epoch seconds: first_row_at, last_row_at, last_ack_at, committed_at (see timing_dict)
     timing: dict = field(default_factory=dict)
@@ -107,6 +108,7 @@ class ModelResult:
             "rejects": [r.as_dict() for r in self.reject_sample],
             "execution_time": round((self.finished_at or time.time()) - (self.started_at or time.time()), 3),
             "timing": self.timing_dict(),
+            **({"items": [orjson.loads(item) for item in self.preview]} if self.preview is not None else {}),
         }
 
     def timing_dict(self) -> dict:
@@ -139,6 +141,7 @@ class RunSummary:
     error: str | None = None
     exit_code: int = 0
     timing: dict = field(default_factory=dict)
+    person: str | None = None  # a preview of one person's items (run --dry-run --person)
     _last_mark: float = 0.0
 
     def mark(self, name: str, since: float | None = None) -> None:
@@ -163,6 +166,7 @@ class RunSummary:
                 "dbt_invocation_id": self.dbt_invocation_id,
                 "generated_at": datetime.now(timezone.utc).isoformat(),
                 "dry_run": self.dry_run,
+                **({"person": self.person} if self.person is not None else {}),
             },
             "elapsed_time": round(self.elapsed, 3),
             "timing": self.timing,

@@ -56,6 +56,9 @@ class Exporter:
                 why = "no meta.cio" if spec is None else "meta.cio.enabled is false"
                 self.reporter.note(f"{node['name']}: selected but not synced ({why})")
                 continue
+            if self.options.person is not None and spec.kind == "object":
+                self.reporter.note(f"{spec.name}: an object model, whose rows are no person's: not previewed")
+                continue
             specs.append(spec)
         if errors:
             raise ConfigError("\n".join(errors))
@@ -64,7 +67,7 @@ class Exporter:
         check_identifier_kinds(specs, self.options.allow_mixed_identifiers)
         passing = []
         for spec in specs:
-            result = ModelResult(spec.unique_id, spec.name, spec.kind)
+            result = ModelResult(spec.unique_id, spec.name, spec.kind, preview=[] if self.options.preview else None)
             verdict = gate(artifacts, spec.unique_id, ignore_test_failures=self.options.ignore_test_failures)
             result.failing_tests, result.warning_tests = verdict.failing_tests, verdict.warning_tests
             if not verdict.passed:
@@ -83,7 +86,7 @@ class Exporter:
         started = time.time()
         artifacts = self.artifacts = Artifacts.load(opts.dbt.target_path)
         summary = RunSummary(invocation_id=self.run_id, dbt_invocation_id=artifacts.invocation_id,
-                             dry_run=opts.dry_run, started_at=started, results=[])
+                             dry_run=opts.dry_run, started_at=started, results=[], person=opts.person)
         specs, results = self.plan(artifacts)
         nodes = (artifacts.manifest_dict.get("nodes") or {}).values()
         self.people_specs = people_specs_of(nodes)
@@ -137,6 +140,7 @@ class Exporter:
                 state = StateStore(adapter, opts.state_schema, read_only=opts.dry_run).open()
                 models = sorted((spec.resolve(relation_columns(adapter, spec)) for spec in specs),
                                 key=lambda m: KIND_ORDER[m.kind])
+                models = self.before_models(adapter, state, models)
                 snapshot = int(time.time())
                 summary.mark("connect_seconds")  # adapter, state connection and tables, model columns
                 run = RunContext(
@@ -157,6 +161,7 @@ class Exporter:
                 state.flush(force=True)
                 for model in models:
                     self._log_run_end(state, model, by_id[model.spec.unique_id])
+                self.after_models(adapter, state, models)
                 summary.mark("models_seconds")
                 completed = True
         finally:
@@ -167,6 +172,14 @@ class Exporter:
                 state.close()
             if adapter is not None:
                 close_adapter(adapter)
+
+    # -- what a run of another purpose adds (explain: _run.explain) ------------------------------
+    def before_models(self, adapter, state: StateStore, models: list[SyncModel]) -> list[SyncModel]:
+        """With the warehouse and the state open, before any model syncs: the models to sync."""
+        return models
+
+    def after_models(self, adapter, state: StateStore, models: list[SyncModel]) -> None:
+        """Once every model has synced and its state is committed, before the connections close."""
 
     def _people_done(self, run: RunContext) -> None:
         """Between the people and the events: every identify answered, profiles merged, the

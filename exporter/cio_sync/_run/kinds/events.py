@@ -68,8 +68,9 @@ class EventSync(ModelSync):
                     schema = model.spec.meta.get("build_log_schema") or opts.build_log_schema
                     proof = (state.build_proof_sql(model.spec.unique_id, self.relation, schema),
                              self.artifacts.invocation_id)
-                self.result.skipped += state.record_baseline(model.name, query.source_sql, cutoff, self.run.run_id,
-                                                             proof)
+                assert self.whole is not None  # (the model's history, whatever a preview reads)
+                self.result.skipped += state.record_baseline(model.name, self.whole.source_sql, cutoff,
+                                                             self.run.run_id, proof)
             else:
                 baseline_cutoff = cutoff
         self.rules = EventRules(snapshot=self.snapshot,
@@ -128,7 +129,8 @@ class EventSync(ModelSync):
         if isinstance(encoded, Reject):
             self._rejected(row, encoded, now)
             return None
-        after = rules.event_after_encoding(row, encoded.identifier, self.run.rejected_people)
+        after = rules.event_after_encoding(row, encoded.identifier, self.run.rejected_people,
+                                           self.run.record.identified.get(model.spec.identifier_kind, ()))
         if after == rules.HOLD:
             self._held(encoded)
             return None

@@ -99,12 +99,24 @@ class PeopleSync(ModelSync):
         state, model, run_id = self.state, self.model.name, self.run.run_id
         state.people_synced(model, run_id, list(map(_PERSON_STATE, filter(_NEW, refs))), new=True)
         state.people_synced(model, run_id, list(map(_PERSON_STATE, filterfalse(_NEW, refs))))
+        self._identified(refs)
 
     def accepted(self, items: Sequence[Item]) -> None:
         """Accepted people; a merge waits for its new identify's acknowledgement."""
         merges, acknowledged = self.run.merges, self.run.record.acknowledged
         acknowledged.update(item.row_key for item in items if item.row_key in merges)
         self.state.people_synced(self.model.name, self.run.run_id, list(map(_PERSON_STATE, items)))
+        self._identified(items)
+
+    def _identified(self, items: Sequence[Item]) -> None:
+        """A dry run keeps who its people models identify first (a run's state records them), so
+        their events do not wait (see rules.event_after_encoding). An update-only model's
+        identify does not mean Customer.io has the person; objects and the like are no people."""
+        model = self.model
+        if self.state.writable or model.kind != "people" or model.update_only:
+            return
+        self.run.record.identified.setdefault(model.spec.identifier_kind, set()).update(
+            item.identifier for item in items if item.new)
 
     def refused(self, item: Any, reason: str, message: str, now: datetime) -> LedgerRow | None:
         """A refused person's events are held back for the rest of the run."""
@@ -114,8 +126,8 @@ class PeopleSync(ModelSync):
     def after_rows(self, reader: SnapshotReader) -> None:
         """Who left the model: from the snapshot its rows were read in (the checked build)."""
         if self.model.spec.option("on_delete") != "ignore" and self.state.available:
-            assert self.query is not None
-            self.departed = reader.query(self.state.departed_people_sql(self.model.name, self.query.source_sql,
+            assert self.whole is not None  # (a preview's rows are not the model's: who left is of the model)
+            self.departed = reader.query(self.state.departed_people_sql(self.model.name, self.whole.source_sql,
                                                                         self._shard_filter()))
 
     def after_send(self) -> None:
@@ -153,6 +165,8 @@ class PeopleSync(ModelSync):
                           f"none was {action}{'d' if action.endswith('e') else 'ed'}. Check the model; "
                           "raise max_deletes if this is intended.")
             return
+        if self.options.preview:  # counted against max_deletes with the model's, sent alone
+            gone = [(key, identifier) for key, identifier in gone if self.previewed(key, identifier)]
         packer = BatchPacker(self.options.batch_bytes)
         for key, identifier in gone:
             data = orjson.dumps(self.departure(key, identifier))

@@ -20,8 +20,8 @@ class SuppressionSync(ObjectSync):
         problem = super().in_snapshot(reader, first)
         if problem is not None:
             return problem
-        assert self.query is not None
-        [(count,)] = reader.query(f"select count(*) from ({self.query.sql}) q")
+        assert self.whole is not None  # the model's, also in a preview of one person
+        [(count,)] = reader.query(f"select count(*) from ({self.whole.sql}) q")
         cap = self.model.spec.meta["max_suppressions"]
         if isinstance(cap, str):
             [(rows,)] = reader.query(f"select count(*) from {self.relation}")
