@@ -46,11 +46,10 @@ def check(project_dir, profiles_dir, profile, target, target_path, vars_, select
     state in --state-schema)."""
     from .._ops.check import BuildCheck, Production
     from .._output import Reporter
-    from .._project.artifacts import Artifacts, close_adapter, open_adapter, select_models
+    from .._project.artifacts import Artifacts, close_adapter, open_adapter
     from .._project.gates import build_problem
-    from .._project.model import ModelSpec
+    from .._project.hints import nothing_selected
     from .._state import StateStore
-    from .options import synced_specs
 
     reporter = Reporter(progress=False, json_mode=json_output)
     try:
@@ -60,12 +59,13 @@ def check(project_dir, profiles_dir, profile, target, target_path, vars_, select
         if problem is not None:
             raise ConfigError(f"{ctx.target_path} holds no dbt build to check: {problem}")
         selection, excluded = flatten(select) or ("tag:cio",), flatten(exclude)
-        specs = [s for s in synced_specs(ctx, artifacts, selection, excluded) if s.meta.get("enabled") is not False]
+        specs, invalid = _synced(ctx, artifacts, selection, excluded)
+        if not specs and not invalid:
+            raise ConfigError(nothing_selected(selection, artifacts, ctx.selector))
         production = None
         if production_path is not None:
             theirs = Artifacts.load(production_path)
-            found = [ModelSpec.from_node(theirs.node(uid)) for uid in select_models(ctx, theirs, selection, excluded)]
-            production = Production(theirs, [s for s in found if s is not None and s.meta.get("enabled") is not False])
+            production = Production(theirs, _synced(ctx, theirs, selection, excluded)[0])
         schema = resolve_state_schema(state_schema, ctx)
         adapter = open_adapter(ctx, artifacts)
         try:
@@ -78,8 +78,8 @@ def check(project_dir, profiles_dir, profile, target, target_path, vars_, select
                             "--state-schema the schema production's `cio-export run` keeps its state in (the "
                             "check compares the build with it; the build's target must be able to read it)")
                     proofs = None if skip_build_proof else resolve_state_schema(None, ctx)  # where the build wrote them
-                    report = BuildCheck(state, adapter, artifacts, production, proofs).run(specs,
-                                                                                           allow_mixed_identifiers)
+                    report = BuildCheck(state, adapter, artifacts, production, proofs).run(
+                        specs, invalid, allow_mixed_identifiers)
                 finally:
                     state.close()
         finally:
@@ -93,6 +93,25 @@ def check(project_dir, profiles_dir, profile, target, target_path, vars_, select
 
         sys.stdout.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     sys.exit(report.exit_code)
+
+
+def _synced(ctx, artifacts, select: tuple[str, ...], exclude: tuple[str, ...]) -> tuple[list, dict[str, str]]:
+    """The selected models that sync (meta.cio, not enabled: false), as dbt's selection has them,
+    and those whose meta.cio is invalid (name -> the error a run would stop with)."""
+    from .._project.artifacts import select_models
+    from .._project.model import ModelSpec
+
+    specs, invalid = [], {}
+    for unique_id in select_models(ctx, artifacts, select, exclude):
+        node = artifacts.node(unique_id)
+        try:
+            spec = ModelSpec.from_node(node)
+        except ConfigError as exc:
+            invalid[node["name"]] = str(exc)
+            continue
+        if spec is not None and spec.meta.get("enabled") is not False:
+            specs.append(spec)
+    return specs, invalid
 
 
 def _print(reporter, report, target_path: Path) -> None:

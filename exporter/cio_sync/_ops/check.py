@@ -151,7 +151,10 @@ class BuildCheck:
         #: where the build wrote its build proofs (var cio_state_schema for its target); None: not required
         self.build_log_schema = build_log_schema
 
-    def run(self, specs: list[ModelSpec], allow_mixed_identifiers: bool = False) -> CheckReport:
+    def run(self, specs: list[ModelSpec], invalid: dict[str, str] | None = None,
+            allow_mixed_identifiers: bool = False) -> CheckReport:
+        """The report on `specs`, and on the selected models whose meta.cio is `invalid` (name ->
+        the error), which would stop production's run before anything is sent."""
         production = self.production
         where = str(production.artifacts.target_path) if production and production.artifacts.target_path else None
         report = CheckReport(self.state.schema, self.artifacts.invocation_id, where)
@@ -159,11 +162,21 @@ class BuildCheck:
             check_identifier_kinds(specs, allow_mixed_identifiers)
         except ConfigError as exc:
             report.problems.append(str(exc))
-        synced = self._production_models()
         report.models = [self.model(spec) for spec in specs]
-        report.models += self.removed(synced, {spec.name for spec in specs})
+        for name, error in (invalid or {}).items():
+            item = ModelCheck(name, None, SYNCED if self._known(name, None) else NEW)
+            item.findings.append(Finding("meta_cio", True, error))
+            report.models.append(item)
+        report.models += self.removed(self._production_models(), {spec.name for spec in specs} | set(invalid or ()))
         report.models.sort(key=lambda m: m.model)
         return report
+
+    def _known(self, name: str, kind: str | None) -> bool:
+        """Whether production's state has anything of the model (else its first run starts afresh)."""
+        state = self.state
+        if state.model_scope(name) is not None or state.payload_schema(name) is not None:
+            return True
+        return any(state.has_rows(name, events) for events in ((True, False) if kind is None else (kind == "event",)))
 
     # -- which models production syncs -------------------------------------------------------
     def _production_models(self) -> dict[str, str | None]:
@@ -210,9 +223,7 @@ class BuildCheck:
         """A selected synced model of the build: new to production when its state has nothing of
         it (its first run starts afresh), else judged against that state."""
         scope = self.state.model_scope(spec.name)
-        known = scope is not None or self.state.payload_schema(spec.name) is not None \
-            or self.state.has_rows(spec.name, spec.kind == "event")
-        item = ModelCheck(spec.name, spec.kind, SYNCED if known else NEW)
+        item = ModelCheck(spec.name, spec.kind, SYNCED if self._known(spec.name, spec.kind) else NEW)
         item.production_relation = scope[0] if scope else None
         if self.artifacts.result(spec.unique_id) is None:
             item.change = NOT_BUILT
@@ -305,8 +316,8 @@ class BuildCheck:
             return
         synced = self.state.count_people(model.name)
         found = reader.query(f"select d.person_key, d.identifier from ({departed}) d order by 1 limit 5")
-        shown = ", ".join(repr(f"{ident} / {split_pair_key(key)[1]}" if model.spec.meta.get("object_id_column")
-                               or model.spec.meta.get("token_column") else ident) for key, ident in found)
+        shown = ", ".join(repr(f"{ident} / {split_pair_key(key)[1]}" if model.pair_column is not None else ident)
+                          for key, ident in found)
         action = model.spec.option("on_delete")
         details: dict[str, int | str] = {"leaving": int(leaving), "synced": int(synced), "action": action}
         problem = checks.departures_problem(model, int(leaving), int(synced))
