@@ -154,7 +154,7 @@ def test_a_synced_model_the_pull_request_removes_fails_the_check_and_one_it_adds
     assert code == 0, stderr
     objects = by_model(report)["pr_objects"]
     assert (objects["verdict"], objects["change"], objects["rows"], objects["findings"]) == ("new", "new", 2, [])
-    assert objects["notes"] == ["new to production: its first run would send all 2 objects of it"]
+    assert objects["notes"] == ["new to production: its first run would identify all 2 objects of it"]
     assert report["new"] == ["pr_objects"] and "0 would block, 0 would leave the sync, 1 new: exit 0" in stderr
 
     target = pull_request(production, "remove")
@@ -172,6 +172,28 @@ def test_a_synced_model_the_pull_request_removes_fails_the_check_and_one_it_adds
     code, report, stderr = check(production, target, "--state", str(production.target_path))
     assert code == 1 and report["removed"] == ["pr_events"], stderr
     assert report["production_artifacts"] == str(production.target_path)
+
+
+def test_suppressions_over_their_cap_would_block_and_unsuppressions_are_listed(production):
+    """suppressed_people (p1, p2) suppressed by production; the pull request's list has p2, p3, p4
+    and p5 (three to suppress, over max_suppressions 2) and no longer p1 (unsuppressed: on_delete)."""
+    production.run("build", "--select", "suppressed_people")
+    sync_production(production, "--select", "suppressed_people")
+    target = production.workdir / "pr" / "suppressions" / "target"
+    production.run("build", "--select", "suppressed_people", target_path=target,
+                   env={"CIO_TEST_SCHEMA": ci_schema(production), "CIO_FIXTURE_STEP": "2"})
+    code, report, stderr = check(production, target, select=("--select", "suppressed_people"))
+    assert code == 1, stderr
+    findings = {f["check"]: f for f in by_model(report)["suppressed_people"]["findings"]}
+    assert (findings["suppressions"]["blocks"], findings["suppressions"]["suppressed"]) == (True, 3)
+    assert findings["suppressions"]["message"].startswith(
+        "3 people would be suppressed, over max_suppressions (2): nobody was.")
+    removals = findings["removals"]
+    assert (removals["blocks"], removals["leaving"], removals["synced"], removals["action"]) == (
+        False, 1, 2, "unsuppress")
+    assert removals["message"] == ("1 of 2 synced suppressed people leave the model: production's next run would "
+                                   "unsuppress them. Examples: 'p1'.")
+    assert "blocks, unsuppresses 1" in stderr
 
 
 def test_a_renamed_relation_would_block_as_a_relation_change(production):

@@ -333,8 +333,7 @@ class BuildCheck:
     def _first_sync(self, model: SyncModel, reader: SnapshotReader, source_sql: str, item: ModelCheck) -> str:
         """What a new model's first production run would do."""
         if not model.is_event:
-            noun = checks.DEPARTED_NOUNS[model.kind]
-            verb = "suppress" if model.kind == "suppression" else "send"
+            verb, noun = _FIRST_SYNC[model.kind]
             return f"new to production: its first run would {verb} all {item.changed} {noun} of it"
         window = model.spec.option("initial_window")
         cutoff = int(time.time()) - parse_duration(window)
@@ -342,6 +341,11 @@ class BuildCheck:
         return (f"new to production: its first run would record {older} events older than initial_window ({window}) "
                 f"as history, never sent, and send the other {int(item.changed or 0) - int(older)}")
 
+
+#: What a new model's first run does with each of its rows, by kind
+_FIRST_SYNC = {"people": ("identify", "people"), "object": ("identify", "objects"),
+               "relationship": ("add", "relationships"), "device": ("add", "devices"),
+               "suppression": ("suppress", "people")}
 
 _PART = re.compile(r'"((?:[^"]|"")*)"|([^."]+)')
 
