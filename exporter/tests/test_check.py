@@ -123,16 +123,22 @@ def test_an_identifier_kind_change_would_block_each_model_and_nothing_else_is_co
     assert report["would_block"] == ["pr_events", "pr_people"]
 
 
-def test_rows_dropped_beyond_the_removal_cap_would_block_and_within_it_are_listed(production):
-    within = pull_request(production, "drop_one")
+def test_a_new_model_and_removals_within_their_cap_pass_and_beyond_it_would_block(production):
+    """What production's run carries out without blocking passes (a synced model added, a person
+    leaving within max_deletes), listed; two people leaving, over max_deletes 1, would block."""
+    within = pull_request(production, "drop_one", "new")
     code, report, stderr = check(production, within)
     assert code == 0, stderr
+    objects = by_model(report)["pr_objects"]
+    assert (objects["verdict"], objects["change"], objects["rows"], objects["findings"]) == ("new", "new", 2, [])
+    assert objects["notes"] == ["new to production: its first run would identify all 2 objects of it"]
     people = by_model(report)["pr_people"]
     [finding] = people["findings"]
     assert (finding["check"], finding["blocks"], finding["leaving"], finding["synced"], finding["action"]) == (
         "removals", False, 1, 4, "delete")
     assert "production's next run would delete them (within max_deletes, 1). Examples: 'c4'." in finding["message"]
     assert people["verdict"] == "ok" and "ok, deletes 1" in stderr
+    assert report["new"] == ["pr_objects"] and "0 would block, 0 would leave the sync, 1 new: exit 0" in stderr
 
     code, report, stderr = check(production, pull_request(production, "drop"))
     assert code == 1, stderr
@@ -149,14 +155,7 @@ def test_rows_dropped_beyond_the_removal_cap_would_block_and_within_it_are_liste
     assert finding["check"] == "build_proof" and "was rebuilt by dbt invocation" in finding["message"]
 
 
-def test_a_synced_model_the_pull_request_removes_fails_the_check_and_one_it_adds_is_listed(production):
-    code, report, stderr = check(production, pull_request(production, "new"))
-    assert code == 0, stderr
-    objects = by_model(report)["pr_objects"]
-    assert (objects["verdict"], objects["change"], objects["rows"], objects["findings"]) == ("new", "new", 2, [])
-    assert objects["notes"] == ["new to production: its first run would identify all 2 objects of it"]
-    assert report["new"] == ["pr_objects"] and "0 would block, 0 would leave the sync, 1 new: exit 0" in stderr
-
+def test_a_synced_model_the_pull_request_removes_fails_the_check(production):
     target = pull_request(production, "remove")
     code, report, stderr = check(production, target)
     assert code == 1, stderr

@@ -277,8 +277,10 @@ class BuildCheck:
             if problem is not None:
                 item.findings.append(Finding("build_proof", True, problem))
                 return
-        if model.kind in IDENTIFY_KINDS:  # attributes null in every row are left out, as a run does
-            model, _ = checks.without_unsupplied(reader, dialect, relation, model, lambda _: None,
+        if model.kind in IDENTIFY_KINDS:  # attributes null in every row are left out, as a run does (and says)
+            name = model.name
+            model, _ = checks.without_unsupplied(reader, dialect, relation, model,
+                                                 lambda note: item.notes.append(note.removeprefix(f"{name}: ")),
                                                  checks.device_fields(model))
         stored = state.payload_schema(model.name)
         problem = checks.payload_schema_problem(state, model, accept_schema_change=False)
