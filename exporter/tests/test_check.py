@@ -219,6 +219,8 @@ def test_without_production_state_or_without_a_build_it_is_a_configuration_error
     code, report, stderr = check(production, parsed)
     assert code == 2 and report is None
     assert f"{parsed} holds no dbt build to check: no run_results.json" in stderr
+    code, report, stderr = check(production, target, "--state", str(tmp_path))
+    assert code == 2 and f"--state {tmp_path}: no manifest.json there" in stderr
 
 
 def test_an_invalid_meta_cio_in_the_pull_request_is_named_as_what_would_stop_production(production):

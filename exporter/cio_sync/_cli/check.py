@@ -64,6 +64,9 @@ def check(project_dir, profiles_dir, profile, target, target_path, vars_, select
             raise ConfigError(nothing_selected(selection, artifacts, ctx.selector))
         production = None
         if production_path is not None:
+            if not (production_path / "manifest.json").is_file():
+                raise ConfigError(f"--state {production_path}: no manifest.json there; give the directory of "
+                                  "production's dbt artifacts (the target path of its last build)")
             theirs = Artifacts.load(production_path)
             production = Production(theirs, _synced(ctx, theirs, selection, excluded)[0])
         schema = resolve_state_schema(state_schema, ctx)
@@ -74,7 +77,7 @@ def check(project_dir, profiles_dir, profile, target, target_path, vars_, select
                 try:
                     if not state.available:
                         raise ConfigError(
-                            f"no cio-export state in schema {schema} on target {target or 'the default'}: give "
+                            f"no cio-export state in schema {schema} on {target or 'the default target'}: give "
                             "--state-schema the schema production's `cio-export run` keeps its state in (the "
                             "check compares the build with it; the build's target must be able to read it)")
                     proofs = None if skip_build_proof else resolve_state_schema(None, ctx)  # where the build wrote them
