@@ -621,11 +621,13 @@ def fake_server(ctx: click.Context) -> None:
     sys.exit(fake_main(ctx.args, prog="cio-export fake-server"))
 
 
+from ._cli.check import register as _register_check  # noqa: E402 - after every command of this module
 from ._cli.explain import explain as _explain  # noqa: E402 - after every command of this module
 from ._cli.ops import register as _register_ops  # noqa: E402 - after every command of this module
 
 main.add_command(_explain)
 _register_ops(main)
+_register_check(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

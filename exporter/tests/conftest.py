@@ -140,7 +140,7 @@ def postgres_build(tmp_path_factory, pg_schema_factory) -> PostgresBuild:
 #: Groups that hold minutes of work on one worker (xdist_group), longest first. They are started
 #: before the rest, so that the other worker takes the many short tests meanwhile and neither
 #: waits for the other at the end (the order of the rest is kept).
-LONG_GROUPS = ("package_scale", "cloud")
+LONG_GROUPS = ("package_scale", "cloud", "check")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

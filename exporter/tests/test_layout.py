@@ -109,7 +109,7 @@ def test_imports_point_down_the_stages():
 def test_operations_never_reach_into_a_run():
     graph = internal_imports()
     for operation in ("cio_sync._cli.ops", "cio_sync._ops.status", "cio_sync._ops.reconcile", "cio_sync._cloud",
-                      "cio_sync._ops.exposures", "cio_sync._ops.alerts"):
+                      "cio_sync._ops.exposures", "cio_sync._ops.alerts", "cio_sync._cli.check", "cio_sync._ops.check"):
         reached = {name for name in reachable(graph, operation) if stage_of(name) == "run"}
         assert not reached, (operation, reached)
 

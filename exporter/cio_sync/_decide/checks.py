@@ -1,8 +1,10 @@
 """What blocks one model before any of its rows is sent, each check returning the problem to
 show (None: it passes): the relation was built by the checked dbt invocation, the state belongs
 to this relation and workspace, the payload shape has not changed, not too many people get a new
-identifier. And what a people model leaves out: attributes null in every row. Reads the state
-and, where the answer must come from the rows being sent, the model's read snapshot."""
+identifier, not too many people suppressed; and what blocks its removals: more rows leaving than
+max_deletes. And what a people model leaves out: attributes null in every row. Reads the state
+and, where the answer must come from the rows being sent, the model's read snapshot. A run
+(_run.kinds) and `cio-export check` (_ops.check) judge by these same rules."""
 
 from __future__ import annotations
 
@@ -124,8 +126,7 @@ def identifier_change_problem(state: StateStore, reader: SnapshotReader, dialect
     known, changed, appeared, left = int(known), int(changed), int(appeared), int(left)
     changes = changed + min(appeared, left)
     cap = model.spec.option("max_identifier_changes")
-    limit = known * float(cap[:-1]) / 100 if isinstance(cap, str) else cap
-    if not known or changes <= limit:
+    if not known or changes <= limit_of(cap, known):
         return None
     examples = "; ".join(_identifier_change_examples(reader, joined, changed, min(appeared, left)))
     return (f"{changes} of {known} known people would get a new identifier ({changed} keep their key with "
@@ -147,6 +148,54 @@ def _identifier_change_examples(reader: SnapshotReader, joined: str, changed: in
             found = reader.query(f"select {column} from {joined} where {condition} order by 1 limit 5")
             examples.append(f"{label}: " + ", ".join(repr(value) for (value,) in found))
     return examples
+
+
+def limit_of(cap: int | str, total: int) -> float:
+    """What a cap allows: a count, or a percentage (`"5%"`) of `total`."""
+    return total * float(cap[:-1]) / 100 if isinstance(cap, str) else cap
+
+
+#: What leaves a model of each kind, as its removals are counted
+DEPARTED_NOUNS = {"people": "people", "object": "objects", "relationship": "relationships", "device": "devices",
+                  "suppression": "suppressed people"}
+
+
+def departures_problem(model: SyncModel, leaving: int, synced: int) -> str | None:
+    """More of what this tool synced leaving the model than its max_deletes (a count, or a share
+    of the `synced`) blocks its removals: none is deleted, suppressed or unsuppressed."""
+    cap = model.spec.meta.get("max_deletes")
+    if cap is None or leaving <= limit_of(cap, synced):
+        return None
+    action = model.spec.option("on_delete")
+    return (f"{leaving} of {synced} synced {DEPARTED_NOUNS[model.kind]} left the model, over max_deletes ({cap}): "
+            f"none was {action}{'d' if action.endswith('e') else 'ed'}. Check the model; "
+            "raise max_deletes if this is intended.")
+
+
+def suppressions_problem(reader: SnapshotReader, query_sql: str, relation: str,
+                         model: SyncModel) -> tuple[int, str | None]:
+    """How many people a suppression model's query (its diff against the state) would suppress,
+    and the problem if that is over max_suppressions (a count, or a share of the model's rows):
+    nobody is suppressed then."""
+    [(count,)] = reader.query(f"select count(*) from ({query_sql}) q")
+    cap = model.spec.meta["max_suppressions"]
+    rows = 0
+    if isinstance(cap, str):
+        [(rows,)] = reader.query(f"select count(*) from {relation}")
+    if int(count) <= limit_of(cap, int(rows)):
+        return int(count), None
+    return int(count), (f"{count} people would be suppressed, over max_suppressions ({cap}): nobody was. A "
+                        "suppression deletes the profile in Customer.io and blocks the identifier; check the model "
+                        "(run with --dry-run to list them), then raise max_suppressions if this is intended.")
+
+
+def device_fields(model: SyncModel) -> frozenset[str]:
+    """A device's platform and last use: read among the attributes, but the device's own fields,
+    kept when null in every row (see without_unsupplied)."""
+    meta = model.spec.meta
+    if model.kind != "device":
+        return frozenset()
+    return frozenset(c for c in (meta.get("platform_column"), meta.get("last_used_column")) if c)
 
 
 def without_unsupplied(reader: SnapshotReader, dialect: Dialect, relation: str, model: SyncModel,  # noqa: PLR0913

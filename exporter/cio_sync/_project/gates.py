@@ -40,6 +40,32 @@ def _test_label(artifacts: Artifacts, unique_id: str) -> str:
         return unique_id
 
 
+def build_problem(artifacts: Artifacts) -> str | None:
+    """Why the artifacts are not those of one dbt invocation that built and tested models (no
+    run_results.json, one from another invocation than manifest.json, from a command that builds
+    nothing or tests only, from a build with --empty), or None: what no model of them passes."""
+    if artifacts.run_results is None:
+        where = artifacts.target_path / RUN_RESULTS_FILE if artifacts.target_path else RUN_RESULTS_FILE
+        return f"no run_results.json ({where}): run `dbt build` before exporting"
+    results_invocation = artifacts.run_results_invocation_id
+    if results_invocation != artifacts.invocation_id:
+        return (f"run_results.json is from invocation {results_invocation}, "
+                f"manifest.json from {artifacts.invocation_id}: run `dbt build` again before exporting")
+    command = (artifacts.run_results.get("args") or {}).get("which")
+    if command in _NON_BUILDING_COMMANDS:
+        return f"run_results.json is from `dbt {command}`, which builds no model: {_REBUILD_ADVICE}"
+    if command == "test":
+        # After `dbt run` then `dbt test`, nothing in the artifacts shows that the tests ran on
+        # the relation the run built and that no other build replaced it in between: run_results
+        # of the run is gone, and the tests' results name no build.
+        return ("run_results.json is from `dbt test`, which builds no model: cio-export needs the "
+                "model's build and its tests in one invocation, so that the tests it checks are the "
+                f"tests of the rows it sends; {_REBUILD_ADVICE}")
+    if (artifacts.run_results.get("args") or {}).get("empty") is True:
+        return "run_results.json is from a build with --empty: run `dbt build` without it"
+    return None
+
+
 def gate(artifacts: Artifacts, unique_id: str, *, ignore_test_failures: bool = False) -> Gate:
     """A model passes only when run_results.json comes from the same dbt invocation as
     manifest.json, holds a ``success`` result for it, and every test attached to it (data tests
@@ -50,27 +76,12 @@ def gate(artifacts: Artifacts, unique_id: str, *, ignore_test_failures: bool = F
     def fail(reason: str, failing: tuple[str, ...] = (), warning: tuple[str, ...] = ()) -> Gate:
         return Gate(unique_id, False, reason, failing, warning)
 
-    if artifacts.run_results is None:
-        where = artifacts.target_path / RUN_RESULTS_FILE if artifacts.target_path else RUN_RESULTS_FILE
-        return fail(f"no run_results.json ({where}): run `dbt build` before exporting")
+    problem = build_problem(artifacts)
+    if problem is not None:
+        return fail(problem)
+    assert artifacts.run_results is not None  # (build_problem says so otherwise)
     results_invocation = artifacts.run_results_invocation_id
-    if results_invocation != artifacts.invocation_id:
-        return fail(
-            f"run_results.json is from invocation {results_invocation}, "
-            f"manifest.json from {artifacts.invocation_id}: run `dbt build` again before exporting"
-        )
     command = (artifacts.run_results.get("args") or {}).get("which")
-    if command in _NON_BUILDING_COMMANDS:
-        return fail(f"run_results.json is from `dbt {command}`, which builds no model: {_REBUILD_ADVICE}")
-    if command == "test":
-        # After `dbt run` then `dbt test`, nothing in the artifacts shows that the tests ran on
-        # the relation the run built and that no other build replaced it in between: run_results
-        # of the run is gone, and the tests' results name no build.
-        return fail("run_results.json is from `dbt test`, which builds no model: cio-export needs the "
-                    "model's build and its tests in one invocation, so that the tests it checks are the "
-                    f"tests of the rows it sends; {_REBUILD_ADVICE}")
-    if (artifacts.run_results.get("args") or {}).get("empty") is True:
-        return fail("run_results.json is from a build with --empty: run `dbt build` without it")
 
     model_result = artifacts.result(unique_id)
     if model_result is None:

@@ -11,14 +11,6 @@ from .objects import ObjectSync
 
 
 class DeviceSync(ObjectSync):
-    def not_attributes(self) -> frozenset[str]:
-        """The platform and last use are the device's own fields: kept when null in every row."""
-        meta = self.model.spec.meta
-        return frozenset(c for c in (meta.get("platform_column"), meta.get("last_used_column")) if c)
-
     def departure(self, key: str, identifier: str) -> dict:
         return {"type": "person", "identifiers": {self.model.spec.identifier_kind: identifier},
                 "action": "delete_device", "device": {"token": split_pair_key(key)[1]}}
-
-    def departed_noun(self) -> str:
-        return "devices"

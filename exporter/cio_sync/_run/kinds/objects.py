@@ -26,14 +26,10 @@ class ObjectSync(PeopleSync):
         """The model without its unsupplied attributes, and a changed payload shape (an object's
         key is its identifier: there is no identifier change to look for)."""
         model, unsupplied = checks.without_unsupplied(reader, self.dialect, self.relation, self.model,
-                                                       self.run.reporter.note, self.not_attributes())
+                                                       self.run.reporter.note, checks.device_fields(self.model))
         if unsupplied:
             self.result.unsupplied = unsupplied
         return model, checks.payload_schema_problem(self.state, model, self.options.accept_schema_change)
-
-    def not_attributes(self) -> frozenset[str]:
-        """Columns read among the attributes that are not attributes (see kinds.devices)."""
-        return frozenset()
 
     def plain(self, rows: list[tuple]) -> bool:
         return True  # keyed by its identifier: no row needs a decision of its own
@@ -56,6 +52,3 @@ class ObjectSync(PeopleSync):
     def departure(self, key: str, identifier: str) -> dict:
         assert self.encoder is not None
         return {"type": "object", "identifiers": self.encoder.identifiers_of(identifier), "action": "delete"}
-
-    def departed_noun(self) -> str:
-        return "objects"

@@ -147,23 +147,13 @@ class PeopleSync(ModelSync):
         return {"type": "person", "identifiers": {self.model.spec.identifier_kind: identifier},
                 "action": self.model.spec.option("on_delete")}
 
-    def departed_noun(self) -> str:
-        return "people"
-
     def _deletions(self, departed: list[tuple]) -> None:
         """People this tool synced whose rows left the model (person_key, identifier, synced
         count, read in the model's snapshot): deleted or suppressed, within max_deletes."""
-        model = self.model
-        action = model.spec.option("on_delete")
         gone = [(key, identifier) for key, identifier, _ in departed]
-        synced = int(departed[0][2])
-        cap = model.spec.meta.get("max_deletes")
-        limit = (synced * float(cap[:-1]) / 100 if isinstance(cap, str) else cap) if cap is not None else None
-        noun = self.departed_noun()
-        if limit is not None and len(gone) > limit:
-            self._blocked(f"{len(gone)} of {synced} synced {noun} left the model, over max_deletes ({cap}): "
-                          f"none was {action}{'d' if action.endswith('e') else 'ed'}. Check the model; "
-                          "raise max_deletes if this is intended.")
+        problem = checks.departures_problem(self.model, len(gone), int(departed[0][2]))
+        if problem is not None:
+            self._blocked(problem)
             return
         if self.options.preview:  # counted against max_deletes with the model's, sent alone
             gone = [(key, identifier) for key, identifier in gone if self.previewed(key, identifier)]

@@ -17,6 +17,3 @@ class RelationshipSync(ObjectSync):
         return {"type": "person", "identifiers": {self.model.spec.identifier_kind: identifier},
                 "action": "delete_relationships",
                 "cio_relationships": [self.encoder.relationship(split_pair_key(key)[1])]}
-
-    def departed_noun(self) -> str:
-        return "relationships"

@@ -9,6 +9,7 @@ never one suppressed by anyone else."""
 
 from __future__ import annotations
 
+from ..._decide import checks
 from ..._read.reader import SnapshotReader
 from .objects import ObjectSync
 
@@ -21,22 +22,8 @@ class SuppressionSync(ObjectSync):
         if problem is not None:
             return problem
         assert self.whole is not None  # the model's, also in a preview of one person
-        [(count,)] = reader.query(f"select count(*) from ({self.whole.sql}) q")
-        cap = self.model.spec.meta["max_suppressions"]
-        if isinstance(cap, str):
-            [(rows,)] = reader.query(f"select count(*) from {self.relation}")
-            limit = int(rows) * float(cap[:-1]) / 100
-        else:
-            limit = cap
-        if int(count) > limit:
-            return (f"{count} people would be suppressed, over max_suppressions ({cap}): nobody was. A suppression "
-                    "deletes the profile in Customer.io and blocks the identifier; check the model (run with "
-                    "--dry-run to list them), then raise max_suppressions if this is intended.")
-        return None
+        return checks.suppressions_problem(reader, self.whole.sql, self.relation, self.model)[1]
 
     def departure(self, key: str, identifier: str) -> dict:
         return {"type": "person", "identifiers": {self.model.spec.identifier_kind: identifier},
                 "action": "unsuppress"}
-
-    def departed_noun(self) -> str:
-        return "suppressed people"
