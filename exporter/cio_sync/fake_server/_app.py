@@ -266,10 +266,24 @@ class FakeTrackApp:
             await self._router(scope, receive, send)
 
     async def _gate(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count the request, apply faults, then hand it to the API handlers."""
+        """Count the request (and how many are in flight at once), apply faults, then hand it to
+        the API handlers."""
         body = await _read_body(receive)
         if body is None:
             return
+        counters = self.store.counters
+        now = time.monotonic()
+        if counters.first_request_at is None:
+            counters.first_request_at = now
+        counters.last_request_at = now
+        counters.in_flight += 1
+        counters.max_in_flight = max(counters.max_in_flight, counters.in_flight)
+        try:
+            await self._gated(scope, receive, send, body)
+        finally:
+            counters.in_flight -= 1  # (the counters of before a reset, if one came meanwhile)
+
+    async def _gated(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
         counters = self.store.counters
         counters.bytes_received += len(body)
         counters.max_request_bytes_seen = max(counters.max_request_bytes_seen, len(body))

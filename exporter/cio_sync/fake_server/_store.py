@@ -41,6 +41,10 @@ class Counters:
         self.dropped = 0
         self.slow = 0
         self.held = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.first_request_at: float | None = None  # time.monotonic() of the first and last request
+        self.last_request_at: float | None = None   # on the fault paths (span_seconds)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +60,10 @@ class Counters:
             "dropped": self.dropped,
             "slow": self.slow,
             "held": self.held,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "span_seconds": (round(self.last_request_at - self.first_request_at, 6)
+                             if self.first_request_at is not None and self.last_request_at is not None else None),
         }
 
 

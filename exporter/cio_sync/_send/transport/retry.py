@@ -6,10 +6,12 @@ Cloud's GETs), and the request-rate throttle."""
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -26,6 +28,25 @@ RETRY_AFTER_CAP = 300.0
 
 
 
+class RateBudget(Protocol):
+    """A request rate shared with other processes (see _state.budget): permits are claimed in
+    chunks, each a time at which one request may start."""
+
+    def claim(self, permits: int) -> tuple[float, float]:
+        """Claim `permits` requests: the time.monotonic() at which the first may start, and the
+        seconds between one and the next."""
+
+    def hold(self, seconds: float) -> None:
+        """Nobody starts a request for `seconds` from now (a 429's Retry-After)."""
+
+
+SLOT_GRACE = 0.05
+"""Seconds a claimed permit of a shared budget stays usable after its time; later it is dropped,
+so that a process that fell behind never sends its missed permits in a burst."""
+
+log = logging.getLogger("cio_sync.transport")
+
+
 class _Throttle:
     """Request pacing shared by all workers: a token bucket plus a 429 cooldown.
 
@@ -36,6 +57,10 @@ class _Throttle:
     attempt, not only the one that got it; then each worker waits a random part of a second
     more (up to the cooldown, at most 1 s), so that they come back one after another: all at
     once, they met the rate limit together again, and a batch could spend every retry on 429s.
+
+    With a shared budget (:meth:`share`) the tokens come from it instead: the workers waiting
+    claim that many permits (at most ``chunk``) at once, and each starts at its permit's time. A
+    429 then holds back every process sharing the budget.
     """
 
     def __init__(self, rate: float | None, stop: threading.Event) -> None:
@@ -48,23 +73,78 @@ class _Throttle:
         self._cooldown_until = 0.0
         self._spread = 0.0  # seconds over which workers come back after a cooldown
         self.rng = random.Random()
+        self._budget: RateBudget | None = None
+        self._fallback = 0.0  # the rate of this process alone should the shared budget fail
+        self.chunk = 1
+        self._slots: deque[float] = deque()  # claimed permits' times, in order
+        self._claiming = False
+        self._waiting = 0  # workers in acquire
+        self.claims = 0
+        self.permits_claimed = 0
+        self.permits_missed = 0
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    def share(self, budget: RateBudget, chunk: int, fallback_rate: float) -> None:
+        """Take permits from `budget`, at most `chunk` a claim; should a claim fail, pace this
+        process alone at `fallback_rate`."""
+        with self._lock:
+            self._budget, self.chunk, self._fallback = budget, max(1, chunk), fallback_rate
+
+    def set_rate(self, rate: float) -> None:
+        """Pace this process alone at `rate` from now on."""
+        with self._lock:
+            self._set_rate(rate)
 
     def cool_down(self, seconds: float) -> None:
         with self._lock:
             self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
             self._spread = min(1.0, max(seconds, 0.0))
             self._tokens = 0.0  # no burst right after Customer.io said slow down
+            self._slots.clear()
+            budget = self._budget
+        if budget is not None:
+            try:
+                budget.hold(seconds)
+            except Exception as exc:  # noqa: BLE001 - this process still cools down
+                log.warning("could not hold back the other processes sharing the rate budget: %s", exc)
 
     def acquire(self) -> tuple[bool, bool]:
         """Wait for a token; returns (waited out a cooldown, stopped while waiting)."""
+        with self._lock:
+            self._waiting += 1
+        try:
+            return self._acquire()
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def _acquire(self) -> tuple[bool, bool]:
         cooled = spread_out = False
         while True:
+            claim = 0
             with self._lock:
                 now = time.monotonic()
                 wait = self._cooldown_until - now
                 if wait <= 0 and cooled and not spread_out:
                     spread_out = True
                     wait = self.rng.uniform(0.0, self._spread)
+                elif wait <= 0 and self._budget is not None:
+                    while self._slots and self._slots[0] < now - SLOT_GRACE:
+                        self._slots.popleft()
+                        self.permits_missed += 1
+                    if self._slots and self._slots[0] <= now:
+                        self._slots.popleft()
+                        return cooled, False
+                    if self._slots:
+                        wait = self._slots[0] - now
+                    elif self._claiming:
+                        wait = 0.001  # another worker is claiming for everyone waiting
+                    else:
+                        self._claiming = True
+                        claim = min(self.chunk, max(1, self._waiting))
                 elif wait <= 0:
                     if not self._rate:
                         return cooled, False
@@ -78,8 +158,36 @@ class _Throttle:
                 else:
                     cooled = True
                     self._updated = max(self._updated, self._cooldown_until)
+            if claim:
+                self._claim(claim)
+                continue
             if self._stop.wait(wait):
                 return cooled, True
+
+    def _claim(self, permits: int) -> None:
+        """Claim `permits` from the shared budget (outside the lock); on failure, go on alone."""
+        budget = self._budget
+        try:
+            assert budget is not None
+            first, spacing = budget.claim(permits)
+        except Exception as exc:  # noqa: BLE001 - sending goes on, at this process's own rate
+            log.warning("the shared rate budget failed (%s): this process goes on alone at %.3g requests/s",
+                        exc, self._fallback)
+            with self._lock:
+                self._budget, self._claiming = None, False
+                self._set_rate(self._fallback)
+            return
+        with self._lock:
+            self._slots.extend(first + i * spacing for i in range(permits))
+            self._claiming = False
+            self.claims += 1
+            self.permits_claimed += permits
+
+    def _set_rate(self, rate: float) -> None:
+        self._rate = rate
+        self.burst = max(1.0, rate / 10) if rate else 0.0
+        self._tokens = 0.0
+        self._updated = time.monotonic()
 
 
 class Again(NamedTuple):
