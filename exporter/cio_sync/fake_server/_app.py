@@ -272,10 +272,12 @@ class FakeTrackApp:
         if body is None:
             return
         counters = self.store.counters
-        now = time.monotonic()
-        if counters.first_request_at is None:
-            counters.first_request_at = now
-        counters.last_request_at = now
+        if scope["path"] == "/api/v2/batch":
+            now = time.monotonic()
+            counters.batch_requests += 1
+            if counters.first_batch_at is None:
+                counters.first_batch_at = now
+            counters.last_batch_at = now
         counters.in_flight += 1
         counters.max_in_flight = max(counters.max_in_flight, counters.in_flight)
         try:

@@ -43,8 +43,9 @@ class Counters:
         self.held = 0
         self.in_flight = 0
         self.max_in_flight = 0
-        self.first_request_at: float | None = None  # time.monotonic() of the first and last request
-        self.last_request_at: float | None = None   # on the fault paths (span_seconds)
+        self.batch_requests = 0  # POST /api/v2/batch requests, and the time.monotonic() of the first
+        self.first_batch_at: float | None = None  # and the last (batch_span_seconds)
+        self.last_batch_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,8 +63,9 @@ class Counters:
             "held": self.held,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
-            "span_seconds": (round(self.last_request_at - self.first_request_at, 6)
-                             if self.first_request_at is not None and self.last_request_at is not None else None),
+            "batch_requests": self.batch_requests,
+            "batch_span_seconds": (round(self.last_batch_at - self.first_batch_at, 6)
+                                   if self.first_batch_at is not None and self.last_batch_at is not None else None),
         }
 
 

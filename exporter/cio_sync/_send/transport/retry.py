@@ -53,32 +53,35 @@ class _Throttle:
     Tokens accrue at ``rate`` per second up to ``burst`` (a tenth of a second's worth, at least
     one), so over any window of t seconds at most ``rate * t + burst`` requests start, and a
     moment when nobody was ready to send (the producer reading or writing state) is made up
-    for instead of lost. A 429 sets a cooldown that every worker waits out before its next
-    attempt, not only the one that got it; then each worker waits a random part of a second
-    more (up to the cooldown, at most 1 s), so that they come back one after another: all at
-    once, they met the rate limit together again, and a batch could spend every retry on 429s.
+    for instead of lost. The bucket is kept as the time its next token is due (GCRA): each
+    worker reserves its own start time and sleeps until then, so that a hundred waiting workers
+    do not all wake for every token. A 429 sets a cooldown that every worker waits out before its
+    next attempt, not only the one that got it (a reservation made before it is void); then each
+    worker waits a random part of a second more (up to the cooldown, at most 1 s), so that they
+    come back one after another: all at once, they met the rate limit together again, and a
+    batch could spend every retry on 429s.
 
-    With a shared budget (:meth:`share`) the tokens come from it instead: the workers waiting
-    claim that many permits (at most ``chunk``) at once, and each starts at its permit's time. A
-    429 then holds back every process sharing the budget.
+    With a shared budget (:meth:`share`) the start times come from it instead: when none is
+    left, one worker claims as many as there are workers without one (at most ``chunk``) while
+    the others wait for it. A 429 then holds back every process sharing the budget.
     """
 
     def __init__(self, rate: float | None, stop: threading.Event) -> None:
-        self._rate = rate or 0.0
-        self.burst = max(1.0, self._rate / 10) if rate else 0.0
         self._stop = stop
         self._lock = threading.Lock()
-        self._tokens = self.burst
-        self._updated = time.monotonic()
+        self._claimed = threading.Condition(self._lock)
+        self._set_rate(rate or 0.0)
+        self._tat = 0.0  # when the next token is due (the bucket is full until then)
         self._cooldown_until = 0.0
         self._spread = 0.0  # seconds over which workers come back after a cooldown
+        self._epoch = 0  # cooldowns so far: a reservation made before the last one is void
         self.rng = random.Random()
         self._budget: RateBudget | None = None
         self._fallback = 0.0  # the rate of this process alone should the shared budget fail
         self.chunk = 1
         self._slots: deque[float] = deque()  # claimed permits' times, in order
         self._claiming = False
-        self._waiting = 0  # workers in acquire
+        self._unreserved = 0  # workers in acquire without a start time
         self.claims = 0
         self.permits_claimed = 0
         self.permits_missed = 0
@@ -87,22 +90,28 @@ class _Throttle:
     def rate(self) -> float:
         return self._rate
 
-    def share(self, budget: RateBudget, chunk: int, fallback_rate: float) -> None:
-        """Take permits from `budget`, at most `chunk` a claim; should a claim fail, pace this
-        process alone at `fallback_rate`."""
-        with self._lock:
-            self._budget, self.chunk, self._fallback = budget, max(1, chunk), fallback_rate
+    def _set_rate(self, rate: float) -> None:
+        self._rate = rate
+        self.burst = max(1.0, rate / 10) if rate else 0.0
+        self._tau = (self.burst - 1.0) / rate if rate else 0.0  # how early a token may be taken
 
     def set_rate(self, rate: float) -> None:
         """Pace this process alone at `rate` from now on."""
         with self._lock:
             self._set_rate(rate)
 
+    def share(self, budget: RateBudget, chunk: int, fallback_rate: float) -> None:
+        """Take start times from `budget`, at most `chunk` a claim; should a claim fail, pace
+        this process alone at `fallback_rate`."""
+        with self._lock:
+            self._budget, self.chunk, self._fallback = budget, max(1, chunk), fallback_rate
+
     def cool_down(self, seconds: float) -> None:
         with self._lock:
             self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
             self._spread = min(1.0, max(seconds, 0.0))
-            self._tokens = 0.0  # no burst right after Customer.io said slow down
+            self._tat = max(self._tat, self._cooldown_until)  # no burst right after Customer.io said slow down
+            self._epoch += 1
             self._slots.clear()
             budget = self._budget
         if budget is not None:
@@ -113,59 +122,73 @@ class _Throttle:
 
     def acquire(self) -> tuple[bool, bool]:
         """Wait for a token; returns (waited out a cooldown, stopped while waiting)."""
-        with self._lock:
-            self._waiting += 1
-        try:
-            return self._acquire()
-        finally:
-            with self._lock:
-                self._waiting -= 1
-
-    def _acquire(self) -> tuple[bool, bool]:
         cooled = spread_out = False
-        while True:
-            claim = 0
-            with self._lock:
-                now = time.monotonic()
-                wait = self._cooldown_until - now
-                if wait <= 0 and cooled and not spread_out:
-                    spread_out = True
-                    wait = self.rng.uniform(0.0, self._spread)
-                elif wait <= 0 and self._budget is not None:
-                    while self._slots and self._slots[0] < now - SLOT_GRACE:
-                        self._slots.popleft()
-                        self.permits_missed += 1
-                    if self._slots and self._slots[0] <= now:
-                        self._slots.popleft()
-                        return cooled, False
-                    if self._slots:
-                        wait = self._slots[0] - now
-                    elif self._claiming:
-                        wait = 0.001  # another worker is claiming for everyone waiting
+        unreserved = True
+        with self._lock:
+            self._unreserved += 1
+        try:
+            while True:
+                at = None
+                with self._lock:
+                    now = time.monotonic()
+                    if self._cooldown_until > now:
+                        cooled, wait = True, self._cooldown_until - now
+                    elif cooled and not spread_out:
+                        spread_out, wait = True, self.rng.uniform(0.0, self._spread)
                     else:
-                        self._claiming = True
-                        claim = min(self.chunk, max(1, self._waiting))
-                elif wait <= 0:
-                    if not self._rate:
+                        at = self._reserve()
+                        if at is None:
+                            return cooled, True
+                        unreserved, epoch = False, self._epoch
+                        self._unreserved -= 1
+                        wait = at - time.monotonic()
+                if self._stop.wait(max(0.0, wait)):
+                    return cooled, True
+                if at is None:
+                    continue
+                with self._lock:
+                    if epoch == self._epoch:
                         return cooled, False
-                    if now > self._updated:
-                        self._tokens = min(self.burst, self._tokens + (now - self._updated) * self._rate)
-                        self._updated = now
-                    if self._tokens >= 1.0:
-                        self._tokens -= 1.0
-                        return cooled, False
-                    wait = (1.0 - self._tokens) / self._rate
-                else:
-                    cooled = True
-                    self._updated = max(self._updated, self._cooldown_until)
-            if claim:
-                self._claim(claim)
+                    unreserved = True  # a cooldown came while this worker slept: go again
+                    self._unreserved += 1
+        finally:
+            if unreserved:
+                with self._lock:
+                    self._unreserved -= 1
+
+    def _reserve(self) -> float | None:
+        """(Holding the lock.) A start time for one request: the next token of this process's
+        bucket, or a permit of the shared budget (claimed when none is left). None: stopped."""
+        while True:
+            now = time.monotonic()
+            if self._budget is None:
+                if not self._rate:
+                    return now
+                at = max(self._tat, now - self._tau)
+                self._tat = at + 1.0 / self._rate
+                return at
+            while self._slots and self._slots[0] < now - SLOT_GRACE:
+                self._slots.popleft()
+                self.permits_missed += 1
+            if self._slots:
+                return self._slots.popleft()
+            if self._stop.is_set():
+                return None
+            if self._claiming:  # another worker claims for everyone waiting
+                self._claimed.wait(0.05)
                 continue
-            if self._stop.wait(wait):
-                return cooled, True
+            self._claiming = True
+            permits = min(self.chunk, max(1, self._unreserved))
+            self._lock.release()
+            try:
+                self._claim(permits)
+            finally:
+                self._lock.acquire()
+                self._claiming = False
+                self._claimed.notify_all()
 
     def _claim(self, permits: int) -> None:
-        """Claim `permits` from the shared budget (outside the lock); on failure, go on alone."""
+        """Claim `permits` from the shared budget (not holding the lock); on failure, go on alone."""
         budget = self._budget
         try:
             assert budget is not None
@@ -174,20 +197,14 @@ class _Throttle:
             log.warning("the shared rate budget failed (%s): this process goes on alone at %.3g requests/s",
                         exc, self._fallback)
             with self._lock:
-                self._budget, self._claiming = None, False
+                self._budget = None
                 self._set_rate(self._fallback)
+                self._tat = max(self._tat, time.monotonic())
             return
         with self._lock:
             self._slots.extend(first + i * spacing for i in range(permits))
-            self._claiming = False
             self.claims += 1
             self.permits_claimed += permits
-
-    def _set_rate(self, rate: float) -> None:
-        self._rate = rate
-        self.burst = max(1.0, rate / 10) if rate else 0.0
-        self._tokens = 0.0
-        self._updated = time.monotonic()
 
 
 class Again(NamedTuple):
