@@ -54,7 +54,11 @@ class SharedRateBudget:
         self.site_id = site_id
         self.spacing = 1.0 / rate
         self._lock = threading.Lock()
-        self._execute(f"create table if not exists {self.table} ({COLUMNS})")
+        try:
+            self._execute(f"create table if not exists {self.table} ({COLUMNS})")
+        except Exception:  # two processes making it at once: one of them fails, the table is there
+            if not self._execute("select to_regclass(%s)", (self.table,))[0][0]:
+                raise
 
     def _execute(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._lock, self.handle.cursor() as cursor:
