@@ -283,3 +283,28 @@ def test_a_budget_that_fails_leaves_the_process_paced_on_its_own() -> None:
     assert throttle.rate == 25.0 and throttle.claims == 0
     throttle.cool_down(0.0)  # holding the others back fails quietly too
     assert throttle.acquire()[1] is False
+
+
+def test_the_server_holds_hundreds_of_slow_requests_at_once(srv) -> None:
+    """Latency on the fake server is an asyncio sleep, not a thread: 200 requests held at once
+    (their answers held until released), every one answered in the end."""
+    import asyncio
+
+    import httpx
+
+    srv.configure(answers_allowed=0, fault_paths=("/api/v2/",))
+    body = b'{"batch":[' + b",".join(people_batches(1)[0].items) + b"]}"
+
+    async def send_all_at_once() -> list[int]:
+        limits = httpx.Limits(max_connections=250)
+        async with httpx.AsyncClient(base_url=srv.url, auth=(SITE, KEY), limits=limits, timeout=120) as client:
+            tasks = [asyncio.create_task(client.post("/api/v2/batch", content=body)) for _ in range(200)]
+            while srv.stats()["held"] < 200:  # every request is at the server, its answer held
+                assert not any(task.done() for task in tasks)
+                await asyncio.sleep(0.02)
+            assert srv.stats()["max_in_flight"] == 200
+            srv.configure(answers_allowed=None)
+            return [response.status_code for response in await asyncio.gather(*tasks)]
+
+    assert asyncio.run(send_all_at_once()) == [200] * 200
+    assert srv.stats()["in_flight"] == 0
