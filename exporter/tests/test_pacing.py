@@ -21,7 +21,7 @@ import pytest
 from conftest import _connect_pg, pg_settings
 
 from cio_sync._send.transport import Batch, BatchOutcome, TrackClient, TrackSettings, _Throttle
-from cio_sync._send.transport.limiter import FLOOR, HEADROOM, ConcurrencyLimit, little_limit
+from cio_sync._send.transport.limiter import FLOOR, HEADROOM, ConcurrencyLimit, gradient, little_limit
 from cio_sync._state.budget import TABLE, SharedRateBudget, chunk_for
 from cio_sync.fake_server import FakeCustomerIO
 
@@ -42,20 +42,52 @@ def test_little_limit_is_rate_times_latency_with_headroom_within_its_bounds() ->
     assert little_limit(100, 1.0, TrackSettings.__dataclass_fields__["concurrency"].default) >= 100
 
 
-def test_with_a_rate_the_limit_converges_on_the_measured_latency_within_a_few_answers() -> None:
+def test_gradient_keeps_the_limit_while_answers_are_quick_and_cuts_it_as_they_queue() -> None:
+    assert gradient(0.2, 0.1) == 1.0  # twice the quickest: not queued
+    assert gradient(0.4, 0.1) == 0.5
+    assert gradient(0.3, 0.1) == pytest.approx(2 / 3)
+    assert gradient(10.0, 0.1) == 0.5  # never under a half at once
+
+
+def test_with_a_rate_a_far_network_opens_the_limit_at_the_first_answer() -> None:
     limit = ConcurrencyLimit(256, 100.0)
     assert limit.limit == FLOOR and limit.latency is None
-    limit.answered(0.1, 1)  # the preflight: the first answer sets the estimate
-    assert limit.limit == little_limit(100, 0.1, 256)
-    answers = 0
-    while limit.limit < 0.95 * little_limit(100, 1.0, 256):  # the network slows down to 1 s a request
-        limit.answered(1.0, limit.limit)
-        answers += 1
-    assert answers <= 20  # a fifth of a second of answers at 100 requests/s
-    for _ in range(100):
-        limit.answered(0.001, 8)  # back to loopback: down to the floor
+    limit.answered(1.0, 0, batch=False)  # the region check: 1 s away
+    assert limit.limit == little_limit(100, 1.0, 256) == 150
+    for _ in range(50):
+        limit.answered(1.02, 150)  # batches take as long: it stays
+    assert limit.limit >= 150
+
+
+def test_with_a_rate_a_slow_server_opens_the_limit_within_a_few_round_trips() -> None:
+    """The region check is quick, the batches take 300 ms (the server's work, not a queue): the
+    limit grows from the floor to Little's 45 while it is full, within a few round trips."""
+    limit = ConcurrencyLimit(256, 100.0)
+    limit.answered(0.02, 0, batch=False)
     assert limit.limit == FLOOR
-    assert limit.peak >= 143
+    answers = 0
+    while limit.limit < little_limit(100, 0.3, 256):
+        limit.answered(0.3, limit.limit)  # saturated: every place in use
+        answers += 1
+    assert answers <= 60  # about two round trips' answers at the limits on the way
+    for _ in range(200):
+        limit.answered(0.3, limit.limit)
+    assert limit.limit == little_limit(100, 0.3, 256) == 45  # Little's law caps it
+
+
+def test_latency_the_limit_causes_itself_holds_it_down() -> None:
+    """A server (or a machine) that is the bottleneck: each request more in flight makes every
+    answer longer. Little's law alone would follow the latency up to the bound; the gradient stops
+    the limit where answers start to queue."""
+    limit = ConcurrencyLimit(256, 100.0)
+    limit.answered(0.005, 0, batch=False)
+    throughput = 50.0  # requests/s the server manages, whatever is in flight
+    for _ in range(2000):
+        limit.answered(max(limit.limit / throughput, 0.04), limit.limit)
+    # It settles where answers take a little over twice the quickest (0.16 s, 8 in flight): about
+    # 21 in flight, 0.42 s; Little's law at that latency alone would allow 63, and feed on it.
+    assert limit.limit <= 3 * FLOOR and limit.peak < 32
+    assert limit.latency is not None and little_limit(100, limit.latency, 256) > 2 * limit.limit
 
 
 def test_before_the_first_answer_the_oldest_requests_age_raises_the_limit() -> None:
@@ -63,13 +95,12 @@ def test_before_the_first_answer_the_oldest_requests_age_raises_the_limit() -> N
     assert limit.waiting(0.01) == FLOOR
     assert limit.waiting(0.5) == little_limit(100, 0.5, 256)
     assert limit.waiting(0.2) == little_limit(100, 0.5, 256)  # never lowered by it
-    limit.answered(0.3, 10)
-    assert limit.waiting(5.0) == little_limit(100, 0.3, 256)  # once answers come, they alone count
+    assert ConcurrencyLimit(256, None).waiting(5.0) == FLOOR  # without a rate, answers alone count
 
 
 def test_push_back_halves_the_limit_once_per_round_trip_and_answers_bring_it_back() -> None:
     limit = ConcurrencyLimit(256, 100.0)
-    limit.answered(1.0, 1)
+    limit.answered(1.0, 0, batch=False)
     assert limit.limit == 150
     assert limit.pushed_back(now=10.0) == 75
     assert limit.pushed_back(now=10.5) == 75  # the same round trip (1 s): one halving
@@ -78,23 +109,25 @@ def test_push_back_halves_the_limit_once_per_round_trip_and_answers_bring_it_bac
     for _ in range(200):
         limit.answered(1.0, 38)
     assert limit.limit == 150
+    limit.pushed_back(now=20.0)
+    for _ in range(20):
+        limit.pushed_back(now=21.0 + _ * 1.1)
+    assert limit.limit == 1  # down to one request, never none
 
 
 def test_without_a_rate_the_limit_grows_while_latency_holds_and_eases_off_when_it_queues() -> None:
     limit = ConcurrencyLimit(64, None)
     assert limit.limit == FLOOR
     for _ in range(400):
-        limit.answered(0.01, limit.limit)  # saturated, latency flat: one more per round trip
+        limit.answered(0.01, limit.limit)  # saturated, latency flat: it grows
     grown = limit.limit
-    assert grown > 2 * FLOOR
+    assert grown == 64  # up to --concurrency
     for _ in range(100):
         limit.answered(0.1, limit.limit)  # ten times slower: queueing somewhere
-    assert limit.limit < grown
-    before = limit.limit
-    assert limit.pushed_back(now=100.0) == max(1, -(-before // 2))
-    for _ in range(10_000):
+    assert limit.limit == FLOOR
+    for _ in range(1000):
         limit.answered(0.01, 1)  # not saturated: no growth
-    assert limit.limit <= before
+    assert limit.limit == FLOOR
 
 
 # ----------------------------------------------------------------- the client over real HTTP

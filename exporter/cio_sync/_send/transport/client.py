@@ -328,13 +328,14 @@ class TrackClient:
             self._bytes_in_flight -= size
             self._gate.notify_all()
 
-    def _answered(self, seconds: float, pushed_back: bool) -> None:
-        """Tell the limit how an attempt went: its time, or that the server pushed back."""
+    def _answered(self, seconds: float, pushed_back: bool, batch: bool) -> None:
+        """Tell the limit how an attempt went: its time (`batch`: a batch's, not the region
+        check's or a merge's), or that the server pushed back."""
         with self._gate:
             if pushed_back:
                 self._limit.pushed_back(time.monotonic())
             else:
-                self._limit.answered(seconds, self._in_flight)
+                self._limit.answered(seconds, self._in_flight, batch=batch)
             self._gate.notify_all()
 
     # ------------------------------------------------------------- workers
@@ -483,10 +484,10 @@ class TrackClient:
             try:
                 response = self._http.request(method, path, content=body)
             except httpx.TransportError as exc:  # includes every httpx.TimeoutException
-                self._answered(time.monotonic() - sent, pushed_back=True)
+                self._answered(time.monotonic() - sent, pushed_back=True, batch=path == BATCH_PATH)
                 return self._transport_error(exc, result)
             status = response.status_code
-            self._answered(time.monotonic() - sent, pushed_back=status in RETRY_STATUSES)
+            self._answered(time.monotonic() - sent, pushed_back=status in RETRY_STATUSES, batch=path == BATCH_PATH)
             with self._stats_lock:
                 self._responses[str(status)] += 1
             result.response, result.error = response, None
