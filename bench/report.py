@@ -303,8 +303,11 @@ def pacing_section(results: dict) -> str:
       f"this machine's reach whatever the latency; each run syncs the {max(1, a.get('rows', 0) // 10):,} people of "
       "`bench_people_tenth` from empty state. **Share of the ceiling** = the server's batch requests per second "
       f"between the first and the last it received, over {PACING_LIMIT} (its median over the runs; the lowest in "
-      "brackets). **Concurrency** = the most requests the adaptive limit allowed in flight; **held at once** = "
-      "the most the server held at the same time.\n")
+      "brackets); a share over 100% is the exporter's burst of a tenth of a second's worth at the start, over "
+      "the span; whether the limit was exceeded is the server's 429 count. **Concurrency** = the most requests "
+      "the adaptive limit allowed in flight; **held at once** = the most the server held at the same time; "
+      "**measured latency** = the exporter's estimate at the end of the run (the server's latency, plus TLS and "
+      "the time the exporter and the server wait for the machine's two cores).\n")
     rows = []
     keys = [(f"pacing_{int(t * 1000)}ms", f"{int(t * 1000)} ms", "defaults") for t in PACING_LATENCIES]
     keys.append((f"pacing_{int(PACING_SHARD_LATENCY * 1000)}ms_c8", f"{int(PACING_SHARD_LATENCY * 1000)} ms",
