@@ -66,7 +66,11 @@ _V1_CUSTOMER_ACTIONS = {
 _V1_CUSTOMERS_PREFIX = b"/api/v1/customers/"
 
 _PAUSE_STEP = 0.05
-"""Long delays sleep in steps this short so a shutting-down server is not held up by them."""
+"""Held answers look again this often (a tenth of it) whether they may go."""
+
+_LATENCY_STEP = 0.5
+"""Latency sleeps in steps this long, so that a shutting-down server is not held up by a long
+delay, and hundreds of slow requests at once cost the event loop few wake-ups."""
 
 
 @dataclass
@@ -363,7 +367,7 @@ class FakeTrackApp:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            await asyncio.sleep(min(remaining, _PAUSE_STEP))
+            await asyncio.sleep(min(remaining, _LATENCY_STEP))
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
