@@ -341,3 +341,32 @@ def test_the_server_holds_hundreds_of_slow_requests_at_once(srv) -> None:
 
     assert asyncio.run(send_all_at_once()) == [200] * 200
     assert srv.stats()["in_flight"] == 0
+
+
+def test_a_busy_process_claims_whole_chunks_ahead_not_a_permit_at_a_time() -> None:
+    """A claim is a round trip to the database: a process sending at the budget's pace claims
+    about as many as it used over the last chunk's worth of time, before the ones in hand run out."""
+    import time
+
+    class Local:
+        """The same schedule as the database's, in this process."""
+
+        def __init__(self, rate: float) -> None:
+            self.spacing, self.tat, self.claims = 1.0 / rate, 0.0, []
+
+        def claim(self, permits: int) -> tuple[float, float]:
+            first = max(self.tat, time.monotonic())
+            self.tat = first + permits * self.spacing
+            self.claims.append(permits)
+            return first, self.spacing
+
+        def hold(self, seconds: float) -> None:
+            self.tat = max(self.tat, time.monotonic() + seconds)
+
+    budget = Local(200.0)
+    throttle = _Throttle(200.0, threading.Event())
+    throttle.share(budget, chunk=chunk_for(200.0), fallback_rate=200.0)
+    for _ in range(300):
+        assert throttle.acquire() == (False, False)
+    assert sum(budget.claims) >= 300 and max(budget.claims) == chunk_for(200.0) == 40
+    assert len(budget.claims) <= 300 / 5  # at least five permits a claim on average

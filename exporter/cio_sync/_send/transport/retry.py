@@ -61,9 +61,12 @@ class _Throttle:
     come back one after another: all at once, they met the rate limit together again, and a
     batch could spend every retry on 429s.
 
-    With a shared budget (:meth:`share`) the start times come from it instead: when none is
-    left, one worker claims as many as there are workers without one (at most ``chunk``) while
-    the others wait for it. A 429 then holds back every process sharing the budget.
+    With a shared budget (:meth:`share`) the start times come from it instead, claimed ahead: when
+    the permits in hand run out within two claims' time, the worker that took the last but few
+    claims as many as this process used over the last ``chunk``'s worth of time (at least the
+    workers waiting, at most ``chunk``), so that a busy process claims whole chunks without waiting
+    for the database, and a slow one only what it uses. A 429 holds back every process sharing
+    the budget.
     """
 
     def __init__(self, rate: float | None, stop: threading.Event) -> None:
@@ -81,6 +84,8 @@ class _Throttle:
         self.chunk = 1
         self._slots: deque[float] = deque()  # claimed permits' times, in order
         self._claiming = False
+        self._claim_seconds = 0.0  # how long a claim takes (a moving estimate)
+        self._taken: deque[float] = deque()  # when this process took its permits, over the last window
         self._unreserved = 0  # workers in acquire without a start time
         self.claims = 0
         self.permits_claimed = 0
@@ -128,7 +133,7 @@ class _Throttle:
             self._unreserved += 1
         try:
             while True:
-                at = None
+                at, ahead = None, 0
                 with self._lock:
                     now = time.monotonic()
                     if self._cooldown_until > now:
@@ -141,7 +146,11 @@ class _Throttle:
                             return cooled, True
                         unreserved, epoch = False, self._epoch
                         self._unreserved -= 1
+                        ahead = self._claim_ahead()
                         wait = at - time.monotonic()
+                if ahead:
+                    self._claim(ahead)
+                    wait = at - time.monotonic()
                 if self._stop.wait(max(0.0, wait)):
                     return cooled, True
                 if at is None:
@@ -171,25 +180,45 @@ class _Throttle:
                 self._slots.popleft()
                 self.permits_missed += 1
             if self._slots:
+                self._taken.append(now)
                 return self._slots.popleft()
             if self._stop.is_set():
                 return None
             if self._claiming:  # another worker claims for everyone waiting
                 self._claimed.wait(0.05)
                 continue
+            permits = self._demand(now)
             self._claiming = True
-            permits = min(self.chunk, max(1, self._unreserved))
             self._lock.release()
             try:
                 self._claim(permits)
             finally:
                 self._lock.acquire()
-                self._claiming = False
-                self._claimed.notify_all()
+
+    def _demand(self, now: float) -> int:
+        """(Holding the lock.) Permits to claim: as many as this process took over the last
+        chunk's worth of time, at least one per worker waiting, at most a chunk."""
+        window = self.chunk / self._rate if self._rate else 0.2
+        while self._taken and self._taken[0] < now - window:
+            self._taken.popleft()
+        return max(1, min(self.chunk, max(len(self._taken), self._unreserved)))
+
+    def _claim_ahead(self) -> int:
+        """(Holding the lock, a permit just taken.) Permits to claim now, before the ones in hand
+        run out (within two claims' time, at least 50 ms), or 0; marks the claim begun."""
+        if self._budget is None or self._claiming:
+            return 0
+        now = time.monotonic()
+        if self._slots and self._slots[-1] > now + max(0.05, 2 * self._claim_seconds):
+            return 0
+        self._claiming = True
+        return self._demand(now)
 
     def _claim(self, permits: int) -> None:
-        """Claim `permits` from the shared budget (not holding the lock); on failure, go on alone."""
+        """Claim `permits` from the shared budget (not holding the lock, `_claiming` set); on
+        failure, go on alone."""
         budget = self._budget
+        started = time.monotonic()
         try:
             assert budget is not None
             first, spacing = budget.claim(permits)
@@ -200,11 +229,16 @@ class _Throttle:
                 self._budget = None
                 self._set_rate(self._fallback)
                 self._tat = max(self._tat, time.monotonic())
+                self._claiming = False
+                self._claimed.notify_all()
             return
         with self._lock:
+            self._claim_seconds += 0.2 * (time.monotonic() - started - self._claim_seconds)
             self._slots.extend(first + i * spacing for i in range(permits))
             self.claims += 1
             self.permits_claimed += permits
+            self._claiming = False
+            self._claimed.notify_all()
 
 
 class Again(NamedTuple):
