@@ -8,9 +8,9 @@ at which the budget's next request may start. A process claims k permits in one 
 apart; it starts a request at each (the throttle, `_send.transport.retry._Throttle`). Permits
 never overlap, whichever process holds them, so all processes together start at most `rate`
 requests a second, give or take the one chunk a process may still be starting when the next
-one's begins. A process claims only as many permits as it has workers waiting, so a slow or
-finished one claims little or nothing, and its share goes to the others by itself. Every time
-is the database's, never a process's clock.
+one's begins. A process claims ahead as many as it used lately (at most CLAIM_SECONDS' worth),
+so a slow or finished one claims little or nothing, and its share goes to the others by itself.
+Every time is the database's, never a process's clock.
 
 Claims go through a connection of their own (the workers' threads claim while the run's state
 connection is busy writing), each in autocommit: a single-row upsert, one round trip.
