@@ -269,6 +269,95 @@ def all_runs(f: Figures) -> str:
     return _table(header, rows)
 
 
+PACING_BEGIN, PACING_END = "<!-- pacing benchmark: begin -->", "<!-- pacing benchmark: end -->"
+
+
+def pacing_section(results: dict) -> str:
+    """The pacing scenario (bench/run.py `pacing`): its own section between markers, so that a run of
+    that scenario alone can replace it in place (see write_pacing_section)."""
+    from run import (
+        PACING_BATCH_BYTES,
+        PACING_BURST,
+        PACING_LATENCIES,
+        PACING_LIMIT,
+        PACING_SHARD_LATENCY,
+        PACING_SHARDS,
+    )
+
+    f = Figures(results)
+    meta = results.get("meta", {})
+    a = meta.get("args", {})
+    lines = [PACING_BEGIN, "### Pacing: real network latency, and shards under one budget\n"]
+    w = lines.append
+    if not f.get("pacing_250ms") and not f.get("pacing_shards"):
+        w("Not measured in this run.\n")
+        w(PACING_END)
+        return "\n".join(lines)
+    w(f"Measured by `{meta.get('command', 'make bench')}` on {str(meta.get('started', '?'))[:10]}, commit "
+      f"`{meta.get('git', {}).get('commit', '?')}`, {a.get('runs')} run(s) per row. The server adds a latency to every "
+      f"answer and allows {PACING_LIMIT} requests/s (a token bucket of {PACING_BURST}, a second's worth, as for "
+      "the rate-limit rows above: a client over the limit gets 429s, `Retry-After` in whole seconds). The exporter "
+      "runs with its defaults "
+      f"(`--rate-limit 100`, `--concurrency` 256 as the bound of the adaptive limit) but `--batch-bytes "
+      f"{PACING_BATCH_BYTES}` (~29 people a request), so that the ceiling, {PACING_LIMIT} requests/s, is within "
+      f"this machine's reach whatever the latency; each run syncs the {max(1, a.get('rows', 0) // 10):,} people of "
+      "`bench_people_tenth` from empty state. **Share of the ceiling** = the server's batch requests per second "
+      f"between the first and the last it received, over {PACING_LIMIT} (its median over the runs; the lowest in "
+      "brackets); a share over 100% is the exporter's burst of a tenth of a second's worth at the start, over "
+      "the span; whether the limit was exceeded is the server's 429 count. **Concurrency** = the most requests "
+      "the adaptive limit allowed in flight; **held at once** = the most the server held at the same time; "
+      "**measured latency** = the exporter's estimate at the end of the run (the server's latency, plus TLS and "
+      "the time the exporter and the server wait for the machine's two cores).\n")
+    rows = []
+    keys = [(f"pacing_{int(t * 1000)}ms", f"{int(t * 1000)} ms", "defaults") for t in PACING_LATENCIES]
+    keys.append((f"pacing_{int(PACING_SHARD_LATENCY * 1000)}ms_c8", f"{int(PACING_SHARD_LATENCY * 1000)} ms",
+                 "`--concurrency 8` (the old fixed default)"))
+    for key, latency, settings in keys:
+        runs = f.get(key)
+        if not runs:
+            continue
+        shares = [r["pacing_share"] for r in runs]
+        rows.append([latency, settings, len(runs), f"{fmt(med(shares) * 100, 1)}% ({fmt(min(shares) * 100, 1)}%)",
+                     fmt(f.m(key, "server_batch_rate"), 1), fmt(sum(r["server_429"] for r in runs)),
+                     fmt(sum(r["undelivered"] + max(0, r["changed"] - r["server_accepted"]) for r in runs)),
+                     fmt(f.m(key, "concurrency_peak")), fmt(f.m(key, "server_max_in_flight")),
+                     fmt(f.m(key, "latency_ms")), fmt(f.m(key, "exec_time"), 2)])
+    w(_table(["latency", "settings", "runs", "share of the ceiling", "requests/s", "429s (all runs)",
+              "undelivered (all runs)", "concurrency", "held at once", "measured latency (ms)", "end to end (s)"],
+             rows) + "\n")
+    shards = f.get("pacing_shards")
+    if shards:
+        by_rep: dict[str, list[dict]] = {}
+        for r in shards:
+            by_rep.setdefault(r["label"].rsplit("#", 1)[1], []).append(r)
+        srows = []
+        for rep, rs in by_rep.items():
+            first = rs[0]
+            srows.append([rep, f"{first['all_pacing_share'] * 100:.1f}%", fmt(first["all_server_batch_rate"], 1),
+                          " / ".join(fmt(r["items_accepted"]) for r in rs), fmt(first["server_429"]),
+                          fmt(sum(r["undelivered"] for r in rs)), " / ".join(fmt(r["concurrency_peak"]) for r in rs),
+                          " / ".join(fmt(r["rate_claims"]) for r in rs), fmt(first["both_wall"], 2)])
+        w(f"{PACING_SHARDS} shards (`--shard K/{PACING_SHARDS}`, {int(PACING_SHARD_LATENCY * 1000)} ms) started "
+          f"together, sharing one budget of {PACING_LIMIT} requests/s through the state schema (each claims its "
+          "requests from `cio_rate_budget`): the server's batch requests per second over all four, from the "
+          "first request of any to the last of any, against the budget.\n")
+        w(_table(["run", "share of the budget (all shards)", "requests/s (all)", "accepted per shard", "429s",
+                  "undelivered", "concurrency per shard", "claims per shard", "wall, all four (s)"], srows) + "\n")
+    w(PACING_END)
+    return "\n".join(lines)
+
+
+def write_pacing_section(results: dict, doc: Path) -> None:
+    """Put the pacing section into `doc` in place of the one there (appended when it has none)."""
+    section = pacing_section(results)
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if PACING_BEGIN in text and PACING_END in text:
+        text = text[:text.index(PACING_BEGIN)] + section + text[text.index(PACING_END) + len(PACING_END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    doc.write_text(text)
+
+
 def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
     f = Figures(results)
     meta = results["meta"]
@@ -438,6 +527,7 @@ def write_report(results: dict, doc: Path, command: str = "make bench") -> None:
     if not xl:
         w("The larger run did not happen (see 'Not measured').\n")
 
+    w(pacing_section(results) + "\n")
     w("## Where the time goes (py-spy)\n")
     prof = results.get("profile", {})
     if not prof:

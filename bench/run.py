@@ -62,7 +62,13 @@ SRC, MODELS, STATE = "cio_bench_src", "cio_bench", "cio_bench_state"
 SITE, KEY = "bench-site", "bench-key-0123456789abcdef"
 STATE_TABLES = ("cio_people_state", "cio_event_ledger", "cio_rejects", "cio_runs", "cio_payload_schemas",
                 "cio_leases", "cio_inflight")
-SCENARIOS = ("people", "events", "entities", "ratelimit", "peers", "shards", "profile", "memory")
+SCENARIOS = ("people", "events", "entities", "ratelimit", "peers", "shards", "pacing", "profile", "memory")
+#: The pacing scenario: the server's latency per request, its limit (requests/s, burst), the batches' size
+#: (10 KB, ~29 people: the limit's ceiling, ~2,900 items/s, is well within the machine's reach) and shards.
+PACING_LATENCIES = (0.1, 0.25, 1.0)
+PACING_LIMIT, PACING_BURST = 100, 100
+PACING_BATCH_BYTES = 10_000
+PACING_SHARDS, PACING_SHARD_LATENCY = 4, 0.25
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -110,6 +116,15 @@ class Warehouse:
         for table in ("cio_people_state", "cio_event_ledger", "cio_rejects"):
             if self.one(f"select to_regclass('{STATE}.{table}')") is not None:
                 self.run(f"analyze {STATE}.{table}")
+
+
+def server_pacing(stats: dict) -> dict:
+    """The server's view of the pace: batch requests, their rate between the first and the last
+    one it received, that rate's share of the pacing limit, and the most it held at once."""
+    span, count = stats.get("batch_span_seconds"), stats.get("batch_requests", 0)
+    rate = (count - 1) / span if span and count > 1 else 0.0
+    return {"server_batch_rate": round(rate, 2), "pacing_share": round(rate / PACING_LIMIT, 4),
+            "server_batch_span": span, "server_max_in_flight": stats.get("max_in_flight")}
 
 
 def sql_file(name: str, **values) -> str:
@@ -328,6 +343,11 @@ class Export:
             "retries": transport.get("retries", 0),
             "client_429": transport.get("rate_limited", 0),
             "bytes_sent": transport.get("bytes_sent", 0),
+            "concurrency_peak": transport.get("concurrency_peak"),
+            "concurrency_end": transport.get("concurrency"),
+            "in_flight_peak": transport.get("in_flight_peak"),
+            "latency_ms": transport.get("latency_ms"),
+            "rate_claims": transport.get("rate_claims"),
             "maxrss_mb": round(rusage.ru_maxrss / 1024, 1),
             "hwm_sampled_mb": round(self.watch.hwm_kb / 1024, 1),
             "rss_startup_peak_mb": round(max(before) / 1024, 1) if before else None,
@@ -386,6 +406,7 @@ class Bench:
         record["server_429"] = stats["rate_limited"]
         record["server_accepted"] = sum(stats["items_accepted"].values())
         record["server_by_status"] = stats["requests_by_status"]
+        record.update(server_pacing(stats))
         return self.add(scenario, record)
 
     def check(self, name: str, ok: bool, detail: str) -> None:
@@ -658,6 +679,71 @@ class Bench:
                        and record["server_accepted_both"] == a.rows,
                        f"{[r['items_accepted'] for r in records]} accepted, server {record['server_accepted_both']}")
 
+    def pacing(self) -> None:
+        """7. Real network latency: the people of bench_people_tenth at 100, 250 and 1,000 ms per
+        request against a server allowing 100 requests/s (burst 100), default settings but 10 KB
+        batches; the old fixed concurrency of 8 at 250 ms beside them; then four shards at once
+        under one budget (250 ms). Share of the ceiling = the server's batch requests per second
+        between the first and the last one it received, over 100."""
+        a, wh = self.args, self.wh
+        rows = max(1, a.rows // 10)
+        args = ["--batch-bytes", str(PACING_BATCH_BYTES)]
+        try:
+            self.srv.configure(rate_limit=PACING_LIMIT, rate_limit_burst=PACING_BURST)
+            runs = [(latency, f"pacing_{int(latency * 1000)}ms", []) for latency in PACING_LATENCIES]
+            runs.append((PACING_SHARD_LATENCY, f"pacing_{int(PACING_SHARD_LATENCY * 1000)}ms_c8",
+                         ["--concurrency", "8"]))
+            for rep in range(a.runs):
+                for latency, key, extra in runs:
+                    if not self.time_left("pacing"):
+                        return
+                    self.srv.configure(latency=latency)
+                    wh.reset_state()
+                    label = f"{int(latency * 1000)} ms{' ' + ' '.join(extra) if extra else ''} #{rep + 1}"
+                    r = self.export(key, "bench_people_tenth", label, rows, args + extra)
+                    log(f"    {r['pacing_share']:.1%} of the ceiling, {r['server_429']} 429s, concurrency up to "
+                        f"{r['concurrency_peak']} ({r['latency_ms']} ms), server held {r['server_max_in_flight']} "
+                        "at once")
+                    if not extra:
+                        self.pacing_check(r, rows)
+            self.srv.configure(latency=PACING_SHARD_LATENCY)
+            for rep in range(a.runs):
+                if not self.time_left("pacing"):
+                    return
+                self.pacing_shards(rows, args, rep)
+        finally:
+            self.srv.configure(rate_limit=None, rate_limit_burst=None, latency=0.0)
+
+    def pacing_check(self, r: dict, rows: int) -> None:
+        self.check("pacing_at_latency", r["exit_code"] == 0 and r["undelivered"] == 0 and r["server_429"] == 0
+                   and r["server_accepted"] == rows and r["pacing_share"] >= 0.9,
+                   f"{r['label']}: {r['pacing_share']:.1%} of the ceiling, exit {r['exit_code']}, "
+                   f"{r['undelivered']} undelivered, {r['server_429']} 429s, {r['server_accepted']} of {rows} accepted")
+
+    def pacing_shards(self, rows: int, args: list[str], rep: int) -> None:
+        """Four shards started together against one server, one budget shared through the state."""
+        self.wh.reset_state()
+        self.srv.reset()
+        t = time.monotonic()
+        runs = [Export(self, ["bench_people_tenth"], [*args, "--shard", f"{k}/{PACING_SHARDS}"],
+                       label=f"shard {k}/{PACING_SHARDS} #{rep + 1}", timeout=self.timeout(rows)).start()
+                for k in range(PACING_SHARDS)]
+        records = [run.wait() for run in runs]
+        stats = self.srv.stats()
+        together = server_pacing(stats)
+        for record in records:
+            record.update(both_wall=round(time.monotonic() - t, 3),
+                          server_accepted_all=sum(stats["items_accepted"].values()),
+                          **{f"all_{k}": v for k, v in together.items()}, server_429=stats["rate_limited"])
+            self.add("pacing_shards", record)
+        accepted = sum(r["items_accepted"] for r in records)
+        log(f"    {PACING_SHARDS} shards: {together['pacing_share']:.1%} of the budget together, "
+            f"{stats['rate_limited']} 429s, {accepted:,} accepted")
+        self.check("pacing_shards_one_budget", all(r["exit_code"] == 0 for r in records) and stats["rate_limited"] == 0
+                   and accepted == rows == sum(stats["items_accepted"].values()) and together["pacing_share"] >= 0.9,
+                   f"{together['pacing_share']:.1%} of the budget, {stats['rate_limited']} 429s, "
+                   f"{[r['items_accepted'] for r in records]} accepted of {rows}")
+
     def profile(self) -> None:
         """py-spy on one initial 1M people run and one initial events run (sampling, 100 Hz, with
         idle frames so waits on PostgreSQL and on the server show)."""
@@ -813,7 +899,14 @@ def main(argv: list[str] | None = None) -> int:
     results = bench.run()
     from report import write_report
 
-    write_report(results, args.doc, command=make_command(args))
+    if args.scenarios == ["pacing"] and args.doc.exists():  # that section alone, in place
+        from report import write_pacing_section
+
+        results["meta"]["command"] = make_command(args)
+        write_pacing_section(results, args.doc)
+    else:
+        results["meta"]["command"] = make_command(args)
+        write_report(results, args.doc, command=make_command(args))
     log(f"results: {OUT / 'results.json'}; report: {args.doc}")
     failed = [name for name, checks in results["checks"].items() if not all(c["ok"] for c in checks)]
     if failed:

@@ -51,6 +51,17 @@ def human_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
+def _concurrency(transport: dict) -> str:
+    """The concurrency the run chose, for the last line: the most requests its limit allowed in
+    flight (of --concurrency) and the latency it measured."""
+    peak = transport.get("concurrency_peak")
+    if not transport.get("requests") or peak is None:
+        return ""
+    latency = transport.get("latency_ms")
+    return (f", concurrency up to {peak} of {transport.get('concurrency_ceiling')}"
+            + (f" at {latency:,.0f} ms a request" if latency is not None else ""))
+
+
 class Reporter:
     def __init__(self, *, json_mode: bool = False, progress: bool | None = None, stream=None,
                  dry_run: bool = False, quiet: bool = False, log_format: str = "text") -> None:
@@ -169,7 +180,7 @@ class Reporter:
         self.console.print(
             ("dry run, nothing sent: would send " if summary.dry_run else "")
             + f"{transport.get('requests', 0):,} requests, {transport.get('bytes_sent', 0):,} bytes in "
-            f"{summary.elapsed:.1f}s; exit code {summary.exit_code}"
+            f"{summary.elapsed:.1f}s{_concurrency(transport)}; exit code {summary.exit_code}"
             + (f"; results: {results_path}" if results_path else ""),
             markup=False,
         )
@@ -188,9 +199,10 @@ class Reporter:
         self._line(
             ("dry run, nothing sent: would send " if summary.dry_run else "")
             + f"{transport.get('requests', 0):,} requests, {transport.get('bytes_sent', 0):,} bytes in "
-            f"{summary.elapsed:.1f}s; exit code {summary.exit_code}" + (f"; results: {results_path}" if results_path
-                                                                          else ""),
+            f"{summary.elapsed:.1f}s{_concurrency(transport)}; exit code {summary.exit_code}"
+            + (f"; results: {results_path}" if results_path else ""),
             "info", exit_code=summary.exit_code, requests=transport.get("requests", 0),
+            concurrency=transport.get("concurrency_peak"),
             bytes_sent=transport.get("bytes_sent", 0), results=str(results_path) if results_path else None,
         )
 

@@ -176,13 +176,17 @@ def main() -> None:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How log lines are written on stderr: text, or one JSON object per line (ts, level, msg, and the "
               "model's figures), as dbt's --log-format json.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=None,
-              help="Requests in flight at most [default: 8].")
+@click.option("--concurrency", type=click.IntRange(1, 1024), default=None,
+              help="Requests in flight at most: the bound of the limit that adapts to the measured latency "
+              "[default: 256].")
+@click.option("--max-bytes-in-flight", type=click.IntRange(1_000_000), default=None,
+              help="Request bodies in flight at most, in bytes, whatever the concurrency [default: 64000000].")
 @click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Requests per second at most, across all workers [default: 100].",
+    help="Requests per second at most, across all workers and, on PostgreSQL, all processes sending to the "
+    "workspace [default: 100].",
 )
 @click.option(
     "--batch-bytes",
@@ -228,6 +232,9 @@ def main() -> None:
 @click.option("--dbt-cloud-job", default=None, help="Sync the latest finished run of this dbt Cloud job.")
 @click.option("--shard", type=str, default=None, metavar="K/N",
               help="Sync only the rows whose key hashes to K of N (0 <= K < N); run N processes to share a model.")
+@click.option("--shared-rate/--no-shared-rate", default=True, show_default=True,
+              help="PostgreSQL: share --rate-limit with every process sending to the workspace through this state "
+              "schema (shards, other runs); elsewhere, or off, each shard keeps --rate-limit / N.")
 def run(  # noqa: PLR0913 - a click command: one parameter per option
     project_dir,
     profiles_dir,
@@ -244,6 +251,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     quiet,
     log_format,
     concurrency,
+    max_bytes_in_flight,
     rate_limit,
     batch_bytes,
     max_retries,
@@ -263,6 +271,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
     dbt_cloud_run,
     dbt_cloud_job,
     shard,
+    shared_rate,
 ) -> None:
     """Sync the selected models to Customer.io (the default command).
 
@@ -296,6 +305,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
             else track_settings_from_env(
                 os.environ,
                 concurrency=concurrency,
+                max_bytes_in_flight=max_bytes_in_flight,
                 rate_limit=rate_limit,
                 max_retries=max_retries,
                 timeout=timeout,
@@ -326,6 +336,7 @@ def run(  # noqa: PLR0913 - a click command: one parameter per option
             lease_ttl=lease_ttl,
             shard=_parse_shard(shard),
             person=person,
+            shared_rate=shared_rate,
         )
         if skip_build_proof:
             reporter.note("--skip-build-proof: relations are sent without proof of which dbt run built them")

@@ -1203,3 +1203,37 @@ def test_reset_events_rebaselines_without_replaying(build, server):
     assert proc.returncode == 0
     ids = {e["id"] for e in server.events()}
     assert len(ids) == ROWS
+
+
+def test_shards_started_together_share_one_rate_budget_and_stay_under_it(build):
+    """Two shards started at once, each given the workspace's whole --rate-limit, against a server
+    that allows just that rate: they claim their requests from one budget in the state schema (one
+    row for the workspace in cio_rate_budget), so the server never has to answer 429, and every
+    person arrives."""
+    rate = 20
+    state = state_name()
+    with FakeCustomerIO(site_id=SITE, api_key=KEY) as other:  # the state's tables made before the shards race
+        _, first = export(build, other, "--select", "big_people", "--shard", "0/1000", state=state)
+    synced_before = first["results"][0]["items_accepted"]
+    with FakeCustomerIO(site_id=SITE, api_key=KEY, rate_limit=rate, rate_limit_burst=rate,
+                        fault_paths=("/api/v2/",)) as srv:
+        procs = [build.cio_export_process(
+            "--select", "big_people", "--shard", f"{k}/2", "--rate-limit", str(rate), "--batch-bytes", "6000",
+            "--json", "--no-progress", env=credentials(srv), state_schema=state, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True) for k in range(2)]
+        outputs = [proc.communicate(timeout=600) for proc in procs]
+        stats = srv.stats()
+        people = len(srv.people())
+    for proc, (_, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, stderr
+    summaries = [json.loads(stdout) for stdout, _ in outputs]
+    assert stats["rate_limited"] == 0
+    accepted = [s["results"][0]["items_accepted"] for s in summaries]
+    assert all(a > ROWS / 4 for a in accepted)
+    assert sum(accepted) == people == ROWS - synced_before
+    for summary in summaries:
+        transport = summary["transport"]
+        assert transport["rate_claims"] > 0
+        assert transport["rate_permits"] >= transport["requests"] - 1  # every batch request (not the region check)
+        assert "concurrency_peak" in transport and transport["latency_ms"] is not None
+    assert build.schema.query(f"select site_id from {state}.cio_rate_budget") == [(SITE,)]

@@ -23,6 +23,7 @@ from .memory import Allocator, collector_tuned
 from .model_sync import RunContext
 from .options import RunOptions
 from .outcomes import OutcomeRecorder
+from .pacing import pace
 from .results import ModelResult, RunSummary, percentile
 
 
@@ -133,11 +134,12 @@ class Exporter:
         is held back), on one warehouse connection and one state store; closes the sink."""
         opts = self.options
         by_id = {r.unique_id: r for r in summary.results}
-        adapter, state, completed = None, None, False
+        adapter, state, budget, completed = None, None, None, False
         try:
             adapter = open_adapter(opts.dbt, artifacts)
             with adapter.connection_named("cio-export"):
                 state = StateStore(adapter, opts.state_schema, read_only=opts.dry_run).open()
+                budget = pace(opts, adapter, state, sink, self.reporter)
                 models = sorted((spec.resolve(relation_columns(adapter, spec)) for spec in specs),
                                 key=lambda m: KIND_ORDER[m.kind])
                 models = self.before_models(adapter, state, models)
@@ -168,6 +170,8 @@ class Exporter:
             # A run stopped by a signal or an error does not wait for retries and queued
             # batches: what is in flight is resent by the next run under the same ids.
             sink.close(wait=completed)
+            if budget is not None:
+                budget.close()
             if state is not None:
                 state.close()
             if adapter is not None:

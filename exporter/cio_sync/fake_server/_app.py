@@ -66,7 +66,11 @@ _V1_CUSTOMER_ACTIONS = {
 _V1_CUSTOMERS_PREFIX = b"/api/v1/customers/"
 
 _PAUSE_STEP = 0.05
-"""Long delays sleep in steps this short so a shutting-down server is not held up by them."""
+"""Held answers look again this often (a tenth of it) whether they may go."""
+
+_LATENCY_STEP = 0.5
+"""Latency sleeps in steps this long, so that a shutting-down server is not held up by a long
+delay, and hundreds of slow requests at once cost the event loop few wake-ups."""
 
 
 @dataclass
@@ -266,10 +270,26 @@ class FakeTrackApp:
             await self._router(scope, receive, send)
 
     async def _gate(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count the request, apply faults, then hand it to the API handlers."""
+        """Count the request (and how many are in flight at once), apply faults, then hand it to
+        the API handlers."""
         body = await _read_body(receive)
         if body is None:
             return
+        counters = self.store.counters
+        if scope["path"] == "/api/v2/batch":
+            now = time.monotonic()
+            counters.batch_requests += 1
+            if counters.first_batch_at is None:
+                counters.first_batch_at = now
+            counters.last_batch_at = now
+        counters.in_flight += 1
+        counters.max_in_flight = max(counters.max_in_flight, counters.in_flight)
+        try:
+            await self._gated(scope, receive, send, body)
+        finally:
+            counters.in_flight -= 1  # (the counters of before a reset, if one came meanwhile)
+
+    async def _gated(self, scope: Scope, receive: Receive, send: Send, body: bytes) -> None:
         counters = self.store.counters
         counters.bytes_received += len(body)
         counters.max_request_bytes_seen = max(counters.max_request_bytes_seen, len(body))
@@ -347,7 +367,7 @@ class FakeTrackApp:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            await asyncio.sleep(min(remaining, _PAUSE_STEP))
+            await asyncio.sleep(min(remaining, _LATENCY_STEP))
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")

@@ -41,6 +41,11 @@ class Counters:
         self.dropped = 0
         self.slow = 0
         self.held = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.batch_requests = 0  # POST /api/v2/batch requests, and the time.monotonic() of the first
+        self.first_batch_at: float | None = None  # and the last (batch_span_seconds)
+        self.last_batch_at: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +61,11 @@ class Counters:
             "dropped": self.dropped,
             "slow": self.slow,
             "held": self.held,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "batch_requests": self.batch_requests,
+            "batch_span_seconds": (round(self.last_batch_at - self.first_batch_at, 6)
+                                   if self.first_batch_at is not None and self.last_batch_at is not None else None),
         }
 
 

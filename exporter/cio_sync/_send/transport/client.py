@@ -1,4 +1,5 @@
-"""The Track API client: one pooled httpx.Client shared by a small pool of sender threads."""
+"""The Track API client: one pooled httpx.Client shared by a pool of sender threads, as many
+in flight as the adaptive limit (limiter.py) and the bytes in flight allow."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ import orjson
 from ... import __version__
 from ..._errors import ConfigError, CredentialsError, DeliveryIncomplete, RegionMismatchError
 from .answers import _error_entries, _is_certificate_error, _parse_207, _ssl_context, _too_large
-from .retry import RETRY_STATUSES, Again, _retry_after, _Throttle, retry_loop
+from .limiter import ConcurrencyLimit
+from .retry import RETRY_STATUSES, Again, RateBudget, _retry_after, _Throttle, retry_loop
 from .settings import (
     _MESSAGE_LIMIT,
     _REASON_LIMIT,
@@ -44,6 +46,11 @@ class _Attempt:
     error: str | None = None
     attempts: int = 0
     fatal: ConfigError | None = None
+
+
+def _batch_bytes(batch: Batch) -> int:
+    """The size of `batch`'s request body."""
+    return sum(len(item) for item in batch.items) + len(batch.items) + 11
 
 
 class TrackClient:
@@ -83,8 +90,17 @@ class TrackClient:
         self._stop = threading.Event()
         self._throttle = _Throttle(settings.rate_limit, self._stop)
         self._rng = random.Random()
+        # Threads are started as batches need them: no more than the limit has ever allowed.
         self._executor = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="cio-track")
-        self._slots = threading.BoundedSemaphore(settings.concurrency)
+        # The gate: batches in flight (from submit to their outcome) and their bytes, within the
+        # adaptive limit and max_bytes_in_flight; one batch may always go, whatever its size.
+        self._gate = threading.Condition()
+        self._limit = ConcurrencyLimit(settings.concurrency, settings.rate_limit)
+        self._in_flight = 0
+        self._bytes_in_flight = 0
+        self._in_flight_peak = 0
+        self._bytes_peak = 0
+        self._first_sent: float | None = None  # before the first answer: the oldest request in flight
         self._pending: set[Future[None]] = set()
         self._pending_lock = threading.Lock()
         self._done: queue.SimpleQueue[BatchOutcome] = queue.SimpleQueue()
@@ -125,6 +141,18 @@ class TrackClient:
     def __repr__(self) -> str:
         s = self.settings
         return f"TrackClient(base_url={s.base_url!r}, site_id={s.site_id!r}, concurrency={s.concurrency})"
+
+    # --------------------------------------------------------------- pacing
+
+    def share_rate(self, budget: RateBudget, chunk: int, fallback_rate: float) -> None:
+        """Pace requests by permits claimed from `budget` (a rate shared with other processes), at
+        most `chunk` a claim, instead of this process's own token bucket; should a claim fail,
+        this process goes on alone at `fallback_rate`."""
+        self._throttle.share(budget, chunk, fallback_rate)
+
+    def set_rate(self, rate: float) -> None:
+        """Pace this process at `rate` requests per second from now on (a shard's part)."""
+        self._throttle.set_rate(rate)
 
     # ------------------------------------------------------------ preflight
 
@@ -199,21 +227,32 @@ class TrackClient:
         return f"HTTP {result.response.status_code}: {self._clip(entries)}"
 
     def submit(self, batch: Batch, tick: Callable[[], None] | None = None, every: float = 1.0) -> None:
-        """Queue ``batch`` for sending; blocks while ``concurrency`` batches are in flight,
-        calling ``tick`` every ``every`` seconds meanwhile (see drain)."""
+        """Queue ``batch`` for sending; blocks while the concurrency limit's batches, or
+        ``max_bytes_in_flight``, are in flight, calling ``tick`` every ``every`` seconds
+        meanwhile (see drain)."""
         if self._closed:
             raise RuntimeError("TrackClient is closed")
         self._raise_fatal()
-        if tick is None:
-            self._slots.acquire()
-        else:
-            while not self._slots.acquire(timeout=every):
+        size = _batch_bytes(batch)
+        next_tick = time.monotonic() + every
+        while True:
+            with self._gate:
+                if self._admits(size):
+                    self._in_flight += 1
+                    self._bytes_in_flight += size
+                    self._in_flight_peak = max(self._in_flight_peak, self._in_flight)
+                    self._bytes_peak = max(self._bytes_peak, self._bytes_in_flight)
+                    break
+                # before the first answer the limit follows the oldest request's age: look again soon
+                self._gate.wait(0.05 if self._limit.latency is None else every)
+            if tick is not None and time.monotonic() >= next_tick:
                 tick()
+                next_tick = time.monotonic() + every
         try:
             self._raise_fatal()
-            future = self._executor.submit(self._run, batch)
+            future = self._executor.submit(self._run, batch, size)
         except BaseException:
-            self._slots.release()
+            self._release(size)
             raise
         with self._pending_lock:
             self._pending.add(future)
@@ -246,7 +285,11 @@ class TrackClient:
         honoured), ``cooldown_waits`` (attempts held by another worker's 429), ``transport_errors``,
         ``timeouts``, ``splits``, ``bytes_sent`` and ``items_sent`` (over all attempts),
         ``items_accepted`` / ``items_rejected`` / ``items_undelivered``, ``batches`` and
-        ``elapsed`` seconds."""
+        ``elapsed`` seconds; the concurrency limit: ``concurrency`` (at the end),
+        ``concurrency_peak`` (the highest it was), ``concurrency_ceiling`` (--concurrency),
+        ``concurrency_backoffs`` (halvings on push-back), ``latency_ms`` (its estimate),
+        ``in_flight_peak`` (batches) and ``bytes_in_flight_peak``; with a shared rate budget,
+        ``rate_claims`` / ``rate_permits`` (claimed) / ``rate_permits_missed`` (not used in time)."""
         keys = (
             "requests", "retries", "rate_limited", "retry_after_waits", "cooldown_waits",
             "transport_errors", "timeouts", "splits", "bytes_sent", "items_sent",
@@ -256,8 +299,44 @@ class TrackClient:
             result: dict[str, Any] = {key: self._counts[key] for key in keys}
             result["responses"] = dict(sorted(self._responses.items()))
             result["retry_after_seconds"] = round(self._retry_after_seconds, 3)
+        with self._gate:
+            limit = self._limit
+            result.update(concurrency=limit.limit, concurrency_peak=limit.peak, concurrency_ceiling=limit.ceiling,
+                          concurrency_backoffs=limit.backoffs,
+                          latency_ms=None if limit.latency is None else round(limit.latency * 1000, 1),
+                          in_flight_peak=self._in_flight_peak, bytes_in_flight_peak=self._bytes_peak)
+        throttle = self._throttle
+        if throttle.claims:
+            result.update(rate_claims=throttle.claims, rate_permits=throttle.permits_claimed,
+                          rate_permits_missed=throttle.permits_missed)
         result["elapsed"] = round(time.monotonic() - self._started, 3)
         return result
+
+    # --------------------------------------------------------------- the gate
+
+    def _admits(self, size: int) -> bool:
+        """Whether a batch of `size` bytes may go now (called holding the gate)."""
+        if self._limit.latency is None and self._first_sent is not None:
+            self._limit.waiting(time.monotonic() - self._first_sent)
+        if self._in_flight >= self._limit.limit:
+            return False
+        return self._in_flight == 0 or self._bytes_in_flight + size <= self.settings.max_bytes_in_flight
+
+    def _release(self, size: int) -> None:
+        with self._gate:
+            self._in_flight -= 1
+            self._bytes_in_flight -= size
+            self._gate.notify_all()
+
+    def _answered(self, seconds: float, pushed_back: bool, batch: bool) -> None:
+        """Tell the limit how an attempt went: its time (`batch`: a batch's, not the region
+        check's or a merge's), or that the server pushed back."""
+        with self._gate:
+            if pushed_back:
+                self._limit.pushed_back(time.monotonic())
+            else:
+                self._limit.answered(seconds, self._in_flight, batch=batch)
+            self._gate.notify_all()
 
     # ------------------------------------------------------------- workers
 
@@ -285,8 +364,8 @@ class TrackClient:
                 self._fatal = error
         self._stop.set()
 
-    def _run(self, batch: Batch) -> None:
-        """Worker entry point: send one submitted batch, report its outcome, free its slot."""
+    def _run(self, batch: Batch, size: int) -> None:
+        """Worker entry point: send one submitted batch, report its outcome, free its place."""
         try:
             try:
                 outcome = self._send(batch)
@@ -307,7 +386,7 @@ class TrackClient:
                 )  # fmt: skip
             self._done.put(outcome)
         finally:
-            self._slots.release()
+            self._release(size)
 
     def _send(self, batch: Batch) -> BatchOutcome:
         """Send one batch (splitting it when it is too large) and classify every item.
@@ -398,11 +477,17 @@ class TrackClient:
                 self._counts["retries"] += result.attempts > 1
                 self._counts["bytes_sent"] += len(body or b"")
                 self._counts["items_sent"] += items
+            sent = time.monotonic()
+            if self._first_sent is None:
+                with self._gate:
+                    self._first_sent = self._first_sent or sent
             try:
                 response = self._http.request(method, path, content=body)
             except httpx.TransportError as exc:  # includes every httpx.TimeoutException
+                self._answered(time.monotonic() - sent, pushed_back=True, batch=path == BATCH_PATH)
                 return self._transport_error(exc, result)
             status = response.status_code
+            self._answered(time.monotonic() - sent, pushed_back=status in RETRY_STATUSES, batch=path == BATCH_PATH)
             with self._stats_lock:
                 self._responses[str(status)] += 1
             result.response, result.error = response, None

@@ -26,6 +26,10 @@ _TOO_LARGE_REASONS = frozenset({"request_too_large", "payload_too_large", "reque
 class TrackSettings:
     """How to reach the Track API and how hard to push it.
 
+    ``concurrency`` is the upper bound of the adaptive concurrency limit (limiter.py): enough for
+    ``rate_limit`` at 1 s per request with the default rate; ``max_bytes_in_flight`` caps the
+    request bodies in flight whatever the limit (one batch may always go).
+
     ``region_check`` is turned off when the user overrode ``base_url`` (a proxy or a local
     server): the preflight's region is then not compared with ``region``.
     """
@@ -36,13 +40,14 @@ class TrackSettings:
     region: str = "us"
     region_check: bool = True
     ca_bundle: str | None = None
-    concurrency: int = 8
+    concurrency: int = 256
     rate_limit: float | None = 100.0
     max_retries: int = 8
     timeout: float = 30.0
     backoff_base: float = 0.5
     backoff_max: float = 60.0
     max_request_bytes: int = 500_000
+    max_bytes_in_flight: int = 64_000_000
 
     def __post_init__(self) -> None:
         if not str(self.site_id).strip() or not str(self.api_key).strip():
@@ -63,6 +68,7 @@ class TrackSettings:
             (self.timeout > 0, "timeout must be positive"),
             (self.backoff_base >= 0 and self.backoff_max >= 0, "backoff times must not be negative"),
             (self.max_request_bytes > 0, "max_request_bytes must be positive"),
+            (self.max_bytes_in_flight > 0, "max_bytes_in_flight must be positive"),
         )
         for ok, message in checks:
             if not ok:
