@@ -241,8 +241,14 @@ def test_the_example_shop_unchanged_passes_with_every_kind_of_model(duckdb_build
     then built again as a pull request that changes nothing: nothing would block or leave."""
     sync_production(duckdb_build, "--select", "tag:cio")
     target = duckdb_build.workdir / "pr_unchanged" / "target"
-    duckdb_build.run("build", target_path=target, env={"CIO_TEST_SCHEMA": ci_schema(duckdb_build)})
-    code, report, stderr = check(duckdb_build, target, select=("--select", "tag:cio"))
+    try:
+        duckdb_build.run("build", target_path=target, env={"CIO_TEST_SCHEMA": ci_schema(duckdb_build)})
+        code, report, stderr = check(duckdb_build, target, select=("--select", "tag:cio"))
+    finally:  # the session's build is shared: no second copy of its marts is left beside them
+        import duckdb
+
+        with duckdb.connect(duckdb_build.env["CIO_DUCKDB_PATH"]) as conn:
+            conn.execute(f"drop schema if exists {ci_schema(duckdb_build)} cascade")
     assert code == 0, stderr
     verdicts = {m["model"]: (m["kind"], m["verdict"], m["findings"]) for m in report["models"]}
     kinds = {kind for kind, _, _ in verdicts.values()}
