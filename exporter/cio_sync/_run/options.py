@@ -33,7 +33,7 @@ class RunOptions:
     require_build_proof: bool = True
     lease_ttl: float = 120.0
     shard: tuple[int, int] | None = None  # (K, N): rows whose key hashes to K of N
-    shared_rate: bool = True  # PostgreSQL: one rate budget for every process of the workspace (_run.pacing)
+    shared_rate: bool = True  # with a shard, on PostgreSQL: one rate budget for the workspace's shards (_run.pacing)
 
     @property
     def shard_label(self) -> str:
