@@ -185,7 +185,7 @@ def main() -> None:
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Requests per second at most, across all workers and, on PostgreSQL, all processes sending to the "
+    help="Requests per second at most, across all workers and, on PostgreSQL, all shards sending to the "
     "workspace [default: 100].",
 )
 @click.option(
@@ -233,8 +233,8 @@ def main() -> None:
 @click.option("--shard", type=str, default=None, metavar="K/N",
               help="Sync only the rows whose key hashes to K of N (0 <= K < N); run N processes to share a model.")
 @click.option("--shared-rate/--no-shared-rate", default=True, show_default=True,
-              help="PostgreSQL: share --rate-limit with every process sending to the workspace through this state "
-              "schema (shards, other runs); elsewhere, or off, each shard keeps --rate-limit / N.")
+              help="With --shard, on PostgreSQL: share --rate-limit with every shard sending to the workspace through "
+              "this state schema; elsewhere, or off, each shard keeps --rate-limit / N.")
 def run(  # noqa: PLR0913 - a click command: one parameter per option
     project_dir,
     profiles_dir,

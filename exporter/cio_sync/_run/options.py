@@ -38,7 +38,7 @@ class RunOptions:
     person: str | None = None
     #: ... and the row of this key in this model, (model, key): its other models read `person`'s
     key: tuple[str, str] | None = None
-    shared_rate: bool = True  # PostgreSQL: one rate budget for every process of the workspace (_run.pacing)
+    shared_rate: bool = True  # with a shard, on PostgreSQL: one rate budget for the workspace's shards (_run.pacing)
 
     @property
     def shard_label(self) -> str:

@@ -1,6 +1,6 @@
-"""How a run's requests are paced with the other processes sending to the same workspace: one
+"""How a shard's requests are paced with the other shards sending to the same workspace: one
 rate budget shared through the state schema on PostgreSQL (_state.budget), else this shard's
-part of the rate."""
+part of the rate. A run that is not sharded paces itself with its own token bucket."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from .options import RunOptions
 
 
 def pace(options: RunOptions, adapter, state: StateStore, sink: Sink, reporter: Reporter) -> SharedRateBudget | None:
-    """Set the run's pacing; returns the shared budget (to close at the end), if one is used.
+    """Set a shard's pacing; returns the shared budget (to close at the end), if one is used.
 
-    With a rate limit, the state on PostgreSQL and --shared-rate (the default), every process of
-    the workspace claims its requests from one budget of `--rate-limit` requests/s. Otherwise a
-    shard paces itself at its part, `--rate-limit / N`, so that N shards never exceed the rate
-    together (a finished shard's part is then not passed on)."""
+    With a rate limit, the state on PostgreSQL and --shared-rate (the default), every shard of the
+    workspace claims its requests from one budget of `--rate-limit` requests/s. Otherwise a shard
+    paces itself at its part, `--rate-limit / N`, so that N shards never exceed the rate together
+    (a finished shard's part is then not passed on). A run without --shard keeps its own token
+    bucket: nothing to share, and no round trip to the database for its requests."""
     track = options.track
-    if not isinstance(sink, ClientSink) or track is None or not track.rate_limit:
+    if not isinstance(sink, ClientSink) or track is None or not track.rate_limit or options.shard is None:
         return None
     rate = track.rate_limit
-    share = options.shard[1] if options.shard is not None else 1
+    share = options.shard[1]
     if options.shared_rate and state.dialect.advisory_locks and state.writable:
         from dbt.adapters.contracts.connection import Connection, ConnectionState
 

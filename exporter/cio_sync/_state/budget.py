@@ -1,5 +1,5 @@
-"""One request rate shared by every cio-export process sending to one Customer.io workspace
-through one state schema (PostgreSQL): the shards of a run, and any other run at the same time.
+"""One request rate shared by the cio-export shards (`--shard K/N`) sending to one Customer.io
+workspace through one state schema (PostgreSQL).
 
 The budget is a GCRA (generic cell rate algorithm) kept in one row per workspace of
 `cio_rate_budget`: `tat`, the theoretical arrival time (Unix seconds by the database's clock)
@@ -16,8 +16,8 @@ Claims go through a connection of their own (the workers' threads claim while th
 connection is busy writing), each in autocommit: a single-row upsert, one round trip.
 
 PostgreSQL only: Redshift has neither RETURNING nor quick single-row commits, and a DuckDB
-file is written by one process at a time; there each process paces itself (shards dividing
-the rate, see _run.runner).
+file is written by one process at a time; there each shard paces itself at its part of the
+rate (see _run.pacing).
 """
 
 from __future__ import annotations

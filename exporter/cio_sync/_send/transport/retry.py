@@ -148,7 +148,7 @@ class _Throttle:
                         self._unreserved -= 1
                         ahead = self._claim_ahead()
                         wait = at - time.monotonic()
-                if ahead:
+                if ahead and at is not None:
                     self._claim(ahead)
                     wait = at - time.monotonic()
                 if self._stop.wait(max(0.0, wait)):
