@@ -12,7 +12,7 @@ from typing import Any
 from ..._project.artifacts import Artifacts, DbtContext, close_adapter, open_adapter
 from ..._state import StateStore, utcnow
 from ..history import iso_utc
-from .segments import SegmentResult
+from .segments import SegmentResult, count_gap
 
 TABLE = "cio_reconciliations"
 COLUMNS = ("reconcile_id", "checked_at", "segment_id", "segment_name", "model", "predicate", "identifier_kind",
@@ -42,9 +42,7 @@ class ReconcileRecord:
 
     @property
     def gap(self) -> int | None:
-        if self.warehouse_count is None or self.customerio_count is None:
-            return None
-        return self.customerio_count - self.warehouse_count
+        return count_gap(self.warehouse_count, self.customerio_count)
 
     def as_dict(self) -> dict[str, Any]:
         return {"reconcile_id": self.reconcile_id, "checked_at": iso_utc(self.checked_at),

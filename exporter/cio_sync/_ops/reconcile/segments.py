@@ -86,6 +86,14 @@ def load_reconcile_config(path: Path) -> list[SegmentMapping]:
     return mappings
 
 
+def count_gap(warehouse_count: int | None, customerio_count: int | None) -> int | None:
+    """Customer.io's count minus the warehouse's (people Customer.io has more), or None when
+    either is unknown."""
+    if warehouse_count is None or customerio_count is None:
+        return None
+    return customerio_count - warehouse_count
+
+
 @dataclass
 class SegmentResult:
     segment_id: int
@@ -106,9 +114,7 @@ class SegmentResult:
 
     @property
     def gap(self) -> int | None:
-        if self.warehouse_count is None or self.customerio_count is None:
-            return None
-        return self.customerio_count - self.warehouse_count
+        return count_gap(self.warehouse_count, self.customerio_count)
 
     def as_dict(self) -> dict[str, Any]:
         return {
