@@ -23,7 +23,7 @@ from .._read.dialects import dialect_for
 from .._read.query import build_query, relation_columns
 from .._read.reader import SnapshotReader
 from .._read.rows import split_pair_key
-from .._state import StateStore
+from .._state import SYNCED_RUN_STATUSES, StateStore
 from .history import iso_utc
 
 # What a model is to production, as the build would have it
@@ -215,7 +215,7 @@ class BuildCheck:
 
     def _last_synced(self, name: str) -> datetime | None:
         rows = self.state.execute(f"select max(finished_at) from {self.state.table('cio_runs')} where model = %s "
-                                  "and status in ('success', 'rejected')", (name,))
+                                  f"and status in {SYNCED_RUN_STATUSES}", (name,))
         return rows[0][0] if rows else None
 
     # -- one model of the build --------------------------------------------------------------

@@ -12,7 +12,7 @@ from .._output import human_duration
 from .._project.artifacts import Artifacts
 from .._project.gates import Gate, gate
 from .._project.model import ModelSpec, parse_duration
-from .._state import StateStore, utcnow
+from .._state import SYNCED_RUN_STATUSES, StateStore, utcnow
 from .history import iso_utc
 
 #: A model's state, worst first: its last run failed to deliver or it never synced (failing), a
@@ -92,7 +92,7 @@ def model_status(state: StateStore, spec: ModelSpec, relation: str | None, thres
     # A success: a run that delivered what it had (some rows refused or not: they are counted as
     # open rejects, apart).
     success = state.execute(f"select max(finished_at) from {state.table('cio_runs')} where model = {lit} "
-                            "and status in ('success', 'rejected')")
+                            f"and status in {SYNCED_RUN_STATUSES}")
     status.last_success_at = success[0][0] if success else None
     if status.last_success_at is not None:
         status.seconds_since_success = round((utcnow() - status.last_success_at).total_seconds(), 1)

@@ -49,7 +49,7 @@ is recorded and how a flush writes it), leases, copy (COPY text), store (StateSt
 from .connection import utcnow
 from .leases import holder_is_dead, lease_holder, lease_lock_key
 from .store import StateStore
-from .tables import DEFAULT_SCHEMA, SCHEMA_VERSION, TABLES
+from .tables import DEFAULT_SCHEMA, SCHEMA_VERSION, SYNCED_RUN_STATUSES, TABLES
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "TABLES", "StateStore", "holder_is_dead",
+__all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "SYNCED_RUN_STATUSES", "TABLES", "StateStore", "holder_is_dead",
            "lease_holder", "lease_lock_key", "utcnow"]

@@ -11,7 +11,7 @@ from .._errors import ConfigError
 from .._project.model import OUT_OF_RANGE_TIME
 from .connection import utcnow
 from .leases import StateLeases
-from .tables import NOW_DEFAULTS, SCHEMA_VERSION, TABLES
+from .tables import NOW_DEFAULTS, SCHEMA_VERSION, SYNCED_RUN_STATUSES, TABLES
 from .writes import StateWrites
 
 
@@ -261,7 +261,7 @@ class StateStore(StateWrites, StateLeases):
         if rows:
             return True
         rows = self.execute(f"select 1 from {self.table('cio_runs')} where model = %s "
-                            "and status in ('success', 'rejected') limit 1", (model,))
+                            f"and status in {SYNCED_RUN_STATUSES} limit 1", (model,))
         return bool(rows)
 
     def recover_inflight(self, model: str, shard: str) -> int:

@@ -21,6 +21,10 @@ INFLIGHT_PART_IDS = 2_000  # event ids of one row: 2,000 x 29 characters of JSON
 NOW_DEFAULTS = {"cio_event_ledger": ("first_attempt_at", "last_attempt_at", "sent_at"),
                 "cio_people_state": ("synced_at",)}
 
+#: cio_runs statuses of a run that delivered what it had (some rows refused or not): a success, for
+#: the time since a model's last success (status, alerts, check) and whether it has a history
+SYNCED_RUN_STATUSES = "('success', 'rejected')"
+
 T_KEY = "varchar(1024)"
 T_TEXT = "varchar(4096)"
 T_TS = "timestamp"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..._project.model import ModelSpec, parse_duration
-from ..._state import StateStore
+from ..._state import SYNCED_RUN_STATUSES, StateStore
 from .incidents import ModelHealth
 
 
@@ -25,7 +25,7 @@ def model_health(state: StateStore, specs: Sequence[ModelSpec]) -> list[ModelHea
             f"and reason <> 'undelivered' and {where} group by model, reason", names):
         rejects.setdefault(model, {})[reason] = int(count)
     successes = dict(state.execute(f"select model, max(finished_at) from {state.table('cio_runs')} "
-                                   f"where status in ('success', 'rejected') and {where} group by model", names))
+                                   f"where status in {SYNCED_RUN_STATUSES} and {where} group by model", names))
     state.commit()
     health = []
     for spec in specs:
