@@ -535,7 +535,8 @@ def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_faile
     integer) or an order total of 10^17 (numeric(18,2) overflows). Every adapter now keeps the
     same rows: the quantity is rounded like DuckDB's cast (3), totals from 10^15 and quantities
     from 10^9 are quarantined as invalid_number, and so are '1e3' and '0x10', which DuckDB's
-    cast alone would have read as numbers."""
+    cast alone would have read as numbers; a lone sign or point, or two points, are not
+    numbers, and leading zeros and blanks do not count as digits."""
     project, execute = seeded_project(adapter, "numbers", "cio_num", duckdb_project_factory, tmp_path_factory,
                                       pg_schema_factory)
     execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
@@ -543,18 +544,31 @@ def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_faile
             " ('o902', 'c001', '2026-05-11 10:00:00', '999999999999999.99', 'paid', 'USD', false),"
             " ('o903', 'c001', '2026-05-12 10:00:00', '20.00', 'paid', 'USD', false),"
             " ('o904', 'c001', '2026-05-13 10:00:00', '1e3', 'paid', 'USD', false),"
-            " ('o905', 'c001', '2026-05-14 10:00:00', '0x10', 'paid', 'USD', false)")
+            " ('o905', 'c001', '2026-05-14 10:00:00', '0x10', 'paid', 'USD', false),"
+            " ('o906', 'c001', '2026-05-15 10:00:00', ' 000000000000000000012.50 ', 'paid', 'USD', false),"
+            " ('o907', 'c001', '2026-05-16 10:00:00', '1000000000000000', 'paid', 'USD', false),"
+            " ('o908', 'c001', '2026-05-17 10:00:00', '.', 'paid', 'USD', false),"
+            " ('o909', 'c001', '2026-05-18 10:00:00', '-', 'paid', 'USD', false),"
+            " ('o910', 'c001', '2026-05-19 10:00:00', '-.5', 'paid', 'USD', false),"
+            " ('o911', 'c001', '2026-05-20 10:00:00', '1.2.3', 'paid', 'USD', false)")
     execute("insert into raw_order_lines (order_id, sku, quantity, line_total, product_category)"
             " values ('o903', 'SKU-A', '2.5', 10.00, 'x'), ('o903', 'SKU-B', '10000000000', 10.00, 'x')")
     proc = project.run("run", "--select", "+cio_event_order_placed", "+cio_quarantine")
     assert proc.returncode == 0, proc.stdout
     quarantined = project.query("select source, row_key, column_name, reason from cio_quarantine "
-                                "where row_key in ('o901', 'o902', 'o903:SKU-A', 'o903:SKU-B', 'o904', 'o905') "
-                                "order by row_key")
+                                "where row_key in ('o901', 'o902', 'o903:SKU-A', 'o903:SKU-B', 'o904', 'o905', 'o906', "
+                                "'o907', 'o908', 'o909', 'o910', 'o911') order by row_key")
     assert quarantined == [("orders", "o901", "order_total", "invalid_number"),
                            ("order_lines", "o903:SKU-B", "quantity", "invalid_number"),
                            ("orders", "o904", "order_total", "invalid_number"),
-                           ("orders", "o905", "order_total", "invalid_number")]
+                           ("orders", "o905", "order_total", "invalid_number"),
+                           ("orders", "o907", "order_total", "invalid_number"),
+                           ("orders", "o908", "order_total", "invalid_number"),
+                           ("orders", "o909", "order_total", "invalid_number"),
+                           ("orders", "o911", "order_total", "invalid_number")]
+    totals = dict(project.query("select order_id, cast(total as varchar) from cio_event_order_placed "
+                                "where order_id in ('o906', 'o910')"))
+    assert totals == {"o906": "12.50", "o910": "-0.50"}
     placed = dict(project.query("select order_id, item_count from cio_event_order_placed "
                                 "where order_id in ('o902', 'o903')"))
     assert placed == {"o902": 0, "o903": 3}

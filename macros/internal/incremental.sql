@@ -68,12 +68,13 @@
     cio_event_replenishment_due's persons; the smaller event marts have no such index and are
     read whole). -#}
 {% macro postgres__delete_rows_of(column, keys_sql) -%}
-    {%- if cio_sync.has_lookup_index(this, column) -%}
+    {%- set lookup = cio_sync.lookup_column(this, column) -%}
+    {%- if lookup is not none -%}
         delete from {{ this }}
         where ctid = any(array(
             select looked_up.ctid
             from (select distinct lookup_keys.k from ({{ keys_sql }}) as lookup_keys (k)) as wanted
-            cross join lateral (select ctid from {{ this }} where {{ column }} = wanted.k offset 0) as looked_up
+            cross join lateral (select ctid from {{ this }} where {{ lookup }} = wanted.k offset 0) as looked_up
         ))
     {%- else -%}
         {{ cio_sync.default__delete_rows_of(column, keys_sql) }}
@@ -187,9 +188,20 @@
 {%- endmacro %}
 
 {#- B-tree indexes a model gets on PostgreSQL for the lookups of an incremental build (see
-    rows_with_keys); none elsewhere. -#}
+    rows_with_keys) on text keys; none elsewhere. In byte order (collate "C"): built by
+    comparing bytes, where the database's collation compares each pair of keys through the C
+    library (10 million customer ids: 11 s against 34 s); keys equal in one are equal in the
+    other. A lookup names the index's collation (lookup_column) or the index is not used. -#}
 {% macro lookup_index(columns) -%}
-    {{ return([{'columns': columns, 'type': 'btree'}] if target.type == 'postgres' else []) }}
+    {%- if target.type != 'postgres' -%}{{ return([]) }}{%- endif -%}
+    {%- set collated = [] -%}
+    {%- for column in columns -%}{%- do collated.append(column ~ ' collate "C"') -%}{%- endfor -%}
+    {{ return([{'columns': collated, 'type': 'btree'}]) }}
+{%- endmacro %}
+
+{#- A B-tree index on PostgreSQL on a timestamp column. -#}
+{% macro time_index(column) -%}
+    {{ return([{'columns': [column], 'type': 'btree'}] if target.type == 'postgres' else []) }}
 {%- endmacro %}
 
 {#- A B-tree index on PostgreSQL on a staging model's change time: the start of the next
@@ -197,7 +209,7 @@
     and the rows of the window (the pre-hook's keyless rows) through it, instead of reading
     the whole table (5.5 s for stg_cio__order_lines' 15 million rows). -#}
 {% macro changed_at_index() -%}
-    {{ return(cio_sync.lookup_index(['_cio_changed_at'])) }}
+    {{ return(cio_sync.time_index('_cio_changed_at')) }}
 {%- endmacro %}
 
 {#- B-trees on PostgreSQL on a staging model's customer_id (and email): an incremental build
@@ -233,27 +245,33 @@
 {#- Only with such an index: without one (a table built before the package gave it one, or its
     indexes overridden), each key would read the whole table. -#}
 {% macro postgres__rows_with_keys(relation, key, keys_sql, whole_otherwise=false) -%}
-    {%- if cio_sync.has_lookup_index(relation, key) -%}
+    {%- set lookup = cio_sync.lookup_column(relation, key) -%}
+    {%- if lookup is not none -%}
     (select looked_up.* from (select distinct lookup_keys.k from ({{ keys_sql }}) as lookup_keys (k)) as wanted
-        cross join lateral (select * from {{ relation }} where {{ key }} = wanted.k offset 0) as looked_up)
+        cross join lateral (select * from {{ relation }} where {{ lookup }} = wanted.k offset 0) as looked_up)
     {%- else -%}
     {{ return(cio_sync.default__rows_with_keys(relation, key, keys_sql, whole_otherwise)) }}
     {%- endif -%}
 {%- endmacro %}
 
-{#- True when `relation` has a B-tree index whose first column is `column` (asked when the
-    model compiles; false when compiling offline). -#}
-{% macro has_lookup_index(relation, column) -%}
-    {%- if not (execute and flags.INTROSPECT) -%}{{ return(false) }}{%- endif -%}
+{#- The expression a lookup of `column` compares, so that it goes through such an index:
+    `column collate "C"` for an index in byte order (lookup_index), the bare column for one in
+    the column's collation (a table built before the package made them in byte order, or
+    indexes configured by the project); none without one, or compiling offline. -#}
+{% macro lookup_column(relation, column) -%}
+    {%- if not (execute and flags.INTROSPECT) -%}{{ return(none) }}{%- endif -%}
     {%- set sql -%}
-        select count(*) from pg_index as i
+        select count(*), count(case when coll.collname = 'C' then 1 end) from pg_index as i
         inner join pg_class as ix on ix.oid = i.indexrelid
         inner join pg_am as am on am.oid = ix.relam
         inner join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0]
+        left join pg_collation as coll on coll.oid = i.indcollation[0]
         where i.indrelid = to_regclass('{{ (relation | string) | replace("'", "''") }}')
             and i.indisvalid and a.attname = '{{ column | replace("'", "''") }}' and am.amname = 'btree'
     {%- endset -%}
-    {{ return(run_query(sql).columns[0].values()[0] > 0) }}
+    {%- set row = run_query(sql).rows[0] -%}
+    {%- if row[0] == 0 -%}{{ return(none) }}{%- endif -%}
+    {{ return(column ~ ' collate "C"' if row[1] > 0 else column) }}
 {%- endmacro %}
 
 {% macro redshift__rows_with_keys(relation, key, keys_sql, whole_otherwise=false) -%}

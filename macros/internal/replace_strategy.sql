@@ -27,7 +27,8 @@
     {%- set target, source = arg_dict['target_relation'], arg_dict['temp_relation'] -%}
     {%- set keys = [arg_dict['unique_key']] if arg_dict['unique_key'] is string else arg_dict['unique_key'] -%}
     analyze {{ source }};
-    {%- if arg_dict['incremental_predicates'] or not cio_sync.has_lookup_index(target, keys[0]) %}
+    {%- set lookup = cio_sync.lookup_column(target, keys[0]) -%}
+    {%- if arg_dict['incremental_predicates'] or lookup is none %}
     {{ get_incremental_delete_insert_sql(arg_dict) }}
     {%- else %}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
@@ -40,7 +41,7 @@
             select looked_up.*
             from (select distinct {{ keys[0] }} from {{ source }}) as wanted
             cross join lateral (
-                select ctid, {{ keys | join(', ') }} from {{ target }} where {{ keys[0] }} = wanted.{{ keys[0] }} offset 0
+                select ctid, {{ keys | join(', ') }} from {{ target }} where {{ lookup }} = wanted.{{ keys[0] }} offset 0
             ) as looked_up
             offset 0
         ) as held

@@ -4,7 +4,7 @@
     on_schema_change='fail',
     pre_hook="{{ cio_sync.delete_rows_of('order_id', cio_sync.placed_orders_to_recompute()) }}",
     contract={'enforced': true},
-    indexes=cio_sync.lookup_index(['event_at']) + cio_sync.lookup_index(['order_id']),
+    indexes=cio_sync.time_index('event_at') + cio_sync.lookup_index(['order_id']),
     tags=['cio'],
     dist=cio_sync.identifier(),
     sort='event_at',

@@ -5,7 +5,7 @@
     on_schema_change='fail',
     pre_hook="{{ cio_sync.delete_rows_of('refund_id', 'select refund_id from ' ~ ref('int_cio__refunds') ~ ' where ' ~ cio_sync.changed_since_last_build()) }}",
     contract={'enforced': true},
-    indexes=cio_sync.lookup_index(['event_at']),
+    indexes=cio_sync.time_index('event_at'),
     tags=['cio'],
     dist=cio_sync.identifier(),
     sort='event_at',

@@ -5,7 +5,7 @@
     on_schema_change='fail',
     pre_hook="{{ cio_sync.delete_replenishments_to_recompute() }}",
     contract={'enforced': true},
-    indexes=cio_sync.lookup_index(['event_at']) + cio_sync.lookup_index([cio_sync.identifier()]),
+    indexes=cio_sync.time_index('event_at') + cio_sync.lookup_index([cio_sync.identifier()]),
     tags=['cio'],
     dist=cio_sync.identifier(),
     sort='event_at',
