@@ -22,8 +22,8 @@
 {%- set lines = cio_sync.input_enabled('order_lines') -%}
 {%- set summaries = ref('int_cio__order_summaries') if lines -%}
 
-{#- Read more than once: in an incremental build (a few thousand rows) computed once and kept;
-    in a full build read again each time rather than kept (millions of rows). #}
+{#- Read twice: in an incremental build (a few thousand rows) computed once and kept; in a full
+    build read twice rather than kept (millions of rows). #}
 with purchases as {{ '' if incremental else cio_sync.inline_cte() }} (
     {{ cio_sync.purchases_to_count(['person_id', 'order_id', 'ordered_at', 'order_total']) }}
 ),
@@ -87,73 +87,20 @@ latest_category as (
         'select order_id from older_purchases', whole_otherwise=true)) }}
 ),
 
-{%- elif lines %}
-
-{#- In a full build, each person's newest purchase is found through totals (an equi-join on
-    the latest time, ties broken among those rows alone) rather than by sorting every purchase
-    or joining every purchase with its summary (ten million each); the older purchases are read
-    only for the persons whose newest purchase has no top category. #}
-newest_purchases as (
-    select person_id, order_id, ordered_at
-    from (
-        select
-            purchases.person_id,
-            purchases.order_id,
-            purchases.ordered_at,
-            row_number() over (
-                partition by {{ cio_sync.sort_key('purchases.person_id') }}
-                order by {{ cio_sync.sort_key('purchases.order_id') }} desc
-            ) = 1 as is_newest
-        from purchases
-        inner join totals
-            on purchases.person_id = totals.person_id
-            and purchases.ordered_at = totals.last_order_at
-    ) as tied
-    where is_newest
-),
-
-newest_categories as (
-    select
-        newest.person_id,
-        newest.order_id,
-        newest.ordered_at,
-        summaries.top_category
-    from newest_purchases as newest
-    left join {{ summaries }} as summaries
-        on newest.order_id = summaries.order_id
-),
-
-older_purchases as (
-    select older.person_id, older.order_id, older.ordered_at
-    from {{ cio_sync.rows_with_keys(ref('int_cio__orders'), 'person_id',
-        'select person_id from newest_categories where top_category is null') }} as older
-    inner join newest_categories as newest
-        on older.person_id = newest.person_id
-    where newest.top_category is null
-        and older._cio_reason is null
-        and older.counts_as_purchase
-        and older.order_id <> newest.order_id
-),
-
-latest_category as (
-    select person_id, order_id, ordered_at, top_category
-    from newest_categories
-    where top_category is not null
-    union all
-    {{ cio_sync.latest_purchase_with_category('older_purchases', cio_sync.rows_with_keys(summaries, 'order_id',
-        'select order_id from older_purchases', whole_otherwise=true)) }}
-),
-
 {%- else %}
 
 latest_category as (
-    {#- No order lines: no top category. #}
+    {#- The latest purchase that has a top category (none without order lines). #}
+    {%- if lines %}
+    {{ cio_sync.latest_purchase_with_category('purchases', summaries) }}
+    {%- else %}
     select
         cast(null as {{ cio_sync.type_string() }}) as person_id,
         cast(null as {{ cio_sync.type_string() }}) as order_id,
         cast(null as {{ dbt.type_timestamp() }}) as ordered_at,
         cast(null as {{ cio_sync.type_string() }}) as top_category
     where 1 = 0
+    {%- endif %}
 ),
 
 {%- endif %}
