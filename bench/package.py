@@ -18,8 +18,8 @@ For each adapter, in one run:
    else), then the same `dbt build` again: the incremental rebuild.
 
 PostgreSQL: temp-file bytes (pg_stat_database) and peak memory of its processes (summed
-proportional set size, sampled every 100 ms) during each build. DuckDB runs inside dbt: the
-dbt process's peak RSS (sampled likewise). Results go to bench/out/package.json and to the package section of the
+proportional set size, sampled every 500 ms) during each build. DuckDB runs inside dbt: the
+dbt process's peak RSS (sampled every 100 ms). Results go to bench/out/package.json and to the package section of the
 report (docs/benchmarks.md at 1,000,000 customers, else bench/out/benchmarks-package.md).
 """
 
