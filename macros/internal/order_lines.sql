@@ -2,8 +2,8 @@
     (JSON text, the var cio_items_max most valuable lines, highest value first), item_count
     (units) and top_category (category of the most valuable line that has one). Every figure
     is a window over the lines of the order in value order, so one sort computes them all.
-    `condition`: which staged lines to read (all valid lines when none). -#}
-{% macro order_line_summaries(condition=none) -%}
+    `lines`: the staged lines to read, a relation or subquery (all of them when none). -#}
+{% macro order_line_summaries(lines=none) -%}
     {%- set window = 'partition by ' ~ cio_sync.sort_key('order_id') ~ ' order by line_total desc, ' ~ cio_sync.sort_key('sku') -%}
     {%- set whole_order = window ~ ' rows between unbounded preceding and unbounded following' -%}
     select
@@ -37,8 +37,8 @@
                 line_total,
                 product_category,
                 row_number() over ({{ window }}) as line_rank
-            from {{ ref('stg_cio__order_lines') }}
-            where _cio_reason is null{{ ' and (' ~ condition ~ ')' if condition }}
+            from {{ lines or ref('stg_cio__order_lines') }} as lines
+            where _cio_reason is null
         ) as ranked
     ) as summarized
     where is_first_line

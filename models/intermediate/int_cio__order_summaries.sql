@@ -13,11 +13,14 @@
     int_cio__orders rather than inside it: it needs only the staged lines, so it builds while the
     orders are resolved, and the models that need no lines read narrower order rows.
     Incrementally: the orders with a line staged since the last build, recomputed from all of
-    their lines (an order whose lines all became invalid loses its row). -#}
+    their lines (an order whose lines all became invalid loses its row), found through the
+    staged lines' order_id index on PostgreSQL (rows_with_keys): reading the 15 million staged
+    lines to find those of a few orders took 1.2 s at 1,000,000 customers. -#}
 
 with summaries as (
     {{ cio_sync.order_line_summaries(
-        'order_id in (' ~ cio_sync.key_set('summarized_orders', cio_sync.orders_with_lines_changed()) ~ ')'
+        cio_sync.rows_with_keys(ref('stg_cio__order_lines'), 'order_id',
+            cio_sync.key_set('summarized_orders', cio_sync.orders_with_lines_changed()))
         if cio_sync.is_incremental_run() else none) }}
 )
 
