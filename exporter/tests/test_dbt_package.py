@@ -574,6 +574,34 @@ def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_faile
     assert placed == {"o902": 0, "o903": 3}
 
 
+@pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
+def test_control_characters_in_line_values_are_escaped_so_order_placed_stays_valid_json(
+    adapter, duckdb_project_factory, tmp_path_factory, pg_schema_factory
+):
+    """A vertical tab pasted into a SKU or a control character in a category made `items` invalid
+    JSON, and cio-export rejects such a row: the order_placed event was never sent. Every control
+    character is escaped now, into the same bytes on every adapter, and the values read back are
+    the ones the shop wrote."""
+    project, execute = seeded_project(adapter, "controls", "cio_ctl", duckdb_project_factory, tmp_path_factory,
+                                      pg_schema_factory)
+    sku = "SKU\x0bV"
+    category = 'a\x01b\x1fc\x08d\x0ce"f\\g\th\ni\rj'
+
+    def literal(text: str) -> str:
+        return " || ".join(f"chr({ord(c)})" if ord(c) < 32 or c in "'\\" else f"'{c}'" for c in text)
+
+    execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
+            " values ('o920', 'c001', '2026-05-21 10:00:00', '5.00', 'paid', 'USD', false)")
+    execute("insert into raw_order_lines (order_id, sku, quantity, line_total, product_category)"
+            f" values ('o920', {literal(sku)}, '1', 5.00, {literal(category)})")
+    proc = project.run("run", "--select", "+cio_event_order_placed")
+    assert proc.returncode == 0, proc.stdout
+    [(items,)] = project.query("select items from cio_event_order_placed where order_id = 'o920'")
+    assert items == ('[{"sku":"SKU\\u000bV","quantity":1,"line_total":5.00,'
+                     '"product_category":"a\\u0001b\\u001fc\\bd\\fe\\"f\\\\g\\th\\ni\\rj"}]')
+    assert json.loads(items) == [{"sku": sku, "quantity": 1, "line_total": 5.0, "product_category": category}]
+
+
 def test_text_key_indexes_are_in_byte_order_and_incremental_lookups_use_them_and_older_ones(
     tmp_path_factory, pg_schema_factory
 ):

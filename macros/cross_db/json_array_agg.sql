@@ -34,7 +34,7 @@
 {%- endmacro %}
 
 {#- A JSON object text from (key, sql_expr, kind) triples; kind is 'string' or 'number'.
-    Nulls become JSON null; strings are escaped (backslash, quote, control characters). -#}
+    Nulls become JSON null; strings are escaped as JSON requires (json_value). -#}
 {% macro json_object(fields) -%}
     {{ return(adapter.dispatch('json_object', 'cio_sync')(fields)) }}
 {%- endmacro %}
@@ -47,18 +47,64 @@
     || '}'
 {%- endmacro %}
 
+{#- A value as JSON text. A string is quoted with its backslashes, quotes and every control
+    character escaped, the same bytes on every adapter: \b \f \n \r \t, and \u00xx (lower-case
+    hexadecimal) for the other characters below U+0020, as PostgreSQL's to_json writes them. An
+    unescaped control character (a vertical tab pasted into a product name) made the whole
+    array invalid JSON, and cio-export rejects such a row (invalid_json): the order_placed
+    event was never sent. -#}
 {% macro json_value(expr, kind='string') -%}
     {{ return(adapter.dispatch('json_value', 'cio_sync')(expr, kind)) }}
 {%- endmacro %}
 
-{#- Backslashes are written as chr(92): string-literal escaping differs between adapters. -#}
+{#- Every escape written out, each a replace() (Redshift has no JSON function for text).
+    Backslashes are written as chr(92): string-literal escaping differs between adapters. -#}
 {% macro default__json_value(expr, kind) -%}
     {%- if kind == 'number' -%}
         coalesce(cast({{ expr }} as {{ cio_sync.type_string() }}), 'null')
     {%- else -%}
-        coalesce('"' || replace(replace(replace(replace(replace(
-            cast({{ expr }} as {{ cio_sync.type_string(1024) }}),
-            chr(92), chr(92) || chr(92)), '"', chr(92) || '"'),
-            chr(10), chr(92) || 'n'), chr(13), chr(92) || 'r'), chr(9), chr(92) || 't') || '"', 'null')
+        coalesce('"' || {{ cio_sync.json_escapes('cast(' ~ expr ~ ' as ' ~ cio_sync.type_string(1024) ~ ')', all_controls=true) }} || '"', 'null')
+    {%- endif -%}
+{%- endmacro %}
+
+{#- `text` with JSON's escapes applied: backslash and quote, tab, newline and carriage return,
+    and with `all_controls` every other character below U+0020. -#}
+{% macro json_escapes(text, all_controls) -%}
+    {%- set escapes = [(92, 'chr(92) || chr(92)'), (34, "chr(92) || '\"'"), (10, "chr(92) || 'n'"),
+                       (13, "chr(92) || 'r'"), (9, "chr(92) || 't'")] -%}
+    {%- if all_controls -%}
+        {%- for code in range(1, 32) if code not in (9, 10, 13) -%}
+            {%- set short = {8: 'b', 12: 'f'} -%}
+            {%- do escapes.append((code, "chr(92) || '" ~ (short[code] if code in short else 'u00' ~ ('%02x' | format(code))) ~ "'")) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- set ns = namespace(sql=text) -%}
+    {%- for code, replacement in escapes -%}
+        {%- set ns.sql = 'replace(' ~ ns.sql ~ ', chr(' ~ code ~ '), ' ~ replacement ~ ')' -%}
+    {%- endfor -%}
+    {{ return(ns.sql) }}
+{%- endmacro %}
+
+{#- DuckDB: the five common escapes, and all of them only for a value that holds another
+    control character (a regular expression test costs less than 26 more replaces of every
+    value). -#}
+{% macro duckdb__json_value(expr, kind) -%}
+    {%- if kind == 'number' -%}
+        {{ cio_sync.default__json_value(expr, kind) }}
+    {%- else -%}
+        {%- set text = 'cast(' ~ expr ~ ' as ' ~ cio_sync.type_string(1024) ~ ')' -%}
+        coalesce('"' || case when regexp_matches({{ text }}, '[\x01-\x08\x0b\x0c\x0e-\x1f]')
+            then {{ cio_sync.json_escapes(text, all_controls=true) }}
+            else {{ cio_sync.json_escapes(text, all_controls=false) }} end || '"', 'null')
+    {%- endif -%}
+{%- endmacro %}
+
+{#- PostgreSQL: to_json, which writes these escapes (and as fast as the five replaces it
+    replaced: 15 million order lines). -#}
+{% macro postgres__json_value(expr, kind) -%}
+    {%- if kind == 'number' -%}
+        {{ cio_sync.default__json_value(expr, kind) }}
+    {%- else -%}
+        coalesce(to_json(cast({{ expr }} as text))::text, 'null')
     {%- endif -%}
 {%- endmacro %}
