@@ -602,6 +602,35 @@ def test_control_characters_in_line_values_are_escaped_so_order_placed_stays_val
     assert json.loads(items) == [{"sku": sku, "quantity": 1, "line_total": 5.0, "product_category": category}]
 
 
+def test_the_build_log_is_read_through_its_index_however_long_it_has_grown(tmp_path_factory, pg_schema_factory):
+    """Every build asks the build log about each model's last build some 175 times, and
+    cio-export asks it for each model's proof; the log grows by a row per model and build
+    (about three million rows after a year of builds every five minutes). Without an index each
+    question read the whole log: a build with nothing to do took 42.5 s instead of 20.6 s at
+    1,000,000 customers with a year of log. On PostgreSQL the first build makes the index,
+    also on a log written before there was one, and the package's lookups go through it."""
+    project = seeded_postgres_project("cio_log", tmp_path_factory, pg_schema_factory)
+    assert project.run("run", "--select", "stg_cio__customers").returncode == 0
+    log = f'"{project.vars["cio_state_schema"]}"."cio_builds"'
+    project.schema.execute("drop index if exists " + log.replace('"cio_builds"', "cio_builds_by_relation"))
+    project.schema.execute(
+        f"insert into {log} (model_unique_id, relation_name, invocation_id, built_at, full_build)"
+        f" select b.model_unique_id, b.relation_name || g % 30, md5(g::text), b.built_at - g * interval '5 minutes', false"
+        f" from {log} as b cross join generate_series(1, 200000) as g")
+    project.schema.execute(f"analyze {log}")
+    assert project.run("run", "--select", "stg_cio__customers").returncode == 0
+    [(definition,)] = project.query(
+        f"select indexdef from pg_indexes where schemaname = '{project.vars['cio_state_schema']}'"
+        " and tablename = 'cio_builds'")
+    assert definition.endswith("(relation_name, built_at)")
+    [(relation,)] = project.query(f"select max(relation_name) from {log} where relation_name like '%stg_cio__customers'")
+    for sql in (f"select max(built_at) from {log} where relation_name = '{relation}'",  # last_built_at
+                f"select invocation_id from {log} where model_unique_id = 'model.cio_sync.stg_cio__customers'"
+                f" and relation_name = '{relation}' order by built_at desc limit 1"):  # cio-export's proof
+        plan = "\n".join(row[0] for row in project.query("explain " + sql))
+        assert "cio_builds_by_relation" in plan and "Seq Scan" not in plan, plan
+
+
 def test_text_key_indexes_are_in_byte_order_and_incremental_lookups_use_them_and_older_ones(
     tmp_path_factory, pg_schema_factory
 ):
