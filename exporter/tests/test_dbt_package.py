@@ -615,7 +615,8 @@ def test_the_build_log_is_read_through_its_index_however_long_it_has_grown(tmp_p
     project.schema.execute("drop index if exists " + log.replace('"cio_builds"', "cio_builds_by_relation"))
     project.schema.execute(
         f"insert into {log} (model_unique_id, relation_name, invocation_id, built_at, full_build)"
-        f" select b.model_unique_id, b.relation_name || g % 30, md5(g::text), b.built_at - g * interval '5 minutes', false"
+        f" select b.model_unique_id, b.relation_name || g % 30, md5(g::text),"
+        f" b.built_at - g * interval '5 minutes', false"
         f" from {log} as b cross join generate_series(1, 200000) as g")
     project.schema.execute(f"analyze {log}")
     assert project.run("run", "--select", "stg_cio__customers").returncode == 0
@@ -623,7 +624,8 @@ def test_the_build_log_is_read_through_its_index_however_long_it_has_grown(tmp_p
         f"select indexdef from pg_indexes where schemaname = '{project.vars['cio_state_schema']}'"
         " and tablename = 'cio_builds'")
     assert definition.endswith("(relation_name, built_at)")
-    [(relation,)] = project.query(f"select max(relation_name) from {log} where relation_name like '%stg_cio__customers'")
+    [(relation,)] = project.query(
+        f"select max(relation_name) from {log} where relation_name like '%stg_cio__customers'")
     for sql in (f"select max(built_at) from {log} where relation_name = '{relation}'",  # last_built_at
                 f"select invocation_id from {log} where model_unique_id = 'model.cio_sync.stg_cio__customers'"
                 f" and relation_name = '{relation}' order by built_at desc limit 1"):  # cio-export's proof
