@@ -625,7 +625,8 @@ def test_the_build_log_is_read_through_its_index_however_long_it_has_grown(tmp_p
         " and tablename = 'cio_builds'")
     assert definition.endswith("(relation_name, built_at)")
     [(relation,)] = project.query(
-        f"select max(relation_name) from {log} where relation_name like '%stg_cio__customers'")
+        f"""select max(relation_name) from {log} where relation_name like '%."stg_cio__customers"'""")
+    assert relation and relation.endswith('."stg_cio__customers"'), relation
     for sql in (f"select max(built_at) from {log} where relation_name = '{relation}'",  # last_built_at
                 f"select invocation_id from {log} where model_unique_id = 'model.cio_sync.stg_cio__customers'"
                 f" and relation_name = '{relation}' order by built_at desc limit 1"):  # cio-export's proof
