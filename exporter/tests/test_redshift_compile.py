@@ -16,6 +16,7 @@ from sqlglot.errors import ParseError
 DENYLIST = {
     "json_build_object": r"\bjson_build_object\s*\(",
     "json_agg": r"\bjson_agg\s*\(",
+    "to_json": r"\bto_jsonb?\s*\(",
     "array_agg": r"\barray_agg\s*\(",
     "string_agg": r"\bstring_agg\s*\(",
     "distinct on": r"\bdistinct\s+on\s*\(",
@@ -30,6 +31,7 @@ DENYLIST = {
     # DuckDB-only functions a default__ implementation could leak into Redshift SQL.
     "try_cast": r"\btry_cast\s*\(",
     "regexp_full_match": r"\bregexp_full_match\s*\(",
+    "regexp_matches": r"\bregexp_matches\s*\(",
     "strlen": r"\bstrlen\s*\(",
 }
 

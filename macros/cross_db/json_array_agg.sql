@@ -108,3 +108,8 @@
         coalesce(to_json(cast({{ expr }} as text))::text, 'null')
     {%- endif -%}
 {%- endmacro %}
+
+{#- Redshift, which would inherit PostgreSQL's, has no to_json for text. -#}
+{% macro redshift__json_value(expr, kind) -%}
+    {{ return(cio_sync.default__json_value(expr, kind)) }}
+{%- endmacro %}

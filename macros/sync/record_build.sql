@@ -51,6 +51,9 @@
         ~ ' (relation_name, built_at)') }}
 {%- endmacro %}
 
+{#- Redshift, which would inherit PostgreSQL's, has no indexes. -#}
+{% macro redshift__build_log_index_sql() -%}{{ return('') }}{%- endmacro %}
+
 {% macro build_log_relation() -%}
     {{ return(adapter.quote(var('cio_state_schema', 'cio_sync_state')) ~ '.' ~ adapter.quote('cio_builds')) }}
 {%- endmacro %}
