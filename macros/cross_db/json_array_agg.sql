@@ -1,6 +1,7 @@
 {#- Aggregate JSON object texts (see json_object) into a JSON array text, ordered.
     Built from strings because Redshift has neither json_agg nor json_build_object;
-    every adapter produces the same bytes for the same rows. -#}
+    every adapter produces the same bytes for the same rows (but for the case of rare \u
+    escapes, json_value). -#}
 {% macro json_array_agg(object_expr, order_by) -%}
     {{ return(adapter.dispatch('json_array_agg', 'cio_sync')(object_expr, order_by)) }}
 {%- endmacro %}
@@ -48,11 +49,12 @@
 {%- endmacro %}
 
 {#- A value as JSON text. A string is quoted with its backslashes, quotes and every control
-    character escaped, the same bytes on every adapter: \b \f \n \r \t, and \u00xx (lower-case
-    hexadecimal) for the other characters below U+0020, as PostgreSQL's to_json writes them. An
+    character escaped: \b \f \n \r \t, and \u00xx for the other characters below U+0020. An
     unescaped control character (a vertical tab pasted into a product name) made the whole
     array invalid JSON, and cio-export rejects such a row (invalid_json): the order_placed
-    event was never sent. -#}
+    event was never sent. Every adapter writes the same bytes, but for the case of the
+    hexadecimal digits of those \u escapes (DuckDB's to_json writes \u000B where PostgreSQL's
+    writes \u000b): the same JSON. -#}
 {% macro json_value(expr, kind='string') -%}
     {{ return(adapter.dispatch('json_value', 'cio_sync')(expr, kind)) }}
 {%- endmacro %}
@@ -63,21 +65,18 @@
     {%- if kind == 'number' -%}
         coalesce(cast({{ expr }} as {{ cio_sync.type_string() }}), 'null')
     {%- else -%}
-        coalesce('"' || {{ cio_sync.json_escapes('cast(' ~ expr ~ ' as ' ~ cio_sync.type_string(1024) ~ ')', all_controls=true) }} || '"', 'null')
+        coalesce('"' || {{ cio_sync.json_escapes('cast(' ~ expr ~ ' as ' ~ cio_sync.type_string(1024) ~ ')') }} || '"', 'null')
     {%- endif -%}
 {%- endmacro %}
 
-{#- `text` with JSON's escapes applied: backslash and quote, tab, newline and carriage return,
-    and with `all_controls` every other character below U+0020. -#}
-{% macro json_escapes(text, all_controls) -%}
-    {%- set escapes = [(92, 'chr(92) || chr(92)'), (34, "chr(92) || '\"'"), (10, "chr(92) || 'n'"),
-                       (13, "chr(92) || 'r'"), (9, "chr(92) || 't'")] -%}
-    {%- if all_controls -%}
-        {%- for code in range(1, 32) if code not in (9, 10, 13) -%}
-            {%- set short = {8: 'b', 12: 'f'} -%}
-            {%- do escapes.append((code, "chr(92) || '" ~ (short[code] if code in short else 'u00' ~ ('%02x' | format(code))) ~ "'")) -%}
-        {%- endfor -%}
-    {%- endif -%}
+{#- `text` with JSON's escapes applied, as PostgreSQL's to_json writes them: backslash and
+    quote, \b \f \n \r \t, and \u00xx (lower-case) for the other characters below U+0020. -#}
+{% macro json_escapes(text) -%}
+    {%- set escapes = [(92, 'chr(92) || chr(92)'), (34, "chr(92) || '\"'")] -%}
+    {%- set short = {8: 'b', 9: 't', 10: 'n', 12: 'f', 13: 'r'} -%}
+    {%- for code in range(1, 32) -%}
+        {%- do escapes.append((code, "chr(92) || '" ~ (short[code] if code in short else 'u00' ~ ('%02x' | format(code))) ~ "'")) -%}
+    {%- endfor -%}
     {%- set ns = namespace(sql=text) -%}
     {%- for code, replacement in escapes -%}
         {%- set ns.sql = 'replace(' ~ ns.sql ~ ', chr(' ~ code ~ '), ' ~ replacement ~ ')' -%}
@@ -85,17 +84,13 @@
     {{ return(ns.sql) }}
 {%- endmacro %}
 
-{#- DuckDB: the five common escapes, and all of them only for a value that holds another
-    control character (a regular expression test costs less than 26 more replaces of every
-    value). -#}
+{#- DuckDB: to_json, a quarter of the time of five replace() calls (30 million values: 0.4 s
+    against 1.9 s). -#}
 {% macro duckdb__json_value(expr, kind) -%}
     {%- if kind == 'number' -%}
         {{ cio_sync.default__json_value(expr, kind) }}
     {%- else -%}
-        {%- set text = 'cast(' ~ expr ~ ' as ' ~ cio_sync.type_string(1024) ~ ')' -%}
-        coalesce('"' || case when regexp_matches({{ text }}, '[\x01-\x08\x0b\x0c\x0e-\x1f]')
-            then {{ cio_sync.json_escapes(text, all_controls=true) }}
-            else {{ cio_sync.json_escapes(text, all_controls=false) }} end || '"', 'null')
+        coalesce(cast(to_json(cast({{ expr }} as {{ cio_sync.type_string() }})) as {{ cio_sync.type_string() }}), 'null')
     {%- endif -%}
 {%- endmacro %}
 
