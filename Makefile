@@ -62,7 +62,11 @@ lint: install $(IT)/dbt_packages/cio_sync
 	mkdir -p target && rm -f $(LINT_DB)
 	cd $(IT) && CIO_DUCKDB_PATH=$(LINT_DB) DBT_PROFILES_DIR=. ../$(BIN)/dbt seed --target duckdb --quiet \
 		--target-path ../target/lint --log-path ../target/lint
-	CIO_DUCKDB_PATH=$(LINT_DB) $(BIN)/sqlfluff lint models
+	@# A model sqlfluff cannot parse (an internal error) is only a warning to it: a failure here.
+	CIO_DUCKDB_PATH=$(LINT_DB) $(BIN)/sqlfluff lint models > target/sqlfluff.log 2>&1; status=$$?; \
+		cat target/sqlfluff.log; \
+		if grep -q "Unable to lint" target/sqlfluff.log; then echo "sqlfluff could not lint a model (above)"; exit 1; fi; \
+		exit $$status
 
 clean:
 	rm -rf $(IT)/target $(IT)/dbt_packages $(IT)/logs target logs dist
