@@ -170,28 +170,15 @@
 {%- endmacro %}
 
 {#- With a B-tree index on the first column (lookup_index), the rows of the pairs' persons are
-    found through it and those of the pairs deleted by their row ids, as delete_rows_of does:
-    the semi-join above read the whole table (6.6 million rows of cio_event_replenishment_due
-    at 1,000,000 customers, 0.7-1.5 s, for 16,000 rows to delete). -#}
+    found through it and those of the pairs deleted by their row ids, as the cio_sync_replace
+    strategy does: the semi-join above read the whole table (6.6 million rows of
+    cio_event_replenishment_due at 1,000,000 customers, 0.7-1.5 s, for 16,000 rows to delete). -#}
 {% macro postgres__delete_pairs_of(first, second, pairs_sql) -%}
     {%- set lookup = cio_sync.lookup_column(this, first) -%}
     {%- if lookup is none -%}
         {{ return(cio_sync.default__delete_pairs_of(first, second, pairs_sql)) }}
     {%- endif -%}
-    delete from {{ this }}
-    where ctid = any(array(
-        select held.ctid
-        from (
-            select looked_up.*
-            from (select distinct pairs.person_id from ({{ pairs_sql }}) as pairs) as wanted
-            cross join lateral (
-                select ctid, {{ first }} as held_first, {{ second }} as held_second
-                from {{ this }} where {{ lookup }} = wanted.person_id offset 0
-            ) as looked_up
-            offset 0
-        ) as held
-        where (held.held_first, held.held_second) in (select pairs.person_id, pairs.sku from ({{ pairs_sql }}) as pairs)
-    ))
+    {{ cio_sync.postgres__delete_keys_through_index(this, lookup, [first, second], pairs_sql, ['person_id', 'sku']) }}
 {%- endmacro %}
 
 {% macro redshift__delete_pairs_of(first, second, pairs_sql) -%}

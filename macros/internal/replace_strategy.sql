@@ -32,27 +32,35 @@
     {{ get_incremental_delete_insert_sql(arg_dict) }}
     {%- else %}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {#- Held rows of the first key's values, found key by key; then those of the whole keys (a
-        semi-join on the rows found, after the `offset 0` fence, so it is hashed once). -#}
+    {{ cio_sync.postgres__delete_keys_through_index(target, lookup, keys, 'select * from ' ~ source, keys) }};
+
+    insert into {{ target }} ({{ columns }})
+    (select {{ columns }} from {{ source }})
+    {%- endif %}
+{%- endmacro %}
+
+{#- Deletes the rows of `target` whose `keys` are one of the rows `source_sql` selects (in its
+    columns `source_keys`): the held rows of the first key's values, found key by key through
+    the index `lookup` names (lookup_column), then those of the whole keys (a semi-join on the
+    rows found, after the `offset 0` fence, so it is hashed once), deleted by their row ids. -#}
+{% macro postgres__delete_keys_through_index(target, lookup, keys, source_sql, source_keys) -%}
     delete from {{ target }}
     where ctid = any(array(
         select held.ctid
         from (
             select looked_up.*
-            from (select distinct {{ keys[0] }} from {{ source }}) as wanted
+            from (select distinct source.{{ source_keys[0] }} from ({{ source_sql }}) as source) as wanted
             cross join lateral (
-                select ctid, {{ keys | join(', ') }} from {{ target }} where {{ lookup }} = wanted.{{ keys[0] }} offset 0
+                select ctid, {% for k in keys %}{{ k }} as held_{{ loop.index }}{{ ', ' if not loop.last }}{% endfor %}
+                from {{ target }} where {{ lookup }} = wanted.{{ source_keys[0] }} offset 0
             ) as looked_up
             offset 0
         ) as held
         {%- if keys | length > 1 %}
-        where ({% for k in keys %}held.{{ k }}{{ ', ' if not loop.last }}{% endfor %}) in (select {{ keys | join(', ') }} from {{ source }})
+        where ({% for k in keys %}held.held_{{ loop.index }}{{ ', ' if not loop.last }}{% endfor %})
+            in (select {% for k in source_keys %}source.{{ k }}{{ ', ' if not loop.last }}{% endfor %} from ({{ source_sql }}) as source)
         {%- endif %}
-    ));
-
-    insert into {{ target }} ({{ columns }})
-    (select {{ columns }} from {{ source }})
-    {%- endif %}
+    ))
 {%- endmacro %}
 
 {% macro redshift__replace_rows_sql(arg_dict) -%}
