@@ -65,7 +65,7 @@
             ) = 1 as is_latest
         from {{ purchases }} as candidates
         inner join {{ summaries }} as summaries
-            on candidates.order_id = summaries.order_id
+            on {{ cio_sync.sort_key('candidates.order_id') }} = {{ cio_sync.sort_key('summaries.order_id') }}
         where summaries.top_category is not null
     ) as ranked
     where is_latest

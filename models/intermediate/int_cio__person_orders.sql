@@ -67,7 +67,7 @@ newest_categories as (
     from ranked_purchases as ranked
     left join {{ cio_sync.rows_with_keys(summaries, 'order_id',
         'select order_id from ranked_purchases where is_newest', whole_otherwise=true) }} as summaries
-        on ranked.order_id = summaries.order_id
+        on {{ cio_sync.sort_key('ranked.order_id') }} = {{ cio_sync.sort_key('summaries.order_id') }}
     where ranked.is_newest
 ),
 

@@ -53,7 +53,9 @@ ranked as (
         ) = 1 as is_latest_purchase
     from lines
     inner join purchases
-        on lines.order_id = purchases.order_id
+        {#- In byte order, as the order_id indexes are: a merge join through them is a plan
+            PostgreSQL can choose (sort_key; cio_event_order_placed). #}
+        on {{ cio_sync.sort_key('lines.order_id') }} = {{ cio_sync.sort_key('purchases.order_id') }}
 ),
 
 latest as (

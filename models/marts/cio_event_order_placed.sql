@@ -47,7 +47,10 @@ select
     {%- endif %}
 from orders
 {% if with_lines -%}
+{#- Compared in the key indexes' byte order (sort_key): in a full build PostgreSQL then merges
+    the two tables through their order_id indexes, both already in that order, instead of
+    hashing ten million orders to disk (1,000,000 customers: 23-25 s against 33-44 s). #}
 left join {{ cio_sync.rows_with_keys(ref('int_cio__order_summaries'), 'order_id', cio_sync.placed_orders_to_recompute())
     if cio_sync.is_incremental_run() else ref('int_cio__order_summaries') }} as summaries
-    on orders.order_id = summaries.order_id
+    on {{ cio_sync.sort_key('orders.order_id') }} = {{ cio_sync.sort_key('summaries.order_id') }}
 {% endif -%}
