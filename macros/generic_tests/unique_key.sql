@@ -42,3 +42,56 @@ group by {{ positions }}
 having count(*) > 1
 {%- endif %}
 {% endmacro %}
+
+{#- On PostgreSQL a key that a unique index holds to one row per key (lookup_index with
+    unique=true: the package's intermediate models keyed by order or person) is not read
+    again: the index refused any duplicate as the rows were written, and the test would only
+    repeat that check (after a full build of int_cio__orders, 10 million keys read in order:
+    5.8 s). A table without such an index (built before the package made its index unique, or
+    with indexes configured otherwise) is checked as on every adapter. -#}
+{% macro postgres__test_unique_key(model, columns, written_by_last_build) %}
+{%- set columns = [columns] if columns is string else columns -%}
+{%- if cio_sync.unique_index_holds(model, columns) %}
+select {{ columns | join(', ') }}, 0 as occurrences from {{ model }} where false
+{%- else %}
+{{ cio_sync.default__test_unique_key(model, columns, written_by_last_build) }}
+{%- endif %}
+{% endmacro %}
+
+{% macro redshift__test_unique_key(model, columns, written_by_last_build) %}
+{{ cio_sync.default__test_unique_key(model, columns, written_by_last_build) }}
+{% endmacro %}
+
+{#- True when a valid unique index of `relation` (PostgreSQL) has only columns among `columns`
+    (one on fewer of them holds the combination unique too): a whole, immediate index on plain
+    columns, in deterministic collations, as are the columns (equal keys are then equal bytes
+    however they are compared). False for a subquery (a test's `where`), when compiling
+    offline, and without one. -#}
+{% macro unique_index_holds(relation, columns) -%}
+    {%- if not (execute and flags.INTROSPECT) or relation is string -%}{{ return(false) }}{%- endif -%}
+    {%- set names = [] -%}
+    {%- for column in columns -%}{%- do names.append("'" ~ (column | lower | replace("'", "''")) ~ "'") -%}{%- endfor -%}
+    {%- set sql -%}
+        select count(*) from pg_index as i
+        where i.indrelid = to_regclass('{{ (relation | string) | replace("'", "''") }}')
+            and i.indisunique and i.indisvalid and i.indimmediate
+            and i.indpred is null and i.indexprs is null and i.indnatts = i.indnkeyatts
+            and not exists (
+                select 1 from unnest(cast(i.indkey as int2[])) as k (attnum)
+                left join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
+                where a.attname is null or lower(a.attname) not in ({{ names | join(', ') }})
+            )
+            and not exists (
+                select 1 from unnest(cast(i.indcollation as oid[])) as c (collation_oid)
+                inner join pg_collation as coll on coll.oid = c.collation_oid
+                where not coll.collisdeterministic
+            )
+            and not exists (
+                select 1 from pg_attribute as a
+                inner join pg_collation as coll on coll.oid = a.attcollation
+                where a.attrelid = i.indrelid and lower(a.attname) in ({{ names | join(', ') }})
+                    and not coll.collisdeterministic
+            )
+    {%- endset -%}
+    {{ return(run_query(sql).columns[0].values()[0] > 0) }}
+{%- endmacro %}

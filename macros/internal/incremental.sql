@@ -192,11 +192,14 @@
     comparing bytes, where the database's collation compares each pair of keys through the C
     library (10 million customer ids: 11 s against 34 s); keys equal in one are equal in the
     other. A lookup names the index's collation (lookup_column) or the index is not used. -#}
-{% macro lookup_index(columns) -%}
+{#- `unique`: the model's key, which a unique index then holds to one row per key as rows are
+    written (a duplicate fails the model's build, naming the key), and the key's unique_key
+    test need not read the table (postgres__test_unique_key). -#}
+{% macro lookup_index(columns, unique=false) -%}
     {%- if target.type != 'postgres' -%}{{ return([]) }}{%- endif -%}
     {%- set collated = [] -%}
     {%- for column in columns -%}{%- do collated.append(column ~ ' collate "C"') -%}{%- endfor -%}
-    {{ return([{'columns': collated, 'type': 'btree'}]) }}
+    {{ return([{'columns': collated, 'type': 'btree', 'unique': unique}]) }}
 {%- endmacro %}
 
 {#- A B-tree index on PostgreSQL on a timestamp column. -#}

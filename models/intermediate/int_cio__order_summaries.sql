@@ -4,7 +4,7 @@
     incremental_strategy='append',
     pre_hook=["{{ cio_sync.stage_key_set('summarized_orders', cio_sync.orders_with_lines_changed()) }}",
               "{{ cio_sync.delete_rows_of('order_id', cio_sync.key_set('summarized_orders', cio_sync.orders_with_lines_changed())) }}"],
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['order_id']),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['order_id'], unique=true),
     dist='order_id',
     sort='_cio_staged_at',
 ) }}

@@ -4,7 +4,7 @@
     incremental_strategy='cio_sync_replace',
     on_schema_change='append_new_columns',
     pre_hook="{{ cio_sync.stage_rows_to_resolve('orders', ref('stg_cio__orders'), 'order_id', cio_sync.orders_to_resolve()) }}",
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']) + cio_sync.lookup_index(['order_id']),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']) + cio_sync.lookup_index(['order_id'], unique=true),
     dist='person_id',
     sort='_cio_staged_at',
 ) }}

@@ -4,7 +4,7 @@
     incremental_strategy='cio_sync_replace',
     pre_hook=["{{ cio_sync.stage_key_set('recount', cio_sync.persons_to_recount) }}",
               "{{ cio_sync.delete_rows_of('person_id', cio_sync.key_set('recount', cio_sync.persons_to_recount)) }}"],
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id']),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['person_id'], unique=true),
     dist='person_id',
     sort='person_id',
 ) }}
