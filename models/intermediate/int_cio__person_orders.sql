@@ -22,11 +22,12 @@
 {%- set lines = cio_sync.input_enabled('order_lines') -%}
 {%- set summaries = ref('int_cio__order_summaries') if lines -%}
 
-{#- Read twice: in an incremental build (a few thousand rows) computed once and kept; in a full
-    build read twice rather than kept (millions of rows). #}
-with purchases as {{ '' if incremental else cio_sync.inline_cte() }} (
+{#- In an incremental build (a few thousand rows) read several times, computed once and kept. #}
+with purchases as (
     {{ cio_sync.purchases_to_count(['person_id', 'order_id', 'ordered_at', 'order_total']) }}
 ),
+
+{%- if incremental %}
 
 totals as (
     select
@@ -41,7 +42,7 @@ totals as (
     group by person_id
 ),
 
-{%- if lines and incremental %}
+{%- if lines %}
 
 {#- Incrementally the summaries are looked up key by key (a few hundred thousand purchases in
     tables of ten million): each person's newest purchase first, which nearly always has a top
@@ -90,17 +91,13 @@ latest_category as (
 {%- else %}
 
 latest_category as (
-    {#- The latest purchase that has a top category (none without order lines). #}
-    {%- if lines %}
-    {{ cio_sync.latest_purchase_with_category('purchases', summaries) }}
-    {%- else %}
+    {#- No order lines: no top category. #}
     select
         cast(null as {{ cio_sync.type_string() }}) as person_id,
         cast(null as {{ cio_sync.type_string() }}) as order_id,
         cast(null as {{ dbt.type_timestamp() }}) as ordered_at,
         cast(null as {{ cio_sync.type_string() }}) as top_category
     where 1 = 0
-    {%- endif %}
 ),
 
 {%- endif %}
@@ -120,8 +117,6 @@ fresh as (
     left join latest_category
         on totals.person_id = latest_category.person_id
 )
-
-{%- if incremental %}
 
 {#- A person with a first-time order: their row so far (recounted persons have none: the
     pre-hook deleted it) and what the new orders add. #}
@@ -148,10 +143,50 @@ left join {{ cio_sync.rows_with_keys(this, 'person_id', 'select person_id from f
 
 {%- else %}
 
+{#- A full build: every purchase sorted once by person, the one with a top category first, then
+    the latest: the whole-person figures and that first purchase in one pass (where a total per
+    person and a ranking of the purchases with a category sorted and hashed ten million
+    purchases twice: 28 s against 17-19 s at 1,000,000 customers). #}
+{%- set whole_person -%}
+    partition by {{ cio_sync.sort_key('purchases.person_id') }}
+    order by case when summaries.top_category is null then 1 else 0 end, purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
+    rows between unbounded preceding and unbounded following
+{%- endset %}
+ranked as (
+    select
+        purchases.person_id,
+        count(*) over ({{ whole_person }}) as orders_count,
+        sum(purchases.order_total) over ({{ whole_person }}) as lifetime_value,
+        min(purchases.ordered_at) over ({{ whole_person }}) as first_order_at,
+        max(purchases.ordered_at) over ({{ whole_person }}) as last_order_at,
+        {#- The first purchase (a person's order_ids differ), by the same window as the figures
+            so that one pass computes them all. #}
+        purchases.order_id = first_value(purchases.order_id) over ({{ whole_person }}) as is_first,
+        summaries.top_category,
+        purchases.ordered_at,
+        purchases.order_id
+    from purchases
+    {%- if lines %}
+    left join (select order_id, top_category from {{ summaries }}) as summaries
+        on {{ cio_sync.sort_key('purchases.order_id') }} = {{ cio_sync.sort_key('summaries.order_id') }}
+    {%- else %}
+    cross join (select cast(null as {{ cio_sync.type_string() }}) as top_category) as summaries
+    {%- endif %}
+)
+
 select
-    fresh.*,
+    person_id,
+    orders_count,
+    lifetime_value,
+    first_order_at,
+    last_order_at,
+    top_category as last_category,
+    case when top_category is not null then ordered_at end as last_category_ordered_at,
+    case when top_category is not null then order_id end as last_category_order_id,
+    true as _cio_recounted,
     {{ cio_sync.staged_at() }} as _cio_staged_at
-from fresh
+from ranked
+where is_first
 
 {%- endif %}
 -- depends_on: {{ ref('int_cio__orders') }}{{ (', ' ~ ref('int_cio__order_summaries')) if cio_sync.input_enabled('order_lines') }}
