@@ -543,6 +543,28 @@ def test_the_key_tests_of_an_incremental_model_catch_a_duplicate_its_last_build_
                         "cio_sync_unique_key_int_cio__replenishments_person_id__sku": ("fail", 1)}, failures
 
 
+def test_cio_people_holds_one_row_per_person_through_its_unique_index_on_postgres(tmp_path_factory, pg_schema_factory):
+    """PostgreSQL: cio_people's identifier index is unique, so a second row for a person is
+    refused as it is written (naming the person), and one_row_per_person reads only the rows
+    without an identifier, which the index lets through: two of them still fail the test."""
+    import psycopg2
+
+    project = seeded_postgres_project("cio_one", tmp_path_factory, pg_schema_factory)
+    project.run("build", "--select", "+cio_people")
+    [test] = [r for r in project.run_results()["results"]
+              if r["unique_id"].startswith("test.cio_sync.cio_sync_one_row_per_person_cio_people")]
+    assert test["status"] == "pass" and "is null" in test["compiled_code"], test["compiled_code"]
+    [(person,)] = project.query("select customer_id from cio_people order by 1 limit 1")
+    with pytest.raises(psycopg2.errors.UniqueViolation, match=rf"Key \(customer_id\)=\({person}\) already exists"):
+        project.schema.execute(f"insert into cio_people (customer_id) values ('{person}')")
+    project.schema.execute("insert into cio_people (customer_id) values (null), (null)")
+    proc = project.run("test", "--select", "cio_people", check=False)
+    assert proc.returncode == 1, proc.stdout
+    failed = {r["unique_id"].split(".")[2]: r["failures"] for r in project.run_results()["results"]
+              if r["status"] == "fail"}
+    assert failed.get("cio_sync_one_row_per_person_cio_people_") == 1, failed
+
+
 @pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
 def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_failed_build(
     adapter, duckdb_project_factory, tmp_path_factory, pg_schema_factory

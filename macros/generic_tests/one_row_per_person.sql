@@ -10,3 +10,23 @@ from {{ model }}
 group by 1
 having count(*) > 1
 {% endmacro %}
+
+{#- On PostgreSQL an identifier a unique index already holds to one row each (cio_people's,
+    lookup_index with unique=true) is not grouped again: only rows without one, which the index
+    does not hold to one (found through it), are counted. -#}
+{% macro postgres__test_one_row_per_person(model, column_name) %}
+{%- set column_name = column_name or cio_sync.identifier() -%}
+{%- if cio_sync.unique_index_holds(model, [column_name]) %}
+select {{ column_name }} as identifier, count(*) as rows_for_person
+from {{ model }}
+where {{ column_name }} is null
+group by 1
+having count(*) > 1
+{%- else %}
+{{ cio_sync.default__test_one_row_per_person(model, column_name) }}
+{%- endif %}
+{% endmacro %}
+
+{% macro redshift__test_one_row_per_person(model, column_name) %}
+{{ cio_sync.default__test_one_row_per_person(model, column_name) }}
+{% endmacro %}

@@ -64,8 +64,8 @@ select {{ columns | join(', ') }}, 0 as occurrences from {{ model }} where false
 
 {#- True when a valid unique index of `relation` (PostgreSQL) has only columns among `columns`
     (one on fewer of them holds the combination unique too): a whole, immediate index on plain
-    columns, in deterministic collations, as are the columns (equal keys are then equal bytes
-    however they are compared). False for a subquery (a test's `where`), when compiling
+    columns, with their types' default operator classes, in deterministic collations, as are
+    the columns (equal keys are then equal bytes however they are compared). False for a subquery (a test's `where`), when compiling
     offline, and without one. -#}
 {% macro unique_index_holds(relation, columns) -%}
     {%- if not (execute and flags.INTROSPECT) or relation is string -%}{{ return(false) }}{%- endif -%}
@@ -80,6 +80,11 @@ select {{ columns | join(', ') }}, 0 as occurrences from {{ model }} where false
                 select 1 from unnest(cast(i.indkey as int2[])) as k (attnum)
                 left join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
                 where a.attname is null or lower(a.attname) not in ({{ names | join(', ') }})
+            )
+            and not exists (
+                select 1 from unnest(cast(i.indclass as oid[])) as o (opclass_oid)
+                inner join pg_opclass as opc on opc.oid = o.opclass_oid
+                where not opc.opcdefault
             )
             and not exists (
                 select 1 from unnest(cast(i.indcollation as oid[])) as c (collation_oid)
