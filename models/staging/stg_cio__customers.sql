@@ -3,7 +3,7 @@
     unique_key='customer_id',
     incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.delete_keyless_rows('customers') }}",
-    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['customer_id']) + cio_sync.changed_at_index(),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['customer_id'], unique=true) + cio_sync.changed_at_index(),
     dist='customer_id',
     sort='_cio_staged_at',
 ) }}
