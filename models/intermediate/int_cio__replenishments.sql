@@ -51,10 +51,10 @@ ranked as (
             partition by {{ cio_sync.sort_key('purchases.person_id') }}, {{ cio_sync.sort_key('lines.sku') }}
             order by purchases.ordered_at desc, {{ cio_sync.sort_key('purchases.order_id') }} desc
         ) = 1 as is_latest_purchase
+    {#- The join in byte order, as the order_id indexes are: a merge join through them is a plan
+        PostgreSQL can choose (sort_key; cio_event_order_placed). #}
     from lines
     inner join purchases
-        {#- In byte order, as the order_id indexes are: a merge join through them is a plan
-            PostgreSQL can choose (sort_key; cio_event_order_placed). #}
         on {{ cio_sync.sort_key('lines.order_id') }} = {{ cio_sync.sort_key('purchases.order_id') }}
 ),
 

@@ -88,8 +88,7 @@ reorder as (
         {{ person }} as person_id,
         min(i.replenishment_due_at) as next_reorder_due_at
     from {{ cio_sync.rows_with_keys(ref('int_cio__replenishments'), 'person_id', 'select person_id from persons_to_recompute')
-        if recompute else ref('int_cio__replenishments') }}
-        {{ keyed if recompute else 'as i' }}
+        if recompute else ref('int_cio__replenishments') }} {{ keyed if recompute else 'as i' }}
     group by {{ person }}
 )
 {%- endif %}
