@@ -65,8 +65,8 @@ select {{ columns | join(', ') }}, 0 as occurrences from {{ model }} where false
 {#- True when a valid unique index of `relation` (PostgreSQL) has only columns among `columns`
     (one on fewer of them holds the combination unique too): a whole, immediate index on plain
     columns, with their types' default operator classes, in deterministic collations, as are
-    the columns (equal keys are then equal bytes however they are compared). False for a subquery (a test's `where`), when compiling
-    offline, and without one. -#}
+    the columns (equal keys are then equal bytes however they are compared). False for a
+    subquery (a test's `where`), when compiling offline, and without one. -#}
 {% macro unique_index_holds(relation, columns) -%}
     {%- if not (execute and flags.INTROSPECT) or relation is string -%}{{ return(false) }}{%- endif -%}
     {%- set names = [] -%}
