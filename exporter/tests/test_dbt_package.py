@@ -565,6 +565,29 @@ def test_cio_people_holds_one_row_per_person_through_its_unique_index_on_postgre
     assert failed.get("cio_sync_one_row_per_person_cio_people_") == 1, failed
 
 
+def test_an_incremental_build_analyzes_the_stamps_only_when_it_inserted_rows_on_postgres(tmp_path_factory,
+                                                                                         pg_schema_factory):
+    """PostgreSQL: the models after a staging table estimate the rows stamped since their last
+    build from its _cio_staged_at statistics, so an incremental build that inserted rows
+    analyzes them again; one that inserted none leaves them as they are (a build with nothing
+    to do analyzed every stamped table: 9 s of statements at 1,000,000 customers)."""
+    project = seeded_postgres_project("cio_stats", tmp_path_factory, pg_schema_factory)
+
+    def build() -> tuple[int, int]:
+        project.run("run", "--select", "stg_cio__orders")
+        [result] = [r for r in project.run_results()["results"] if r["unique_id"].endswith(".stg_cio__orders")]
+        [(analyzed,)] = project.schema.query(
+            "select analyze_count from pg_stat_user_tables where relid = 'stg_cio__orders'::regclass")
+        return result["adapter_response"]["rows_affected"], analyzed
+
+    _, first = build()
+    assert build() == (0, first)
+    project.schema.execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status,"
+                           " currency, is_test) values ('o990', 'c001', '2099-01-01 11:00:00', '20.00', 'paid',"
+                           " 'USD', false)")
+    assert build() == (1, first + 1)
+
+
 @pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
 def test_numbers_too_large_or_not_whole_are_quarantined_or_rounded_never_a_failed_build(
     adapter, duckdb_project_factory, tmp_path_factory, pg_schema_factory

@@ -12,10 +12,17 @@
     when the model compiles and written into its SQL as a literal, so the planner can estimate
     how many rows changed since (a subquery's value it cannot); a subquery when compiling
     offline. -#}
+{#- Asked once per model and kept in its context (a model's SQL and hooks ask it several times). -#}
 {% macro last_built_at() -%}
+    {%- set cached = model is defined and model is mapping and '_cio_last_built_at' in model -%}
+    {%- if cached -%}{{ return(model['_cio_last_built_at']) }}{%- endif -%}
     {%- set sql = "select max(built_at) from " ~ cio_sync.build_log_relation()
         ~ " where relation_name = '" ~ (this | string | replace("'", "''")) ~ "'" -%}
-    {{ return(cio_sync.timestamp_value(sql)) }}
+    {%- set value = cio_sync.timestamp_value(sql) -%}
+    {%- if execute and flags.INTROSPECT and model is defined and model is mapping -%}
+        {%- do model.update({'_cio_last_built_at': value}) -%}
+    {%- endif -%}
+    {{ return(value) }}
 {%- endmacro %}
 
 {#- A timestamp query's value as a literal (asked now), or the query itself when the warehouse
@@ -173,13 +180,26 @@
             {{ definition }};
             {%- endfor %}
             analyze {{ this }}
-        {%- elif '_cio_staged_at' in cio_sync.relation_columns(this) | map(attribute='name') | map('lower') | list -%}
+        {%- elif model.fqn[1] in ('staging', 'intermediate') and cio_sync.rows_inserted() != 0 -%}
+            {#- Every staging and intermediate table of the package is stamped (staged_at),
+                known without asking the catalog for its columns. A build that inserted no
+                row added no stamp: the statistics stand (a build with nothing to do analyzed
+                32 tables, 9 s of statements at 1,000,000 customers). #}
             analyze {{ this }} (_cio_staged_at)
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
 {% macro redshift__analyze_after_build() -%}{%- endmacro %}
+
+{#- In a post-hook: the rows the model's main statement inserted (its last statement, the
+    insert, for the package's strategies), or -1 when dbt does not say. -#}
+{% macro rows_inserted() -%}
+    {%- set result = load_result('main') -%}
+    {%- set response = result.response if result else none -%}
+    {%- set rows = response.rows_affected if response else none -%}
+    {{ return(-1 if rows is none else rows) }}
+{%- endmacro %}
 
 {#- Indexes a model gets on PostgreSQL: a BRIN index on _cio_staged_at, so later models find
     the newly staged rows without reading the whole table. -#}
