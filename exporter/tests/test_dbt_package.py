@@ -340,6 +340,56 @@ def test_a_first_time_order_is_added_and_its_cancellation_recounted_as_a_full_re
     assert c003() == (count_before, last_before)
 
 
+def test_windows_that_elapsed_while_no_build_ran_are_counted_however_long_the_gap(duckdb_project_factory):
+    """A cart whose window elapses, and units that run out, between two builds five days apart
+    (three more than var cio_event_lookback_hours), with no input changed in between, are in
+    cart_abandoned and replenishment_due after the second build: the incremental path starts
+    from the "now" of the mart's last build (clock_at in the build log), not from a lookback
+    before this one. A build log written before clock_at existed gets the column, and its
+    builds fall back to the lookback; the rows are those of a full refresh throughout."""
+    import duckdb
+
+    project = duckdb_project_factory("clock_gap", vars={**SEND_HISTORY, "cio_now": "2026-06-01 12:00:00"})
+    project.run("seed")
+
+    def execute(sql: str) -> None:
+        with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+            conn.execute(sql)
+
+    def checkout(checkout_id: str, started_at: str) -> str:
+        return ("insert into raw_checkouts (checkout_id, customer_id, started_at, cart_value, checkout_url,"
+                f" item_count, in_stock, is_test) values ('{checkout_id}', 'c002', '{started_at}', 90.00,"
+                f" 'https://shop.example/c/{checkout_id}', 1, true, false)")
+
+    # c002's last order is 2026-05-30: a checkout at 11:30 UTC on June 1st is abandoned at 12:30.
+    execute(checkout("k9001", "2026-06-01 11:30:00+00:00"))
+    # One unit lasting 30 days, bought 2026-05-03 12:00 in New York: runs out 2026-06-02 16:00 UTC.
+    execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency, is_test)"
+            " values ('o9003', 'c002', '2026-05-03 12:00:00', '12.00', 'paid', 'USD', false)")
+    execute("insert into raw_order_lines (order_id, sku, quantity, line_total, product_category, replenishment_days)"
+            " values ('o9003', 'SKU-SERUM-X', 1, 12.00, 'skincare', 30)")
+    marts = ["cio_event_cart_abandoned", "cio_event_replenishment_due"]
+    selected = ["--select", *(f"+{mart}" for mart in marts)]
+    carts = "select checkout_id from cio_event_cart_abandoned where checkout_id like 'k9%' order by 1"
+    due = "select order_id, sku from cio_event_replenishment_due where order_id = 'o9003'"
+    project.run("run", *selected)
+    assert (project.query(carts), project.query(due)) == ([], [])
+
+    # Five days later; a checkout of 11:45 that day is staged, its window not elapsed yet.
+    execute(checkout("k9002", "2026-06-06 11:45:00+00:00"))
+    project.run("run", *selected, vars={"cio_now": "2026-06-06 12:00:00"})
+    assert (project.query(carts), project.query(due)) == ([("k9001",)], [("o9003", "SKU-SERUM-X")])
+
+    # A log from before clock_at: the next build adds the column, and looks back 72 hours.
+    execute("alter table cio_sync_state.cio_builds drop column clock_at")
+    later = {"cio_now": "2026-06-07 12:00:00"}
+    project.run("run", *selected, vars=later)
+    assert project.query(carts) == [("k9001",), ("k9002",)]
+    incremental = {mart: project.query(f"select * from {mart} order by all") for mart in marts}
+    project.run("run", *selected, "--full-refresh", vars=later)
+    assert {mart: project.query(f"select * from {mart} order by all") for mart in marts} == incremental
+
+
 def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_factory):
     """A second build reads only the lookback window, adds late-arriving orders and
     updates changed ones in place: no duplicate keys, nothing lost."""
@@ -699,7 +749,9 @@ def test_the_build_log_is_read_through_its_index_however_long_it_has_grown(tmp_p
     assert relation and relation.endswith('."stg_cio__customers"'), relation
     for sql in (f"select max(built_at) from {log} where relation_name = '{relation}'",  # last_built_at
                 f"select invocation_id from {log} where model_unique_id = 'model.cio_sync.stg_cio__customers'"
-                f" and relation_name = '{relation}' order by built_at desc limit 1"):  # cio-export's proof
+                f" and relation_name = '{relation}' order by built_at desc limit 1",  # cio-export's proof
+                f"select clock_at from {log} where relation_name = '{relation}'"
+                " order by built_at desc limit 1"):  # last_clock_at
         plan = "\n".join(row[0] for row in project.query("explain " + sql))
         assert "cio_builds_by_relation" in plan and "Seq Scan" not in plan, plan
 

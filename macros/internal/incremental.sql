@@ -25,6 +25,24 @@
     {{ return(value) }}
 {%- endmacro %}
 
+{#- The "now" of this model's last build (cio_now when it was pinned, else the time of that
+    build: the build log's clock_at), as a literal; none when it cannot be known (no build
+    logged, one logged before clock_at existed, or compiling offline). Kept like last_built_at. -#}
+{% macro last_clock_at() -%}
+    {%- if not (execute and flags.INTROSPECT and model is defined and model is mapping) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if '_cio_last_clock_at' not in model -%}
+        {%- set rows = run_query("select clock_at from " ~ cio_sync.build_log_relation()
+            ~ " where relation_name = '" ~ (this | string | replace("'", "''")) ~ "'"
+            ~ " order by built_at desc limit 1").columns[0].values() -%}
+        {%- set value = rows[0] if rows | length > 0 else none -%}
+        {%- do model.update({'_cio_last_clock_at': none if value is none
+            else "cast('" ~ value ~ "' as " ~ dbt.type_timestamp() ~ ")"}) -%}
+    {%- endif -%}
+    {{ return(model['_cio_last_clock_at']) }}
+{%- endmacro %}
+
 {#- A timestamp query's value as a literal (asked now), or the query itself when the warehouse
     cannot be asked; a time before any row when it is null. -#}
 {% macro timestamp_value(sql) -%}

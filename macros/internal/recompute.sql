@@ -1,7 +1,7 @@
 {#- What an incremental build of a time-dependent mart recomputes: rows that depend on the rows
     that changed upstream since its last build, and rows that the passing of time may have
-    changed since then (a window that elapsed, units that ran out). "Since then" starts
-    var cio_event_lookback_hours before the last build, or before cio_now when that is earlier. -#}
+    changed since then (a window that elapsed, units that ran out). "Since then" starts at the
+    "now" of the last build (time_recompute_start). -#}
 
 {#- int_cio__orders: orders staged since its last build, orders a changed customer may
     resolve differently, and orders with a line staged since. -#}
@@ -51,9 +51,21 @@
     )
 {%- endmacro %}
 
+{#- Where the passing of time starts to matter to an incremental build of a time-dependent
+    mart: the "now" of its last build (last_clock_at), or this build's when that is later (a
+    clock set back: the rows beyond it are recomputed, so taken out). The last build counted
+    every window that had elapsed by its own "now", so nothing before it is recomputed for the
+    time alone. A build whose "now" was not logged (logged by an older version of the package,
+    or compiling offline): var cio_event_lookback_hours before its last build or before this
+    "now", whichever is earlier. -#}
 {% macro time_recompute_start() -%}
-    {{ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72),
-        'least(' ~ cio_sync.last_built_at() ~ ', ' ~ cio_sync.utc_now() ~ ')') }}
+    {%- set clock = cio_sync.last_clock_at() -%}
+    {%- if clock is not none -%}
+        least({{ clock }}, {{ cio_sync.utc_now() }})
+    {%- else -%}
+        {{ dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72),
+            'least(' ~ cio_sync.last_built_at() ~ ', ' ~ cio_sync.utc_now() ~ ')') }}
+    {%- endif -%}
 {%- endmacro %}
 
 {#- cio_event_cart_abandoned: a cart is abandoned when its person has no purchase at or after

@@ -8,9 +8,10 @@
 {% macro record_build() -%}
     {%- if execute and flags.INTROSPECT and model is defined -%}
         {%- do run_query('insert into ' ~ cio_sync.build_log_relation()
-            ~ " (model_unique_id, relation_name, invocation_id, built_at, full_build) values ('"
+            ~ " (model_unique_id, relation_name, invocation_id, built_at, full_build, clock_at) values ('"
             ~ model.unique_id ~ "', '" ~ (this | string | replace("'", "''")) ~ "', '" ~ invocation_id ~ "', "
-            ~ cio_sync.utc_now_real() ~ ", " ~ ('false' if cio_sync.is_incremental_run() else 'true') ~ ")") -%}
+            ~ cio_sync.utc_now_real() ~ ", " ~ ('false' if cio_sync.is_incremental_run() else 'true') ~ ", "
+            ~ cio_sync.utc_now() ~ ")") -%}
     {%- endif -%}
 {%- endmacro %}
 
@@ -23,13 +24,20 @@
         {%- do run_query('create table if not exists ' ~ cio_sync.build_log_relation()
             ~ ' (model_unique_id ' ~ cio_sync.type_string(512) ~ ', relation_name ' ~ cio_sync.type_string(1024)
             ~ ', invocation_id ' ~ cio_sync.type_string(64) ~ ', built_at ' ~ dbt.type_timestamp()
-            ~ ', full_build ' ~ dbt.type_boolean() ~ ')') -%}
-        {#- full_build (whether the model was built whole) came later: a log made before, or by
-            cio-export, gets it. -#}
-        {%- set log_relation = api.Relation.create(schema=var('cio_state_schema', 'cio_sync_state'), identifier='cio_builds') -%}
-        {%- if 'full_build' not in adapter.get_columns_in_relation(log_relation) | map(attribute='name') | map('lower') | list -%}
-            {%- do run_query('alter table ' ~ cio_sync.build_log_relation() ~ ' add column full_build ' ~ dbt.type_boolean()) -%}
-        {%- endif -%}
+            ~ ', full_build ' ~ dbt.type_boolean() ~ ', clock_at ' ~ dbt.type_timestamp() ~ ')') -%}
+        {#- full_build (whether the model was built whole) and clock_at (the "now" its SQL used:
+            cio_now when pinned, else the time of the build) came later: a log made before, or
+            by cio-export, gets them. -#}
+        {#- Asked with run_query, which opens no transaction: adapter.get_columns_in_relation
+            opens one that dbt rolls back after its on-run-start hooks, and took the new column
+            with it. -#}
+        {%- set log_columns = run_query("select lower(column_name) from information_schema.columns"
+            ~ " where table_catalog = current_database() and table_schema = '"
+            ~ (var('cio_state_schema', 'cio_sync_state') | replace("'", "''")) ~ "' and table_name = 'cio_builds'")
+            .columns[0].values() | list -%}
+        {%- for name, type in [('full_build', dbt.type_boolean()), ('clock_at', dbt.type_timestamp())] if name not in log_columns -%}
+            {%- do run_query('alter table ' ~ cio_sync.build_log_relation() ~ ' add column ' ~ name ~ ' ' ~ type) -%}
+        {%- endfor -%}
         {%- set index_sql = cio_sync.build_log_index_sql() -%}
         {%- if index_sql -%}{%- do run_query(index_sql) -%}{%- endif -%}
     {%- endif -%}
