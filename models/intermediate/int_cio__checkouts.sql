@@ -4,7 +4,7 @@
     unique_key='checkout_id',
     incremental_strategy='cio_sync_replace',
     pre_hook="{{ cio_sync.stage_rows_to_resolve('checkouts', ref('stg_cio__checkouts'), 'checkout_id', cio_sync.keys_to_resolve(ref('stg_cio__checkouts'), 'checkout_id')) }}",
-    indexes=cio_sync.staged_at_index(),
+    indexes=cio_sync.staged_at_index() + cio_sync.lookup_index(['checkout_id']),
     dist='person_id',
     sort='_cio_staged_at',
 ) }}
