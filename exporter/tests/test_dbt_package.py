@@ -346,7 +346,8 @@ def test_windows_that_elapsed_while_no_build_ran_are_counted_however_long_the_ga
     cart_abandoned and replenishment_due after the second build: the incremental path starts
     from the "now" of the mart's last build (clock_at in the build log), not from a lookback
     before this one. A build log written before clock_at existed gets the column, and its
-    builds fall back to the lookback; the rows are those of a full refresh throughout."""
+    builds fall back to the lookback; a clock set back takes out what elapsed after it; the
+    rows are those of a full refresh throughout."""
     import duckdb
 
     project = duckdb_project_factory("clock_gap", vars={**SEND_HISTORY, "cio_now": "2026-06-01 12:00:00"})
@@ -385,9 +386,18 @@ def test_windows_that_elapsed_while_no_build_ran_are_counted_however_long_the_ga
     later = {"cio_now": "2026-06-07 12:00:00"}
     project.run("run", *selected, vars=later)
     assert project.query(carts) == [("k9001",), ("k9002",)]
-    incremental = {mart: project.query(f"select * from {mart} order by all") for mart in marts}
-    project.run("run", *selected, "--full-refresh", vars=later)
-    assert {mart: project.query(f"select * from {mart} order by all") for mart in marts} == incremental
+
+    def as_a_full_refresh_has_them(clock: dict) -> None:
+        incremental = {mart: project.query(f"select * from {mart} order by all") for mart in marts}
+        project.run("run", *selected, "--full-refresh", vars=clock)
+        assert {mart: project.query(f"select * from {mart} order by all") for mart in marts} == incremental
+
+    as_a_full_refresh_has_them(later)
+    # The clock set back to June 1st: what had elapsed after it is taken out.
+    earlier = {"cio_now": "2026-06-01 12:00:00"}
+    project.run("run", *selected, vars=earlier)
+    assert (project.query(carts), project.query(due)) == ([], [])
+    as_a_full_refresh_has_them(earlier)
 
 
 def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_factory):
