@@ -400,6 +400,26 @@ def test_windows_that_elapsed_while_no_build_ran_are_counted_however_long_the_ga
     as_a_full_refresh_has_them(earlier)
 
 
+def test_with_no_clock_pinned_now_is_when_the_build_started_for_every_model(duckdb_project_factory):
+    """Unpinned, "now" is the time the dbt invocation started, one value for every model: the
+    build log records it (clock_at) once for the whole build, no later than any model was
+    built, and a build pinned to that time gives the same rows (windows elapsed, days since
+    the last order)."""
+    marts = ["cio_people", "cio_event_cart_abandoned", "cio_event_replenishment_due"]
+    selected = ["--select", *(f"+{mart}" for mart in marts)]
+    unpinned = duckdb_project_factory("clock_unpinned", vars={**SEND_HISTORY, "cio_now": None})
+    unpinned.run("build", *selected)
+    [(clocks, first_built)] = unpinned.query(
+        "select count(distinct clock_at), min(built_at) from cio_sync_state.cio_builds")
+    [(clock,)] = unpinned.query("select max(clock_at) from cio_sync_state.cio_builds")
+    assert clocks == 1 and clock <= first_built, (clocks, clock, first_built)
+    pinned = duckdb_project_factory("clock_pinned", vars={**SEND_HISTORY, "cio_now": f"{clock:%Y-%m-%d %H:%M:%S.%f}"})
+    pinned.run("build", *selected)
+    for mart in marts:
+        sql = f"select * from {mart} order by all"
+        assert unpinned.query(sql) == pinned.query(sql), mart
+
+
 def test_incremental_event_model_picks_up_late_rows(tmp_path_factory, pg_schema_factory):
     """A second build reads only the lookback window, adds late-arriving orders and
     updates changed ones in place: no duplicate keys, nothing lost."""
