@@ -400,6 +400,30 @@ def test_windows_that_elapsed_while_no_build_ran_are_counted_however_long_the_ga
     as_a_full_refresh_has_them(earlier)
 
 
+def test_a_checkout_an_overlapping_build_committed_late_still_becomes_an_abandoned_cart(duckdb_project_factory):
+    """A row is stamped when its build's transaction starts; one an overlapping `dbt build`
+    committed after this one's cart mart read int_cio__checkouts carries a stamp older than
+    the mart's last build, so the mart never sees it as changed. Its window elapsing within the
+    lookback brings it back (the time path starts var cio_event_lookback_hours before the last
+    build's "now"). Simulated by back-dating the stamp."""
+    import duckdb
+
+    project = duckdb_project_factory("late_commit", vars={**SEND_HISTORY, "cio_now": "2026-06-01 12:00:00"})
+    project.run("seed")
+    project.run("run", "--select", "+cio_event_cart_abandoned")
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("insert into raw_checkouts (checkout_id, customer_id, started_at, cart_value, checkout_url,"
+                     " item_count, in_stock, is_test) values ('k9001', 'c002', '2026-06-01 10:00:00+00:00', 90.00,"
+                     " 'https://shop.example/c/k9001', 1, true, false)")
+    project.run("run", "--select", "stg_cio__checkouts", "int_cio__checkouts")
+    with duckdb.connect(project.env["CIO_DUCKDB_PATH"]) as conn:
+        conn.execute("update int_cio__checkouts set _cio_staged_at = (select max(built_at) - interval 1 second"
+                     " from cio_sync_state.cio_builds where relation_name like '%cio_event_cart_abandoned%')"
+                     " where checkout_id = 'k9001'")
+    project.run("run", "--select", "cio_event_cart_abandoned", vars={"cio_now": "2026-06-01 13:00:00"})
+    assert project.query("select checkout_id from cio_event_cart_abandoned where checkout_id = 'k9001'") == [("k9001",)]
+
+
 def test_with_no_clock_pinned_now_is_when_the_build_started_for_every_model(duckdb_project_factory):
     """Unpinned, "now" is the time the dbt invocation started, one value for every model: the
     build log records it (clock_at) once for the whole build, no later than any model was

@@ -51,22 +51,21 @@
     )
 {%- endmacro %}
 
-{#- Where the passing of time matters to an incremental build of a time-dependent mart: between
-    the "now" of its last build (last_clock_at) and this build's, whichever is earlier first (a
-    clock set back: the rows between the two are recomputed, so taken out). The last build
-    counted every window that had elapsed by its own "now", and none after it. A build whose
-    "now" was not logged (logged by an older version of the package, or compiling offline):
-    from var cio_event_lookback_hours before its last build or this "now", whichever is
-    earlier, to the later of the two. Returns [start, end], SQL of constant timestamps. -#}
+{#- Where the passing of time matters to an incremental build of a time-dependent mart: from
+    var cio_event_lookback_hours before the "now" of its last build (last_clock_at) or this
+    build's, whichever is earlier, to the later of the two (a clock set back: the rows between
+    the two are recomputed, so taken out). The last build counted every window that had
+    elapsed by its own "now" among the rows it could see; the lookback also covers a row an
+    overlapping build committed after this mart read its upstream (its stamp then predates the
+    mart's last build, so only its time brings it back). A build whose "now" was not logged (by
+    an older version of the package, or compiling offline) counts from its last build instead.
+    Returns [start, end], SQL of constant timestamps. -#}
 {% macro time_recompute_bounds() -%}
     {%- set clock = cio_sync.last_clock_at() -%}
     {%- set now = cio_sync.utc_now() -%}
-    {%- if clock is not none -%}
-        {{ return(['least(' ~ clock ~ ', ' ~ now ~ ')', 'greatest(' ~ clock ~ ', ' ~ now ~ ')']) }}
-    {%- endif -%}
-    {%- set built = cio_sync.last_built_at() -%}
-    {{ return([dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72), 'least(' ~ built ~ ', ' ~ now ~ ')'),
-               'greatest(' ~ built ~ ', ' ~ now ~ ')']) }}
+    {%- set last = clock if clock is not none else cio_sync.last_built_at() -%}
+    {{ return([dbt.dateadd('hour', -1 * var('cio_event_lookback_hours', 72), 'least(' ~ last ~ ', ' ~ now ~ ')'),
+               'greatest(' ~ last ~ ', ' ~ now ~ ')']) }}
 {%- endmacro %}
 
 {#- Predicate: `column` + `minutes` crossed between the bounds above (a window that elapsed,
