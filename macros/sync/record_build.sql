@@ -36,11 +36,26 @@
             ~ (var('cio_state_schema', 'cio_sync_state') | replace("'", "''")) ~ "' and table_name = 'cio_builds'")
             .columns[0].values() | list -%}
         {%- for name, type in [('full_build', dbt.type_boolean()), ('clock_at', dbt.type_timestamp())] if name not in log_columns -%}
-            {%- do run_query('alter table ' ~ cio_sync.build_log_relation() ~ ' add column ' ~ name ~ ' ' ~ type) -%}
+            {%- do run_query(cio_sync.add_column_sql(cio_sync.build_log_relation(), name, type)) -%}
         {%- endfor -%}
         {%- set index_sql = cio_sync.build_log_index_sql() -%}
         {%- if index_sql -%}{%- do run_query(index_sql) -%}{%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- `alter table ... add column`, with `if not exists` where the warehouse has it: two builds
+    starting at once after an upgrade both find the column missing, and the second's would
+    fail. Redshift has no `if not exists` here. -#}
+{% macro add_column_sql(relation, name, type) -%}
+    {{ return(adapter.dispatch('add_column_sql', 'cio_sync')(relation, name, type)) }}
+{%- endmacro %}
+
+{% macro default__add_column_sql(relation, name, type) -%}
+    {{ return('alter table ' ~ relation ~ ' add column if not exists ' ~ name ~ ' ' ~ type) }}
+{%- endmacro %}
+
+{% macro redshift__add_column_sql(relation, name, type) -%}
+    {{ return('alter table ' ~ relation ~ ' add column ' ~ name ~ ' ' ~ type) }}
 {%- endmacro %}
 
 {#- The build log grows by a row per model and build (a build every five minutes: about three
