@@ -1,7 +1,7 @@
 {#- What an incremental build of a time-dependent mart recomputes: rows that depend on the rows
     that changed upstream since its last build, and rows that the passing of time may have
-    changed since then (a window that elapsed, units that ran out). "Since then" starts at the
-    "now" of the last build (time_recompute_bounds). -#}
+    changed since then (a window that elapsed, units that ran out): from var
+    cio_event_lookback_hours before the "now" of the last build (time_recompute_bounds). -#}
 
 {#- int_cio__orders: orders staged since its last build, orders a changed customer may
     resolve differently, and orders with a line staged since. -#}
