@@ -1,6 +1,9 @@
 {{ config(
     enabled=cio_sync.input_enabled('devices'),
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='cio_sync_mirror',
+    unique_key='token',
+    on_schema_change='fail',
     contract={'enforced': true},
     tags=['cio'],
     dist=cio_sync.identifier(),

@@ -1,6 +1,9 @@
 {{ config(
     enabled=cio_sync.subscription_objects_enabled(),
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='cio_sync_mirror',
+    unique_key='subscription_id',
+    on_schema_change='fail',
     contract={'enforced': true},
     tags=['cio'],
     dist='subscription_id',
