@@ -846,17 +846,20 @@ def test_text_key_indexes_are_in_byte_order_and_incremental_lookups_use_them_and
 
 
 @pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
-def test_snapshot_marts_write_only_what_changed(adapter, duckdb_project_factory, tmp_path_factory,
-                                                pg_schema_factory):
-    """cio_devices and the subscription marts are selected whole by every build but written as
-    a difference (cio_sync_mirror): a build where nothing changed writes no row (the rows keep
-    their place on PostgreSQL, so no write-ahead log is spent on them), a changed row is
-    replaced, a row that leaves is deleted, a new one added, and the tables hold what a full
-    refresh gives."""
+def test_marts_selected_whole_or_recomputed_by_time_write_only_what_changed(
+    adapter, duckdb_project_factory, tmp_path_factory, pg_schema_factory
+):
+    """cio_devices and the subscription marts are selected whole by every build, and
+    cio_event_cart_abandoned recomputes every cart whose window elapsed within the lookback;
+    all are written as a difference (cio_sync_mirror, cio_sync_recompute): a build where
+    nothing changed writes no row (the rows keep their place on PostgreSQL, so no write-ahead
+    log is spent on them), a changed row is replaced, a row that leaves is deleted, a new one
+    added, and the tables hold what a full refresh gives."""
     project, execute = seeded_project(adapter, "mirror", "cio_mirror", duckdb_project_factory, tmp_path_factory,
                                       pg_schema_factory)
-    marts = ("cio_devices", "cio_subscription_objects", "cio_subscription_relationships")
-    selected = ("--select", "+cio_devices", "+cio_subscription_objects", "+cio_subscription_relationships")
+    marts = ("cio_devices", "cio_subscription_objects", "cio_subscription_relationships", "cio_event_cart_abandoned")
+    selected = ("--select", "+cio_devices", "+cio_subscription_objects", "+cio_subscription_relationships",
+                "+cio_event_cart_abandoned")
 
     def written() -> dict[str, int]:
         # Rows the build inserted (PostgreSQL's response to the last statement; DuckDB's
@@ -873,11 +876,16 @@ def test_snapshot_marts_write_only_what_changed(adapter, duckdb_project_factory,
     project.run("run", *selected)
     assert all(project.query(f"select count(*) from {mart}") != [(0,)] for mart in marts)
     devices_at, objects_at = places("cio_devices", "token"), places("cio_subscription_objects", "subscription_id")
+    carts_at = places("cio_event_cart_abandoned", "checkout_id")
+    # The carts the next build recomputes (those whose window elapsed within the lookback).
+    assert project.query("select count(*) from cio_event_cart_abandoned"
+                         " where event_at >= cast('2026-05-29 12:00:00' as timestamp)") != [(0,)]
 
     project.run("run", *selected)
     assert written() == ({} if adapter != "postgres" else dict.fromkeys(marts, 0))
     assert places("cio_devices", "token") == devices_at
     assert places("cio_subscription_objects", "subscription_id") == objects_at
+    assert places("cio_event_cart_abandoned", "checkout_id") == carts_at
 
     # Bob's token is deleted, Jane's used again, a new one for Bob; subscription 2 moves to
     # another plan (its relationship, status and start, stays as it is).
@@ -895,7 +903,8 @@ def test_snapshot_marts_write_only_what_changed(adapter, duckdb_project_factory,
                        ("tok-jane-1", "ios", datetime(2026, 5, 31, 13))]
     assert project.query("select plan from cio_subscription_objects where subscription_id = '2'") == [("monthly",)]
     if adapter == "postgres":
-        assert written() == {"cio_devices": 2, "cio_subscription_objects": 1, "cio_subscription_relationships": 0}
+        assert written() == {"cio_devices": 2, "cio_subscription_objects": 1, "cio_subscription_relationships": 0,
+                             "cio_event_cart_abandoned": 0}
         assert places("cio_subscription_objects", "subscription_id")["1"] == objects_at["1"]
 
     incremental = {mart: sorted(project.query(f"select * from {mart}"), key=repr) for mart in marts}

@@ -111,27 +111,29 @@
 {%- endmacro %}
 
 {#- Its pre-hook: the key sets, then the rows of those persons (whoever holds the checkout
-    now), of those checkouts, and of carts a later purchase no longer leaves abandoned, in
-    three statements (each a semi-join). -#}
-{% macro delete_abandoned_carts_to_recompute() -%}
+    now), of those checkouts, and of carts a later purchase no longer leaves abandoned: held
+    for its strategy to replace where they changed (hold_rows_to_recompute). -#}
+{% macro hold_abandoned_carts_to_recompute() -%}
     {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         {%- set staged = [cio_sync.stage_key_set('cart_persons', cio_sync.cart_persons_to_recompute),
                           cio_sync.stage_key_set('carts', cio_sync.carts_to_recompute)] | select | list -%}
         {{ (staged | join(';\n')) ~ ';' if staged }}
-        delete from {{ this }}
-        where {{ cio_sync.identifier() }} in ({{ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute) }});
-        delete from {{ this }}
-        where checkout_id in ({{ cio_sync.key_set('carts', cio_sync.carts_to_recompute) }});
-        delete from {{ this }}
-        where checkout_id in (
-            select carts.checkout_id
-            from {{ this }} as carts
-            inner join {{ ref('int_cio__person_orders') }} as purchases
-                on purchases.person_id = carts.{{ cio_sync.identifier() }}
-            where {{ cio_sync.changed_since_last_build('purchases') }}
-                and not purchases._cio_recounted
-                and carts.event_at <= {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'purchases.last_order_at') }}
-        )
+        {%- set later_purchase -%}
+            checkout_id in (
+                select carts.checkout_id
+                from {{ this }} as carts
+                inner join {{ ref('int_cio__person_orders') }} as purchases
+                    on purchases.person_id = carts.{{ cio_sync.identifier() }}
+                where {{ cio_sync.changed_since_last_build('purchases') }}
+                    and not purchases._cio_recounted
+                    and carts.event_at <= {{ dbt.dateadd('minute', var('cio_cart_abandon_minutes', 60), 'purchases.last_order_at') }}
+            )
+        {%- endset %}
+        {{ cio_sync.hold_rows_to_recompute([
+            cio_sync.identifier() ~ ' in (' ~ cio_sync.key_set('cart_persons', cio_sync.cart_persons_to_recompute) ~ ')',
+            'checkout_id in (' ~ cio_sync.key_set('carts', cio_sync.carts_to_recompute) ~ ')',
+            later_purchase,
+        ]) }}
     {%- endif -%}
 {%- endmacro %}
 

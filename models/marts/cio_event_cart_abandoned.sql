@@ -1,9 +1,9 @@
 {{ config(
     enabled=cio_sync.input_enabled('checkouts'),
     materialized='incremental',
-    incremental_strategy='append',
+    incremental_strategy='cio_sync_recompute',
     on_schema_change='fail',
-    pre_hook="{{ cio_sync.delete_abandoned_carts_to_recompute() }}",
+    pre_hook="{{ cio_sync.hold_abandoned_carts_to_recompute() }}",
     contract={'enforced': true},
     tags=['cio'],
     dist=cio_sync.identifier(),
