@@ -22,14 +22,13 @@
     where {% for predicate in predicates %}({{ predicate }}){{ ' or ' if not loop.last }}{% endfor %}
 {%- endmacro %}
 
-{#- PostgreSQL: with their row ids, locked (`for update`) until the build commits, so that the
-    ids still name them when the strategy deletes by them. Dropped at commit. -#}
+{#- PostgreSQL: with their row ids (not locked: `for update` writes every row it locks, as much
+    write-ahead log as the rewrite it spares). Dropped at commit. -#}
 {% macro postgres__hold_rows_to_recompute(predicates) -%}
     create temporary table cio_held_rows on commit drop as
     select held.ctid as _cio_held_row, held.*
     from {{ this }} as held
-    where {% for predicate in predicates %}({{ predicate }}){{ ' or ' if not loop.last }}{% endfor %}
-    for update;
+    where {% for predicate in predicates %}({{ predicate }}){{ ' or ' if not loop.last }}{% endfor %};
     analyze cio_held_rows
 {%- endmacro %}
 
@@ -56,11 +55,14 @@
     {%- if target.type == 'postgres' %}
     analyze {{ source }};
     {%- endif %}
-    delete from {{ mart }}
-    where {{ row_id }} {{ '= any(array(' if target.type == 'postgres' else 'in (' }}
-        select held._cio_held_row from cio_held_rows as held
+    {%- set changed -%}
+        from cio_held_rows as held
         where not exists (select 1 from {{ source }} as fresh where {{ same }})
-    ){{ ')' if target.type == 'postgres' }};
+    {%- endset %}
+    delete from {{ mart }}
+    where {{ row_id }} {{ '= any(array(' if target.type == 'postgres' else 'in (' }}select held._cio_held_row {{ changed }}){{ ')' if target.type == 'postgres' }}
+    {#- Still the row held there: a build running at the same time may have replaced it. #}
+        and event_id in (select held.event_id {{ changed }});
 
     insert into {{ mart }} ({{ columns }})
     select {{ columns }} from {{ source }} as fresh
