@@ -910,3 +910,43 @@ def test_marts_selected_whole_or_recomputed_by_time_write_only_what_changed(
     incremental = {mart: sorted(project.query(f"select * from {mart}"), key=repr) for mart in marts}
     project.run("run", *selected, "--full-refresh")
     assert {mart: sorted(project.query(f"select * from {mart}"), key=repr) for mart in marts} == incremental
+
+
+def test_two_builds_of_a_mart_written_as_a_difference_take_turns_on_postgres(tmp_path_factory, pg_schema_factory):
+    """Another build of cio_devices has written a new token and not committed yet: a build that
+    selects the same token waits for it (cio_sync_mirror locks the mart against other writers,
+    not readers), then finds the row committed and does not write it a second time. Without
+    the lock both builds insert the token: two rows, and a cio_devices that fails unique_key."""
+    import threading
+
+    from conftest import _connect_pg
+
+    project, execute = seeded_project("postgres", "turns", "cio_turns", None, tmp_path_factory, pg_schema_factory)
+    selected = ("--select", "+cio_devices")
+    project.run("run", *selected)
+    execute("insert into raw_devices (token, customer_id, platform, last_used_at) values"
+            " ('tok-bob-2', 'c002', 'android', '2026-05-31 10:00:00')")
+
+    other = _connect_pg()  # the other build, in its own transaction
+    with other.cursor() as cur:
+        cur.execute(f"set search_path to {project.schema.name}")
+        cur.execute("insert into cio_devices (customer_id, email, token, platform, last_used_at)"
+                    " select customer_id, email, 'tok-bob-2', 'android', cast('2026-05-31 14:00:00' as timestamp)"
+                    " from cio_devices where token = 'tok-bob-1'")
+    waiting = ("select count(*) from pg_locks as l join pg_class as c on c.oid = l.relation"
+               " join pg_namespace as n on n.oid = c.relnamespace"
+               f" where n.nspname = '{project.schema.name}' and c.relname = 'cio_devices' and not l.granted")
+    result: dict = {}
+    build = threading.Thread(target=lambda: result.update(proc=project.run("run", *selected, check=False)))
+    build.start()
+    try:
+        # Until the build queues behind the other one, or ends without having waited.
+        while build.is_alive() and project.query(waiting) == [(0,)]:
+            build.join(0.05)
+        assert build.is_alive(), "the build wrote cio_devices while another build held uncommitted rows"
+    finally:
+        other.commit()
+        other.close()
+        build.join()
+    assert result["proc"].returncode == 0, result["proc"].stdout[-3000:]
+    assert project.query("select count(*) from cio_devices where token = 'tok-bob-2'") == [(1,)]

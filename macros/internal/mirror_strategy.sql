@@ -7,15 +7,15 @@
     on PostgreSQL for a build with nothing to do). Identical: the same values in every column,
     nulls included (same_value); the join is on the model's unique_key, so that the comparison
     is a hash join. A row whose key is null is never identical: it is written again. The table
-    ends with exactly the fresh rows, as a whole build gives them (a fresh row repeated is kept
-    once where an identical row was held: the model's unique_key test fails on it either way). -#}
+    ends with the fresh rows, as a whole build gives them, as long as the model's unique_key
+    holds (its test): a key repeated with identical values is kept as often as it was held. -#}
 {% macro get_incremental_cio_sync_mirror_sql(arg_dict) -%}
-    {%- set target, source = arg_dict['target_relation'], arg_dict['temp_relation'] -%}
+    {%- set mart, source = arg_dict['target_relation'], arg_dict['temp_relation'] -%}
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
     {%- set columns = get_quoted_csv(names) -%}
     {%- if not cio_sync.is_incremental_run() -%}
         {#- A whole build into the table dbt kept (whole_build_reason): the pre-hook emptied it. -#}
-        {{ return('insert into ' ~ target ~ ' (' ~ columns ~ ') (select ' ~ columns ~ ' from ' ~ source ~ ')') }}
+        {{ return('insert into ' ~ mart ~ ' (' ~ columns ~ ') (select ' ~ columns ~ ' from ' ~ source ~ ')') }}
     {%- endif -%}
     {%- set keys = [arg_dict['unique_key']] if arg_dict['unique_key'] is string else arg_dict['unique_key'] -%}
     {%- set quoted = [] -%}
@@ -24,44 +24,37 @@
         {%- for key in keys %}fresh.{{ key }} = held.{{ key }} and {% endfor -%}
         {%- for column in quoted %}{{ cio_sync.same_value('fresh.' ~ column, 'held.' ~ column) }}{{ ' and ' if not loop.last }}{% endfor -%}
     {%- endset -%}
-    {{ return(adapter.dispatch('mirror_rows_sql', 'cio_sync')(target, source, columns, same)) }}
+    {{ return(adapter.dispatch('mirror_rows_sql', 'cio_sync')(mart, source, columns, same)) }}
 {%- endmacro %}
 
-{#- DuckDB: rows named by their rowid. -#}
-{% macro default__mirror_rows_sql(target, source, columns, same) -%}
-    delete from {{ target }}
-    where rowid in (
-        select held.rowid from {{ target }} as held
-        where not exists (select 1 from {{ source }} as fresh where {{ same }})
-    );
-
-    insert into {{ target }} ({{ columns }})
-    select {{ columns }} from {{ source }} as fresh
-    where not exists (select 1 from {{ target }} as held where {{ same }})
-{%- endmacro %}
-
-{#- PostgreSQL: rows named by their row ids, in the one statement that finds them; the fresh
-    rows are analyzed first, as cio_sync_replace does (dbt's temporary table has no
-    statistics). -#}
-{% macro postgres__mirror_rows_sql(target, source, columns, same) -%}
+{#- DuckDB: rows named by their rowid. PostgreSQL: by their row ids, in the one statement that
+    finds them; the fresh rows are analyzed first, as cio_sync_replace does (dbt's temporary
+    table has no statistics), and two builds of the model at once take turns from here to
+    their commit (the lock lets cio-export read): each writes the difference against what the
+    other committed, where both would insert a new row. -#}
+{% macro default__mirror_rows_sql(mart, source, columns, same) -%}
+    {%- set postgres = target.type == 'postgres' -%}
+    {%- if postgres %}
+    lock table {{ mart }} in share row exclusive mode;
     analyze {{ source }};
+    {%- endif %}
 
-    delete from {{ target }}
-    where ctid = any(array(
-        select held.ctid from {{ target }} as held
+    delete from {{ mart }}
+    where {{ 'ctid = any(array(' if postgres else 'rowid in (' }}
+        select held.{{ 'ctid' if postgres else 'rowid' }} from {{ mart }} as held
         where not exists (select 1 from {{ source }} as fresh where {{ same }})
-    ));
+    ){{ ')' if postgres }};
 
-    insert into {{ target }} ({{ columns }})
+    insert into {{ mart }} ({{ columns }})
     select {{ columns }} from {{ source }} as fresh
-    where not exists (select 1 from {{ target }} as held where {{ same }})
+    where not exists (select 1 from {{ mart }} as held where {{ same }})
 {%- endmacro %}
 
 {#- Redshift has no row id to delete by: the table's rows are replaced whole, in the build's
     transaction (as a table materialization would rewrite them). -#}
-{% macro redshift__mirror_rows_sql(target, source, columns, same) -%}
-    delete from {{ target }};
+{% macro redshift__mirror_rows_sql(mart, source, columns, same) -%}
+    delete from {{ mart }};
 
-    insert into {{ target }} ({{ columns }})
+    insert into {{ mart }} ({{ columns }})
     select {{ columns }} from {{ source }}
 {%- endmacro %}

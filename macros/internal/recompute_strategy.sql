@@ -22,9 +22,13 @@
     where {% for predicate in predicates %}({{ predicate }}){{ ' or ' if not loop.last }}{% endfor %}
 {%- endmacro %}
 
-{#- PostgreSQL: with their row ids (not locked: `for update` writes every row it locks, as much
-    write-ahead log as the rewrite it spares). Dropped at commit. -#}
+{#- PostgreSQL: with their row ids, dropped at commit. Two builds of the mart at once take
+    turns from here to their commit (the lock lets cio-export read; `for update` on the rows
+    instead wrote a log record for each, as much as the rewrite it spares): each holds what
+    the other committed, where both would insert the same new row, and the row ids it holds
+    stay its rows until it deletes them. -#}
 {% macro postgres__hold_rows_to_recompute(predicates) -%}
+    lock table {{ this }} in share row exclusive mode;
     create temporary table cio_held_rows on commit drop as
     select held.ctid as _cio_held_row, held.*
     from {{ this }} as held
@@ -61,7 +65,7 @@
     {%- endset %}
     delete from {{ mart }}
     where {{ row_id }} {{ '= any(array(' if target.type == 'postgres' else 'in (' }}select held._cio_held_row {{ changed }}){{ ')' if target.type == 'postgres' }}
-    {#- Still the row held there: a build running at the same time may have replaced it. #}
+    {#- Only a row that holds one of the events held. #}
         and event_id in (select held.event_id {{ changed }});
 
     insert into {{ mart }} ({{ columns }})
