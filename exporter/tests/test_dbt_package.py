@@ -850,16 +850,18 @@ def test_marts_selected_whole_or_recomputed_by_time_write_only_what_changed(
     adapter, duckdb_project_factory, tmp_path_factory, pg_schema_factory
 ):
     """cio_devices and the subscription marts are selected whole by every build, and
-    cio_event_cart_abandoned recomputes every cart whose window elapsed within the lookback;
+    cio_event_cart_abandoned and cio_event_replenishment_due recompute every cart and run-out
+    date that elapsed within the lookback;
     all are written as a difference (cio_sync_mirror, cio_sync_recompute): a build where
     nothing changed writes no row (the rows keep their place on PostgreSQL, so no write-ahead
     log is spent on them), a changed row is replaced, a row that leaves is deleted, a new one
     added, and the tables hold what a full refresh gives."""
     project, execute = seeded_project(adapter, "mirror", "cio_mirror", duckdb_project_factory, tmp_path_factory,
                                       pg_schema_factory)
-    marts = ("cio_devices", "cio_subscription_objects", "cio_subscription_relationships", "cio_event_cart_abandoned")
+    marts = ("cio_devices", "cio_subscription_objects", "cio_subscription_relationships", "cio_event_cart_abandoned",
+             "cio_event_replenishment_due")
     selected = ("--select", "+cio_devices", "+cio_subscription_objects", "+cio_subscription_relationships",
-                "+cio_event_cart_abandoned")
+                "+cio_event_cart_abandoned", "+cio_event_replenishment_due")
 
     def written() -> dict[str, int]:
         # Rows the build inserted (PostgreSQL's response to the last statement; DuckDB's
@@ -877,6 +879,7 @@ def test_marts_selected_whole_or_recomputed_by_time_write_only_what_changed(
     assert all(project.query(f"select count(*) from {mart}") != [(0,)] for mart in marts)
     devices_at, objects_at = places("cio_devices", "token"), places("cio_subscription_objects", "subscription_id")
     carts_at = places("cio_event_cart_abandoned", "checkout_id")
+    due_at = places("cio_event_replenishment_due", "event_id")
     # The carts the next build recomputes (those whose window elapsed within the lookback).
     assert project.query("select count(*) from cio_event_cart_abandoned"
                          " where event_at >= cast('2026-05-29 12:00:00' as timestamp)") != [(0,)]
@@ -886,6 +889,7 @@ def test_marts_selected_whole_or_recomputed_by_time_write_only_what_changed(
     assert places("cio_devices", "token") == devices_at
     assert places("cio_subscription_objects", "subscription_id") == objects_at
     assert places("cio_event_cart_abandoned", "checkout_id") == carts_at
+    assert places("cio_event_replenishment_due", "event_id") == due_at
 
     # Bob's token is deleted, Jane's used again, a new one for Bob; subscription 2 moves to
     # another plan (its relationship, status and start, stays as it is).
@@ -904,8 +908,22 @@ def test_marts_selected_whole_or_recomputed_by_time_write_only_what_changed(
     assert project.query("select plan from cio_subscription_objects where subscription_id = '2'") == [("monthly",)]
     if adapter == "postgres":
         assert written() == {"cio_devices": 2, "cio_subscription_objects": 1, "cio_subscription_relationships": 0,
-                             "cio_event_cart_abandoned": 0}
+                             "cio_event_cart_abandoned": 0, "cio_event_replenishment_due": 0}
         assert places("cio_subscription_objects", "subscription_id")["1"] == objects_at["1"]
+
+    # A purchase whose units ran out yesterday: its run-out date is in the lookback from now on.
+    execute("insert into raw_orders (order_id, customer_id, ordered_at, order_total, status, currency) values"
+            " ('o9100', 'c002', '2026-05-30 10:00:00', '12.00', 'paid', 'usd')")
+    execute("insert into raw_order_lines (order_id, sku, quantity, line_total, product_category, replenishment_days)"
+            " values ('o9100', 'SKU-FILTER', 1, '12.00', 'home', 1)")
+    project.run("run", *selected)
+    assert project.query("select order_id from cio_event_replenishment_due"
+                         " where event_at >= cast('2026-05-29 12:00:00' as timestamp)") == [("o9100",)]
+    due_at = places("cio_event_replenishment_due", "event_id")
+    project.run("run", *selected)
+    assert places("cio_event_replenishment_due", "event_id") == due_at
+    if adapter == "postgres":
+        assert written()["cio_event_replenishment_due"] == 0
 
     incremental = {mart: sorted(project.query(f"select * from {mart}"), key=repr) for mart in marts}
     project.run("run", *selected, "--full-refresh")

@@ -79,30 +79,34 @@
     recomputes (`keys_sql` selects them), so a row whose key no longer qualifies is gone. -#}
 {% macro delete_rows_of(column, keys_sql) -%}
     {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
-        {{ return(adapter.dispatch('delete_rows_of', 'cio_sync')(column, keys_sql)) }}
+        delete from {{ this }} where {{ cio_sync.rows_of(column, keys_sql) }}
     {%- endif -%}
 {%- endmacro %}
 
-{% macro default__delete_rows_of(column, keys_sql) -%}
-    delete from {{ this }} where {{ column }} in ({{ keys_sql }})
+{#- The condition on the model's rows that selects those of the keys `keys_sql` selects. -#}
+{% macro rows_of(column, keys_sql) -%}
+    {{ return(adapter.dispatch('rows_of', 'cio_sync')(column, keys_sql)) }}
+{%- endmacro %}
+
+{% macro default__rows_of(column, keys_sql) -%}
+    {{ column }} in ({{ keys_sql }})
 {%- endmacro %}
 
 {#- With a B-tree index on the column (lookup_index), the rows are found key by key through it
-    and deleted by their row ids, as the cio_sync_replace strategy does, where `column in (...)`
+    and named by their row ids, as the cio_sync_replace strategy does, where `column in (...)`
     would read the whole table (cio_people, cio_event_order_placed, cio_event_checkout_started,
     cio_event_replenishment_due's persons; the smaller event marts have no such index and are
     read whole). -#}
-{% macro postgres__delete_rows_of(column, keys_sql) -%}
+{% macro postgres__rows_of(column, keys_sql) -%}
     {%- set lookup = cio_sync.lookup_column(this, column) -%}
     {%- if lookup is not none -%}
-        delete from {{ this }}
-        where ctid = any(array(
+        ctid = any(array(
             select looked_up.ctid
             from (select distinct lookup_keys.k from ({{ keys_sql }}) as lookup_keys (k)) as wanted
             cross join lateral (select ctid from {{ this }} where {{ lookup }} = wanted.k offset 0) as looked_up
         ))
     {%- else -%}
-        {{ cio_sync.default__delete_rows_of(column, keys_sql) }}
+        {{ cio_sync.default__rows_of(column, keys_sql) }}
     {%- endif -%}
 {%- endmacro %}
 

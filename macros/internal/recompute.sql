@@ -156,22 +156,24 @@
 {%- endmacro %}
 
 {#- Its pre-hook: the key sets, then the rows of the recounted persons (an order moved to
-    another person leaves none of its SKUs behind) and of the (person, SKU) pairs recomputed. -#}
-{% macro delete_replenishments_to_recompute() -%}
+    another person leaves none of its SKUs behind) and of the (person, SKU) pairs recomputed:
+    held for its strategy to replace where they changed (hold_rows_to_recompute). -#}
+{% macro hold_replenishments_to_recompute() -%}
     {%- if execute and flags.INTROSPECT and cio_sync.is_incremental_run() -%}
         {%- set staged = [cio_sync.stage_key_set('recount', cio_sync.persons_to_recount),
                           cio_sync.stage_key_set('replenishments', cio_sync.replenishments_to_recompute)] | select | list -%}
         {{ (staged | join(';\n')) ~ ';' if staged }}
-        {{ cio_sync.delete_rows_of(cio_sync.identifier(), cio_sync.key_set('recount', cio_sync.persons_to_recount)) }};
-        {{ cio_sync.delete_pairs_of(cio_sync.identifier(), 'sku',
-            cio_sync.key_set('replenishments', cio_sync.replenishments_to_recompute)) }}
+        {{ cio_sync.hold_rows_to_recompute([
+            cio_sync.rows_of(cio_sync.identifier(), cio_sync.key_set('recount', cio_sync.persons_to_recount)),
+            cio_sync.pairs_of(cio_sync.identifier(), 'sku', cio_sync.key_set('replenishments', cio_sync.replenishments_to_recompute)),
+        ]) }}
     {%- endif -%}
 {%- endmacro %}
 
-{#- Pre-hook step: deletes the rows whose (`first`, `second`) is one of the pairs `pairs_sql`
-    selects (columns person_id, sku). -#}
-{% macro delete_pairs_of(first, second, pairs_sql) -%}
-    {{ return(adapter.dispatch('delete_pairs_of', 'cio_sync')(first, second, pairs_sql)) }}
+{#- The condition on the model's rows that selects those whose (`first`, `second`) is one of the
+    pairs `pairs_sql` selects (columns person_id, sku). -#}
+{% macro pairs_of(first, second, pairs_sql) -%}
+    {{ return(adapter.dispatch('pairs_of', 'cio_sync')(first, second, pairs_sql)) }}
 {%- endmacro %}
 
 {#- The pairs' columns renamed, so that the model's columns are named alone. PostgreSQL
@@ -179,9 +181,8 @@
     in the pairs (1.4M at 1M customers, where 16,000 are deleted). No plan above it depends on
     that figure, and the forms it estimates better are slower: an inner join (estimate within
     4x) hashes the whole table instead of the pairs. -#}
-{% macro default__delete_pairs_of(first, second, pairs_sql) -%}
-    delete from {{ this }}
-    where exists (
+{% macro default__pairs_of(first, second, pairs_sql) -%}
+    exists (
         select 1
         from (
             select person_id as recomputed_person_id, sku as recomputed_sku
@@ -193,19 +194,15 @@
 {%- endmacro %}
 
 {#- With a B-tree index on the first column (lookup_index), the rows of the pairs' persons are
-    found through it and those of the pairs deleted by their row ids, as the cio_sync_replace
+    found through it and those of the pairs named by their row ids, as the cio_sync_replace
     strategy does: the semi-join above read the whole table (6.6 million rows of
-    cio_event_replenishment_due at 1,000,000 customers, 0.7-1.5 s, for 16,000 rows to delete). -#}
-{% macro postgres__delete_pairs_of(first, second, pairs_sql) -%}
+    cio_event_replenishment_due at 1,000,000 customers, 0.7-1.5 s, for 16,000 rows). -#}
+{% macro postgres__pairs_of(first, second, pairs_sql) -%}
     {%- set lookup = cio_sync.lookup_column(this, first) -%}
     {%- if lookup is none -%}
-        {{ return(cio_sync.default__delete_pairs_of(first, second, pairs_sql)) }}
+        {{ return(cio_sync.default__pairs_of(first, second, pairs_sql)) }}
     {%- endif -%}
-    {{ cio_sync.postgres__delete_keys_through_index(this, lookup, [first, second], pairs_sql, ['person_id', 'sku']) }}
-{%- endmacro %}
-
-{% macro redshift__delete_pairs_of(first, second, pairs_sql) -%}
-    {{ return(cio_sync.default__delete_pairs_of(first, second, pairs_sql)) }}
+    ctid = any(array({{ cio_sync.postgres__keys_through_index(this, lookup, [first, second], pairs_sql, ['person_id', 'sku']) }}))
 {%- endmacro %}
 
 {#- cio_people: the persons with a row changed since the last build in any input, as they are

@@ -4,9 +4,10 @@
     model selects their fresh version; the strategy deletes the held rows that have no identical
     fresh row and inserts the fresh rows that have no identical held row (the same values in
     every column, nulls included, matched on event_id). A recomputed row that came out as it
-    was is neither deleted nor written again: cio_event_cart_abandoned recomputes every cart
-    whose window elapsed within the lookback (var cio_event_lookback_hours) at every build,
-    and rewrote them all (122,760 rows in a build with nothing changed at 1,000,000 customers).
+    was is neither deleted nor written again: cio_event_cart_abandoned and
+    cio_event_replenishment_due recompute every cart and run-out date that elapsed within the
+    lookback (var cio_event_lookback_hours) at every build, and rewrote them all (122,760 carts
+    and 17,520 run-out dates in a build with nothing changed at 1,000,000 customers).
     The fresh rows are those of the recomputed keys only, and every held row of those keys is
     among the held ones (the predicates cover the keys the model recomputes), so the mart ends
     as a delete of all of them and an insert would leave it. -#}

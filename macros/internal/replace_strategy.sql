@@ -45,7 +45,11 @@
     rows found, after the `offset 0` fence, so it is hashed once), deleted by their row ids. -#}
 {% macro postgres__delete_keys_through_index(target, lookup, keys, source_sql, source_keys) -%}
     delete from {{ target }}
-    where ctid = any(array(
+    where ctid = any(array({{ cio_sync.postgres__keys_through_index(target, lookup, keys, source_sql, source_keys) }}))
+{%- endmacro %}
+
+{#- The row ids of those rows. -#}
+{% macro postgres__keys_through_index(target, lookup, keys, source_sql, source_keys) -%}
         select held.ctid
         from (
             select looked_up.*
@@ -60,7 +64,6 @@
         where ({% for k in keys %}held.held_{{ loop.index }}{{ ', ' if not loop.last }}{% endfor %})
             in (select {% for k in source_keys %}source.{{ k }}{{ ', ' if not loop.last }}{% endfor %} from ({{ source_sql }}) as source)
         {%- endif %}
-    ))
 {%- endmacro %}
 
 {% macro redshift__replace_rows_sql(arg_dict) -%}

@@ -1,9 +1,9 @@
 {{ config(
     enabled=cio_sync.input_enabled('order_lines'),
     materialized='incremental',
-    incremental_strategy='append',
+    incremental_strategy='cio_sync_recompute',
     on_schema_change='fail',
-    pre_hook="{{ cio_sync.delete_replenishments_to_recompute() }}",
+    pre_hook="{{ cio_sync.hold_replenishments_to_recompute() }}",
     contract={'enforced': true},
     indexes=cio_sync.time_index('event_at') + cio_sync.lookup_index([cio_sync.identifier()]),
     tags=['cio'],
