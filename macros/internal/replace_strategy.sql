@@ -12,9 +12,7 @@
 {% macro get_incremental_cio_sync_replace_sql(arg_dict) -%}
     {#- A whole build into the table dbt kept (whole_build_reason): the pre-hook emptied it. -#}
     {%- if not cio_sync.is_incremental_run() -%}
-        {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-        {{ return('insert into ' ~ arg_dict['target_relation'] ~ ' (' ~ columns ~ ') (select ' ~ columns
-            ~ ' from ' ~ arg_dict['temp_relation'] ~ ')') }}
+        {{ return(get_incremental_append_sql(arg_dict)) }}
     {%- endif -%}
     {{ return(adapter.dispatch('replace_rows_sql', 'cio_sync')(arg_dict)) }}
 {%- endmacro %}
